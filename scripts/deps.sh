@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a make target needs, and only those missing.
+# Usage: scripts/deps.sh build|test|bench
+# Why a script and not a README paragraph: CI and fresh machines start bare,
+# and "make run" / "make test" promise to work there unaided.
+set -euo pipefail
+
+build_pkgs=(gcc make meson ninja-build pkg-config libmicrohttpd-dev libgnutls28-dev
+  libjansson-dev libsqlite3-dev libsodium-dev libcurl4-gnutls-dev liburiparser-dev
+  libidn2-dev libxml2-dev libsystemd-dev)
+test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm sqlite3 curl)
+bench_pkgs=(wrk nginx-light curl)
+
+case "${1:-build}" in
+  build) want=("${build_pkgs[@]}") ;;
+  test)  want=("${build_pkgs[@]}" "${test_pkgs[@]}") ;;
+  bench) want=("${build_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "deps.sh: unknown group '$1' (build, test or bench)" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  # node/npm may come from elsewhere (the CI image ships them): accept the command.
+  case "$p" in
+    nodejs) command -v node >/dev/null 2>&1 && continue ;;
+    npm)    command -v npm  >/dev/null 2>&1 && continue ;;
+  esac
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps.sh: installing ${missing[*]}" >&2
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target over its seed corpus for a bounded time.
+# Usage: scripts/run-fuzzers.sh BUILD_DIR SECONDS
+# New inputs go to a scratch directory, so the committed corpus only changes
+# when someone adds a reproducer on purpose.
+set -euo pipefail
+build=$1 seconds=${2:-15}
+top=$(cd "$(dirname "$0")/.." && pwd)
+fails=0
+for exe in "$build"/tests/fuzz/fuzz_*; do
+  [ -x "$exe" ] || continue
+  name=$(basename "$exe")
+  corpus="$top/tests/fuzz/corpus/$name"
+  scratch=$(mktemp -d)
+  echo "fuzz: $name for ${seconds}s"
+  if ! (cd "$scratch" && ATRIUM_TEST_TMPDIR="$scratch" "$exe" -max_total_time="$seconds" -timeout=10 \
+        -rss_limit_mb=4096 -print_final_stats=0 "$scratch" ${corpus:+$( [ -d "$corpus" ] && echo "$corpus")} \
+        >"$scratch/log" 2>&1); then
+    echo "fuzz: $name FAILED; last lines:"; tail -n 40 "$scratch/log"
+    mkdir -p "$top/tests/fuzz/crashes"; cp "$scratch"/crash-* "$scratch"/leak-* "$top/tests/fuzz/crashes/" 2>/dev/null || true
+    fails=$((fails + 1))
+  else
+    grep -E '^#[0-9]+.*DONE' "$scratch/log" | tail -n 1 || true
+  fi
+  rm -rf "$scratch"
+done
+[ "$fails" -eq 0 ] || { echo "fuzz: $fails target(s) failed"; exit 1; }

@@ -1,0 +1,54 @@
+/* atlas.xml: the server's configuration file (libxml2).
+ *
+ *   <Atlas>
+ *     <Listen address="127.0.0.1" port="8080"/>
+ *     <DataDirectory>/var/lib/atrium</DataDirectory>
+ *     <Tls certificate="/etc/atrium/cert.pem" key="/etc/atrium/key.pem"/>
+ *     <Domain>example.com</Domain>              (initial domain, first start only)
+ *     <IMDeleteAfterDays>90</IMDeleteAfterDays>
+ *     <JournalDeleteAfterDays>365</JournalDeleteAfterDays>
+ *   </Atlas>
+ *
+ * Relative paths are relative to the directory of atlas.xml. Unknown elements
+ * and attributes are errors (a typo must not silently do nothing), and so is
+ * an element given twice. A DOCTYPE is refused: the file needs no entities, and
+ * refusing them rules out external-entity and entity-expansion attacks. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ATLAS_DEFAULT_ADDRESS "127.0.0.1"
+#define ATLAS_DEFAULT_PORT 8080
+#define ATLAS_DEFAULT_DATA_DIR "/var/lib/atrium"
+#define ATLAS_MAX_DAYS 36500
+#define ATLAS_MAX_BYTES (1024 * 1024)
+
+typedef struct atlas_config {
+  char path[4096];         /* the file this was read from (absolute) */
+  char listen_address[64]; /* IPv4 or IPv6 literal; default 127.0.0.1 */
+  int listen_port;         /* default 8080; 0 = any free port (tests) */
+  char data_dir[4096];     /* absolute */
+  char tls_cert[4096];     /* empty: plain HTTP */
+  char tls_key[4096];
+  char domain[254];        /* empty when not given */
+  int im_delete_after_days;      /* -1 when not given */
+  int journal_delete_after_days; /* -1 when not given */
+} atlas_config_t;
+
+/* Reads and checks the file. On failure returns a negative code (-EINVAL for
+ * content, -errno for I/O, -EFBIG above ATLAS_MAX_BYTES) and writes a sentence
+ * into err naming the file, the line and what is wrong. *cfg is written only on
+ * success. */
+int atlas_load(const char *path, atlas_config_t *cfg, char *err, size_t errlen);
+
+/* The same checks on a document in memory (tests, the fuzz target). Relative
+ * paths are resolved against base_dir, which must then be an absolute path;
+ * with base_dir NULL a relative path is an error. Error sentences name the file
+ * "atlas.xml". *cfg is written only on success, so a failed re-read keeps the
+ * configuration in use. cfg->path is left empty. */
+int atlas_parse_memory(const char *buf, size_t len, const char *base_dir, atlas_config_t *cfg,
+                       char *err, size_t errlen);
+
+/* The larger of the two retention values, or -1 when neither is given. */
+int atlas_retention_days(const atlas_config_t *cfg);

@@ -1,0 +1,30 @@
+/* Logging to stderr in a form journald understands.
+ *
+ * Each line starts with an sd-daemon(3) priority prefix ("<3>") when stderr
+ * is connected to the journal (JOURNAL_STREAM is set), and with a level word
+ * otherwise, so that both `journalctl -p err` and a terminal read well.
+ * Library-like modules (validate, store, settings) do not log; they return
+ * codes and sentences, and the daemon decides what to log. */
+#pragma once
+
+#include <stdarg.h>
+
+typedef enum log_level {
+  LOG_LEVEL_ERR = 3,
+  LOG_LEVEL_WARNING = 4,
+  LOG_LEVEL_NOTICE = 5,
+  LOG_LEVEL_INFO = 6,
+  LOG_LEVEL_DEBUG = 7,
+} log_level_t;
+
+/* Lines above this level are dropped. Default INFO; ATRIUM_LOG_LEVEL=debug etc. */
+void log_set_level(log_level_t level);
+int log_parse_level(const char *name, log_level_t *out);
+
+void log_msg(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_err(...) log_msg(LOG_LEVEL_ERR, __VA_ARGS__)
+#define log_warning(...) log_msg(LOG_LEVEL_WARNING, __VA_ARGS__)
+#define log_notice(...) log_msg(LOG_LEVEL_NOTICE, __VA_ARGS__)
+#define log_info(...) log_msg(LOG_LEVEL_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_LEVEL_DEBUG, __VA_ARGS__)
