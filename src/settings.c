@@ -537,8 +537,18 @@ static int run_apply_hooks(const settings_snapshot_t *old_snap, const settings_s
   return 0;
 }
 
+/* How a change may differ from a plain PATCH: an operation that owns an
+ * operation-only key (the domain change) may set it, and writes its own rows
+ * in the same transaction. */
+typedef struct change_opts {
+  bool allow_operation_only;
+  settings_txn_fn in_txn;
+  void *ctx;
+} change_opts_t;
+
 static int persist_change(const settings_snapshot_t *cur, const json_t *new_stored,
-                          const json_t *changed_keys, const char *actor, uint64_t version) {
+                          const json_t *changed_keys, const char *actor, uint64_t version,
+                          const change_opts_t *opts, char *txn_err, size_t txn_errlen) {
   store_lock(S.store);
   int r = store_begin(S.store);
   size_t i;
@@ -559,6 +569,10 @@ static int persist_change(const settings_snapshot_t *cur, const json_t *new_stor
     free(new_text);
   }
   if (r == 0) r = store_settings_set_version(S.store, version);
+  if (r == 0 && opts->in_txn) {
+    r = opts->in_txn(S.store, opts->ctx, txn_err, txn_errlen);
+    if (r < 0 && !txn_err[0]) snprintf(txn_err, txn_errlen, "%s", store_last_error(S.store));
+  }
   if (r == 0) r = store_commit(S.store);
   if (r < 0) store_rollback(S.store);
   store_unlock(S.store);
@@ -567,7 +581,8 @@ static int persist_change(const settings_snapshot_t *cur, const json_t *new_stor
 }
 
 static int change_locked(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
-                         settings_snapshot_t *cur, settings_outcome_t *out) {
+                         const change_opts_t *opts, settings_snapshot_t *cur,
+                         settings_outcome_t *out) {
   out->version = cur->version;
   json_t *changes = changes_from_body(body, op, cur, out);
   if (!changes) return -1;
@@ -595,7 +610,7 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
       continue;
     }
     const setting_def_t *def = &catalogue[i];
-    if (def->flags & SETTING_F_OPERATION_ONLY) {
+    if ((def->flags & SETTING_F_OPERATION_ONLY) && !opts->allow_operation_only) {
       add_error(conflicts, key, NULL,
                 "Is changed only through the domain change operation (POST /api/v1/domain/change "
                 "or `atriumctl domain change NEW`), which renames every user at once.");
@@ -674,7 +689,9 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
   }
 
   if (run_apply_hooks(cur, next, changed_keys, out) < 0) goto done;
-  int r = persist_change(cur, new_stored, changed_keys, actor, next->version);
+  char txn_err[384] = "";
+  int r = persist_change(cur, new_stored, changed_keys, actor, next->version, opts, txn_err,
+                         sizeof txn_err);
   if (r < 0) {
     for (size_t u = S.hook_count; u-- > 0;)
       if (section_changed(S.hooks[u].section, changed_keys)) {
@@ -684,7 +701,7 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
     outcome_fail(out, 500, "store", "The settings could not be saved",
                  "Writing to the settings store failed, so nothing was changed: %s. Check the "
                  "server log and the free space and permissions of the data directory.",
-                 store_last_error(S.store));
+                 txn_err[0] ? txn_err : store_last_error(S.store));
     goto done;
   }
   if (snapshot_render(next) < 0) goto oom; /* cannot happen after a successful build but OOM */
@@ -716,7 +733,22 @@ int settings_change(const json_t *body, settings_op_t op, const char *actor, int
     return outcome_fail(out, 500, "internal", "Out of memory", "The server ran out of memory.");
   pthread_mutex_lock(&S.change_lock);
   settings_snapshot_t *cur = settings_acquire();
-  int rc = change_locked(body, op, actor ? actor : "unknown", if_match, cur, out);
+  static const change_opts_t plain = {0};
+  int rc = change_locked(body, op, actor ? actor : "unknown", if_match, &plain, cur, out);
+  settings_release(cur);
+  pthread_mutex_unlock(&S.change_lock);
+  return rc;
+}
+
+int settings_change_operation(const json_t *changes, const char *actor, settings_txn_fn in_txn,
+                              void *ctx, settings_outcome_t *out) {
+  outcome_init(out);
+  if (!out->errors || !out->warnings)
+    return outcome_fail(out, 500, "internal", "Out of memory", "The server ran out of memory.");
+  pthread_mutex_lock(&S.change_lock);
+  settings_snapshot_t *cur = settings_acquire();
+  const change_opts_t opts = {.allow_operation_only = true, .in_txn = in_txn, .ctx = ctx};
+  int rc = change_locked(changes, SETTINGS_OP_PATCH, actor ? actor : "unknown", -1, &opts, cur, out);
   settings_release(cur);
   pthread_mutex_unlock(&S.change_lock);
   return rc;

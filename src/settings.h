@@ -96,6 +96,21 @@ typedef int (*settings_apply_fn)(const settings_snapshot_t *old_snap,
                                  size_t errlen);
 int settings_register_apply(const char *section, settings_apply_fn fn, void *ctx);
 
+/* Runs inside the store transaction of settings_change_operation, with the
+ * store locked: write the operation's own rows through store_db(store).
+ * Return 0, or a negative code with a sentence in err (everything is then
+ * rolled back). */
+typedef int (*settings_txn_fn)(store_t *store, void *ctx, char *err, size_t errlen);
+
+/* For an operation that owns an operation-only key (the domain change sets
+ * domain.name and federation.fqdn): like a PATCH of `changes`, but
+ * operation-only keys are accepted, and in_txn (may be NULL) runs in the same
+ * transaction as the settings rows and their audit entries, so that readers
+ * and a crash see either all of it or none. Serialised with every other
+ * change. */
+int settings_change_operation(const json_t *changes, const char *actor, settings_txn_fn in_txn,
+                              void *ctx, settings_outcome_t *out);
+
 /* Exported for the fuzz target and unit tests: check a PATCH body against the
  * current snapshot without writing anything (same as SETTINGS_OP_VALIDATE). */
 int settings_validate_body(const json_t *body, settings_outcome_t *out);

@@ -443,6 +443,51 @@ static void test_export_import(void **state) {
   json_decref(exp);
 }
 
+static int txn_ok(store_t *store, void *ctx, char *err, size_t errlen) {
+  (*(int *)ctx)++;
+  return store_meta_put(store, "test.marker", "written");
+}
+
+static int txn_fail(store_t *store, void *ctx, char *err, size_t errlen) {
+  store_meta_put(store, "test.marker", "must-not-stay");
+  snprintf(err, errlen, "the operation's own rows could not be written");
+  return -EIO;
+}
+
+static void test_operation_owns_domain(void **state) {
+  fixture_t *f = *state;
+  json_t *changes = json_pack("{s:s, s:s}", "domain.name", "new.example", "federation.fqdn",
+                              "sip.new.example");
+  json_t *before = document();
+  settings_outcome_t out;
+  settings_change_operation(changes, "op", txn_fail, NULL, &out);
+  assert_int_equal(out.status, 500);
+  assert_non_null(strstr(out.detail, "own rows"));
+  settings_outcome_clear(&out);
+  json_t *after = document();
+  assert_true(json_equal(before, after));
+  char *marker = NULL;
+  assert_int_equal(store_meta_get(f->store, "test.marker", &marker), -ENOENT);
+
+  int calls = 0;
+  settings_change_operation(changes, "op", txn_ok, &calls, &out);
+  assert_int_equal(out.status, 200);
+  assert_int_equal(calls, 1);
+  settings_outcome_clear(&out);
+  settings_snapshot_t *snap = settings_acquire();
+  assert_string_equal(settings_string(snap, "domain.name"), "new.example");
+  assert_string_equal(settings_string(snap, "federation.fqdn"), "sip.new.example");
+  settings_release(snap);
+  assert_int_equal(store_meta_get(f->store, "test.marker", &marker), 0);
+  assert_string_equal(marker, "written");
+  free(marker);
+  /* A plain PATCH still may not touch the domain. */
+  assert_int_equal(patch_status("{\"domain.name\": \"x.example\"}"), 409);
+  json_decref(changes);
+  json_decref(before);
+  json_decref(after);
+}
+
 static void test_schema(void **state) {
   json_t *schema = settings_schema();
   assert_int_equal(json_array_size(json_object_get(schema, "settings")), catalogue_count);
@@ -457,7 +502,7 @@ int main(void) {
       T(test_secret_is_sealed_and_hidden), T(test_bad_values_change_nothing),
       T(test_good_cross_fields), T(test_if_match),         T(test_environment),
       T(test_apply_hooks_and_rollback), T(test_qos_follows_meeting_url), T(test_warnings),
-      T(test_export_import),     T(test_schema),
+      T(test_export_import),     T(test_operation_owns_domain), T(test_schema),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
