@@ -4,17 +4,17 @@
 # New inputs go to a scratch directory, so the committed corpus only changes
 # when someone adds a reproducer on purpose.
 set -euo pipefail
-build=$1 seconds=${2:-15}
+build=$(cd "$1" && pwd) seconds=${2:-15}
 top=$(cd "$(dirname "$0")/.." && pwd)
 fails=0
 for exe in "$build"/tests/fuzz/fuzz_*; do
-  [ -x "$exe" ] || continue
+  [ -f "$exe" ] && [ -x "$exe" ] || continue
   name=$(basename "$exe")
   corpus="$top/tests/fuzz/corpus/$name"
   scratch=$(mktemp -d)
   echo "fuzz: $name for ${seconds}s"
   if ! (cd "$scratch" && ATRIUM_TEST_TMPDIR="$scratch" "$exe" -max_total_time="$seconds" -timeout=10 \
-        -rss_limit_mb=4096 -print_final_stats=0 "$scratch" ${corpus:+$( [ -d "$corpus" ] && echo "$corpus")} \
+        -rss_limit_mb=4096 -print_final_stats=0 "$scratch" $( [ -d "$corpus" ] && echo "$corpus") \
         >"$scratch/log" 2>&1); then
     echo "fuzz: $name FAILED; last lines:"; tail -n 40 "$scratch/log"
     mkdir -p "$top/tests/fuzz/crashes"; cp "$scratch"/crash-* "$scratch"/leak-* "$top/tests/fuzz/crashes/" 2>/dev/null || true

@@ -26,7 +26,9 @@ typedef struct auth_bootstrap {
 
 /* Loads sessions from the store. When there is no admin account, creates
  * AUTH_ADMIN_NAME with ATRIUM_ADMIN_PASSWORD (if set, at least 8 characters)
- * or a random password written to <data_dir>/initial-admin-password (0600). */
+ * or a random password written to <data_dir>/initial-admin-password (0600,
+ * the password and a newline). -EALREADY when already initialised; on
+ * failure a sentence in err, and auth stays uninitialised. */
 int auth_init(store_t *store, const char *data_dir, auth_bootstrap_t *boot, char *err, size_t errlen);
 void auth_bootstrap_clear(auth_bootstrap_t *boot);
 void auth_shutdown(void);
@@ -39,7 +41,9 @@ typedef struct auth_session {
 } auth_session_t;
 
 /* 0 on success; -EACCES for a wrong user or password; -EAGAIN when this user
- * or client address has failed too often recently (*retry_after seconds). */
+ * or client address has failed too often recently (*retry_after seconds);
+ * -EIO for a store failure, -EINVAL before auth_init. client_addr may be NULL
+ * (then only the user name is counted). */
 int auth_login(const char *user, const char *password, const char *client_addr,
                auth_session_t *out, int *retry_after);
 void auth_session_clear(auth_session_t *s);
@@ -52,4 +56,6 @@ typedef struct auth_identity {
 
 /* 0 and *who filled for a live session token; -EACCES otherwise. */
 int auth_check_token(const char *token, auth_identity_t *who);
+/* 0 when the session was ended; -EACCES for an unknown or expired token; a
+ * store error when the session is gone from memory but not from the store. */
 int auth_logout(const char *token);

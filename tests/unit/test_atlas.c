@@ -1,0 +1,489 @@
+/* atlas.xml parsing: a table of documents with what each must give, plus the
+ * file-level cases (relative paths, the example file, XXE, stderr). */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "atlas.h"
+
+#define BASE "/etc/atrium"
+
+/* Expected values as text; NULL means "the default". */
+typedef struct expect {
+  const char *address;
+  const char *port;
+  const char *data_dir;
+  const char *cert;
+  const char *key;
+  const char *domain;
+  const char *im;
+  const char *journal;
+  const char *retention;
+} expect_t;
+
+typedef struct atlas_case {
+  const char *name;
+  const char *doc;
+  const char *base_dir; /* BASE unless NO_BASE */
+  bool no_base;
+  int rc;                   /* 0 or the negative code */
+  const char *err_has[3];   /* substrings of the message when rc != 0 */
+  expect_t want;
+} atlas_case_t;
+
+#define HEAD "<?xml version=\"1.0\"?>\n"
+
+static const atlas_case_t cases[] = {
+    /* ---- good ---- */
+    {.name = "empty root gives defaults", .doc = "<Atlas/>",
+     .want = {.address = "127.0.0.1", .port = "8080", .data_dir = "/var/lib/atrium",
+              .cert = "", .key = "", .domain = "", .im = "-1", .journal = "-1",
+              .retention = "-1"}},
+    {.name = "all fields",
+     .doc = HEAD "<Atlas>\n"
+            "  <!-- a comment -->\n"
+            "  <Listen address=\"::1\" port=\"8443\"/>\n"
+            "  <DataDirectory>/srv/atrium</DataDirectory>\n"
+            "  <Tls certificate=\"/etc/ssl/a.pem\" key=\"/etc/ssl/a.key\"/>\n"
+            "  <Domain>Example.COM</Domain>\n"
+            "  <IMDeleteAfterDays>90</IMDeleteAfterDays>\n"
+            "  <JournalDeleteAfterDays>365</JournalDeleteAfterDays>\n"
+            "</Atlas>\n",
+     .want = {.address = "::1", .port = "8443", .data_dir = "/srv/atrium",
+              .cert = "/etc/ssl/a.pem", .key = "/etc/ssl/a.key", .domain = "Example.COM",
+              .im = "90", .journal = "365", .retention = "365"}},
+    {.name = "relative data dir and TLS paths resolve against the base",
+     .doc = "<Atlas><DataDirectory>data</DataDirectory>"
+            "<Tls certificate=\"tls/cert.pem\" key=\"./tls/key.pem\"/></Atlas>",
+     .want = {.data_dir = BASE "/data", .cert = BASE "/tls/cert.pem",
+              .key = BASE "/tls/key.pem"}},
+    {.name = "data dir '.' is the base dir", .doc = "<Atlas><DataDirectory>.</DataDirectory></Atlas>",
+     .want = {.data_dir = BASE}},
+    {.name = "trailing slash dropped, surrounding blanks trimmed",
+     .doc = "<Atlas><DataDirectory>\n   /srv/x/  \n</DataDirectory></Atlas>",
+     .want = {.data_dir = "/srv/x"}},
+    {.name = "relative path under root base dir", .base_dir = "/",
+     .doc = "<Atlas><DataDirectory>d</DataDirectory></Atlas>", .want = {.data_dir = "/d"}},
+    {.name = "port 0 and 65535 bounds", .doc = "<Atlas><Listen port=\"0\"/></Atlas>",
+     .want = {.port = "0"}},
+    {.name = "port 65535", .doc = "<Atlas><Listen address=\"0.0.0.0\" port=\"65535\"/></Atlas>",
+     .want = {.address = "0.0.0.0", .port = "65535"}},
+    {.name = "only address", .doc = "<Atlas><Listen address=\"10.1.2.3\"/></Atlas>",
+     .want = {.address = "10.1.2.3", .port = "8080"}},
+    {.name = "days 0 and max", .doc = "<Atlas><IMDeleteAfterDays>0</IMDeleteAfterDays>"
+                                      "<JournalDeleteAfterDays>36500</JournalDeleteAfterDays></Atlas>",
+     .want = {.im = "0", .journal = "36500", .retention = "36500"}},
+    {.name = "only IM days", .doc = "<Atlas><IMDeleteAfterDays> 30 </IMDeleteAfterDays></Atlas>",
+     .want = {.im = "30", .journal = "-1", .retention = "30"}},
+    {.name = "TLS with neither attribute is plain HTTP", .doc = "<Atlas><Tls/></Atlas>",
+     .want = {.cert = "", .key = ""}},
+    {.name = "CDATA value", .doc = "<Atlas><Domain><![CDATA[example.org]]></Domain></Atlas>",
+     .want = {.domain = "example.org"}},
+    {.name = "predefined entity in value",
+     .doc = "<Atlas><DataDirectory>/srv/a&amp;b</DataDirectory></Atlas>",
+     .want = {.data_dir = "/srv/a&b"}},
+
+    /* ---- bad ---- */
+    {.name = "unknown element names itself and the line",
+     .doc = "<Atlas>\n  <Listen/>\n  <Foo>1</Foo>\n</Atlas>", .rc = -EINVAL,
+     .err_has = {"atlas.xml line 3:", "unknown element <Foo>",
+                 "known elements are <Listen>, <DataDirectory>, <Tls>"}},
+    {.name = "element name is case-sensitive", .doc = "<Atlas><listen/></Atlas>", .rc = -EINVAL,
+     .err_has = {"unknown element <listen>"}},
+    {.name = "namespaced element is unknown",
+     .doc = "<Atlas xmlns:x=\"urn:x\"><x:Listen/></Atlas>", .rc = -EINVAL,
+     .err_has = {"unknown element <x:Listen>"}},
+    {.name = "duplicate element",
+     .doc = "<Atlas>\n<Listen port=\"1\"/>\n<Listen port=\"2\"/>\n</Atlas>", .rc = -EINVAL,
+     .err_has = {"line 3", "<Listen> is given twice (first on line 2)"}},
+    {.name = "duplicate text element",
+     .doc = "<Atlas><Domain>a.b</Domain><Domain>a.b</Domain></Atlas>", .rc = -EINVAL,
+     .err_has = {"<Domain> is given twice"}},
+    {.name = "unknown attribute", .doc = "<Atlas><Listen adress=\"1.2.3.4\"/></Atlas>",
+     .rc = -EINVAL, .err_has = {"unknown attribute \"adress\" on <Listen>",
+                                "known attributes are address, port"}},
+    {.name = "attribute on a text element",
+     .doc = "<Atlas><Domain lang=\"en\">a.b</Domain></Atlas>", .rc = -EINVAL,
+     .err_has = {"unknown attribute \"lang\" on <Domain>"}},
+    {.name = "attribute on root", .doc = "<Atlas version=\"2\"/>", .rc = -EINVAL,
+     .err_has = {"unknown attribute \"version\" on <Atlas>"}},
+    {.name = "port -1", .doc = "<Atlas><Listen port=\"-1\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"port=\"-1\"", "from 0 to 65535"}},
+    {.name = "port 70000", .doc = "<Atlas><Listen port=\"70000\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"port=\"70000\""}},
+    {.name = "port 80x", .doc = "<Atlas><Listen port=\"80x\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"port=\"80x\""}},
+    {.name = "port empty", .doc = "<Atlas><Listen port=\"\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"port=\"\""}},
+    {.name = "port with blank", .doc = "<Atlas><Listen port=\" 80\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"from 0 to 65535"}},
+    {.name = "port plus sign", .doc = "<Atlas><Listen port=\"+80\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"from 0 to 65535"}},
+    {.name = "port hex", .doc = "<Atlas><Listen port=\"0x50\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"from 0 to 65535"}},
+    {.name = "port huge", .doc = "<Atlas><Listen port=\"99999999999999999999999\"/></Atlas>",
+     .rc = -EINVAL, .err_has = {"from 0 to 65535"}},
+    {.name = "address host name", .doc = "<Atlas><Listen address=\"localhost\"/></Atlas>",
+     .rc = -EINVAL, .err_has = {"address=\"localhost\"", "IPv4 or IPv6 literal"}},
+    {.name = "address bracketed", .doc = "<Atlas><Listen address=\"[::1]\"/></Atlas>",
+     .rc = -EINVAL, .err_has = {"IPv4 or IPv6 literal"}},
+    {.name = "address out of range", .doc = "<Atlas><Listen address=\"256.1.1.1\"/></Atlas>",
+     .rc = -EINVAL, .err_has = {"IPv4 or IPv6 literal"}},
+    {.name = "address empty", .doc = "<Atlas><Listen address=\"\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"IPv4 or IPv6 literal"}},
+    {.name = "content in Listen", .doc = "<Atlas><Listen>8080</Listen></Atlas>", .rc = -EINVAL,
+     .err_has = {"<Listen> takes attributes only"}},
+    {.name = "TLS with only certificate",
+     .doc = "<Atlas><Tls certificate=\"/a.pem\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"<Tls> needs both certificate and key (only certificate is given)"}},
+    {.name = "TLS with only key", .doc = "<Atlas><Tls key=\"/a.key\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"only key is given"}},
+    {.name = "TLS empty certificate", .doc = "<Atlas><Tls certificate=\"\" key=\"/k\"/></Atlas>",
+     .rc = -EINVAL, .err_has = {"<Tls certificate> is empty"}},
+    {.name = "negative IM days", .doc = "<Atlas><IMDeleteAfterDays>-1</IMDeleteAfterDays></Atlas>",
+     .rc = -EINVAL, .err_has = {"<IMDeleteAfterDays> must be a whole number of days from 0 to 36500",
+                                "\"-1\""}},
+    {.name = "negative journal days",
+     .doc = "<Atlas><JournalDeleteAfterDays>-5</JournalDeleteAfterDays></Atlas>", .rc = -EINVAL,
+     .err_has = {"<JournalDeleteAfterDays> must be a whole number"}},
+    {.name = "days too large",
+     .doc = "<Atlas><JournalDeleteAfterDays>36501</JournalDeleteAfterDays></Atlas>",
+     .rc = -EINVAL, .err_has = {"from 0 to 36500"}},
+    {.name = "days not a number",
+     .doc = "<Atlas><IMDeleteAfterDays>ninety</IMDeleteAfterDays></Atlas>", .rc = -EINVAL,
+     .err_has = {"\"ninety\""}},
+    {.name = "days fraction", .doc = "<Atlas><IMDeleteAfterDays>1.5</IMDeleteAfterDays></Atlas>",
+     .rc = -EINVAL, .err_has = {"whole number"}},
+    {.name = "empty text element", .doc = "<Atlas><DataDirectory>  </DataDirectory></Atlas>",
+     .rc = -EINVAL, .err_has = {"<DataDirectory> is empty"}},
+    {.name = "element inside a value",
+     .doc = "<Atlas><Domain><b>x</b></Domain></Atlas>", .rc = -EINVAL,
+     .err_has = {"<Domain> holds a value, not elements"}},
+    {.name = "domain too long",
+     .doc = "<Atlas><Domain>"
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.com"
+            "</Domain></Atlas>",
+     .rc = -EINVAL, .err_has = {"<Domain> is longer than 253 characters"}},
+    {.name = "text directly in root", .doc = "<Atlas>hello</Atlas>", .rc = -EINVAL,
+     .err_has = {"text directly inside <Atlas>"}},
+    {.name = "relative path without a base", .no_base = true,
+     .doc = "<Atlas><DataDirectory>data</DataDirectory></Atlas>", .rc = -EINVAL,
+     .err_has = {"relative path", "give an absolute path"}},
+    {.name = "not XML", .doc = "listen=127.0.0.1\n", .rc = -EINVAL,
+     .err_has = {"atlas.xml line 1: not well-formed XML"}},
+    {.name = "empty document", .doc = "", .rc = -EINVAL, .err_has = {"not well-formed XML"}},
+    {.name = "unclosed element", .doc = "<Atlas>\n<Listen>\n</Atlas>", .rc = -EINVAL,
+     .err_has = {"not well-formed XML"}},
+    {.name = "wrong root", .doc = "<Config><Listen/></Config>", .rc = -EINVAL,
+     .err_has = {"the root element must be <Atlas>", "not <Config>"}},
+    {.name = "namespaced root", .doc = "<Atlas xmlns=\"urn:atlas\"/>", .rc = -EINVAL,
+     .err_has = {"the root element must be <Atlas> without a namespace"}},
+    {.name = "XXE: external entity is refused, nothing read",
+     .doc = "<?xml version=\"1.0\"?>\n"
+            "<!DOCTYPE Atlas [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>\n"
+            "<Atlas><Domain>&x;</Domain></Atlas>",
+     .rc = -EINVAL, .err_has = {"line 2: a DOCTYPE is not allowed"}},
+    {.name = "XXE: parameter entity is refused",
+     .doc = "<!DOCTYPE Atlas [<!ENTITY % p SYSTEM \"file:///etc/passwd\"> %p;]><Atlas/>",
+     .rc = -EINVAL, .err_has = {"a DOCTYPE is not allowed"}},
+    {.name = "external DTD is refused", .doc = "<!DOCTYPE Atlas SYSTEM \"http://127.0.0.1:1/x.dtd\"><Atlas/>",
+     .rc = -EINVAL, .err_has = {"a DOCTYPE is not allowed"}},
+    {.name = "billion laughs is refused before expansion",
+     .doc = "<!DOCTYPE Atlas [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">"
+            "<!ENTITY c \"&b;&b;&b;&b;&b;&b;&b;&b;&b;\"><!ENTITY d \"&c;&c;&c;&c;&c;&c;&c;&c;\">]>"
+            "<Atlas><Domain>&d;</Domain></Atlas>",
+     .rc = -EINVAL, .err_has = {"a DOCTYPE is not allowed"}},
+    {.name = "undeclared entity", .doc = "<Atlas><Domain>&nope;</Domain></Atlas>", .rc = -EINVAL,
+     .err_has = {"not well-formed XML"}},
+};
+
+static int failures;
+
+static void expect_str(const char *case_name, const char *field, const char *want,
+                       const char *got) {
+  if (!want || strcmp(want, got) == 0) return;
+  print_error("%s: %s is \"%s\", want \"%s\"\n", case_name, field, got, want);
+  failures++;
+}
+
+static void expect_int(const char *case_name, const char *field, const char *want, int got) {
+  if (!want) return;
+  char buf[32];
+  snprintf(buf, sizeof buf, "%d", got);
+  expect_str(case_name, field, want, buf);
+}
+
+static void test_table(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const atlas_case_t *c = &cases[i];
+    atlas_config_t cfg;
+    memset(&cfg, 0x5a, sizeof cfg);
+    cfg.path[0] = '\0';
+    char err[512] = "untouched";
+    const char *base = c->no_base ? NULL : c->base_dir ? c->base_dir : BASE;
+    int rc = atlas_parse_memory(c->doc, strlen(c->doc), base, &cfg, err, sizeof err);
+    if (rc != c->rc) {
+      print_error("%s: rc %d, want %d (%s)\n", c->name, rc, c->rc, err);
+      failures++;
+      continue;
+    }
+    if (rc != 0) {
+      for (size_t k = 0; k < 3 && c->err_has[k]; k++) {
+        if (strstr(err, c->err_has[k])) continue;
+        print_error("%s: message \"%s\" lacks \"%s\"\n", c->name, err, c->err_has[k]);
+        failures++;
+      }
+      /* A failed parse must leave the caller's configuration alone. */
+      if (cfg.listen_port != 0x5a5a5a5a) {
+        print_error("%s: the configuration was changed by a failed parse\n", c->name);
+        failures++;
+      }
+      continue;
+    }
+    expect_str(c->name, "address", c->want.address, cfg.listen_address);
+    expect_int(c->name, "port", c->want.port, cfg.listen_port);
+    expect_str(c->name, "data_dir", c->want.data_dir, cfg.data_dir);
+    expect_str(c->name, "cert", c->want.cert, cfg.tls_cert);
+    expect_str(c->name, "key", c->want.key, cfg.tls_key);
+    expect_str(c->name, "domain", c->want.domain, cfg.domain);
+    expect_int(c->name, "im", c->want.im, cfg.im_delete_after_days);
+    expect_int(c->name, "journal", c->want.journal, cfg.journal_delete_after_days);
+    expect_int(c->name, "retention", c->want.retention, atlas_retention_days(&cfg));
+  }
+  assert_int_equal(failures, 0);
+}
+
+static void test_retention_days(void **state) {
+  (void)state;
+  atlas_config_t cfg = {.im_delete_after_days = -1, .journal_delete_after_days = -1};
+  assert_int_equal(atlas_retention_days(&cfg), -1);
+  cfg.im_delete_after_days = 400;
+  assert_int_equal(atlas_retention_days(&cfg), 400);
+  cfg.journal_delete_after_days = 365;
+  assert_int_equal(atlas_retention_days(&cfg), 400);
+  cfg.journal_delete_after_days = 401;
+  assert_int_equal(atlas_retention_days(&cfg), 401);
+  cfg.im_delete_after_days = -1;
+  cfg.journal_delete_after_days = 0;
+  assert_int_equal(atlas_retention_days(&cfg), 0);
+  assert_int_equal(atlas_retention_days(NULL), -1);
+}
+
+/* ---- files ------------------------------------------------------------------ */
+
+static char tmpdir[1024]; /* short, so that paths built on it fit */
+
+static int setup_dir(void **state) {
+  (void)state;
+  const char *base = getenv("ATRIUM_TEST_TMPDIR");
+  if (!base || !*base) base = "/tmp";
+  snprintf(tmpdir, sizeof tmpdir, "%s/atlas-XXXXXX", base);
+  if (!mkdtemp(tmpdir)) return -1;
+  /* Compare against the real path: /tmp may be a symlink. */
+  char real[PATH_MAX];
+  if (!realpath(tmpdir, real)) return -1;
+  if (strlen(real) >= sizeof tmpdir) return -1;
+  memcpy(tmpdir, real, strlen(real) + 1);
+  return 0;
+}
+
+static int teardown_dir(void **state) {
+  (void)state;
+  char cmd[PATH_MAX + 16];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+static void write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  assert_int_equal(fputs(text, f) >= 0, 1);
+  assert_int_equal(fclose(f), 0);
+}
+
+static void test_load_relative(void **state) {
+  (void)state;
+  char sub[PATH_MAX], path[PATH_MAX + 16], want[PATH_MAX + 16];
+  snprintf(sub, sizeof sub, "%s/conf", tmpdir);
+  assert_int_equal(mkdir(sub, 0700), 0);
+  snprintf(path, sizeof path, "%s/atlas.xml", sub);
+  write_file(path, "<Atlas>\n  <DataDirectory>data</DataDirectory>\n</Atlas>\n");
+
+  /* Load through a relative, non-canonical spelling: the result must not
+   * depend on the cwd. */
+  char cwd[PATH_MAX];
+  assert_non_null(getcwd(cwd, sizeof cwd));
+  assert_int_equal(chdir(tmpdir), 0);
+  atlas_config_t cfg;
+  char err[512];
+  int rc = atlas_load("./conf/../conf/atlas.xml", &cfg, err, sizeof err);
+  assert_int_equal(chdir(cwd), 0);
+  if (rc != 0) fail_msg("load: %d %s", rc, err);
+  snprintf(want, sizeof want, "%s/data", sub);
+  assert_string_equal(cfg.data_dir, want);
+  assert_string_equal(cfg.path, path);
+  assert_string_equal(cfg.listen_address, "127.0.0.1");
+  assert_int_equal(cfg.listen_port, 8080);
+}
+
+static void test_load_errors(void **state) {
+  (void)state;
+  char path[PATH_MAX + 16];
+  atlas_config_t cfg;
+  char err[512];
+
+  snprintf(path, sizeof path, "%s/missing.xml", tmpdir);
+  assert_int_equal(atlas_load(path, &cfg, err, sizeof err), -ENOENT);
+  assert_non_null(strstr(err, path));
+
+  assert_int_equal(atlas_load(tmpdir, &cfg, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "not a regular file"));
+
+  /* Messages name the file as given, with the line. */
+  snprintf(path, sizeof path, "%s/bad.xml", tmpdir);
+  write_file(path, "<Atlas>\n\n  <Bogus/>\n</Atlas>\n");
+  assert_int_equal(atlas_load(path, &cfg, err, sizeof err), -EINVAL);
+  char want[PATH_MAX + 64];
+  snprintf(want, sizeof want, "%s line 3: unknown element <Bogus>", path);
+  assert_non_null(strstr(err, want));
+
+  /* Too large to be a configuration file. */
+  snprintf(path, sizeof path, "%s/big.xml", tmpdir);
+  FILE *f = fopen(path, "w");
+  assert_non_null(f);
+  fputs("<Atlas>", f);
+  for (int i = 0; i < ATLAS_MAX_BYTES / 16 + 1; i++) fputs("<!-- 0123456 -->", f);
+  fputs("</Atlas>", f);
+  assert_int_equal(fclose(f), 0);
+  assert_int_equal(atlas_load(path, &cfg, err, sizeof err), -EFBIG);
+
+  assert_int_equal(atlas_load(NULL, &cfg, err, sizeof err), -EINVAL);
+  assert_int_equal(atlas_load("", &cfg, NULL, 0), -EINVAL);
+}
+
+/* An external entity pointing at a real file: the file's content must appear
+ * nowhere, whatever else happens. */
+static void test_xxe_reads_nothing(void **state) {
+  (void)state;
+  char secret[PATH_MAX + 16], path[PATH_MAX + 16], doc[2 * PATH_MAX];
+  snprintf(secret, sizeof secret, "%s/secret.txt", tmpdir);
+  write_file(secret, "TOPSECRET-7f3a");
+  snprintf(path, sizeof path, "%s/xxe.xml", tmpdir);
+  snprintf(doc, sizeof doc,
+           "<?xml version=\"1.0\"?>\n<!DOCTYPE Atlas [<!ENTITY x SYSTEM \"file://%s\">]>\n"
+           "<Atlas><Domain>&x;</Domain><DataDirectory>&x;</DataDirectory></Atlas>\n",
+           secret);
+  write_file(path, doc);
+
+  atlas_config_t cfg;
+  memset(&cfg, 0, sizeof cfg);
+  char err[1024];
+  assert_int_equal(atlas_load(path, &cfg, err, sizeof err), -EINVAL);
+  assert_null(strstr(err, "TOPSECRET"));
+  assert_null(strstr(cfg.domain, "TOPSECRET"));
+  assert_int_equal(atlas_parse_memory(doc, strlen(doc), tmpdir, &cfg, err, sizeof err), -EINVAL);
+  assert_null(strstr(err, "TOPSECRET"));
+  assert_null(strstr(cfg.domain, "TOPSECRET"));
+}
+
+/* libxml2 must not write to stderr: the daemon's log is the only voice. */
+static void test_silent(void **state) {
+  (void)state;
+  char path[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/stderr.txt", tmpdir);
+  fflush(stderr);
+  int saved = dup(2);
+  assert_true(saved >= 0);
+  int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0600);
+  assert_true(fd >= 0);
+  assert_int_equal(dup2(fd, 2), 2);
+  close(fd);
+
+  static const char *const docs[] = {
+      "<Atlas><Listen></Atlas>", "<<<", "<!DOCTYPE Atlas [<!ENTITY x SYSTEM \"/etc/passwd\">]><Atlas/>",
+      "<Atlas>&undefined;</Atlas>", "<?xml version=\"9\" encoding=\"nope\"?><Atlas/>",
+  };
+  atlas_config_t cfg;
+  char err[512];
+  for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++)
+    assert_int_equal(atlas_parse_memory(docs[i], strlen(docs[i]), NULL, &cfg, err, sizeof err),
+                     -EINVAL);
+
+  fflush(stderr);
+  assert_int_equal(dup2(saved, 2), 2);
+  close(saved);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_size, 0);
+}
+
+/* The shipped example must load, and `make run`'s sed must turn it into a
+ * configuration with a data directory beside it. Found by walking up from
+ * the cwd (build directories live inside the checkout). */
+static void test_example_file(void **state) {
+  (void)state;
+  char dir[PATH_MAX], path[PATH_MAX + 32];
+  assert_non_null(getcwd(dir, sizeof dir));
+  bool found = false;
+  for (int up = 0; up < 6 && !found; up++) {
+    snprintf(path, sizeof path, "%s/atlas.xml.example", dir);
+    if (access(path, R_OK) == 0) {
+      found = true;
+      break;
+    }
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir) break;
+    *slash = '\0';
+  }
+  if (!found) skip();
+
+  atlas_config_t cfg;
+  char err[512];
+  if (atlas_load(path, &cfg, err, sizeof err) != 0) fail_msg("%s", err);
+  assert_string_equal(cfg.listen_address, "127.0.0.1");
+  assert_int_equal(cfg.listen_port, 8080);
+  assert_string_equal(cfg.data_dir, "/var/lib/atrium");
+  assert_string_equal(cfg.tls_cert, "");
+  assert_string_equal(cfg.domain, "");
+  assert_int_equal(cfg.im_delete_after_days, 90);
+  assert_int_equal(cfg.journal_delete_after_days, 365);
+  assert_int_equal(atlas_retention_days(&cfg), 365);
+
+  char out[PATH_MAX + 32], cmd[3 * PATH_MAX];
+  snprintf(out, sizeof out, "%s/run-atlas.xml", tmpdir);
+  snprintf(cmd, sizeof cmd,
+           "sed -e 's|<DataDirectory>.*</DataDirectory>|<DataDirectory>data</DataDirectory>|' "
+           "'%s' > '%s'", path, out);
+  assert_int_equal(system(cmd), 0);
+  if (atlas_load(out, &cfg, err, sizeof err) != 0) fail_msg("%s", err);
+  char want[PATH_MAX + 16];
+  snprintf(want, sizeof want, "%s/data", tmpdir);
+  assert_string_equal(cfg.data_dir, want);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_table),
+      cmocka_unit_test(test_retention_days),
+      cmocka_unit_test(test_load_relative),
+      cmocka_unit_test(test_load_errors),
+      cmocka_unit_test(test_xxe_reads_nothing),
+      cmocka_unit_test(test_silent),
+      cmocka_unit_test(test_example_file),
+  };
+  return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
+}
