@@ -1,0 +1,1023 @@
+#include "ctl/commands.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl/config.h"
+#include "ctl/input.h"
+#include "ctl/render.h"
+
+#define DEFAULT_URL "http://127.0.0.1:8080"
+#define MAX_OPTIONS 16
+
+const struct option ctl_global_options[] = {
+    {"url", required_argument, NULL, CTL_OPT_URL},
+    {"token", required_argument, NULL, CTL_OPT_TOKEN},
+    {"cacert", required_argument, NULL, CTL_OPT_CACERT},
+    {"json", no_argument, NULL, CTL_OPT_JSON},
+    {"verbose", no_argument, NULL, CTL_OPT_VERBOSE},
+    {"help", no_argument, NULL, CTL_OPT_HELP},
+    {"version", no_argument, NULL, CTL_OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+int ctl_apply_global_option(ctl_ctx_t *ctx, int opt, const char *arg) {
+  switch (opt) {
+  case CTL_OPT_URL: ctx->url_opt = arg; return 1;
+  case CTL_OPT_TOKEN: ctx->token_opt = arg; return 1;
+  case CTL_OPT_CACERT: ctx->cacert = arg; return 1;
+  case CTL_OPT_JSON: ctx->json = true; return 1;
+  case CTL_OPT_VERBOSE: ctx->verbose = true; return 1;
+  default: return 0;
+  }
+}
+
+void ctl_ctx_clear(ctl_ctx_t *ctx) {
+  ctl_client_free(ctx->client);
+  ctx->client = NULL;
+}
+
+/* ---- options after the command ------------------------------------------- */
+
+enum { OPT_DONE = -1, OPT_EXIT_OK = -2, OPT_EXIT_USAGE = -3 };
+
+static int usage_error(const ctl_command_t *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static int usage_error(const ctl_command_t *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("error: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  fprintf(stderr, "usage: atriumctl [OPTIONS] %s %s\n", cmd->name, cmd->usage);
+  fprintf(stderr, "Try 'atriumctl %s --help'.\n", cmd->name);
+  return CTL_EXIT_USAGE;
+}
+
+/* getopt_long over the command's own options plus the global ones, so that
+ * `atriumctl get --json proxy` works as well as `atriumctl --json get proxy`.
+ * Returns the command's next option, OPT_DONE, or OPT_EXIT_* after --help or
+ * a bad option (message printed). */
+static int next_option(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv,
+                       const char *shortopts, const struct option *cmdopts) {
+  struct option all[MAX_OPTIONS];
+  size_t n = 0;
+  for (const struct option *o = cmdopts; o && o->name && n < MAX_OPTIONS - 1; o++)
+    all[n++] = *o;
+  for (const struct option *o = ctl_global_options; o->name && n < MAX_OPTIONS - 1; o++)
+    all[n++] = *o;
+  all[n] = (struct option){0};
+  char shorts[32];
+  /* Leading ':' so that we word the message about a missing argument ourselves. */
+  snprintf(shorts, sizeof(shorts), ":%shv", shortopts ? shortopts : "");
+
+  for (;;) {
+    int c = getopt_long(argc, argv, shorts, all, NULL);
+    if (c == -1)
+      return OPT_DONE;
+    if (ctl_apply_global_option(ctx, c, optarg))
+      continue;
+    if (c == CTL_OPT_HELP) {
+      ctl_print_command_help(stdout, cmd);
+      return OPT_EXIT_OK;
+    }
+    if (c == CTL_OPT_VERSION) {
+      printf("atriumctl %s\n", ATRIUM_VERSION);
+      return OPT_EXIT_OK;
+    }
+    if (c == ':')
+      return usage_error(cmd, "%s needs a value", argv[optind - 1]), OPT_EXIT_USAGE;
+    if (c == '?')
+      return usage_error(cmd, "unknown option %s", argv[optind - 1]), OPT_EXIT_USAGE;
+    return c;
+  }
+}
+
+static int option_exit(int c) {
+  return c == OPT_EXIT_OK ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+}
+
+/* Full-string non-negative decimal, bounded: no atoi, no trailing garbage. */
+static int parse_count(const char *text, long long max, long long *out) {
+  if (!text[0] || text[0] == '-' || text[0] == '+' || text[0] == ' ')
+    return -EINVAL;
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  if (errno != 0 || *end != '\0' || v < 0 || v > max)
+    return -EINVAL;
+  *out = v;
+  return 0;
+}
+
+/* ---- reaching the server ------------------------------------------------- */
+
+static void strip_slashes(char *s) {
+  size_t n = strlen(s);
+  while (n > 0 && s[n - 1] == '/')
+    s[--n] = '\0';
+}
+
+static bool same_url(const char *a, const char *b) {
+  size_t na = strlen(a), nb = strlen(b);
+  while (na > 0 && a[na - 1] == '/')
+    na--;
+  while (nb > 0 && b[nb - 1] == '/')
+    nb--;
+  return na == nb && strncasecmp(a, b, na) == 0;
+}
+
+enum auth_mode { AUTH_NONE, AUTH_REQUIRED };
+
+/* Makes ctx->client from --url/--token, the environment and the file saved by
+ * `login`, in that order. The saved token is only used for the URL it was
+ * issued by, so pointing --url elsewhere never hands it to another server. */
+static int connect_server(ctl_ctx_t *ctx, enum auth_mode auth) {
+  if (ctx->client) {
+    ctl_client_free(ctx->client);
+    ctx->client = NULL;
+  }
+  ctl_saved_t saved = {0};
+  int r = ctl_saved_load(&saved);
+  if (r < 0) {
+    char *path = NULL;
+    ctl_saved_path(&path);
+    fprintf(stderr, "warning: ignoring %s: %s\n", path ? path : "the saved login",
+            r == -EBADMSG ? "not a JSON object of strings" : strerror(-r));
+    free(path);
+  }
+  const char *url = ctx->url_opt;
+  if (!url || !url[0])
+    url = getenv("ATRIUM_URL");
+  if (!url || !url[0])
+    url = saved.url;
+  if (!url || !url[0])
+    url = DEFAULT_URL;
+
+  const char *token = NULL;
+  ctx->token_from_saved = false;
+  if (auth == AUTH_REQUIRED) {
+    token = ctx->token_opt;
+    if (!token || !token[0])
+      token = getenv("ATRIUM_TOKEN");
+    if ((!token || !token[0]) && saved.token && saved.url && same_url(saved.url, url)) {
+      token = saved.token;
+      ctx->token_from_saved = true;
+    }
+    if (!token || !token[0]) {
+      fprintf(stderr,
+              "error: not logged in to %s: run 'atriumctl login' or pass a token "
+              "(--token or ATRIUM_TOKEN)\n",
+              url);
+      ctl_saved_clear(&saved);
+      return CTL_EXIT_AUTH;
+    }
+  }
+  ctx->client = ctl_client_new(url, token, ctx->cacert, ctx->verbose);
+  ctl_saved_clear(&saved);
+  if (!ctx->client) {
+    fprintf(stderr, "error: cannot start the HTTP client (out of memory?)\n");
+    return CTL_EXIT_SERVER;
+  }
+  return CTL_EXIT_OK;
+}
+
+static void print_raw(const ctl_response_t *resp) {
+  fwrite(resp->body, 1, resp->len, stdout);
+  if (resp->len == 0 || resp->body[resp->len - 1] != '\n')
+    fputc('\n', stdout);
+}
+
+/* One request and its failure handling. Returns CTL_EXIT_OK with *resp (and
+ * *doc when doc is not NULL: the body as JSON) for a 2xx answer; otherwise an
+ * exit code after printing why. body may hold a secret: it is wiped by the
+ * caller, never printed here. */
+static int call(ctl_ctx_t *ctx, const char *method, const char *path, const char *body,
+                size_t len, const char *if_match, ctl_response_t *resp, json_t **doc) {
+  char err[512];
+  if (doc)
+    *doc = NULL;
+  int r = ctl_request(ctx->client, method, path, body, len, if_match, resp, err, sizeof(err));
+  if (r < 0) {
+    fprintf(stderr, "error: %s\n", err[0] ? err : strerror(-r));
+    if (r == -EINVAL)
+      return CTL_EXIT_USAGE;
+    return r == -EHOSTUNREACH ? CTL_EXIT_UNREACHABLE : CTL_EXIT_SERVER;
+  }
+  int code = ctl_exit_for_status(resp->status);
+  if (code != CTL_EXIT_OK) {
+    if (ctx->json && resp->len > 0)
+      print_raw(resp);
+    ctl_print_problem(resp);
+    if (resp->status == 401 && ctx->token_from_saved)
+      fprintf(stderr, "hint: the saved session may have expired: run 'atriumctl login' again\n");
+    ctl_response_clear(resp);
+    return code;
+  }
+  if (doc) {
+    *doc = ctl_response_json(resp);
+    if (!*doc) {
+      fprintf(stderr, "error: the server answered %ld but not with JSON (%s)\n", resp->status,
+              resp->content_type ? resp->content_type : "no content type");
+      ctl_response_clear(resp);
+      return CTL_EXIT_SERVER;
+    }
+  }
+  return CTL_EXIT_OK;
+}
+
+static int call_json(ctl_ctx_t *ctx, const char *method, const char *path, const json_t *body,
+                     const char *if_match, ctl_response_t *resp, json_t **doc) {
+  char *text = json_dumps(body, JSON_COMPACT);
+  if (!text) {
+    fprintf(stderr, "error: out of memory\n");
+    return CTL_EXIT_SERVER;
+  }
+  size_t len = strlen(text);
+  int code = call(ctx, method, path, text, len, if_match, resp, doc);
+  explicit_bzero(text, len); /* it may carry a password or secret value */
+  free(text);
+  return code;
+}
+
+static void print_json(const json_t *v) {
+  char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
+  if (text)
+    puts(text);
+  free(text);
+}
+
+/* ---- login, logout -------------------------------------------------------- */
+
+static int read_password(const char *file, char **password) {
+  int r;
+  if (file) {
+    r = ctl_read_file(file, password, NULL);
+    if (r < 0) {
+      fprintf(stderr, "error: cannot read the password from %s: %s\n", file, strerror(-r));
+      return CTL_EXIT_USAGE;
+    }
+    /* A password file ends with a newline more often than not; the first line is the password. */
+    (*password)[strcspn(*password, "\r\n")] = '\0';
+  } else if (getenv("ATRIUM_PASSWORD") && getenv("ATRIUM_PASSWORD")[0]) {
+    /* Empty counts as unset, as for ATRIUM_TOKEN and ATRIUM_URL. */
+    *password = strdup(getenv("ATRIUM_PASSWORD"));
+    if (!*password)
+      return CTL_EXIT_SERVER;
+  } else {
+    r = ctl_read_secret_tty("Password: ", password);
+    if (r == -ENXIO) {
+      fprintf(stderr, "error: no password: there is no terminal to ask on; use --password-file "
+                      "FILE or ATRIUM_PASSWORD\n");
+      return CTL_EXIT_USAGE;
+    }
+    if (r < 0) {
+      fprintf(stderr, "error: no password read: %s\n", strerror(-r));
+      return CTL_EXIT_USAGE;
+    }
+  }
+  if (!(*password)[0]) {
+    ctl_secret_free(*password);
+    *password = NULL;
+    fprintf(stderr, "error: the password is empty\n");
+    return CTL_EXIT_USAGE;
+  }
+  return CTL_EXIT_OK;
+}
+
+static int cmd_login(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  static const struct option opts[] = {
+      {"user", required_argument, NULL, 'u'},
+      {"password-file", required_argument, NULL, 'p'},
+      {NULL, 0, NULL, 0},
+  };
+  const char *user = "admin", *password_file = NULL;
+  int c;
+  while ((c = next_option(ctx, cmd, argc, argv, "u:p:", opts)) != OPT_DONE) {
+    switch (c) {
+    case 'u': user = optarg; break;
+    case 'p': password_file = optarg; break;
+    default: return option_exit(c);
+    }
+  }
+  if (optind < argc)
+    return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+
+  char *password = NULL;
+  int code = read_password(password_file, &password);
+  if (code != CTL_EXIT_OK)
+    return code;
+  code = connect_server(ctx, AUTH_NONE);
+  json_t *body = code == CTL_EXIT_OK ? json_pack("{s:s, s:s}", "user", user, "password", password)
+                                     : NULL;
+  ctl_secret_free(password);
+  if (code != CTL_EXIT_OK)
+    return code;
+  if (!body) {
+    fprintf(stderr, "error: the user name or password is not valid UTF-8\n");
+    return CTL_EXIT_USAGE;
+  }
+  ctl_response_t resp;
+  json_t *doc = NULL;
+  code = call_json(ctx, "POST", "/api/v1/session", body, NULL, &resp, &doc);
+  json_t *pw = json_object_get(body, "password");
+  if (pw) /* wipe the copy jansson holds */
+    explicit_bzero((char *)json_string_value(pw), json_string_length(pw));
+  json_decref(body);
+  if (code != CTL_EXIT_OK)
+    return code;
+
+  const char *token = json_string_value(json_object_get(doc, "token"));
+  if (!token || !token[0]) {
+    fprintf(stderr, "error: the server accepted the login but sent no token\n");
+    code = CTL_EXIT_SERVER;
+  } else {
+    char url[2048];
+    snprintf(url, sizeof(url), "%s", ctl_client_url(ctx->client));
+    strip_slashes(url);
+    int r = ctl_saved_store(url, token);
+    char *path = NULL;
+    ctl_saved_path(&path);
+    if (r < 0) {
+      fprintf(stderr, "error: logged in, but cannot save the session to %s: %s\n",
+              path ? path : "the configuration directory", strerror(-r));
+      code = CTL_EXIT_USAGE;
+    } else if (ctx->json) {
+      /* Never the server's document: it holds the token. */
+      json_t *out = json_pack("{s:s, s:s, s:s?}", "url", url, "user", user, "saved", path);
+      if (out)
+        print_json(out);
+      json_decref(out);
+    } else {
+      printf("Logged in to %s as %s; the session is saved in %s\n", url, user,
+             path ? path : "the configuration directory");
+    }
+    free(path);
+  }
+  if (doc) {
+    json_t *t = json_object_get(doc, "token");
+    if (json_is_string(t))
+      explicit_bzero((char *)json_string_value(t), json_string_length(t));
+  }
+  explicit_bzero(resp.body, resp.len);
+  json_decref(doc);
+  ctl_response_clear(&resp);
+  return code;
+}
+
+/* Drops the saved token when it belongs to the server we talk to. */
+static int forget_saved_token(const char *url) {
+  ctl_saved_t saved = {0};
+  int r = ctl_saved_load(&saved);
+  if (r == 0 && saved.token && saved.url && same_url(saved.url, url))
+    r = ctl_saved_store(saved.url, NULL);
+  ctl_saved_clear(&saved);
+  return r;
+}
+
+static int cmd_logout(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  int c;
+  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
+    return option_exit(c);
+  if (optind < argc)
+    return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+  int code = connect_server(ctx, AUTH_REQUIRED);
+  if (code == CTL_EXIT_AUTH) {
+    fprintf(stderr, "(nothing to log out of)\n");
+    return CTL_EXIT_OK;
+  }
+  if (code != CTL_EXIT_OK)
+    return code;
+  ctl_response_t resp;
+  char err[512];
+  /* An expired session (401) is as logged out as it gets: still forget the token. */
+  int r = ctl_request(ctx->client, "DELETE", "/api/v1/session", NULL, 0, NULL, &resp, err,
+                      sizeof(err));
+  if (r < 0) {
+    fprintf(stderr, "error: %s\n", err);
+    return r == -EINVAL ? CTL_EXIT_USAGE : CTL_EXIT_UNREACHABLE;
+  }
+  code = ctl_exit_for_status(resp.status);
+  if (resp.status == 401)
+    code = CTL_EXIT_OK;
+  else if (code != CTL_EXIT_OK)
+    ctl_print_problem(&resp);
+  ctl_response_clear(&resp);
+  if (code != CTL_EXIT_OK)
+    return code;
+  /* Only the token just ended is forgotten: with --token or ATRIUM_TOKEN the
+   * saved session is a different one and still valid. */
+  r = ctx->token_from_saved ? forget_saved_token(ctl_client_url(ctx->client)) : 0;
+  if (r < 0) {
+    fprintf(stderr, "error: logged out, but cannot update the saved session: %s\n", strerror(-r));
+    return CTL_EXIT_USAGE;
+  }
+  if (!ctx->json)
+    printf("Logged out of %s\n", ctl_client_url(ctx->client));
+  else
+    puts("{}");
+  return CTL_EXIT_OK;
+}
+
+/* ---- get ------------------------------------------------------------------ */
+
+static bool in_section(const char *key, const char *section) {
+  size_t n = strlen(section);
+  return strncmp(key, section, n) == 0 && key[n] == '.';
+}
+
+static int cmd_get(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  int c;
+  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
+    return option_exit(c);
+  if (argc - optind > 1)
+    return usage_error(cmd, "give at most one KEY or SECTION");
+  const char *what = optind < argc ? argv[optind] : NULL;
+
+  int code = connect_server(ctx, AUTH_REQUIRED);
+  if (code != CTL_EXIT_OK)
+    return code;
+  ctl_response_t resp;
+  json_t *doc;
+  code = call(ctx, "GET", "/api/v1/settings", NULL, 0, NULL, &resp, &doc);
+  if (code != CTL_EXIT_OK)
+    return code;
+
+  json_t *settings = json_object_get(doc, "settings");
+  if (!json_is_object(settings)) {
+    fprintf(stderr, "error: the server's settings document has no \"settings\" object\n");
+    code = CTL_EXIT_SERVER;
+  } else if (!what) {
+    if (ctx->json) {
+      print_raw(&resp);
+    } else {
+      const char *key;
+      json_t *entry;
+      const char *prev = NULL;
+      json_object_foreach(settings, key, entry) {
+        /* A blank line between sections, as on the admin page. */
+        size_t sec = strcspn(key, ".");
+        if (prev && (strcspn(prev, ".") != sec || strncmp(prev, key, sec) != 0))
+          putchar('\n');
+        ctl_render_setting(stdout, key, entry);
+        prev = key;
+      }
+    }
+  } else if (json_object_get(settings, what)) {
+    json_t *entry = json_object_get(settings, what);
+    if (ctx->json)
+      print_json(entry);
+    else
+      ctl_render_setting(stdout, what, entry);
+  } else {
+    json_t *subset = json_object();
+    const char *key;
+    json_t *entry;
+    json_object_foreach(settings, key, entry) {
+      if (subset && in_section(key, what))
+        json_object_set(subset, key, entry);
+    }
+    if (!subset) {
+      code = CTL_EXIT_SERVER;
+    } else if (json_object_size(subset) == 0) {
+      fprintf(stderr,
+              "error: there is no setting or section named '%s' (see 'atriumctl schema')\n", what);
+      code = CTL_EXIT_USAGE;
+    } else if (ctx->json) {
+      json_t *out = json_pack("{s:O?, s:O}", "version", json_object_get(doc, "version"),
+                              "settings", subset);
+      if (out)
+        print_json(out);
+      json_decref(out);
+    } else {
+      json_object_foreach(subset, key, entry) ctl_render_setting(stdout, key, entry);
+    }
+    json_decref(subset);
+  }
+  json_decref(doc);
+  ctl_response_clear(&resp);
+  return code;
+}
+
+/* ---- set, validate -------------------------------------------------------- */
+
+/* GET the schema and turn KEY=VALUE arguments into a request body. */
+static int settings_body(ctl_ctx_t *ctx, const ctl_command_t *cmd, int count, char **pairs,
+                         json_t **body) {
+  if (count < 1)
+    return usage_error(cmd, "give at least one KEY=VALUE");
+  for (int i = 0; i < count; i++)
+    if (!strchr(pairs[i], '=') || pairs[i][0] == '=')
+      return usage_error(cmd, "'%s' is not KEY=VALUE", pairs[i]);
+  int code = connect_server(ctx, AUTH_REQUIRED);
+  if (code != CTL_EXIT_OK)
+    return code;
+  ctl_response_t resp;
+  json_t *schema;
+  code = call(ctx, "GET", "/api/v1/settings/schema", NULL, 0, NULL, &resp, &schema);
+  if (code != CTL_EXIT_OK)
+    return code;
+  ctl_response_clear(&resp);
+  char err[512];
+  int r = ctl_build_settings_body(schema, pairs, count, body, err, sizeof(err));
+  json_decref(schema);
+  if (r == -EINVAL)
+    return usage_error(cmd, "%s", err);
+  if (r < 0) {
+    fprintf(stderr, "error: %s\n", err[0] ? err : strerror(-r));
+    return r == -ENOMEM ? CTL_EXIT_SERVER : CTL_EXIT_USAGE;
+  }
+  return CTL_EXIT_OK;
+}
+
+static void print_warnings(const json_t *doc) {
+  size_t i;
+  json_t *w;
+  json_array_foreach(json_object_get(doc, "warnings"), i, w) ctl_render_warning(stdout, w);
+}
+
+static int cmd_set(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  static const struct option opts[] = {
+      {"if-match", required_argument, NULL, 'm'},
+      {NULL, 0, NULL, 0},
+  };
+  const char *if_match = NULL;
+  long long version;
+  int c;
+  while ((c = next_option(ctx, cmd, argc, argv, "", opts)) != OPT_DONE) {
+    if (c != 'm')
+      return option_exit(c);
+    if (parse_count(optarg, INT64_MAX, &version) < 0)
+      return usage_error(cmd, "--if-match takes a settings version number, not '%s'", optarg);
+    if_match = optarg;
+  }
+  json_t *body = NULL;
+  int code = settings_body(ctx, cmd, argc - optind, argv + optind, &body);
+  if (code != CTL_EXIT_OK)
+    return code;
+
+  ctl_response_t resp;
+  json_t *doc;
+  code = call_json(ctx, "PATCH", "/api/v1/settings", body, if_match, &resp, &doc);
+  if (code == CTL_EXIT_OK) {
+    if (ctx->json) {
+      print_raw(&resp);
+    } else {
+      json_t *settings = json_object_get(doc, "settings");
+      const char *key;
+      json_t *sent;
+      json_object_foreach(body, key, sent) {
+        json_t *entry = json_object_get(settings, key);
+        if (entry)
+          ctl_render_setting(stdout, key, entry);
+        else
+          printf("%s: set\n", key);
+      }
+      print_warnings(doc);
+      json_t *v = json_object_get(doc, "version");
+      if (json_is_integer(v))
+        printf("settings version %" JSON_INTEGER_FORMAT "\n", json_integer_value(v));
+    }
+    json_decref(doc);
+    ctl_response_clear(&resp);
+  }
+  json_decref(body);
+  return code;
+}
+
+static int cmd_validate(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  int c;
+  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
+    return option_exit(c);
+  json_t *body = NULL;
+  int code = settings_body(ctx, cmd, argc - optind, argv + optind, &body);
+  if (code != CTL_EXIT_OK)
+    return code;
+  ctl_response_t resp;
+  json_t *doc;
+  code = call_json(ctx, "POST", "/api/v1/settings/validate", body, NULL, &resp, &doc);
+  if (code == CTL_EXIT_OK) {
+    if (ctx->json) {
+      print_raw(&resp);
+    } else {
+      puts("valid");
+      print_warnings(doc);
+    }
+    json_decref(doc);
+    ctl_response_clear(&resp);
+  }
+  json_decref(body);
+  return code;
+}
+
+/* ---- export, import ------------------------------------------------------- */
+
+static int write_private_file(const char *path, const char *data, size_t len) {
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0)
+    return -errno;
+  int r = 0;
+  /* An older file keeps its mode through O_TRUNC; an export is not for everyone. */
+  if (fchmod(fd, 0600) < 0)
+    r = -errno;
+  while (r == 0 && len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0) {
+      if (errno != EINTR)
+        r = -errno;
+      continue;
+    }
+    data += n;
+    len -= (size_t)n;
+  }
+  if (r == 0 && fsync(fd) < 0)
+    r = -errno;
+  if (close(fd) < 0 && r == 0)
+    r = -errno;
+  return r;
+}
+
+static int cmd_export(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  static const struct option opts[] = {
+      {"output", required_argument, NULL, 'o'},
+      {NULL, 0, NULL, 0},
+  };
+  const char *output = NULL;
+  int c;
+  while ((c = next_option(ctx, cmd, argc, argv, "o:", opts)) != OPT_DONE) {
+    if (c != 'o')
+      return option_exit(c);
+    output = optarg;
+  }
+  if (optind < argc)
+    return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+  int code = connect_server(ctx, AUTH_REQUIRED);
+  if (code != CTL_EXIT_OK)
+    return code;
+  ctl_response_t resp;
+  json_t *doc;
+  code = call(ctx, "GET", "/api/v1/settings/export", NULL, 0, NULL, &resp, &doc);
+  if (code != CTL_EXIT_OK)
+    return code;
+  if (!output || strcmp(output, "-") == 0) {
+    print_raw(&resp);
+  } else {
+    /* Written as received, newline-terminated, so that import gets the very same document. */
+    bool nl = resp.len == 0 || resp.body[resp.len - 1] != '\n';
+    char *text = NULL;
+    int r = asprintf(&text, "%s%s", resp.body, nl ? "\n" : "") < 0 ? -ENOMEM : 0;
+    if (r == 0)
+      r = write_private_file(output, text, strlen(text));
+    free(text);
+    if (r < 0) {
+      fprintf(stderr, "error: cannot write %s: %s\n", output, strerror(-r));
+      code = CTL_EXIT_USAGE;
+    } else if (!ctx->json) {
+      json_t *v = json_object_get(doc, "version");
+      printf("Exported settings version %" JSON_INTEGER_FORMAT " to %s\n",
+             json_integer_value(v), output);
+    }
+  }
+  json_decref(doc);
+  ctl_response_clear(&resp);
+  return code;
+}
+
+static int cmd_import(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  int c;
+  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
+    return option_exit(c);
+  if (argc - optind != 1)
+    return usage_error(cmd, "give exactly one FILE ('-' for stdin)");
+  const char *file = argv[optind];
+  char *data = NULL;
+  size_t len = 0;
+  int r = ctl_read_file(file, &data, &len);
+  if (r < 0) {
+    fprintf(stderr, "error: cannot read %s: %s\n", strcmp(file, "-") ? file : "stdin",
+            strerror(-r));
+    return CTL_EXIT_USAGE;
+  }
+  int code = connect_server(ctx, AUTH_REQUIRED);
+  if (code == CTL_EXIT_OK) {
+    ctl_response_t resp;
+    json_t *doc;
+    /* Sent as read: the server validates the whole document before it imports anything. */
+    code = call(ctx, "POST", "/api/v1/settings/import", data, len, NULL, &resp, &doc);
+    if (code == CTL_EXIT_OK) {
+      if (ctx->json) {
+        print_raw(&resp);
+      } else {
+        json_t *v = json_object_get(doc, "version");
+        if (json_is_integer(v))
+          printf("Imported %s: settings version %" JSON_INTEGER_FORMAT "\n",
+                 strcmp(file, "-") ? file : "stdin", json_integer_value(v));
+        else
+          printf("Imported %s\n", strcmp(file, "-") ? file : "stdin");
+        print_warnings(doc);
+      }
+      json_decref(doc);
+      ctl_response_clear(&resp);
+    }
+  }
+  explicit_bzero(data, len);
+  free(data);
+  return code;
+}
+
+/* ---- audit, schema -------------------------------------------------------- */
+
+static int cmd_audit(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  static const struct option opts[] = {
+      {"limit", required_argument, NULL, 'n'},
+      {"offset", required_argument, NULL, 'o'},
+      {NULL, 0, NULL, 0},
+  };
+  long long limit = -1, offset = -1;
+  int c;
+  while ((c = next_option(ctx, cmd, argc, argv, "n:", opts)) != OPT_DONE) {
+    if (c == 'n') {
+      if (parse_count(optarg, 1000000, &limit) < 0 || limit == 0)
+        return usage_error(cmd, "--limit takes a number from 1 to 1000000, not '%s'", optarg);
+    } else if (c == 'o') {
+      if (parse_count(optarg, INT64_MAX, &offset) < 0)
+        return usage_error(cmd, "--offset takes a number of entries to skip, not '%s'", optarg);
+    } else {
+      return option_exit(c);
+    }
+  }
+  if (optind < argc)
+    return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+  char path[128];
+  int n = snprintf(path, sizeof(path), "/api/v1/audit");
+  const char *sep = "?";
+  if (limit >= 0) {
+    n += snprintf(path + n, sizeof(path) - (size_t)n, "%slimit=%lld", sep, limit);
+    sep = "&";
+  }
+  if (offset >= 0)
+    snprintf(path + n, sizeof(path) - (size_t)n, "%soffset=%lld", sep, offset);
+
+  int code = connect_server(ctx, AUTH_REQUIRED);
+  if (code != CTL_EXIT_OK)
+    return code;
+  ctl_response_t resp;
+  json_t *doc;
+  code = call(ctx, "GET", path, NULL, 0, NULL, &resp, &doc);
+  if (code != CTL_EXIT_OK)
+    return code;
+  if (ctx->json)
+    print_raw(&resp);
+  else
+    ctl_render_audit(stdout, doc);
+  json_decref(doc);
+  ctl_response_clear(&resp);
+  return CTL_EXIT_OK;
+}
+
+static bool schema_has(const json_t *schema, const char *what) {
+  size_t i;
+  json_t *row;
+  json_array_foreach(json_object_get(schema, "settings"), i, row) {
+    const char *key = json_string_value(json_object_get(row, "key"));
+    const char *section = json_string_value(json_object_get(row, "section"));
+    if ((key && strcmp(key, what) == 0) || (section && strcmp(section, what) == 0))
+      return true;
+  }
+  return false;
+}
+
+static int cmd_schema(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  int c;
+  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
+    return option_exit(c);
+  if (argc - optind > 1)
+    return usage_error(cmd, "give at most one KEY or SECTION");
+  const char *what = optind < argc ? argv[optind] : NULL;
+  int code = connect_server(ctx, AUTH_REQUIRED);
+  if (code != CTL_EXIT_OK)
+    return code;
+  ctl_response_t resp;
+  json_t *doc;
+  code = call(ctx, "GET", "/api/v1/settings/schema", NULL, 0, NULL, &resp, &doc);
+  if (code != CTL_EXIT_OK)
+    return code;
+  if (what && !schema_has(doc, what)) {
+    fprintf(stderr, "error: there is no setting or section named '%s'\n", what);
+    code = CTL_EXIT_USAGE;
+  } else if (ctx->json) {
+    print_raw(&resp);
+  } else {
+    ctl_render_schema(stdout, doc, what);
+  }
+  json_decref(doc);
+  ctl_response_clear(&resp);
+  return code;
+}
+
+static int cmd_help(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  int c;
+  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
+    return option_exit(c);
+  if (optind >= argc) {
+    ctl_print_usage(stdout);
+    return CTL_EXIT_OK;
+  }
+  const ctl_command_t *other = ctl_command_find(argv[optind]);
+  if (!other)
+    return usage_error(cmd, "there is no command '%s'", argv[optind]);
+  ctl_print_command_help(stdout, other);
+  return CTL_EXIT_OK;
+}
+
+/* ---- the table ------------------------------------------------------------ */
+
+const ctl_command_t ctl_commands[] = {
+    {
+        .name = "login",
+        .run = cmd_login,
+        .usage = "[--user NAME] [--password-file FILE]",
+        .summary = "log in and save the session token",
+        .help = "Logs in (POST /api/v1/session) and saves the server URL and the session token\n"
+                "in $XDG_CONFIG_HOME/atrium/atriumctl.json (default ~/.config/atrium/),\n"
+                "mode 0600.\n"
+                "The password comes from --password-file (first line), else ATRIUM_PASSWORD,\n"
+                "else it is asked for on the terminal without echo.\n"
+                "\n"
+                "  -u, --user NAME            administrator name (default: admin)\n"
+                "  -p, --password-file FILE   read the password from FILE\n"
+                "\n"
+                "Example: atriumctl --url https://atrium.example.com login \\\n"
+                "           --password-file pw.txt\n",
+    },
+    {
+        .name = "logout",
+        .run = cmd_logout,
+        .usage = "",
+        .summary = "end the session and forget the saved token",
+        .help = "Ends the session on the server (DELETE /api/v1/session) and removes the saved\n"
+                "token (the saved URL stays).\n",
+    },
+    {
+        .name = "get",
+        .run = cmd_get,
+        .usage = "[KEY|SECTION]",
+        .summary = "show settings: all, one key, or one section",
+        .help = "Shows the settings as \"key = value  (source)\"; the source is default,\n"
+                "store or env.\n"
+                "A blank value that stands for a computed default shows both:\n"
+                "  um.url = (blank) → https://atrium.example.com/umsettings/  (default)\n"
+                "Secrets show as (set) or (not set). With --json: the server's document, or\n"
+                "the one key's object.\n"
+                "\n"
+                "Examples: atriumctl get proxy      atriumctl get proxy.port\n",
+    },
+    {
+        .name = "set",
+        .run = cmd_set,
+        .usage = "KEY=VALUE... [--if-match VERSION]",
+        .summary = "change one or more settings in one atomic step",
+        .help = "Sends all pairs in one PATCH: either every key changes or none does.\n"
+                "Values are converted by the key's type: bool (true/false, yes/no, on/off, 1/0),\n"
+                "int and port (decimal), list (comma-separated, or a JSON array '[...]', or\n"
+                "@FILE holding JSON; qos.policies takes JSON only). KEY=- reads the value from\n"
+                "stdin (for secrets, so that they do not show in ps).\n"
+                "\n"
+                "      --if-match VERSION   refuse (exit 5) if the settings changed since VERSION\n"
+                "\n"
+                "Examples: atriumctl set proxy.enabled=true proxy.host=proxy.example.com\n"
+                "          atriumctl set proxy.bypass=10.0.0.0/8,*.example.com\n"
+                "          atriumctl set qos.policies=@policies.json\n"
+                "          printf '%s' \"$PW\" | atriumctl set proxy.password=-\n",
+    },
+    {
+        .name = "validate",
+        .run = cmd_validate,
+        .usage = "KEY=VALUE...",
+        .summary = "check values without changing anything",
+        .help = "Checks the pairs like set does (POST /api/v1/settings/validate) and prints\n"
+                "\"valid\" and any warnings, or the server's errors (exit 1).\n"
+                "\n"
+                "Example: atriumctl validate meeting.url=http://meet.example.com/\n",
+    },
+    {
+        .name = "export",
+        .run = cmd_export,
+        .usage = "[-o FILE]",
+        .summary = "write all settings (without secrets) as JSON",
+        .help = "Writes the export document (GET /api/v1/settings/export) to stdout or to FILE\n"
+                "(created with mode 0600).\n"
+                "\n"
+                "  -o, --output FILE   write to FILE instead of stdout\n"
+                "\n"
+                "Example: atriumctl export -o atrium-settings.json\n",
+    },
+    {
+        .name = "import",
+        .run = cmd_import,
+        .usage = "FILE",
+        .summary = "import an export document ('-' for stdin)",
+        .help = "Sends FILE to POST /api/v1/settings/import. The server checks the whole\n"
+                "document first: if one value is bad, nothing is imported (exit 1).\n"
+                "\n"
+                "Example: atriumctl import atrium-settings.json\n",
+    },
+    {
+        .name = "audit",
+        .run = cmd_audit,
+        .usage = "[--limit N] [--offset N]",
+        .summary = "show the change log, newest first",
+        .help = "Shows who changed what: time, actor, key, old → new (secrets redacted).\n"
+                "\n"
+                "  -n, --limit N    show at most N entries\n"
+                "      --offset N   skip the N newest entries\n"
+                "\n"
+                "Example: atriumctl audit --limit 20\n",
+    },
+    {
+        .name = "schema",
+        .run = cmd_schema,
+        .usage = "[KEY|SECTION]",
+        .summary = "describe the settings: type, default, help",
+        .help = "Shows every setting (or one key or section) with its type, bounds or\n"
+                "choices, default and help text, from GET /api/v1/settings/schema.\n"
+                "\n"
+                "Example: atriumctl schema proxy\n",
+    },
+    {
+        .name = "help",
+        .run = cmd_help,
+        .usage = "[COMMAND]",
+        .summary = "show this help, or a command's",
+        .help = "Shows the overview, or the help of COMMAND.\n",
+    },
+};
+
+const size_t ctl_command_count = sizeof(ctl_commands) / sizeof(ctl_commands[0]);
+
+const ctl_command_t *ctl_command_find(const char *name) {
+  for (size_t i = 0; i < ctl_command_count; i++)
+    if (strcmp(ctl_commands[i].name, name) == 0)
+      return &ctl_commands[i];
+  return NULL;
+}
+
+void ctl_print_usage(FILE *f) {
+  fprintf(f, "usage: atriumctl [OPTIONS] COMMAND [ARGS]\n"
+             "\n"
+             "The administration client of the Atrium server (its REST API).\n"
+             "\n"
+             "Commands:\n");
+  for (size_t i = 0; i < ctl_command_count; i++) {
+    char line[96];
+    snprintf(line, sizeof(line), "%s %s", ctl_commands[i].name, ctl_commands[i].usage);
+    fprintf(f, "  %-44s %s\n", line, ctl_commands[i].summary);
+  }
+  fprintf(f,
+          "\n"
+          "Options (before or after the command):\n"
+          "      --url URL       server (default: $ATRIUM_URL, else the URL saved by login,\n"
+          "                      else " DEFAULT_URL ")\n"
+          "      --token TOKEN   session token (default: $ATRIUM_TOKEN, else the token saved\n"
+          "                      by login for that URL)\n"
+          "      --cacert FILE   trust the CA certificate(s) in FILE for HTTPS\n"
+          "      --json          print the server's JSON as is (for scripts)\n"
+          "  -v, --verbose       print each request and status to stderr (never the token)\n"
+          "  -h, --help          show help (after a command: that command's help)\n"
+          "      --version       print the version\n"
+          "\n"
+          "Exit codes:\n"
+          "  0  success\n"
+          "  1  the server refused the request (invalid value: 422; 400; 413)\n"
+          "  2  usage error (bad arguments, unreadable file)\n"
+          "  3  cannot reach the server (connection refused, DNS, TLS, timeout)\n"
+          "  4  authentication needed or refused (not logged in; 401, 403, 429)\n"
+          "  5  conflict (409: domain.name or an env-locked key; 412: stale --if-match)\n"
+          "  6  server error (5xx) or unexpected response\n"
+          "\n"
+          "The session is saved in $XDG_CONFIG_HOME/atrium/atriumctl.json (default\n"
+          "~/.config/atrium/atriumctl.json). See docs/cli.md.\n");
+}
+
+void ctl_print_short_usage(FILE *f) {
+  fputs("usage: atriumctl [OPTIONS] COMMAND [ARGS]\ncommands:", f);
+  for (size_t i = 0; i < ctl_command_count; i++)
+    fprintf(f, " %s", ctl_commands[i].name);
+  fputs("\nTry 'atriumctl --help'.\n", f);
+}
+
+void ctl_print_command_help(FILE *f, const ctl_command_t *cmd) {
+  fprintf(f, "usage: atriumctl [OPTIONS] %s %s\n\n%s\n%s", cmd->name, cmd->usage, cmd->summary,
+          cmd->help[0] ? "\n" : "");
+  fputs(cmd->help, f);
+  fputs("\nGlobal options and exit codes: atriumctl --help\n", f);
+}

@@ -1,0 +1,821 @@
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "log.h"
+#include "metrics.h"
+
+/* ---- the route table ---------------------------------------------------------- */
+
+static const http_route_t routes[] = {
+    {.method = HTTP_POST, .path = "/api/v1/session", .handler = api_session_login,
+     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/api/v1/session", .handler = api_session_get,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_DELETE, .path = "/api/v1/session", .handler = api_session_logout,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/api/v1/settings", .handler = api_settings_get,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_PATCH, .path = "/api/v1/settings", .handler = api_settings_patch,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/api/v1/settings/schema", .handler = api_settings_schema,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/settings/validate", .handler = api_settings_validate,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/api/v1/settings/export", .handler = api_settings_export,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/settings/import", .handler = api_settings_import,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/api/v1/audit", .handler = api_audit_list,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/healthz", .handler = api_health, .auth = HTTP_AUTH_NONE},
+    /* Prometheus scrapes with a bearer token (bearer_token_file): no cookie. */
+    {.method = HTTP_GET, .path = "/metrics", .handler = api_metrics, .auth = HTTP_AUTH_ADMIN},
+};
+
+_Static_assert(sizeof routes / sizeof routes[0] <= HTTP_MAX_ROUTES, "raise HTTP_MAX_ROUTES");
+
+const http_route_t *http_routes(size_t *count) {
+  *count = sizeof routes / sizeof routes[0];
+  return routes;
+}
+
+static const char *const method_names[HTTP_METHOD_COUNT] = {
+    [HTTP_GET] = "GET",     [HTTP_HEAD] = "HEAD",       [HTTP_POST] = "POST",
+    [HTTP_PUT] = "PUT",     [HTTP_PATCH] = "PATCH",     [HTTP_DELETE] = "DELETE",
+    [HTTP_OPTIONS] = "OPTIONS", [HTTP_OTHER] = "OTHER",
+};
+
+http_method_t http_method_parse(const char *name) {
+  /* Methods are case-sensitive (RFC 9110 9.1). */
+  for (int m = 0; m < HTTP_OTHER; m++)
+    if (name && strcmp(name, method_names[m]) == 0) return (http_method_t)m;
+  return HTTP_OTHER;
+}
+
+const char *http_method_name(http_method_t m) {
+  return (unsigned)m < HTTP_METHOD_COUNT ? method_names[m] : "OTHER";
+}
+
+static bool path_matches(const char *pattern, const char *path) {
+  while (*pattern && *path) {
+    if (*pattern != '/' || *path != '/') return false;
+    pattern++;
+    path++;
+    const char *pe = strchrnul(pattern, '/'), *qe = strchrnul(path, '/');
+    size_t pl = (size_t)(pe - pattern), ql = (size_t)(qe - path);
+    if (pl >= 2 && pattern[0] == '{' && pattern[pl - 1] == '}') {
+      if (ql == 0) return false;
+    } else if (pl != ql || memcmp(pattern, path, pl) != 0) {
+      return false;
+    }
+    pattern = pe;
+    path = qe;
+  }
+  return *pattern == '\0' && *path == '\0';
+}
+
+const http_route_t *http_route_match(const http_route_t *table, size_t count, http_method_t method,
+                                     const char *path, unsigned *allowed, size_t *slot) {
+  const http_route_t *found = NULL;
+  unsigned allow = 0;
+  size_t first = count;
+  for (size_t i = 0; i < count; i++) {
+    if (!path_matches(table[i].path, path)) continue;
+    if (first == count) first = i;
+    allow |= 1u << table[i].method;
+    if (table[i].method == HTTP_GET) allow |= 1u << HTTP_HEAD;
+    if (!found && (table[i].method == method || (method == HTTP_HEAD && table[i].method == HTTP_GET)))
+      found = &table[i];
+  }
+  if (allowed) *allowed = allow;
+  if (slot) *slot = first;
+  return found;
+}
+
+void http_allow_header(unsigned allowed, char *buf, size_t len) {
+  size_t n = 0;
+  if (len == 0) return;
+  buf[0] = '\0';
+  for (int m = 0; m < HTTP_OTHER; m++) {
+    if (!(allowed & (1u << m))) continue;
+    int w = snprintf(buf + n, len - n, "%s%s", n ? ", " : "", method_names[m]);
+    if (w < 0 || (size_t)w >= len - n) {
+      buf[n] = '\0'; /* whole method names only */
+      return;
+    }
+    n += (size_t)w;
+  }
+}
+
+/* ---- parsing helpers ------------------------------------------------------------- */
+
+int http_parse_int_param(const char *text, int64_t min, int64_t max, int64_t dflt, int64_t *out) {
+  if (!text) {
+    *out = dflt;
+    return 0;
+  }
+  if (*text == '\0') return -EINVAL;
+  for (const char *p = text; *p; p++)
+    if (*p < '0' || *p > '9') return -EINVAL;
+  errno = 0;
+  char *end;
+  long long v = strtoll(text, &end, 10);
+  if (errno == ERANGE) return -ERANGE;
+  if (*end != '\0') return -EINVAL;
+  if (v < min || v > max) return -ERANGE;
+  *out = v;
+  return 0;
+}
+
+int http_parse_if_match(const char *header, int64_t *version) {
+  *version = -1;
+  if (!header) return 0;
+  while (*header == ' ' || *header == '\t') header++;
+  size_t n = strlen(header);
+  while (n > 0 && (header[n - 1] == ' ' || header[n - 1] == '\t')) n--;
+  if (n == 1 && header[0] == '*') return 0;
+  char digits[24];
+  const char *start = header;
+  /* Bare 5 is accepted as well as "5": atriumctl and curl users write both. */
+  if (n >= 2 && header[0] == '"' && header[n - 1] == '"') {
+    start++;
+    n -= 2;
+  }
+  if (n == 0 || n >= sizeof digits) return -EINVAL;
+  memcpy(digits, start, n);
+  digits[n] = '\0';
+  int64_t v;
+  if (http_parse_int_param(digits, 0, INT64_MAX, 0, &v) != 0) return -EINVAL;
+  *version = v;
+  return 0;
+}
+
+bool http_content_type_is_json(const char *header) {
+  if (!header) return false;
+  while (*header == ' ' || *header == '\t') header++;
+  static const char json[] = "application/json";
+  if (strncasecmp(header, json, sizeof json - 1) != 0) return false;
+  const char *p = header + sizeof json - 1;
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p == '\0') return true;
+  if (*p != ';') return false;
+  /* Only the charset parameter is known, and JSON is UTF-8 (RFC 8259). */
+  p++;
+  while (*p == ' ' || *p == '\t') p++;
+  if (strncasecmp(p, "charset=", 8) != 0) return false;
+  p += 8;
+  bool quoted = *p == '"';
+  if (quoted) p++;
+  if (strncasecmp(p, "utf-8", 5) != 0) return false;
+  p += 5;
+  if (quoted && *p++ != '"') return false;
+  while (*p == ' ' || *p == '\t') p++;
+  return *p == '\0';
+}
+
+const char *http_bearer_token(const char *authorization) {
+  if (!authorization || strncasecmp(authorization, "Bearer", 6) != 0) return NULL;
+  const char *p = authorization + 6;
+  if (*p != ' ' && *p != '\t') return NULL;
+  while (*p == ' ' || *p == '\t') p++;
+  if (*p == '\0') return NULL;
+  return p;
+}
+
+json_t *http_problem_json(unsigned status, const char *slug, const char *title, const char *detail,
+                          const json_t *errors) {
+  char type[160];
+  snprintf(type, sizeof type, "%s%s", HTTP_PROBLEM_TYPE_BASE, slug ? slug : "internal");
+  if (!title) title = MHD_get_reason_phrase_for(status);
+  json_t *errs = errors ? json_deep_copy(errors) : json_array();
+  if (!errs) return NULL;
+  return json_pack("{s:s, s:s, s:i, s:s, s:o}", "type", type, "title", title ? title : "",
+                   "status", (json_int_t)status, "detail", detail ? detail : "", "errors", errs);
+}
+
+/* ---- the server -------------------------------------------------------------------- */
+
+#define HTTP_MAX_EXTRA_HEADERS 6
+#define HTTP_DRAIN_MAX (4 * 1024 * 1024)
+
+struct http_request {
+  struct MHD_Connection *conn;
+  const http_route_t *route;
+  size_t slot;
+  http_method_t method;
+  struct timespec start;
+  unsigned status; /* 0 until a reply is queued */
+  bool deferred;   /* no body: checks run at the second call */
+  bool too_large;
+  char *body;
+  size_t body_len, body_alloc;
+  size_t drained; /* bytes discarded after the cap was passed */
+  json_t *json;
+  bool authenticated;
+  auth_identity_t who;
+  const char *token; /* MHD's copy of the header, valid for the request */
+  struct {
+    char *name, *value;
+  } headers[HTTP_MAX_EXTRA_HEADERS];
+  size_t nheaders;
+  char client[INET6_ADDRSTRLEN];
+};
+
+static struct {
+  struct MHD_Daemon *daemon;
+  store_t *store;
+  int port;
+  bool tls;
+  atomic_bool stopping;
+  struct MHD_Response *oom; /* built at start: replying must not need memory */
+  char *cert, *key;
+  char start_error[256]; /* MHD's last message while starting, for the user */
+  bool starting;
+} server;
+
+static const char oom_body[] =
+    "{\"type\":\"" HTTP_PROBLEM_TYPE_BASE "internal\",\"title\":\"Internal server error\","
+    "\"status\":500,\"detail\":\"The server ran out of memory; try again.\",\"errors\":[]}";
+
+struct MHD_Connection *http_connection(http_request_t *req) { return req->conn; }
+const json_t *http_body_json(http_request_t *req) { return req->json; }
+const auth_identity_t *http_identity(http_request_t *req) {
+  return req->authenticated ? &req->who : NULL;
+}
+const char *http_token(http_request_t *req) { return req->token; }
+store_t *http_store(http_request_t *req) { return server.store; }
+bool http_tls(void) { return server.tls; }
+int http_port(void) { return server.port; }
+void http_set_stopping(void) { atomic_store(&server.stopping, true); }
+bool http_stopping(void) { return atomic_load(&server.stopping); }
+
+const char *http_header(http_request_t *req, const char *name) {
+  return MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, name);
+}
+
+const char *http_query(http_request_t *req, const char *name) {
+  return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *http_client_address(http_request_t *req) {
+  if (req->client[0]) return req->client;
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+  if (!sa) {
+    snprintf(req->client, sizeof req->client, "unknown");
+  } else if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, req->client,
+              sizeof req->client);
+  } else if (sa->sa_family == AF_INET6) {
+    const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+    /* On a dual-stack socket IPv4 clients arrive mapped; one client, one name. */
+    if (IN6_IS_ADDR_V4MAPPED(a))
+      inet_ntop(AF_INET, &a->s6_addr[12], req->client, sizeof req->client);
+    else
+      inet_ntop(AF_INET6, a, req->client, sizeof req->client);
+  } else {
+    snprintf(req->client, sizeof req->client, "unknown");
+  }
+  return req->client;
+}
+
+int http_add_header(http_request_t *req, const char *name, const char *value) {
+  if (req->nheaders >= HTTP_MAX_EXTRA_HEADERS) return -ENOSPC;
+  char *n = strdup(name), *v = strdup(value);
+  if (!n || !v) {
+    free(n);
+    free(v);
+    return -ENOMEM;
+  }
+  req->headers[req->nheaders].name = n;
+  req->headers[req->nheaders].value = v;
+  req->nheaders++;
+  return 0;
+}
+
+int http_response_secure(struct MHD_Response *resp) {
+  /* Every response so far is API data; the admin page will get its own
+   * caching rule when it is served. */
+  if (MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES ||
+      MHD_add_response_header(resp, "Cache-Control", "no-store") != MHD_YES ||
+      MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'self'") != MHD_YES ||
+      MHD_add_response_header(resp, "X-Frame-Options", "DENY") != MHD_YES ||
+      MHD_add_response_header(resp, "Referrer-Policy", "no-referrer") != MHD_YES)
+    return -ENOMEM;
+  return 0;
+}
+
+enum MHD_Result http_reply_oom(http_request_t *req) {
+  log_err("out of memory while answering %s %s", http_method_name(req->method),
+          req->route ? req->route->path : "(unmatched)");
+  if (!server.oom) return MHD_NO;
+  req->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+  return MHD_queue_response(req->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, server.oom);
+}
+
+enum MHD_Result http_reply_shared(http_request_t *req, unsigned status, struct MHD_Response *resp) {
+  enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
+  if (r == MHD_YES) req->status = status;
+  return r;
+}
+
+/* Adds the security headers and the handler's extra headers, queues, and
+ * drops our reference. */
+static enum MHD_Result queue_owned(http_request_t *req, unsigned status, struct MHD_Response *resp) {
+  if (!resp) return http_reply_oom(req);
+  bool ok = http_response_secure(resp) == 0;
+  for (size_t i = 0; ok && i < req->nheaders; i++)
+    ok = MHD_add_response_header(resp, req->headers[i].name, req->headers[i].value) == MHD_YES;
+  if (!ok) {
+    MHD_destroy_response(resp);
+    return http_reply_oom(req);
+  }
+  enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
+  MHD_destroy_response(resp);
+  if (r == MHD_YES) req->status = status;
+  return r;
+}
+
+static void release_free(void *p) { free(p); }
+
+enum MHD_Result http_reply_buffer(http_request_t *req, unsigned status, const char *content_type,
+                                  const void *data, size_t len, void (*release)(void *),
+                                  void *release_cls) {
+  struct MHD_Response *resp;
+  if (release)
+    resp = MHD_create_response_from_buffer_with_free_callback_cls(len, (void *)data, release,
+                                                                  release_cls);
+  else
+    resp = MHD_create_response_from_buffer(len, (void *)data, MHD_RESPMEM_PERSISTENT);
+  if (!resp) {
+    if (release) release(release_cls);
+    return http_reply_oom(req);
+  }
+  if (content_type && MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type) !=
+                          MHD_YES) {
+    MHD_destroy_response(resp);
+    return http_reply_oom(req);
+  }
+  return queue_owned(req, status, resp);
+}
+
+static enum MHD_Result reply_json_typed(http_request_t *req, unsigned status, json_t *body,
+                                        const char *content_type) {
+  if (!body) return http_reply_oom(req);
+  char *text = json_dumps(body, JSON_COMPACT);
+  json_decref(body);
+  if (!text) return http_reply_oom(req);
+  return http_reply_buffer(req, status, content_type, text, strlen(text), release_free, text);
+}
+
+enum MHD_Result http_reply_json(http_request_t *req, unsigned status, json_t *body) {
+  return reply_json_typed(req, status, body, "application/json");
+}
+
+enum MHD_Result http_reply_problem(http_request_t *req, unsigned status, const char *slug,
+                                   const char *title, const char *detail, const json_t *errors) {
+  return reply_json_typed(req, status, http_problem_json(status, slug, title, detail, errors),
+                          "application/problem+json");
+}
+
+static enum MHD_Result reply_unauthorized(http_request_t *req, const char *detail) {
+  http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"atrium\"");
+  return http_reply_problem(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Authentication required",
+                            detail, NULL);
+}
+
+static bool csrf_equal(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  if (la != lb || la == 0) return false;
+  unsigned char d = 0;
+  for (size_t i = 0; i < la; i++) d |= (unsigned char)(a[i] ^ b[i]);
+  return d == 0;
+}
+
+/* true when the request may go on; otherwise a reply has been queued (*ret). */
+static bool authenticate(http_request_t *req, enum MHD_Result *ret) {
+  const char *authz = http_header(req, MHD_HTTP_HEADER_AUTHORIZATION);
+  const char *token;
+  bool by_cookie = false;
+  if (authz) {
+    token = http_bearer_token(authz);
+    if (!token) {
+      *ret = reply_unauthorized(
+          req, "The Authorization header must be \"Bearer <token>\" with the token from "
+               "POST /api/v1/session.");
+      return false;
+    }
+  } else {
+    token = MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, HTTP_SESSION_COOKIE);
+    by_cookie = token != NULL;
+  }
+  if (!token || !*token) {
+    *ret = reply_unauthorized(req, "Log in with POST /api/v1/session, then send the token as "
+                                   "\"Authorization: Bearer <token>\" or the session cookie.");
+    return false;
+  }
+  if (auth_check_token(token, &req->who) != 0) {
+    *ret = reply_unauthorized(req, "The session has expired or is not valid; log in again.");
+    return false;
+  }
+  bool unsafe = req->method != HTTP_GET && req->method != HTTP_HEAD && req->method != HTTP_OPTIONS;
+  if (by_cookie && unsafe) {
+    const char *csrf = http_header(req, HTTP_CSRF_HEADER);
+    if (!csrf || !csrf_equal(csrf, req->who.csrf)) {
+      *ret = http_reply_problem(
+          req, MHD_HTTP_FORBIDDEN, "csrf", "CSRF token missing or wrong",
+          "A change authenticated by the session cookie must carry the X-CSRF-Token header "
+          "with the csrf value from the login reply (GET /api/v1/session returns it again).",
+          NULL);
+      return false;
+    }
+  }
+  req->token = token;
+  req->authenticated = true;
+  return true;
+}
+
+static enum MHD_Result reply_too_large(http_request_t *req) {
+  char detail[160];
+  snprintf(detail, sizeof detail,
+           "The request body is larger than %d KiB; send a smaller document.", HTTP_BODY_MAX / 1024);
+  return http_reply_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload-too-large",
+                            "Request body too large", detail, NULL);
+}
+
+static int64_t elapsed_us(const struct timespec *start) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (int64_t)(now.tv_sec - start->tv_sec) * 1000000 + (now.tv_nsec - start->tv_nsec) / 1000;
+}
+
+/* First call for a request: route, authentication, media type, declared size.
+ * Everything a handler must not have to check is answered here. */
+static enum MHD_Result begin_request(http_request_t *req, const char *url) {
+  size_t count;
+  const http_route_t *table = http_routes(&count);
+  unsigned allowed;
+  req->route = http_route_match(table, count, req->method, url, &allowed, &req->slot);
+  if (!req->route) {
+    if (!allowed)
+      return http_reply_problem(req, MHD_HTTP_NOT_FOUND, "not-found", "Not found",
+                                "There is nothing at this path; the API is under /api/v1/.", NULL);
+    char allow[96], detail[256];
+    http_allow_header(allowed, allow, sizeof allow);
+    http_add_header(req, MHD_HTTP_HEADER_ALLOW, allow);
+    snprintf(detail, sizeof detail, "This path accepts %s.", allow);
+    return http_reply_problem(req, MHD_HTTP_METHOD_NOT_ALLOWED, "method-not-allowed",
+                              "Method not allowed", detail, NULL);
+  }
+  enum MHD_Result ret;
+  if (req->route->auth == HTTP_AUTH_ADMIN && !authenticate(req, &ret)) return ret;
+
+  const char *length = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  int64_t declared = 0;
+  if (length && http_parse_int_param(length, 0, INT64_MAX, 0, &declared) == 0 &&
+      declared > HTTP_BODY_MAX)
+    return reply_too_large(req);
+  if (req->route->body == HTTP_BODY_JSON &&
+      !http_content_type_is_json(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
+    return http_reply_problem(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type",
+                              "Unsupported media type",
+                              "Send the request body as JSON with "
+                              "\"Content-Type: application/json\".",
+                              NULL);
+  if (declared > 0 && req->route->body == HTTP_BODY_JSON) {
+    req->body = malloc((size_t)declared + 1);
+    if (!req->body) return http_reply_oom(req);
+    req->body_alloc = (size_t)declared + 1;
+  }
+  return MHD_YES;
+}
+
+static int append_body(http_request_t *req, const char *data, size_t len) {
+  if (req->body_len + len + 1 > req->body_alloc) {
+    size_t want = req->body_alloc ? req->body_alloc : 4096;
+    while (want < req->body_len + len + 1) want *= 2;
+    if (want > HTTP_BODY_MAX + 1) want = HTTP_BODY_MAX + 1;
+    char *p = realloc(req->body, want);
+    if (!p) return -ENOMEM;
+    req->body = p;
+    req->body_alloc = want;
+  }
+  memcpy(req->body + req->body_len, data, len);
+  req->body_len += len;
+  req->body[req->body_len] = '\0';
+  return 0;
+}
+
+static enum MHD_Result parse_body(http_request_t *req) {
+  if (req->body_len == 0)
+    return http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed", "Request body missing",
+                              "The request body is empty; send a JSON object.", NULL);
+  json_error_t jerr;
+  req->json = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+  if (!req->json) {
+    char detail[400];
+    snprintf(detail, sizeof detail, "The request body is not valid JSON: %s (line %d, column %d).",
+             jerr.text, jerr.line, jerr.column);
+    return http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed", "Malformed JSON", detail,
+                              NULL);
+  }
+  return MHD_YES;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
+  http_request_t *req = *con_cls;
+  if (!req) {
+    req = calloc(1, sizeof *req);
+    if (!req) return server.oom ? MHD_queue_response(conn, 500, server.oom) : MHD_NO;
+    *con_cls = req;
+    req->conn = conn;
+    clock_gettime(CLOCK_MONOTONIC, &req->start);
+    req->method = http_method_parse(method);
+    size_t count;
+    http_routes(&count);
+    req->slot = count;
+    /* MHD closes the connection after a reply queued before the request is
+     * complete. Without a body the request is complete at the next call, so
+     * the checks wait for it and keep-alive survives a 401 or 404; with a
+     * body they run now, so that a refused body is never read. */
+    const char *length = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    req->deferred = !http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING) &&
+                    (!length || strcmp(length, "0") == 0);
+    if (req->deferred) return MHD_YES;
+    return begin_request(req, url);
+  }
+  if (req->deferred) {
+    req->deferred = false;
+    enum MHD_Result r = begin_request(req, url);
+    if (req->status || r != MHD_YES) return r;
+  }
+  if (req->status) {
+    /* Answered early (413, 401...): drop what the client still sends. */
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    size_t len = *upload_data_size;
+    *upload_data_size = 0;
+    if (req->too_large) {
+      /* MHD 0.9.75 cannot queue a reply in the middle of an upload, so a
+       * streamed body over the cap is drained and answered 413 at its end;
+       * a client that keeps sending far beyond is cut off instead. */
+      req->drained += len;
+      return req->drained > HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;
+    }
+    if (req->body_len + len > HTTP_BODY_MAX) {
+      req->too_large = true;
+      free(req->body);
+      req->body = NULL;
+      req->body_len = req->body_alloc = 0;
+      req->drained = len;
+      /* Answer now when MHD lets us (newer versions); else at the end. */
+      (void)reply_too_large(req);
+      return MHD_YES;
+    }
+    if (req->route->body != HTTP_BODY_JSON) return MHD_YES;
+    if (append_body(req, upload_data, len) != 0) return http_reply_oom(req);
+    return MHD_YES;
+  }
+  if (req->too_large) return reply_too_large(req);
+  if (req->route->body == HTTP_BODY_JSON) {
+    enum MHD_Result r = parse_body(req);
+    if (req->status || r != MHD_YES) return r;
+  }
+  return req->route->handler(req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  http_request_t *req = *con_cls;
+  if (!req) return;
+  *con_cls = NULL;
+  int64_t us = elapsed_us(&req->start);
+  const char *route = req->route ? req->route->path : "unmatched";
+  if (req->status) {
+    metrics_http_request(req->slot, req->method, req->status, (uint64_t)(us < 0 ? 0 : us));
+    log_debug("%s %s %u %.3f ms", http_method_name(req->method), route, req->status, us / 1000.0);
+  } else {
+    log_debug("%s %s: no reply (connection ended, reason %d)", http_method_name(req->method),
+              route, (int)toe);
+  }
+  free(req->body);
+  json_decref(req->json);
+  for (size_t i = 0; i < req->nheaders; i++) {
+    free(req->headers[i].name);
+    free(req->headers[i].value);
+  }
+  free(req);
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
+  char msg[256];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r' || msg[n - 1] == '.')) msg[--n] = '\0';
+  if (server.starting) snprintf(server.start_error, sizeof server.start_error, "%s", msg);
+  /* MHD reports client misbehaviour here too (resets, bad requests): not our errors. */
+  log_debug("libmicrohttpd: %s", msg);
+}
+
+static int read_pem(const char *path, const char *what, char **out, char *err, size_t errlen) {
+  *out = NULL;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen,
+             "Cannot read the TLS %s %s: %s. Fix the <Tls> element of atlas.xml or the file's "
+             "permissions.",
+             what, path, strerror(errno));
+    return -errno;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > 1 << 20) {
+    close(fd);
+    snprintf(err, errlen, "The TLS %s %s is not a PEM file of a sensible size; check <Tls> in "
+             "atlas.xml.", what, path);
+    return -EINVAL;
+  }
+  char *buf = malloc((size_t)st.st_size + 1);
+  if (!buf) {
+    close(fd);
+    snprintf(err, errlen, "Out of memory reading %s.", path);
+    return -ENOMEM;
+  }
+  size_t got = 0;
+  while (got < (size_t)st.st_size) {
+    ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  if (got != (size_t)st.st_size) {
+    free(buf);
+    snprintf(err, errlen, "Cannot read the TLS %s %s completely.", what, path);
+    return -EIO;
+  }
+  buf[got] = '\0';
+  *out = buf;
+  return 0;
+}
+
+static void free_tls(void) {
+  if (server.key) explicit_bzero(server.key, strlen(server.key));
+  free(server.key);
+  free(server.cert);
+  server.key = server.cert = NULL;
+}
+
+int http_start(const http_config_t *cfg, char *err, size_t errlen) {
+  if (server.daemon) {
+    snprintf(err, errlen, "The HTTP server is already running.");
+    return -EALREADY;
+  }
+  server.store = cfg->store;
+  atomic_store(&server.stopping, false);
+
+  /* Accept "[::1]" as well as "::1". */
+  char addr[64];
+  const char *a = cfg->address && *cfg->address ? cfg->address : "127.0.0.1";
+  size_t alen = strlen(a);
+  if (alen >= 2 && a[0] == '[' && a[alen - 1] == ']') {
+    a++;
+    alen -= 2;
+  }
+  if (alen >= sizeof addr) alen = sizeof addr - 1;
+  memcpy(addr, a, alen);
+  addr[alen] = '\0';
+
+  if (cfg->port < 0 || cfg->port > 65535) {
+    snprintf(err, errlen, "The listen port %d is out of range; use 1 to 65535 in atlas.xml.",
+             cfg->port);
+    return -EINVAL;
+  }
+  struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
+  struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)cfg->port)};
+  const struct sockaddr *sa;
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+  if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1) {
+    sa = (const struct sockaddr *)&sin;
+  } else if (inet_pton(AF_INET6, addr, &sin6.sin6_addr) == 1) {
+    sa = (const struct sockaddr *)&sin6;
+    flags |= IN6_IS_ADDR_UNSPECIFIED(&sin6.sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
+  } else {
+    snprintf(err, errlen,
+             "The listen address \"%s\" is not an IPv4 or IPv6 address; fix <Listen address> in "
+             "atlas.xml.",
+             addr);
+    return -EINVAL;
+  }
+
+  bool tls = cfg->tls_cert && *cfg->tls_cert;
+  if (tls != (cfg->tls_key && *cfg->tls_key)) {
+    snprintf(err, errlen, "HTTPS needs both a certificate and a key; set both in <Tls> in "
+             "atlas.xml or neither.");
+    return -EINVAL;
+  }
+  if (tls) {
+    if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+      snprintf(err, errlen, "This libmicrohttpd has no TLS support; install the GnuTLS build or "
+               "remove <Tls> from atlas.xml.");
+      return -ENOTSUP;
+    }
+    int r = read_pem(cfg->tls_cert, "certificate", &server.cert, err, errlen);
+    if (r == 0) r = read_pem(cfg->tls_key, "key", &server.key, err, errlen);
+    if (r != 0) {
+      free_tls();
+      return r;
+    }
+    flags |= MHD_USE_TLS;
+  }
+
+  unsigned threads = cfg->threads > 0 ? (unsigned)cfg->threads : 0;
+  if (!threads) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = n < 2 ? 2 : n > 4 ? 4 : (unsigned)n;
+  }
+
+  server.oom = MHD_create_response_from_buffer(sizeof oom_body - 1, (void *)oom_body,
+                                               MHD_RESPMEM_PERSISTENT);
+  if (!server.oom ||
+      MHD_add_response_header(server.oom, MHD_HTTP_HEADER_CONTENT_TYPE,
+                              "application/problem+json") != MHD_YES ||
+      http_response_secure(server.oom) != 0) {
+    snprintf(err, errlen, "Out of memory starting the HTTP server.");
+    http_stop();
+    return -ENOMEM;
+  }
+
+  struct MHD_OptionItem opts[12];
+  size_t n = 0;
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)sa};
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL};
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL};
+  if (tls) {
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, server.cert};
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, server.key};
+  }
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+
+  server.starting = true;
+  server.start_error[0] = '\0';
+  /* The logger must come first, or MHD prints early messages itself. */
+  server.daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, NULL,
+                                   MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_ARRAY,
+                                   opts, MHD_OPTION_END);
+  server.starting = false;
+  if (!server.daemon) {
+    if (tls && (strstr(server.start_error, "TLS") || strstr(server.start_error, "certificate")))
+      snprintf(err, errlen,
+               "Cannot start HTTPS with the certificate %s and the key %s: %s. Check that both "
+               "are PEM files and belong together (<Tls> in atlas.xml).",
+               cfg->tls_cert, cfg->tls_key, server.start_error);
+    else
+      snprintf(err, errlen,
+               "Cannot listen on %s port %d%s%s. Stop the program that uses the port, or change "
+               "<Listen> in atlas.xml.",
+               addr, cfg->port, server.start_error[0] ? ": " : "", server.start_error);
+    http_stop();
+    return -EADDRNOTAVAIL;
+  }
+  const union MHD_DaemonInfo *di = MHD_get_daemon_info(server.daemon, MHD_DAEMON_INFO_BIND_PORT);
+  server.port = di ? di->port : cfg->port;
+  server.tls = tls;
+  bool v6 = sa->sa_family == AF_INET6;
+  log_info("listening on %s://%s%s%s:%d with %u threads", tls ? "https" : "http", v6 ? "[" : "",
+           addr, v6 ? "]" : "", server.port, threads);
+  return 0;
+}
+
+void http_stop(void) {
+  if (server.daemon) MHD_stop_daemon(server.daemon);
+  server.daemon = NULL;
+  /* The cached settings response holds a snapshot: drop it while settings
+   * are still alive. */
+  api_settings_cache_clear();
+  if (server.oom) MHD_destroy_response(server.oom);
+  server.oom = NULL;
+  free_tls();
+  server.tls = false;
+  server.port = 0;
+}
