@@ -39,6 +39,8 @@ const char *store_last_error(store_t *s);
 uint64_t store_error_count(store_t *s);
 /* Schema version after migration (PRAGMA user_version). */
 int store_schema_version(store_t *s);
+/* The schema version this code migrates to (the number of migration steps). */
+int store_code_schema_version(void);
 
 /* Runs PRAGMA integrity_check; 0 when "ok". */
 int store_integrity_check(store_t *s);

@@ -6,6 +6,7 @@
  * char *, json_decref() for json_t *). On failure it returns -EINVAL, sets
  * nothing in *out, and writes into err a sentence that names the rule and
  * says what to fix, without the setting's key (the caller adds the key).
+ * -ENOMEM (with a message too) means memory ran out, not that the value is bad.
  * err->field names the part of a compound value that failed (for example
  * "[1].dscp" in a QoS policy list); it is empty for scalar values. */
 #pragma once
@@ -33,8 +34,12 @@ enum validate_host_flags {
 /* A DNS name: Unicode input is converted to A-labels (IDNA 2008, libidn2),
  * the result lower-cased, a single trailing dot removed; each label 1-63 of
  * [a-z0-9-], not starting or ending with '-'; total at most 253; the last
- * label not all digits. With HOST_ALLOW_IP an address literal is accepted and
- * returned in its canonical text form (IPv6 without brackets). */
+ * label not all digits; "xn--" labels must decode. Names IDNA 2008 refuses as
+ * DISALLOWED (symbols such as U+2764) fall back to UTS #46 transitional
+ * processing, as browsers and curl do, unless the name holds one of the
+ * characters on which the two differ (sharp s, final sigma, ZWJ, ZWNJ).
+ * With HOST_ALLOW_IP an address literal is accepted and returned in its
+ * canonical text form (IPv6 without brackets). */
 int validate_host(const char *in, unsigned flags, char **out, validate_error_t *err);
 
 /* True when s is an IPv4 or IPv6 literal (IPv6 with or without brackets). */
@@ -62,12 +67,17 @@ typedef struct validate_url_rule {
  * when !host_fqdn), no user info, port 1-65535. Normalised: scheme and host
  * lower-case, default port removed (:80 http, :443 https, :389 ldap,
  * :636 ldaps), other ports kept, empty path written as "/" (except base
- * URLs, which lose a trailing "/"). Spaces, control characters and more than
- * VALIDATE_URL_MAX bytes are refused. */
+ * URLs, which lose trailing "/"s, and no_path URLs, written without a path),
+ * %XX escapes in upper case, an empty "?" or "#" dropped. Spaces, control
+ * characters (also %00-%1F, %7F), non-ASCII outside the host and more than
+ * VALIDATE_URL_MAX bytes are refused. IPv6 hosts keep their brackets. */
 int validate_url(const char *in, const validate_url_rule_t *rule, char **out, validate_error_t *err);
 
-/* The URL of a QoS policy: http or https, '*' allowed as a wildcard anywhere,
- * otherwise only the characters RFC 1738 allows in a URL. Host lower-cased. */
+/* The URL of a QoS policy: http or https, '*' allowed as a wildcard anywhere
+ * (the port only as a whole: ":*"), otherwise only the characters RFC 1738
+ * allows in a URL (so no '~', '#', '[', non-ASCII). Scheme and host
+ * lower-cased, an empty path written as "/"; a port is kept (leading zeros
+ * dropped), default ports too. */
 int validate_qos_url(const char *in, char **out, validate_error_t *err);
 
 /* ---- lists --------------------------------------------------------------- */
@@ -77,7 +87,9 @@ int validate_qos_url(const char *in, char **out, validate_error_t *err);
 
 /* One proxy bypass entry: a host name, a pattern "*.example.com" or
  * ".example.com", an IPv4/IPv6 address, or a CIDR ("10.0.0.0/8",
- * "fd00::/8", prefix within the family's bounds). Normalised lower-case. */
+ * "fd00::/8", prefix within the family's bounds, no address bits set beyond
+ * the prefix). A lone "*" is refused. Normalised lower-case, IDN to A-labels,
+ * addresses in canonical form. */
 int validate_bypass_entry(const char *in, char **out, validate_error_t *err);
 
 /* A JSON array of bypass entries (at most VALIDATE_BYPASS_MAX, no duplicates
@@ -85,11 +97,12 @@ int validate_bypass_entry(const char *in, char **out, validate_error_t *err);
 int validate_bypass_list(const json_t *in, json_t **out, validate_error_t *err);
 
 /* A JSON array of QoS policies (at most VALIDATE_QOS_POLICIES_MAX). Each an
- * object with exactly: "name" (1-64 printable characters, unique,
- * case-insensitively), "dscp" integer 0-63, "max_rate_mbps" integer
- * 1-100000, "url" (validate_qos_url), "include_subdirectories" bool,
- * "any_destination" bool. Unknown members are refused. err->field is
- * "[i]" or "[i].member". *out is a new, normalised array. */
+ * object with exactly: "name" (1-64 printable characters, no leading or
+ * trailing space, unique ignoring ASCII case), "dscp" integer 0-63,
+ * "max_rate_mbps" integer 1-100000, "url" (validate_qos_url),
+ * "include_subdirectories" bool, "any_destination" bool. Unknown members are
+ * refused. err->field is "[i]" or "[i].member". *out is a new, normalised
+ * array (members in the order above). */
 int validate_qos_policies(const json_t *in, json_t **out, validate_error_t *err);
 
 /* ---- helpers ------------------------------------------------------------- */
