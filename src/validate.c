@@ -205,27 +205,13 @@ static int host_idn_fail(int rc, validate_error_t *err) {
   }
 }
 
-/* ß, ς, ZWJ and ZWNJ (and capital ẞ) are the characters on which transitional
- * and non-transitional processing disagree: transitional turns "faß.de" into
- * the different domain "fass.de". Falling back is only safe without them. */
-static bool has_deviation_chars(const char *s) {
-  static const char *const dev[] = {"\xc3\x9f", "\xcf\x82", "\xe2\x80\x8c", "\xe2\x80\x8d",
-                                    "\xe1\xba\x9e"};
-  for (size_t i = 0; i < sizeof dev / sizeof dev[0]; i++)
-    if (strstr(s, dev[i]))
-      return true;
-  return false;
-}
-
-/* IDNA 2008 (non-transitional UTS #46) first. Names it refuses as DISALLOWED
- * but IDNA 2003 accepted (symbols such as "i\u2764.ws") still resolve and are
- * what browsers and curl use, so they get the transitional mapping as a
- * second chance when that cannot change which domain is meant. */
+/* IDNA 2008 (non-transitional UTS #46) only. The older IDNA 2003 mapping
+ * would also accept symbols ("i\u2764.ws") and silently turn "faß.de" into
+ * the different domain "fass.de"; a server's configuration should name hosts
+ * every current resolver and certificate authority agrees on. */
 static int idn_to_ascii(const char *in, char **out, validate_error_t *err) {
   char *conv = NULL;
   int rc = idn2_to_ascii_8z(in, &conv, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
-  if (rc == IDN2_DISALLOWED && !has_deviation_chars(in))
-    rc = idn2_to_ascii_8z(in, &conv, IDN2_NFC_INPUT | IDN2_TRANSITIONAL);
   if (rc != IDN2_OK)
     return host_idn_fail(rc, err);
   /* libidn2 may allocate with its own allocator; hand the caller a malloc() copy. */
@@ -242,11 +228,6 @@ static int check_alabel(const char *label, size_t len, validate_error_t *err) {
   buf[len] = '\0';
   char *conv = NULL;
   int rc = idn2_to_ascii_8z(buf, &conv, IDN2_NONTRANSITIONAL);
-  if (rc == IDN2_DISALLOWED) {
-    rc = idn2_to_ascii_8z(buf, &conv, IDN2_TRANSITIONAL);
-    if (rc == IDN2_OK && strcmp(conv, buf) != 0)
-      rc = IDN2_ALABEL_ROUNDTRIP_FAILED;
-  }
   idn2_free(conv);
   return rc == IDN2_OK ? 0 : host_idn_fail(rc, err);
 }

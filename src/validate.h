@@ -34,10 +34,8 @@ enum validate_host_flags {
 /* A DNS name: Unicode input is converted to A-labels (IDNA 2008, libidn2),
  * the result lower-cased, a single trailing dot removed; each label 1-63 of
  * [a-z0-9-], not starting or ending with '-'; total at most 253; the last
- * label not all digits; "xn--" labels must decode. Names IDNA 2008 refuses as
- * DISALLOWED (symbols such as U+2764) fall back to UTS #46 transitional
- * processing, as browsers and curl do, unless the name holds one of the
- * characters on which the two differ (sharp s, final sigma, ZWJ, ZWNJ).
+ * label not all digits; "xn--" labels must decode. Strictly IDNA 2008:
+ * symbols and emoji are refused, "faß.de" stays distinct from "fass.de".
  * With HOST_ALLOW_IP an address literal is accepted and returned in its
  * canonical text form (IPv6 without brackets). */
 int validate_host(const char *in, unsigned flags, char **out, validate_error_t *err);

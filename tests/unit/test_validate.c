@@ -50,7 +50,6 @@ static const host_case_t host_good[] = {
     {"xn--bcher-kva.example", 0, "xn--bcher-kva.example"},
     {"XN--BCHER-KVA.EXAMPLE", 0, "xn--bcher-kva.example"},
     {"faß.de", 0, "xn--fa-hia.de"},          /* IDNA 2008: ß is kept, not "fass" */
-    {"i\u2764.ws", 0, "xn--i-7iq.ws"},       /* symbol: transitional fallback */
     {"\uff41\uff42\uff43.com", 0, "abc.com"}, /* full-width letters are mapped */
     {"a\u3002b.com", 0, "a.b.com"},           /* ideographic full stop */
     {L63 ".com", 0, L63 ".com"},
@@ -72,6 +71,8 @@ static const host_case_t host_good[] = {
 
 static const host_case_t host_bad[] = {
     {"", 0, "empty"},
+    {"i\u2764.ws", 0, "IDNA 2008"},          /* symbols: strictly IDNA 2008, no 2003 fallback */
+    {"\u2603.example.com", 0, "IDNA 2008"},
     {".", 0, "empty"},
     {"intranet", TWO, "single label"},
     {"Intranet.", TWO, "single label"},
