@@ -1,0 +1,251 @@
+// Integration-test harness: starts a real atriumd on a free loopback port with
+// a temporary data directory, and offers small helpers for the REST API and
+// for atriumctl. Every wait is bounded.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const REPO = path.resolve(here, '..', '..');
+export const ATRIUMD = process.env.ATRIUMD || path.join(REPO, 'build', 'atriumd');
+export const ATRIUMCTL = process.env.ATRIUMCTL || path.join(REPO, 'build', 'atriumctl');
+export const DEFAULT_ADMIN_PASSWORD = 'admin-test-pass-1';
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** A free TCP port on 127.0.0.1 (bind to 0, read, close). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function xmlEscape(s) {
+  return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;');
+}
+
+/** fetch with a time limit. */
+async function fetchT(url, init = {}, ms = 10000) {
+  const ac = new AbortController();
+  const t = setTimeout(() => ac.abort(), ms);
+  try {
+    return await fetch(url, { ...init, signal: ac.signal, redirect: 'manual' });
+  } finally {
+    clearTimeout(t);
+  }
+}
+
+/** Waits for a child process to exit, at most ms; resolves the exit code
+ * (or the signal name) or null on timeout. */
+function waitExit(proc, ms) {
+  if (proc.exitCode !== null || proc.signalCode !== null) {
+    return Promise.resolve(proc.exitCode ?? proc.signalCode);
+  }
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(null), ms);
+    proc.once('exit', (code, sig) => { clearTimeout(t); resolve(code ?? sig); });
+  });
+}
+
+/** Low-level HTTP call used by server.api(). */
+export async function apiCall(baseUrl, method, p, { body, token, headers = {}, raw, timeoutMs = 10000 } = {}) {
+  const h = { ...headers };
+  let payload;
+  if (raw !== undefined) {
+    payload = raw;
+  } else if (body !== undefined) {
+    payload = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+    if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type')) h['content-type'] = 'application/json';
+  }
+  if (token) h.authorization = `Bearer ${token}`;
+  const res = await fetchT(baseUrl + p, { method, headers: h, body: payload }, timeoutMs);
+  const text = await res.text();
+  let json;
+  try { json = text.length ? JSON.parse(text) : undefined; } catch { json = undefined; }
+  return { status: res.status, headers: res.headers, json, text };
+}
+
+/**
+ * Starts atriumd. opts: {env, atlas (extra XML inside <Atlas>), dataDir,
+ * adminPassword, keep, startTimeoutMs}.
+ */
+export async function startServer(opts = {}) {
+  const adminPassword = opts.adminPassword ?? DEFAULT_ADMIN_PASSWORD;
+  const port = await freePort();
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'atrium-it-'));
+  const dataDir = opts.dataDir ?? path.join(dir, 'data');
+  await fsp.mkdir(dataDir, { recursive: true });
+  const atlasPath = path.join(dir, 'atlas.xml');
+  const xml = '<?xml version="1.0"?><Atlas>'
+    + `<Listen address="127.0.0.1" port="${port}"/>`
+    + `<DataDirectory>${xmlEscape(dataDir)}</DataDirectory>`
+    + '<IMDeleteAfterDays>90</IMDeleteAfterDays>'
+    + '<JournalDeleteAfterDays>365</JournalDeleteAfterDays>'
+    + (opts.atlas ?? '')
+    + '</Atlas>\n';
+  await fsp.writeFile(atlasPath, xml);
+
+  let out = '';
+  const proc = spawn(ATRIUMD, ['-c', atlasPath], {
+    env: { ...process.env, ATRIUM_ADMIN_PASSWORD: adminPassword, ...(opts.env ?? {}) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  proc.stdout.setEncoding('utf8');
+  proc.stderr.setEncoding('utf8');
+  proc.stdout.on('data', (d) => { out += d; });
+  proc.stderr.on('data', (d) => { out += d; });
+  let spawnError = null;
+  proc.on('error', (e) => { spawnError = e; });
+
+  const url = `http://127.0.0.1:${port}`;
+  let cleaned = false;
+  const cleanup = async () => {
+    if (cleaned || opts.keep) return;
+    cleaned = true;
+    await fsp.rm(dir, { recursive: true, force: true }).catch(() => {});
+  };
+
+  const server = {
+    url, port, dir, dataDir, atlasPath, adminPassword, proc,
+    output: () => out,
+    async login(user = 'admin', password = adminPassword) {
+      const r = await apiCall(url, 'POST', '/api/v1/session', { body: { user, password } });
+      if (r.status !== 200 || !r.json?.token) {
+        throw new Error(`login failed: ${r.status} ${r.text}`);
+      }
+      return r.json.token;
+    },
+    api(method, p, o = {}) { return apiCall(url, method, p, o); },
+    async stop() {
+      let code = await waitExit(proc, 0);
+      if (code === null) {
+        proc.kill('SIGTERM');
+        code = await waitExit(proc, 10000);
+        if (code === null) { proc.kill('SIGKILL'); await waitExit(proc, 5000); }
+      }
+      await cleanup();
+      return code;
+    },
+    async kill() {
+      let code = await waitExit(proc, 0);
+      if (code === null) { proc.kill('SIGKILL'); code = await waitExit(proc, 10000); }
+      return code;
+    },
+  };
+
+  const deadline = Date.now() + (opts.startTimeoutMs ?? 10000);
+  for (;;) {
+    if (spawnError) { await cleanup(); throw new Error(`cannot start ${ATRIUMD}: ${spawnError.message}`); }
+    if (proc.exitCode !== null || proc.signalCode !== null) {
+      await cleanup();
+      throw new Error(`atriumd exited (${proc.exitCode ?? proc.signalCode}) before /healthz answered:\n${out}`);
+    }
+    try {
+      const r = await fetchT(url + '/healthz', {}, 1000);
+      await r.arrayBuffer();
+      if (r.status === 200) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      await waitExit(proc, 5000);
+      await cleanup();
+      throw new Error(`atriumd did not answer /healthz within the limit:\n${out}`);
+    }
+    await sleep(50);
+  }
+  return server;
+}
+
+/** Runs atriumctl against a server. Resolves {code, stdout, stderr}. */
+export function ctl(server, args, { token, input, env, timeoutMs = 20000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const e = { ...process.env, ATRIUM_URL: server.url, ...(env ?? {}) };
+    if (token !== undefined) e.ATRIUM_TOKEN = token;
+    const p = spawn(ATRIUMCTL, args, { env: e, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '', stderr = '', timedOut = false;
+    p.stdout.setEncoding('utf8'); p.stderr.setEncoding('utf8');
+    p.stdout.on('data', (d) => { stdout += d; });
+    p.stderr.on('data', (d) => { stderr += d; });
+    const t = setTimeout(() => { timedOut = true; p.kill('SIGKILL'); }, timeoutMs);
+    p.on('error', (err) => { clearTimeout(t); reject(err); });
+    p.on('close', (code, sig) => {
+      clearTimeout(t);
+      if (timedOut) reject(new Error(`atriumctl ${args.join(' ')} timed out\n${stdout}\n${stderr}`));
+      else resolve({ code: code ?? (sig ? 128 : -1), stdout, stderr });
+    });
+    p.stdin.on('error', () => {});
+    if (input !== undefined) p.stdin.end(input); else p.stdin.end();
+  });
+}
+
+// ---- contract helpers shared by the suites ---------------------------------
+
+/** Every key of the settings contract (shared/spec/settings.md) and its type. */
+export const CONTRACT_KEYS = {
+  'server.public_url': 'url',
+  'domain.name': 'host',
+  'federation.enabled': 'bool',
+  'federation.fqdn': 'host',
+  'login.allow_automatic': 'bool',
+  'login.publish_address': 'bool',
+  'login.discovery_port': 'port',
+  'login.kerberos_keytab': 'string',
+  'ad.uri': 'url',
+  'ad.bind_dn': 'string',
+  'ad.bind_password': 'secret',
+  'ad.container_dn': 'string',
+  'mobile.app_url': 'url',
+  'mobile.webapi_url': 'url',
+  'mobile.push_enabled': 'bool',
+  'mobile.push_use_proxy': 'bool',
+  'um.url': 'url',
+  'meeting.enabled': 'bool',
+  'meeting.url': 'url',
+  'qos.policies': 'list',
+  'docs.url': 'url',
+  'proxy.enabled': 'bool',
+  'proxy.host': 'host_or_ip',
+  'proxy.port': 'port',
+  'proxy.auth_required': 'bool',
+  'proxy.auth_method': 'enum',
+  'proxy.username': 'string',
+  'proxy.password': 'secret',
+  'proxy.bypass': 'list',
+  'license.server_url': 'url',
+};
+export const SECRET_KEYS = ['ad.bind_password', 'proxy.password'];
+
+/** Asserts an RFC 9457 problem document with the given status; returns the
+ * list of keys named in "errors". */
+export function problemKeys(r, status, assert) {
+  const ctx = `HTTP ${r.status} ${r.text}`;
+  assert.equal(r.status, status, ctx);
+  assert.match(r.headers.get('content-type') ?? '', /^application\/problem\+json/, ctx);
+  assert.ok(r.json && typeof r.json === 'object', ctx);
+  assert.equal(r.json.status, status, ctx);
+  assert.equal(typeof r.json.title, 'string', ctx);
+  assert.ok(Array.isArray(r.json.errors), `"errors" must always be present: ${ctx}`);
+  for (const e of r.json.errors) {
+    assert.equal(typeof e.key, 'string', ctx);
+    assert.equal(typeof e.message, 'string', ctx);
+    assert.ok(e.message.length > 0, ctx);
+  }
+  return r.json.errors.map((e) => e.key);
+}
+
+/** An audit "old"/"new" field may carry the value itself or its JSON text. */
+export function auditValue(x) {
+  if (typeof x !== 'string') return x;
+  try { return JSON.parse(x); } catch { return x; }
+}
