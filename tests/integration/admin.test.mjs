@@ -1,0 +1,580 @@
+// The admin page (issue 4), end to end: a real atriumd, Debian's chromium
+// driven by playwright-core. Set ATRIUM_SCREENSHOTS=docs/screenshots to
+// (re)write the screenshots listed in docs/admin-page.md.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { REPO, startServer } from './harness.mjs';
+import { field, fieldError, launchBrowser, loginUi } from './browser.mjs';
+
+const ADMIN_DIR = path.join(REPO, 'web', 'admin');
+const SHOTS = process.env.ATRIUM_SCREENSHOTS ? path.resolve(REPO, process.env.ATRIUM_SCREENSHOTS) : null;
+
+async function shot(target, name) {
+  if (!SHOTS) return;
+  fs.mkdirSync(SHOTS, { recursive: true });
+  await target.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+function walk(dir) {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
+    (e.isDirectory() ? walk(path.join(dir, e.name)) : [path.join(dir, e.name)]));
+}
+
+const bearer = async (server) => {
+  const token = await server.login();
+  return {
+    token,
+    get: (p) => server.api('GET', p, { token }),
+    post: (p, body) => server.api('POST', p, { token, body }),
+    patch: (body, headers = {}) => server.api('PATCH', '/api/v1/settings', { token, body, headers }),
+  };
+};
+
+/** Keeps pressing Tab until the element with this id has the focus (bounded). */
+async function tabTo(page, id, max = 150) {
+  for (let i = 0; i < max; i++) {
+    if (await page.evaluate(() => document.activeElement?.id) === id) return;
+    await page.keyboard.press('Tab');
+  }
+  assert.fail(`#${id} not reached with ${max} Tab presses`);
+}
+
+async function noHorizontalScroll(page, what) {
+  const m = await page.evaluate(() => ({
+    scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth,
+  }));
+  assert.ok(m.scroll <= m.client, `${what}: page is ${m.scroll} px wide in a ${m.client} px viewport`);
+}
+
+// ---- without a browser ---------------------------------------------------------
+
+describe('admin page: files served by atriumd', () => {
+  let server;
+  before(async () => { server = await startServer(); });
+  after(async () => { await server?.stop(); });
+
+  test('/ and /admin redirect to /admin/', async () => {
+    let r = await server.api('GET', '/');
+    assert.equal(r.status, 302);
+    assert.equal(r.headers.get('location'), '/admin/');
+    r = await server.api('GET', '/admin');
+    assert.equal(r.status, 301);
+    assert.equal(r.headers.get('location'), '/admin/');
+  });
+
+  test('every file under web/admin/ is compiled in, with type, ETag and revalidation', async () => {
+    const files = walk(ADMIN_DIR).map((f) => path.relative(ADMIN_DIR, f).split(path.sep).join('/'));
+    assert.ok(files.includes('index.html'));
+    const types = { html: /^text\/html/, js: /^text\/javascript/, css: /^text\/css/, svg: /^image\/svg\+xml/ };
+    for (const f of files) {
+      const r = await server.api('GET', `/admin/${f}`);
+      assert.equal(r.status, 200, `/admin/${f} is not served: add it to web/meson.build`);
+      assert.match(r.headers.get('content-type'), types[f.split('.').pop()] ?? /./, f);
+      assert.equal(r.text, fs.readFileSync(path.join(ADMIN_DIR, f), 'utf8'), `${f}: stale copy`);
+      assert.equal(r.headers.get('cache-control'), 'no-cache', f);
+      assert.match(r.headers.get('etag'), /^"[0-9a-f]+"$/, f);
+      assert.equal(r.headers.get('content-security-policy'), "default-src 'self'", f);
+      const again = await server.api('GET', `/admin/${f}`, { headers: { 'if-none-match': r.headers.get('etag') } });
+      assert.equal(again.status, 304, f);
+      assert.equal(again.text, '');
+    }
+    const index = await server.api('GET', '/admin/');
+    assert.equal(index.text, fs.readFileSync(path.join(ADMIN_DIR, 'index.html'), 'utf8'));
+    // No inline script or style: the CSP forbids them.
+    assert.doesNotMatch(index.text, /<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=|\son\w+=/i);
+  });
+
+  test('an unknown file is a 404 problem, API data stays no-store', async () => {
+    const r = await server.api('GET', '/admin/nope.js');
+    assert.equal(r.status, 404);
+    assert.match(r.headers.get('content-type'), /problem\+json/);
+    const h = await server.api('GET', '/healthz');
+    assert.equal(h.headers.get('cache-control'), 'no-store');
+  });
+
+  test('German texts: every schema key, section and UI text has one', async () => {
+    const api = await bearer(server);
+    const schema = (await api.get('/api/v1/settings/schema')).json;
+    const de = await import(path.join(ADMIN_DIR, 'i18n', 'de.js'));
+    const { englishUi } = await import(path.join(ADMIN_DIR, 'js', 'i18n.js'));
+    const missing = schema.settings.filter((s) => !de.settings[s.key]?.label || !de.settings[s.key]?.help)
+      .map((s) => s.key);
+    assert.deepEqual(missing, [], `add German label and help to web/admin/i18n/de.js for: ${missing.join(', ')}`);
+    const stale = Object.keys(de.settings).filter((k) => !schema.settings.some((s) => s.key === k));
+    assert.deepEqual(stale, [], 'German texts for settings that no longer exist');
+    for (const s of schema.sections) assert.ok(de.sections[s.id], `German title for section ${s.id}`);
+    for (const s of schema.settings.filter((x) => x.choices)) {
+      for (const c of s.choices) assert.ok(de.choices[s.key]?.[c], `German name of ${s.key} = ${c}`);
+    }
+    const untranslated = Object.keys(englishUi).filter((k) => !(k in de.ui));
+    assert.deepEqual(untranslated, [], 'UI texts without German');
+  });
+});
+
+// ---- in the browser -------------------------------------------------------------
+
+describe('admin page in chromium', () => {
+  let server;
+  let browser;
+  let page;
+  let api;
+  let schema;
+
+  before(async () => {
+    server = await startServer({
+      env: { ATRIUM_DOCS_URL: 'https://docs.example.com/atrium/', ATRIUM_PROXY_TEST_TIMEOUT_MS: '5000' },
+    });
+    api = await bearer(server);
+    schema = (await api.get('/api/v1/settings/schema')).json;
+    browser = await launchBrowser();
+    page = await browser.page();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.stop();
+  });
+
+  test('login page: a wrong password is refused, the right one opens the settings', async () => {
+    await page.goto(`${server.url}/`);
+    assert.match(page.url(), /\/admin\/$/);
+    await page.locator('#login-user').waitFor();
+    await shot(page, 'login');
+    await page.fill('#login-user', 'admin');
+    await page.fill('#login-password', 'wrong-password');
+    await page.click('#login-submit');
+    await page.locator('#login-error').waitFor();
+    assert.match(await page.textContent('#login-error'), /Login failed/);
+    await page.fill('#login-password', server.adminPassword);
+    await page.click('#login-submit');
+    await page.locator('#settings-form fieldset.section').first().waitFor();
+    assert.equal(await page.textContent('#settings-heading'), 'System settings');
+    assert.deepEqual(browser.errors, []);
+  });
+
+  test('sections in the schema order, each a fieldset with a legend; every key has its labelled control', async () => {
+    const ids = await page.$$eval('#settings-form fieldset.section', (fs) => fs.map((f) => f.dataset.section));
+    assert.deepEqual(ids, schema.sections.map((s) => s.id));
+    const legends = await page.$$eval('#settings-form fieldset.section > legend', (l) => l.map((x) => x.textContent));
+    assert.deepEqual(legends, schema.sections.map((s) => s.title));
+    for (const def of schema.settings) {
+      const row = page.locator(`#field-${def.key.replace(/[^A-Za-z0-9]+/g, '-')}`);
+      assert.equal(await row.count(), 1, def.key);
+      assert.equal(await row.locator('.label-text').first().textContent(), def.label, def.key);
+      assert.equal(await row.locator('.help').last().textContent(), def.help, def.key);
+      const section = await row.evaluate((r) => r.closest('fieldset.section').dataset.section);
+      assert.equal(section, def.section, def.key);
+    }
+    // Every form control has a real label.
+    const unlabelled = await page.$$eval('#settings-form input, #settings-form select',
+      (els) => els.filter((e) => !e.labels || e.labels.length === 0).map((e) => e.id || e.name));
+    assert.deepEqual(unlabelled, []);
+    // Control types follow the schema.
+    assert.equal(await page.getAttribute(field('proxy.enabled'), 'type'), 'checkbox');
+    assert.equal(await page.getAttribute(field('proxy.port'), 'type'), 'number');
+    assert.equal(await page.getAttribute(field('proxy.port'), 'max'), '65535');
+    assert.equal(await page.getAttribute(field('proxy.password'), 'type'), 'password');
+    assert.equal(await page.locator(`select${field('proxy.auth_method')} option`).count(), 4);
+    // Blank means default: the effective URL is the placeholder.
+    const doc = (await api.get('/api/v1/settings')).json;
+    assert.equal(await page.getAttribute(field('um.url'), 'placeholder'), doc.settings['um.url'].effective);
+    assert.equal(await page.getAttribute(field('meeting.url'), 'placeholder'), doc.settings['meeting.url'].effective);
+    // The environment locks docs.url: read-only, with the reason.
+    assert.equal(await page.locator(field('docs.url')).evaluate((e) => e.readOnly), true);
+    assert.match(await page.textContent(`${field('docs.url')}-lock`), /ATRIUM_DOCS_URL/);
+    // The domain is changed through its dialog only.
+    assert.equal(await page.locator(field('domain.name')).evaluate((e) => e.readOnly), true);
+    assert.ok(await page.isVisible('#domain-change-button'));
+  });
+
+  test('screenshots of every section at 1280 px', async () => {
+    if (!SHOTS) return;
+    // A viewport taller than the page keeps the sticky save bar at the end of the form.
+    await page.setViewportSize({ width: 1280, height: 6000 });
+    for (const s of schema.sections) await shot(page.locator(`#sec-${s.id}`), `section-${s.id}`);
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await shot(page, 'settings-1280');
+  });
+
+  test('changes are sent as ONE PATCH with only the changed keys and If-Match, and persist', async () => {
+    const before = (await api.get('/api/v1/settings')).json;
+    const patches = [];
+    const onRequest = (req) => { if (req.method() === 'PATCH') patches.push(req); };
+    page.on('request', onRequest);
+    await page.check(field('mobile.push_enabled'));
+    await page.fill(field('um.url'), 'https://um.example.com/settings/');
+    await page.fill(field('proxy.port'), '3128');
+    await page.selectOption(field('proxy.auth_method'), 'digest');
+    await page.fill(field('proxy.password'), 'pr0xy-secret');
+    await page.click(`${field('proxy.bypass')}-add`);
+    await page.keyboard.type('*.intranet.example.com');
+    await page.click(`${field('qos.policies')}-add`);
+    const row = page.locator(`${field('qos.policies')}-table tbody tr`).last();
+    await row.locator('input[data-col=name]').fill('Softphone');
+    await row.locator('input[data-col=dscp]').fill('46');
+    await row.locator('input[data-col=max_rate_mbps]').fill('10');
+    await row.locator('input[data-col=url]').fill('https://softphone.example.com/*');
+    await row.locator('input[data-col=any_destination]').uncheck();
+    assert.equal(await page.textContent('#unsaved-marker'), '7 unsaved changes');
+    assert.ok(await page.locator('#field-um-url').evaluate((e) => e.classList.contains('changed')));
+    await page.click('#save-button');
+    await page.locator('#save-status.ok').waitFor();
+    assert.equal(await page.textContent('#save-status'), 'Saved 7 settings.');
+    assert.equal(await page.textContent('#unsaved-marker'), 'No unsaved changes');
+    page.off('request', onRequest);
+    assert.equal(patches.length, 1);
+    assert.equal(patches[0].headers()['if-match'], `"${before.version}"`);
+    assert.deepEqual(Object.keys(patches[0].postDataJSON()).sort(), ['mobile.push_enabled', 'proxy.auth_method',
+      'proxy.bypass', 'proxy.password', 'proxy.port', 'qos.policies', 'um.url']);
+
+    const s = (await api.get('/api/v1/settings')).json.settings;
+    assert.equal(s['mobile.push_enabled'].value, true);
+    assert.equal(s['um.url'].value, 'https://um.example.com/settings/');
+    assert.equal(s['proxy.port'].value, 3128);
+    assert.equal(s['proxy.auth_method'].value, 'digest');
+    assert.deepEqual(s['proxy.password'].value, { set: true });
+    assert.deepEqual(s['proxy.bypass'].value, ['*.intranet.example.com']);
+    assert.equal(s['qos.policies'].value.length, 3);
+    assert.deepEqual(s['qos.policies'].value[2], { name: 'Softphone', dscp: 46, max_rate_mbps: 10,
+      url: 'https://softphone.example.com/*', include_subdirectories: true, any_destination: false });
+
+    await page.reload();
+    await page.locator('#settings-form fieldset.section').first().waitFor();
+    assert.equal(await page.isChecked(field('mobile.push_enabled')), true);
+    assert.equal(await page.inputValue(field('um.url')), 'https://um.example.com/settings/');
+    assert.equal(await page.inputValue(field('proxy.port')), '3128');
+    assert.equal(await page.inputValue(field('proxy.auth_method')), 'digest');
+    assert.equal(await page.getAttribute(field('proxy.password'), 'placeholder'), '(set)');
+    assert.equal(await page.inputValue(`${field('proxy.bypass')}-entries input`), '*.intranet.example.com');
+    assert.equal(await page.locator(`${field('qos.policies')}-table tbody tr`).count(), 3);
+
+    // Clearing the secret sends null and leaves it unset.
+    await page.click(`${field('proxy.password')}-clear`);
+    await page.click('#save-button');
+    await page.locator('#save-status.ok').waitFor();
+    assert.deepEqual((await api.get('/api/v1/settings')).json.settings['proxy.password'].value, { set: false });
+    assert.equal(await page.getAttribute(field('proxy.password'), 'placeholder'), 'not set');
+  });
+
+  test('an invalid mobile URL: the message beside the field, nothing saved', async () => {
+    const before = (await api.get('/api/v1/settings')).json;
+    await page.fill(field('mobile.app_url'), 'http://m.example.com/app');
+    await page.fill(field('mobile.webapi_url'), 'https://api.example.com/');
+    await page.click('#save-button');
+    await page.locator(fieldError('mobile.app_url')).waitFor();
+    const expected = await api.post('/api/v1/settings/validate', { 'mobile.app_url': 'http://m.example.com/app' });
+    assert.equal(expected.status, 422);
+    const message = expected.json.errors.find((e) => e.key === 'mobile.app_url').message;
+    assert.equal(await page.textContent(fieldError('mobile.app_url')), message);
+    assert.equal(await page.getAttribute(field('mobile.app_url'), 'aria-invalid'), 'true');
+    assert.match(await page.getAttribute(field('mobile.app_url'), 'aria-describedby'), /set-mobile-app-url-error/);
+    assert.match(await page.textContent('#save-status'), /Nothing was saved/);
+    // The focus moves to the field to fix.
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'set-mobile-app-url');
+    const now = (await api.get('/api/v1/settings')).json;
+    assert.equal(now.version, before.version);
+    assert.equal(now.settings['mobile.app_url'].value, before.settings['mobile.app_url'].value);
+    assert.equal(now.settings['mobile.webapi_url'].value, before.settings['mobile.webapi_url'].value);
+    await shot(page.locator('#sec-mobile'), 'error-mobile-url');
+    // Editing the field clears its message; discarding restores the document.
+    await page.fill(field('mobile.app_url'), 'https://m.example.com/app');
+    assert.equal(await page.isVisible(fieldError('mobile.app_url')), false);
+    await page.click('#discard-button');
+    assert.equal(await page.inputValue(field('mobile.app_url')), before.settings['mobile.app_url'].value);
+  });
+
+  test('a QoS error lands in its cell; a warning is shown beside its field', async () => {
+    const cell = page.locator(`${field('qos.policies')}-table tbody tr`).nth(1).locator('input[data-col=dscp]');
+    await cell.fill('99');
+    await page.click('#save-button');
+    const err = page.locator(`${field('qos.policies')}-table tbody tr`).nth(1).locator('td.col-dscp .error');
+    await err.waitFor();
+    assert.match(await err.textContent(), /0-63/);
+    assert.equal(await cell.getAttribute('aria-invalid'), 'true');
+    await shot(page.locator('#sec-qos'), 'error-qos-cell');
+    await page.click('#discard-button');
+
+    await page.fill(field('meeting.url'), 'http://meet.example.com/webmeeting/');
+    await page.click('#save-button');
+    await page.locator('#save-status.ok').waitFor();
+    const warnings = page.locator(`${field('meeting.url')}-warnings li`);
+    await warnings.first().waitFor();
+    assert.equal(await warnings.first().getAttribute('data-code'), 'unencrypted');
+    await shot(page.locator('#sec-meeting'), 'warning-meeting-url');
+  });
+
+  test('keyboard only: Tab to a field, type, Tab to Save, Enter', async () => {
+    await page.reload();
+    await page.locator('#settings-form fieldset.section').first().waitFor();
+    await page.locator('#settings-heading').focus();
+    await tabTo(page, 'set-login-kerberos-keytab');
+    // The focus is visible.
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert.notEqual(outline, 'none');
+    await page.keyboard.type('/etc/atrium/http.keytab');
+    await tabTo(page, 'save-button');
+    const btnOutline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert.notEqual(btnOutline, 'none');
+    await page.keyboard.press('Enter');
+    await page.locator('#save-status.ok').waitFor();
+    assert.equal((await api.get('/api/v1/settings')).json.settings['login.kerberos_keytab'].value, '/etc/atrium/http.keytab');
+    // Space toggles a checkbox, Enter in a text field saves too.
+    await page.locator(field('login.publish_address')).focus();
+    await page.keyboard.press('Space');
+    await page.locator(field('login.discovery_port')).focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#save-status.ok').waitFor();
+    assert.equal((await api.get('/api/v1/settings')).json.settings['login.publish_address'].value, true);
+  });
+
+  test('412: the settings changed elsewhere → a reload message with a reload button', async () => {
+    await page.fill(field('ad.bind_dn'), 'CN=page,DC=example,DC=com');
+    const r = await api.patch({ 'ad.bind_dn': 'CN=api,DC=example,DC=com' });
+    assert.equal(r.status, 200);
+    await page.click('#save-button');
+    await page.locator('#stale-banner').waitFor();
+    assert.match(await page.textContent('#stale-message'), /changed elsewhere/);
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'reload-button');
+    await shot(page.locator('.actionbar'), 'stale-412');
+    assert.equal((await api.get('/api/v1/settings')).json.settings['ad.bind_dn'].value, 'CN=api,DC=example,DC=com');
+    await page.click('#reload-button');
+    await page.locator('#stale-banner').waitFor({ state: 'hidden' });
+    assert.equal(await page.inputValue(field('ad.bind_dn')), 'CN=api,DC=example,DC=com');
+    assert.equal(await page.textContent('#unsaved-marker'), 'No unsaved changes');
+  });
+
+  test('unsaved changes: marker and a prompt before leaving', async () => {
+    await page.fill(field('ad.container_dn'), 'CN=Atrium,DC=example,DC=com');
+    assert.equal(await page.textContent('#unsaved-marker'), '1 unsaved change');
+    assert.equal(await page.isVisible('#field-ad-container-dn .changed-mark'), true);
+    const dialog = new Promise((resolve) => page.once('dialog', (d) => { resolve(d.type()); d.dismiss(); }));
+    const timeout = new Promise((resolve) => setTimeout(() => resolve('no dialog'), 5000));
+    await page.evaluate(() => { location.href = '#/audit'; }); // a route change is not leaving
+    await page.evaluate(() => { location.href = '#/settings'; });
+    page.reload().catch(() => {});
+    assert.equal(await Promise.race([dialog, timeout]), 'beforeunload');
+    assert.equal(await page.inputValue(field('ad.container_dn')), 'CN=Atrium,DC=example,DC=com');
+    await page.click('#discard-button');
+  });
+
+  test('Test connection tests the unsaved form values and shows the server message', async (t) => {
+    const probe = await api.post('/api/v1/proxy/test', {});
+    if (probe.status === 404) { t.skip('POST /api/v1/proxy/test does not exist yet'); return; }
+    await page.check(field('proxy.enabled'));
+    await page.fill(field('proxy.host'), '127.0.0.1');
+    await page.fill(field('proxy.port'), '9');
+    const sent = page.waitForRequest((r) => r.url().endsWith('/api/v1/proxy/test'));
+    await page.click('#proxy-test-button');
+    const body = (await sent).postDataJSON();
+    assert.equal(body['proxy.enabled'], true);
+    assert.equal(body['proxy.host'], '127.0.0.1');
+    assert.equal(body['proxy.port'], 9);
+    await page.locator('#proxy-test-result.ok, #proxy-test-result.error').waitFor({ timeout: 30000 });
+    const expected = await api.post('/api/v1/proxy/test', body);
+    assert.equal(expected.status, 200, expected.text);
+    assert.equal(await page.textContent('#proxy-test-message'), expected.json.message);
+    const kind = expected.json.ok ? 'ok' : 'error';
+    assert.equal(await page.locator('#proxy-test-result').evaluate((e, k) => e.classList.contains(k), kind), true);
+    await shot(page.locator('#sec-proxy'), 'proxy-test');
+    // Nothing was saved by the test.
+    assert.equal((await api.get('/api/v1/settings')).json.settings['proxy.enabled'].value, false);
+    await page.click('#discard-button');
+  });
+
+  test('domain change: blocked while federation is on, then previewed and applied', async (t) => {
+    assert.equal((await api.patch({ 'federation.enabled': true })).status, 200);
+    await page.reload();
+    await page.locator('#settings-form fieldset.section').first().waitFor();
+    assert.equal(await page.isVisible('#domain-change-button'), false);
+    assert.match(await page.textContent('#domain-blocked'), /federation is enabled/);
+    await shot(page.locator('#sec-domain'), 'domain-blocked');
+    const blocked = await api.post('/api/v1/domain/change', { domain: 'corp.example.com', dry_run: true });
+    if (blocked.status === 404) { t.skip('POST /api/v1/domain/change does not exist yet'); return; }
+    assert.equal(blocked.status, 409);
+
+    // Switch federation off on the page, then change the domain.
+    await page.uncheck(field('federation.enabled'));
+    await page.click('#save-button');
+    await page.locator('#save-status.ok').waitFor();
+    await page.locator('#domain-change-button').waitFor();
+    await page.click('#domain-change-button');
+    await page.locator('#domain-dialog').waitFor();
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'domain-new');
+    await page.keyboard.type('corp.example.com');
+    await page.keyboard.press('Enter');
+    await page.locator('#domain-preview').waitFor();
+    const preview = (await api.post('/api/v1/domain/change', { domain: 'corp.example.com', dry_run: true })).json;
+    assert.equal(await page.textContent('#domain-users'), String(preview.users));
+    assert.equal(await page.textContent('#domain-mobile'), String(preview.mobile_devices));
+    assert.equal(await page.textContent('#domain-subs'), String(preview.subscriptions));
+    assert.equal(await page.textContent('#domain-fqdn'), `${preview.federation_fqdn.old} → ${preview.federation_fqdn.new}`);
+    assert.equal(await page.locator('#domain-samples li').count(), Math.max(1, preview.samples.length));
+    assert.equal(await page.isDisabled('#domain-apply-button'), true);
+    await page.fill('#domain-confirm', 'corp.example.org');
+    assert.equal(await page.isDisabled('#domain-apply-button'), true);
+    await page.fill('#domain-confirm', 'corp.example.com');
+    assert.equal(await page.isEnabled('#domain-apply-button'), true);
+    await shot(page.locator('#domain-dialog'), 'domain-dialog');
+    await page.click('#domain-apply-button');
+    await page.locator('#domain-status.ok').waitFor({ timeout: 30000 });
+    assert.equal((await api.get('/api/v1/settings')).json.settings['domain.name'].value, 'corp.example.com');
+    await page.click('#domain-cancel-button');
+    await page.locator('#domain-dialog').waitFor({ state: 'hidden' });
+    assert.equal(await page.inputValue(field('domain.name')), 'corp.example.com');
+  });
+
+  test('audit log: paged, newest first', async () => {
+    for (let i = 0; i < 22; i++) {
+      assert.equal((await api.patch({ 'login.discovery_port': 20000 + i })).status, 200);
+    }
+    const total = (await api.get('/api/v1/audit?offset=0&limit=1')).json.total;
+    await page.click('#nav-audit');
+    await page.locator('#audit-table tbody tr').first().waitFor();
+    assert.equal(await page.getAttribute('#nav-audit', 'aria-current'), 'page');
+    assert.equal(await page.locator('#audit-table tbody tr').count(), 20);
+    assert.equal(await page.textContent('#audit-range'), `Entries 1–20 of ${total}`);
+    const first = page.locator('#audit-table tbody tr').first();
+    assert.match(await first.locator('.col-key').textContent(), /login\.discovery_port/);
+    assert.equal(await first.locator('.col-new').textContent(), '20021');
+    assert.equal(await first.locator('.col-actor').textContent(), 'admin');
+    await shot(page, 'audit');
+    await page.click('#audit-next');
+    await page.waitForFunction((t) => document.getElementById('audit-range').textContent.startsWith('Entries 21'), total);
+    assert.equal(await page.isDisabled('#audit-prev'), false);
+    // Secrets are never shown.
+    assert.doesNotMatch(await page.textContent('#audit-table'), /pr0xy-secret/);
+    await page.click('#nav-settings');
+    await page.locator('#view-settings').waitFor();
+  });
+
+  test('language: switch to German and back, remembered across reloads', async () => {
+    await page.selectOption('#lang-select', 'de');
+    assert.equal(await page.textContent('#settings-heading'), 'Systemeinstellungen');
+    assert.equal(await page.textContent('#field-proxy-host .label-text'), 'Proxy-Host');
+    assert.equal(await page.textContent('#sec-proxy legend'), 'Proxy-Einstellungen');
+    assert.equal(await page.textContent('#save-button'), 'Speichern');
+    assert.equal(await page.getAttribute('html', 'lang'), 'de');
+    await page.reload();
+    await page.locator('#settings-form fieldset.section').first().waitFor();
+    assert.equal(await page.textContent('#settings-heading'), 'Systemeinstellungen');
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await shot(page, 'settings-de');
+    await page.selectOption('#lang-select', 'en');
+    assert.equal(await page.textContent('#settings-heading'), 'System settings');
+    assert.equal(await page.textContent('#field-proxy-host .label-text'), 'Proxy host');
+  });
+
+  test('contrast of the text on the page is at least 4.5:1', async () => {
+    const low = await page.evaluate(() => {
+      const rgb = (s) => (s.match(/[\d.]+/g) ?? []).map(Number);
+      const lum = ([r, g, b]) => {
+        const c = [r, g, b].map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+        return 0.2126 * c[0] + 0.7152 * c[1] + 0.0722 * c[2];
+      };
+      const bg = (el) => {
+        for (let e = el; e; e = e.parentElement) {
+          const c = rgb(getComputedStyle(e).backgroundColor);
+          if (c.length >= 3 && (c.length < 4 || c[3] === 1)) return c;
+        }
+        return [255, 255, 255];
+      };
+      const bad = [];
+      const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+      for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+        const el = n.parentElement;
+        if (!n.textContent.trim() || !el || el.closest('[hidden], .visually-hidden, option, noscript')) continue;
+        if (el.closest('button:disabled, input:disabled')) continue; // exempt (WCAG 1.4.3)
+        const r = el.getBoundingClientRect();
+        if (!r.width || !r.height) continue;
+        const [a, b] = [lum(rgb(getComputedStyle(el).color)), lum(bg(el))];
+        const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        if (ratio < 4.5) bad.push(`${n.textContent.trim().slice(0, 40)}: ${ratio.toFixed(2)}`);
+      }
+      return bad;
+    });
+    assert.deepEqual(low, []);
+  });
+
+  test('phone width (375 px): no horizontal scroll', async () => {
+    await page.setViewportSize({ width: 375, height: 812 });
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await noHorizontalScroll(page, 'settings');
+    await shot(page, 'phone-settings');
+    if (SHOTS) {
+      await page.setViewportSize({ width: 375, height: 9000 }); // the save bar at the end of the form
+      await shot(page.locator('#sec-qos'), 'phone-qos');
+      await page.setViewportSize({ width: 375, height: 812 });
+    }
+    await page.click('#nav-audit');
+    await page.locator('#audit-table tbody tr').first().waitFor();
+    await noHorizontalScroll(page, 'audit log');
+    await page.click('#nav-settings');
+    await page.click('#domain-change-button');
+    await page.locator('#domain-dialog').waitFor();
+    await page.fill('#domain-new', 'corp2.example.com');
+    await page.click('#domain-preview-button');
+    await page.locator('#domain-preview, #domain-status.error').first().waitFor();
+    await noHorizontalScroll(page, 'domain dialog');
+    await page.evaluate(() => { document.getElementById('domain-dialog').scrollTop = 0; });
+    await shot(page, 'phone-domain-dialog');
+    await page.keyboard.press('Escape');
+    await page.locator('#domain-dialog').waitFor({ state: 'hidden' });
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'domain-change-button');
+    await page.setViewportSize({ width: 1280, height: 900 });
+  });
+
+  test('session expiry brings the login back; unsaved input survives a new login', async () => {
+    await page.fill(field('ad.bind_dn'), 'CN=after-expiry,DC=example,DC=com');
+    const cookie = (await browser.context.cookies()).find((c) => c.name === 'atrium_session');
+    assert.ok(cookie, 'session cookie');
+    assert.equal(cookie.httpOnly, true);
+    assert.equal(cookie.sameSite, 'Strict');
+    // End the session behind the page's back.
+    assert.equal((await server.api('DELETE', '/api/v1/session', { token: cookie.value })).status, 204);
+    await page.click('#save-button');
+    await page.locator('#view-login').waitFor();
+    assert.match(await page.textContent('#login-notice'), /session has expired/);
+    await page.fill('#login-user', 'admin');
+    await page.fill('#login-password', server.adminPassword);
+    await page.click('#login-submit');
+    await page.locator('#view-settings').waitFor();
+    assert.equal(await page.inputValue(field('ad.bind_dn')), 'CN=after-expiry,DC=example,DC=com');
+    await page.click('#save-button');
+    await page.locator('#save-status.ok').waitFor();
+    assert.equal((await api.get('/api/v1/settings')).json.settings['ad.bind_dn'].value, 'CN=after-expiry,DC=example,DC=com');
+  });
+
+  test('logout ends the session', async () => {
+    await page.click('#logout-button');
+    await page.locator('#view-login').waitFor();
+    assert.match(await page.textContent('#login-notice'), /logged out/);
+    const r = await page.evaluate(() => fetch('/api/v1/session').then((x) => x.status));
+    assert.equal(r, 401);
+    await page.reload();
+    await page.locator('#login-user').waitFor();
+    assert.deepEqual(browser.errors, []);
+  });
+});
+
+describe('admin page: browser language', () => {
+  test('a German browser gets the German page', async () => {
+    const server = await startServer();
+    const browser = await launchBrowser({ locale: 'de-DE' });
+    try {
+      const page = await browser.page();
+      await page.goto(`${server.url}/admin/`);
+      await page.locator('#login-user').waitFor();
+      assert.equal(await page.textContent('#login-heading'), 'Anmelden');
+      assert.equal(await page.textContent('label[for=login-password]'), 'Passwort');
+      await loginUi(page, server);
+      assert.equal(await page.textContent('#settings-heading'), 'Systemeinstellungen');
+      assert.equal(await page.inputValue('#lang-select'), 'de');
+    } finally {
+      await browser.close();
+      await server.stop();
+    }
+  });
+});

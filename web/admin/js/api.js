@@ -1,0 +1,63 @@
+// The REST API as the page uses it: the session cookie authenticates, the
+// CSRF token from the login (or GET /api/v1/session) goes with every change.
+// Calls resolve to {status, json, headers}; status 0 means the server was not
+// reached. A 401 anywhere but the login means the session has ended.
+
+const BASE = new URL('../api/v1', document.baseURI).pathname;
+const TIMEOUT_MS = 30000;
+
+let csrf = null;
+let unauthorized = () => {};
+
+export function setCsrf(token) { csrf = token || null; }
+export function onUnauthorized(fn) { unauthorized = fn; }
+
+export async function call(method, path, { body, headers = {}, timeoutMs = TIMEOUT_MS, expect401 = false } = {}) {
+  const h = { Accept: 'application/json', ...headers };
+  if (body !== undefined) h['Content-Type'] = 'application/json';
+  if (csrf && !['GET', 'HEAD'].includes(method)) h['X-CSRF-Token'] = csrf;
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(), timeoutMs);
+  let res;
+  try {
+    res = await fetch(BASE + path, {
+      method,
+      headers: h,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      credentials: 'same-origin',
+      cache: 'no-store',
+      signal: ac.signal,
+    });
+  } catch (e) {
+    clearTimeout(timer);
+    const detail = e.name === 'AbortError' ? `no answer within ${timeoutMs / 1000} s` : e.message;
+    return { status: 0, json: { detail }, headers: new Headers() };
+  }
+  let text = '';
+  try { text = await res.text(); } catch { /* connection lost */ } finally { clearTimeout(timer); }
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = { detail: text.slice(0, 200) }; }
+  if (res.status === 401 && !expect401) unauthorized(json);
+  return { status: res.status, json, headers: res.headers };
+}
+
+/** The sentence to show for a failed call. */
+export function problemText(r) {
+  return r?.json?.detail || r?.json?.title || `HTTP ${r?.status}`;
+}
+
+export const session = {
+  get: () => call('GET', '/session', { expect401: true }),
+  login: (user, password) => call('POST', '/session', { body: { user, password }, expect401: true }),
+  logout: () => call('DELETE', '/session', { expect401: true }),
+};
+
+export const settings = {
+  schema: () => call('GET', '/settings/schema'),
+  get: () => call('GET', '/settings'),
+  patch: (changes, version) => call('PATCH', '/settings', { body: changes, headers: { 'If-Match': `"${version}"` } }),
+};
+
+export const audit = (offset, limit) => call('GET', `/audit?offset=${offset}&limit=${limit}`);
+export const domainChange = (domain, dryRun) => call('POST', '/domain/change', { body: { domain, dry_run: dryRun }, timeoutMs: 120000 });
+export const proxyTest = (values) => call('POST', '/proxy/test', { body: values, timeoutMs: 90000 });

@@ -1,0 +1,277 @@
+// UI texts in English and German. English setting labels and help come from
+// the schema endpoint; German ones from i18n/de.js (keyed by setting key).
+//
+// Elements are bound to a text key with bindText/bindAttr, so that switching
+// the language re-translates the page in place, without losing form input.
+import * as de from '../i18n/de.js';
+
+const en = {
+  'app.title': 'Atrium administration',
+  'app.brand': 'Atrium',
+  'app.skip': 'Skip to content',
+  'nav.label': 'Main',
+  'nav.settings': 'System settings',
+  'nav.audit': 'Audit log',
+  'lang.label': 'Language',
+  'user.signed_in': 'Signed in as {user}',
+  'logout': 'Log out',
+  'net.error': 'The server cannot be reached ({detail}). Check that atriumd is running.',
+
+  'login.heading': 'Log in',
+  'login.intro': 'Administration of this Atrium server.',
+  'login.user': 'User name',
+  'login.password': 'Password',
+  'login.submit': 'Log in',
+  'login.busy': 'Logging in…',
+  'login.expired': 'Your session has expired. Log in again.',
+  'login.logged_out': 'You have logged out.',
+  'login.failed': 'Login failed: {detail}',
+
+  'settings.heading': 'System settings',
+  'settings.intro': 'All general settings of this server. Changes take effect when you save them.',
+  'settings.sections': 'Sections',
+  'settings.loading': 'Loading the settings…',
+  'settings.load_failed': 'The settings could not be loaded: {detail}',
+  'save': 'Save',
+  'discard': 'Discard changes',
+  'save.busy': 'Saving…',
+  'save.none': 'There are no changes to save.',
+  'save.ok.one': 'Saved 1 setting.',
+  'save.ok.other': 'Saved {n} settings.',
+  'save.invalid.one': 'Nothing was saved: 1 setting has an invalid value. The message is shown beside the field.',
+  'save.invalid.other': 'Nothing was saved: {n} settings have invalid values. The messages are shown beside the fields.',
+  'save.failed': 'Nothing was saved: {detail}',
+  'save.stale': 'Nothing was saved: the settings were changed elsewhere after this page loaded them. Reload the settings to see the current values, then make your changes again.',
+  'reload': 'Reload settings',
+  'discarded': 'Your changes were discarded.',
+  'reloaded': 'The settings were reloaded.',
+  'unsaved.one': '1 unsaved change',
+  'unsaved.other': '{n} unsaved changes',
+  'unsaved.none': 'No unsaved changes',
+  'field.changed': '(changed)',
+  'field.locked': 'Set by the environment variable {env}: read-only here. Remove the variable from the server’s environment to manage this setting on this page.',
+  'field.warning': 'Warning:',
+  'secret.set': '(set)',
+  'secret.unset': 'not set',
+  'secret.state_set': 'A password is stored. Type a new one to replace it.',
+  'secret.state_unset': 'No password is stored.',
+  'secret.clear': 'Clear password',
+  'secret.undo_clear': 'Keep password',
+  'secret.will_clear': 'The stored password will be removed when you save.',
+  'list.add': 'Add entry',
+  'list.remove': 'Remove entry {n}',
+  'list.entry': '{label}, entry {n}',
+  'list.empty': 'No entries.',
+  'qos.col.name': 'Name',
+  'qos.col.dscp': 'DSCP (0–63)',
+  'qos.col.max_rate_mbps': 'Max. rate (Mbit/s)',
+  'qos.col.url': 'URL',
+  'qos.col.include_subdirectories': 'Include subdirectories',
+  'qos.col.any_destination': 'Any destination IP',
+  'qos.col.actions': 'Actions',
+  'qos.cell': '{column}, policy {n}',
+  'qos.add': 'Add policy',
+  'qos.remove': 'Remove',
+  'qos.remove_label': 'Remove policy {n}',
+  'qos.empty': 'No QoS policies.',
+  'qos.caption': 'QoS policies for web meetings',
+
+  'domain.change': 'Change domain…',
+  'domain.federation_on': 'The domain cannot be changed while federation is enabled: login names and IM addresses known to federation partners would change. Switch off “Federation enabled” under Federation and save; then change the domain here.',
+  'domain.dirty': 'Save or discard your other changes first: changing the domain reloads the settings.',
+  'dialog.title': 'Change the domain',
+  'dialog.intro': 'Login names and IM addresses of all users change from name@{old} to name@<new domain>. Windows login of the clients keeps working, but users must set up the login in the mobile app again. Presence subscriptions of federation contacts are created again for the new addresses.',
+  'dialog.new_domain': 'New domain',
+  'dialog.preview': 'Preview',
+  'dialog.preview_busy': 'Computing the preview…',
+  'dialog.preview_heading': 'What will change',
+  'dialog.users': 'Users renamed',
+  'dialog.samples': 'Examples',
+  'dialog.no_samples': 'No users.',
+  'dialog.mobile': 'Mobile devices that must set up the login again',
+  'dialog.subs': 'Federation subscriptions created again',
+  'dialog.fqdn': 'Federation FQDN',
+  'dialog.confirm': 'To confirm, type the new domain “{domain}”',
+  'dialog.apply': 'Change domain now',
+  'dialog.apply_busy': 'Changing the domain…',
+  'dialog.cancel': 'Cancel',
+  'dialog.close': 'Close',
+  'dialog.done': 'The domain is now {domain}.',
+  'dialog.failed': 'The domain was not changed: {detail}',
+  'dialog.preview_failed': 'No preview: {detail}',
+
+  'proxy.test': 'Test connection',
+  'proxy.test_busy': 'Testing the connection…',
+  'proxy.test_hint': 'Tests the proxy values currently in this form, also before you save them, by contacting the license server.',
+  'proxy.test_ok': 'Connection test succeeded',
+  'proxy.test_failed': 'Connection test failed',
+  'proxy.test_stage': 'Stage: {stage}',
+  'proxy.test_http': 'HTTP status: {status}',
+  'proxy.test_elapsed': '{ms} ms',
+  'proxy.test_error': 'The connection test could not run: {detail}',
+
+  'audit.heading': 'Audit log',
+  'audit.intro': 'Every change of a setting, newest first. Passwords are never shown.',
+  'audit.caption': 'Setting changes',
+  'audit.time': 'Time',
+  'audit.actor': 'Changed by',
+  'audit.key': 'Setting',
+  'audit.old': 'Old value',
+  'audit.new': 'New value',
+  'audit.empty': 'No changes have been recorded yet.',
+  'audit.range': 'Entries {from}–{to} of {total}',
+  'audit.prev': 'Previous page',
+  'audit.next': 'Next page',
+  'audit.refresh': 'Refresh',
+  'audit.loading': 'Loading the audit log…',
+  'audit.failed': 'The audit log could not be loaded: {detail}',
+  'audit.pages': 'Pages',
+  'value.blank': '(blank)',
+  'value.default': '(default)',
+  'value.hidden': '(hidden)',
+};
+
+// Names of enum values that are not words.
+const choicesEn = {
+  'proxy.auth_method': { basic: 'Basic', digest: 'Digest', ntlm: 'NTLM', negotiate: 'Negotiate (Kerberos)' },
+};
+
+const STORAGE_KEY = 'atrium.lang';
+export const LANGUAGES = [{ code: 'en', name: 'English' }, { code: 'de', name: 'Deutsch' }];
+
+let lang = 'en';
+const schemaKeys = new Map();
+const sectionTitles = new Map();
+const listeners = new Set();
+
+function detect() {
+  let stored = null;
+  try { stored = localStorage.getItem(STORAGE_KEY); } catch { /* storage disabled */ }
+  if (stored === 'en' || stored === 'de') return stored;
+  const prefs = navigator.languages?.length ? navigator.languages : [navigator.language || 'en'];
+  for (const p of prefs) {
+    const code = String(p).toLowerCase().slice(0, 2);
+    if (code === 'de' || code === 'en') return code;
+  }
+  return 'en';
+}
+
+export function initLanguage() {
+  lang = detect();
+  document.documentElement.lang = lang;
+}
+
+export function language() { return lang; }
+
+export function setLanguage(code) {
+  if (code !== 'en' && code !== 'de') return;
+  lang = code;
+  try { localStorage.setItem(STORAGE_KEY, code); } catch { /* storage disabled */ }
+  document.documentElement.lang = lang;
+  retranslate(document);
+  for (const fn of listeners) fn(lang);
+}
+
+export function onLanguageChange(fn) { listeners.add(fn); }
+
+/** Makes the schema's English labels, help and section titles known. */
+export function setSchema(schema) {
+  schemaKeys.clear();
+  sectionTitles.clear();
+  for (const s of schema.settings ?? []) schemaKeys.set(s.key, s);
+  for (const s of schema.sections ?? []) sectionTitles.set(s.id, s.title);
+}
+
+function format(s, args) {
+  if (!args) return s;
+  // A function argument is evaluated now: a text that is itself translated.
+  return s.replace(/\{(\w+)\}/g, (m, n) => {
+    const v = args[n];
+    if (v === undefined) return m;
+    return String(typeof v === 'function' ? v() : v);
+  });
+}
+
+/** Translates a UI key; "@label:key", "@help:key", "@section:id" and
+ * "@choice:key:value" name schema texts. */
+export function t(key, args) {
+  let s;
+  if (key.startsWith('@')) {
+    const [kind, id, value] = key.slice(1).split(':');
+    s = schemaText(kind, id, value);
+  } else {
+    s = (lang === 'de' ? de.ui[key] : undefined) ?? en[key] ?? key;
+  }
+  return format(s, args);
+}
+
+/** t() with the ".one"/".other" form chosen by n. */
+export function tn(key, n, args = {}) {
+  return t(`${key}.${n === 1 ? 'one' : 'other'}`, { n, ...args });
+}
+
+function schemaText(kind, id, value) {
+  if (kind === 'section') {
+    return (lang === 'de' ? de.sections[id] : undefined) ?? sectionTitles.get(id) ?? id;
+  }
+  if (kind === 'choice') {
+    const d = lang === 'de' ? de.choices[id]?.[value] : undefined;
+    return d ?? choicesEn[id]?.[value] ?? value;
+  }
+  const entry = lang === 'de' ? de.settings[id] : undefined;
+  const def = schemaKeys.get(id);
+  if (kind === 'label') return entry?.label ?? def?.label ?? id;
+  if (kind === 'help') return entry?.help ?? def?.help ?? '';
+  return id;
+}
+
+// ---- binding elements to keys ------------------------------------------------
+
+const BOUND = 'data-i18n-bound';
+
+function binding(el) {
+  if (!el._i18n) el._i18n = { attrs: {} };
+  el.setAttribute(BOUND, '');
+  return el._i18n;
+}
+
+/** Sets el's text to t(key, args) now and after every language switch. */
+export function bindText(el, key, args) {
+  binding(el).text = { key, args };
+  el.textContent = t(key, args);
+  return el;
+}
+
+/** Same with tn(). */
+export function bindPlural(el, key, n, args) {
+  binding(el).text = { key, n, args };
+  el.textContent = tn(key, n, args);
+  return el;
+}
+
+export function bindAttr(el, attr, key, args) {
+  binding(el).attrs[attr] = { key, args };
+  el.setAttribute(attr, t(key, args));
+  return el;
+}
+
+export function unbindText(el) {
+  if (el._i18n) el._i18n.text = undefined;
+}
+
+function render(b) {
+  return b.n !== undefined ? tn(b.key, b.n, b.args) : t(b.key, b.args);
+}
+
+export function retranslate(root) {
+  for (const el of root.querySelectorAll(`[${BOUND}]`)) {
+    const b = el._i18n;
+    if (!b) continue;
+    if (b.text) el.textContent = render(b.text);
+    for (const [attr, a] of Object.entries(b.attrs)) el.setAttribute(attr, render(a));
+  }
+  document.title = t('app.title');
+}
+
+/** The English UI table, for the test that every text has a German one. */
+export const englishUi = en;
