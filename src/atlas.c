@@ -51,6 +51,9 @@ static int parse_tls(parse_t *p, xmlNode *node);
 static int parse_domain(parse_t *p, xmlNode *node);
 static int parse_im_days(parse_t *p, xmlNode *node);
 static int parse_journal_days(parse_t *p, xmlNode *node);
+static int parse_ca_bundle(parse_t *p, xmlNode *node);
+static int parse_trusted_proxies(parse_t *p, xmlNode *node);
+static int parse_privacy_dir(parse_t *p, xmlNode *node);
 
 static const atlas_element_t elements[] = {
     {.name = "Listen", .parse = parse_listen},
@@ -59,6 +62,9 @@ static const atlas_element_t elements[] = {
     {.name = "Domain", .parse = parse_domain},
     {.name = "IMDeleteAfterDays", .parse = parse_im_days},
     {.name = "JournalDeleteAfterDays", .parse = parse_journal_days},
+    {.name = "CABundle", .parse = parse_ca_bundle},
+    {.name = "TrustedProxies", .parse = parse_trusted_proxies},
+    {.name = "PrivacyDirectory", .parse = parse_privacy_dir},
 };
 #define N_ELEMENTS (sizeof elements / sizeof elements[0])
 
@@ -329,6 +335,99 @@ static int parse_im_days(parse_t *p, xmlNode *node) {
 
 static int parse_journal_days(parse_t *p, xmlNode *node) {
   return parse_days(p, node, &p->cfg->journal_delete_after_days);
+}
+
+/* Only the path is taken here; whether the file is readable is checked when
+ * the outbound client starts, so that parsing stays free of I/O. */
+static int parse_ca_bundle(parse_t *p, xmlNode *node) {
+  char *s;
+  int r = get_text(p, node, &s);
+  if (r == 0)
+    r = resolve_path(p, node, "<CABundle>", s, p->cfg->ca_bundle, sizeof p->cfg->ca_bundle);
+  free(s);
+  return r;
+}
+
+#define ATLAS_MAX_TRUSTED 32
+
+/* One address or CIDR of <TrustedProxies>, written in canonical form into
+ * out. Bits beyond the prefix are refused: "10.0.0.1/8" is more likely a typo
+ * than a wish to trust ten million addresses. */
+static int trusted_entry(parse_t *p, xmlNode *node, const char *in, char *out, size_t outlen) {
+  char addr[64];
+  const char *slash = strchr(in, '/');
+  size_t alen = slash ? (size_t)(slash - in) : strlen(in);
+  unsigned char bin[sizeof(struct in6_addr)];
+  int family = 0;
+  if (alen < sizeof addr) {
+    memcpy(addr, in, alen);
+    addr[alen] = '\0';
+    if (inet_pton(AF_INET, addr, bin) == 1) family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, bin) == 1) family = AF_INET6;
+  }
+  if (!family)
+    return fail(p, node, "<TrustedProxies>: \"%.100s\" is not an IPv4 or IPv6 address or a CIDR "
+                "such as 10.0.0.0/8 (no host names)", in);
+  int bits = family == AF_INET ? 32 : 128;
+  long prefix = bits;
+  if (slash && parse_uint(slash + 1, bits, &prefix) != 0)
+    return fail(p, node, "<TrustedProxies>: the prefix of \"%.100s\" must be a number from 0 "
+                "to %d", in, bits);
+  for (int b = (int)prefix; b < bits; b++)
+    if (bin[b / 8] & (0x80 >> (b % 8)))
+      return fail(p, node, "<TrustedProxies>: \"%.100s\" has address bits set beyond the "
+                  "/%ld prefix; write the network address", in, prefix);
+  char canon[INET6_ADDRSTRLEN];
+  inet_ntop(family, bin, canon, sizeof canon);
+  int n = slash ? snprintf(out, outlen, "%s/%ld", canon, prefix)
+                : snprintf(out, outlen, "%s", canon);
+  return n < 0 || (size_t)n >= outlen ? -ENAMETOOLONG : 0;
+}
+
+static int parse_trusted_proxies(parse_t *p, xmlNode *node) {
+  char *s;
+  int r = get_text(p, node, &s);
+  if (r != 0) return r;
+  char *list = p->cfg->trusted_proxies;
+  size_t used = 0, count = 0;
+  list[0] = '\0';
+  char *save = NULL;
+  for (char *tok = strtok_r(s, " \t\r\n", &save); tok && r == 0;
+       tok = strtok_r(NULL, " \t\r\n", &save)) {
+    if (++count > ATLAS_MAX_TRUSTED) {
+      r = fail(p, node, "<TrustedProxies> lists more than %d entries; use CIDRs",
+               ATLAS_MAX_TRUSTED);
+      break;
+    }
+    char one[INET6_ADDRSTRLEN + 8];
+    r = trusted_entry(p, node, tok, one, sizeof one);
+    if (r != 0) break;
+    int n = snprintf(list + used, sizeof p->cfg->trusted_proxies - used, "%s%s", used ? " " : "",
+                     one);
+    if (n < 0 || (size_t)n >= sizeof p->cfg->trusted_proxies - used)
+      r = fail(p, node, "<TrustedProxies> is too long");
+    else
+      used += (size_t)n;
+  }
+  free(s);
+  return r;
+}
+
+static int parse_privacy_dir(parse_t *p, xmlNode *node) {
+  static const char *const names[] = {"install", "custom"};
+  xmlChar *v[2];
+  int r = get_attributes(p, node, names, 2, v);
+  if (r == 0) r = expect_no_content(p, node);
+  if (r == 0 && !v[0] && !v[1])
+    r = fail(p, node, "<PrivacyDirectory> needs install=\"DIR\", custom=\"DIR\" or both");
+  if (r == 0 && v[0])
+    r = resolve_path(p, node, "<PrivacyDirectory install>", (const char *)v[0],
+                     p->cfg->privacy_install, sizeof p->cfg->privacy_install);
+  if (r == 0 && v[1])
+    r = resolve_path(p, node, "<PrivacyDirectory custom>", (const char *)v[1],
+                     p->cfg->privacy_custom, sizeof p->cfg->privacy_custom);
+  free_values(v, 2);
+  return r;
 }
 
 static void config_defaults(atlas_config_t *cfg) {

@@ -7,6 +7,7 @@
  *     <Domain>example.com</Domain>              (initial domain, first start only)
  *     <IMDeleteAfterDays>90</IMDeleteAfterDays>
  *     <JournalDeleteAfterDays>365</JournalDeleteAfterDays>
+ *     <CABundle>/etc/atrium/ca.pem</CABundle>    (CAs trusted for outbound HTTPS)
  *   </Atlas>
  *
  * Relative paths are relative to the directory of atlas.xml. Unknown elements
@@ -34,6 +35,16 @@ typedef struct atlas_config {
   char domain[254];        /* empty when not given */
   int im_delete_after_days;      /* -1 when not given */
   int journal_delete_after_days; /* -1 when not given */
+  char ca_bundle[4096];  /* PEM file of the CAs outbound HTTPS trusts; empty: the system's */
+  /* <TrustedProxies>127.0.0.1 ::1 10.0.0.0/8</TrustedProxies>: the reverse
+   * proxies whose X-Forwarded-* headers are believed, as IP literals or CIDRs
+   * separated by single spaces (canonical form, at most 32); empty: none. */
+  char trusted_proxies[2048];
+  /* <PrivacyDirectory install="..." custom="..."/>: the privacy policy
+   * templates as shipped, and the operator's copies (which win); empty: the
+   * built-in defaults (see privacy.h). */
+  char privacy_install[4096];
+  char privacy_custom[4096];
 } atlas_config_t;
 
 /* Reads and checks the file. On failure returns a negative code (-EINVAL for

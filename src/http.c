@@ -42,9 +42,89 @@ static const http_route_t routes[] = {
      .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
     {.method = HTTP_GET, .path = "/api/v1/audit", .handler = api_audit_list,
      .auth = HTTP_AUTH_ADMIN},
+    /* Issue 5: "Test connection" with unsaved proxy values; {} tests the saved ones. */
+    {.method = HTTP_POST, .path = "/api/v1/proxy/test", .handler = api_proxy_test,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
     {.method = HTTP_GET, .path = "/healthz", .handler = api_health, .auth = HTTP_AUTH_NONE},
     /* Prometheus scrapes with a bearer token (bearer_token_file): no cookie. */
     {.method = HTTP_GET, .path = "/metrics", .handler = api_metrics, .auth = HTTP_AUTH_ADMIN},
+    /* Issue 3: the directory, client logins and the domain change. The import
+     * routes come before /users/{name}: the first route that matches wins. */
+    {.method = HTTP_POST, .path = "/api/v1/users", .handler = api_users_create,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/api/v1/users", .handler = api_users_list,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/users/import", .handler = api_users_import,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW, .max_body = API_IMPORT_BODY_MAX},
+    {.method = HTTP_GET, .path = "/api/v1/users/{name}", .handler = api_users_get,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_PATCH, .path = "/api/v1/users/{name}", .handler = api_users_patch,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+    {.method = HTTP_DELETE, .path = "/api/v1/users/{name}", .handler = api_users_delete,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/api/v1/federation/subscriptions",
+     .handler = api_subscriptions_list, .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/federation/subscriptions/import",
+     .handler = api_subscriptions_import, .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW,
+     .max_body = API_IMPORT_BODY_MAX},
+    {.method = HTTP_GET, .path = "/api/v1/federation/contacts", .handler = api_contacts_list,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/federation/contacts/import",
+     .handler = api_contacts_import, .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW,
+     .max_body = API_IMPORT_BODY_MAX},
+    {.method = HTTP_POST, .path = "/api/v1/domain/change", .handler = api_domain_change,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+    {.method = HTTP_POST, .path = "/client/v1/login", .handler = api_client_login,
+     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/client/v1/me", .handler = api_client_me,
+     .auth = HTTP_AUTH_NONE},
+    /* Issue 7: integrated Windows login (Negotiate, no body) and the publishing state. */
+    {.method = HTTP_POST, .path = "/client/v1/login/auto", .handler = api_login_auto,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/api/v1/publishing/status", .handler = api_publishing_status,
+     .auth = HTTP_AUTH_ADMIN},
+    /* Issue 4: the admin page (public files; the page logs in through the API). */
+    {.method = HTTP_GET, .path = "/", .handler = api_admin_root, .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/admin", .handler = api_admin_redirect, .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/admin/", .handler = api_admin_index, .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/admin/{file}", .handler = api_admin_asset,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/admin/{dir}/{file}", .handler = api_admin_asset,
+     .auth = HTTP_AUTH_NONE},
+    /* Issue 6: what the reverse proxy forwards, the privacy policy, and the
+     * published pages (public; the UM settings API checks a client token). */
+    {.method = HTTP_GET, .path = "/api/v1/reverse-proxy", .handler = api_reverse_proxy,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/api/v1/reverse-proxy/nginx", .handler = api_reverse_proxy_nginx,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/api/v1/privacy", .handler = api_privacy_info,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/api/v1/privacy/preview", .handler = api_privacy_preview,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/client/v1/config", .handler = api_client_config,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/webapi/", .handler = api_webapi_info, .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/umsettings/", .handler = api_pages_um, .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_POST, .path = "/umsettings/api/login", .handler = api_pages_um_login,
+     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/umsettings/api/notifications", .handler = api_pages_um_get,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_PUT, .path = "/umsettings/api/notifications", .handler = api_pages_um_put,
+     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/umsettings/{file}", .handler = api_pages_asset,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/webmeeting/", .handler = api_pages_meeting,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/webmeeting/ws", .handler = api_pages_meeting_ws,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/webmeeting/privacy", .handler = api_pages_meeting_privacy,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/webmeeting/{file}", .handler = api_pages_asset,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/docs/", .handler = api_pages_docs, .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/docs/{page}", .handler = api_pages_docs, .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/docs/{dir}/{page}", .handler = api_pages_docs,
+     .auth = HTTP_AUTH_NONE},
 };
 
 _Static_assert(sizeof routes / sizeof routes[0] <= HTTP_MAX_ROUTES, "raise HTTP_MAX_ROUTES");
@@ -226,6 +306,7 @@ struct http_request {
   size_t body_len, body_alloc;
   size_t drained; /* bytes discarded after the cap was passed */
   json_t *json;
+  char *path;
   bool authenticated;
   auth_identity_t who;
   const char *token; /* MHD's copy of the header, valid for the request */
@@ -254,6 +335,15 @@ static const char oom_body[] =
 
 struct MHD_Connection *http_connection(http_request_t *req) { return req->conn; }
 const json_t *http_body_json(http_request_t *req) { return req->json; }
+const char *http_body_raw(http_request_t *req, size_t *len) {
+  *len = req->body ? req->body_len : 0;
+  return req->body;
+}
+const char *http_path(http_request_t *req) { return req->path ? req->path : ""; }
+
+static size_t route_max_body(const http_route_t *route) {
+  return route && route->max_body ? route->max_body : HTTP_BODY_MAX;
+}
 const auth_identity_t *http_identity(http_request_t *req) {
   return req->authenticated ? &req->who : NULL;
 }
@@ -272,27 +362,156 @@ const char *http_query(http_request_t *req, const char *name) {
   return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-const char *http_client_address(http_request_t *req) {
-  if (req->client[0]) return req->client;
+/* ---- reverse proxies (atlas.xml <TrustedProxies>) ------------------------------- */
+
+#define HTTP_MAX_TRUSTED 32
+
+/* Filled by http_start before the first connection, read-only afterwards. */
+static struct trusted_net {
+  int family;
+  unsigned char addr[16];
+  unsigned prefix;
+} trusted[HTTP_MAX_TRUSTED];
+static size_t ntrusted;
+
+static int trusted_parse(const char *list) {
+  ntrusted = 0;
+  char buf[2048];
+  if (!list || snprintf(buf, sizeof buf, "%s", list) >= (int)sizeof buf) return list ? -EINVAL : 0;
+  char *save = NULL;
+  for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+    if (ntrusted == HTTP_MAX_TRUSTED) return -E2BIG;
+    struct trusted_net *t = &trusted[ntrusted];
+    char *slash = strchr(tok, '/');
+    if (slash) *slash = '\0';
+    t->family = strchr(tok, ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(t->family, tok, t->addr) != 1) return -EINVAL;
+    unsigned max = t->family == AF_INET ? 32 : 128;
+    int64_t prefix = max;
+    if (slash && http_parse_int_param(slash + 1, 0, max, max, &prefix) != 0) return -EINVAL;
+    t->prefix = (unsigned)prefix;
+    ntrusted++;
+  }
+  return 0;
+}
+
+static bool trusted_match(int family, const unsigned char *addr) {
+  for (size_t i = 0; i < ntrusted; i++) {
+    const struct trusted_net *t = &trusted[i];
+    if (t->family != family) continue;
+    unsigned full = t->prefix / 8, rest = t->prefix % 8;
+    if (memcmp(t->addr, addr, full) != 0) continue;
+    if (rest && ((t->addr[full] ^ addr[full]) & (0xff00 >> rest) & 0xff)) continue;
+    return true;
+  }
+  return false;
+}
+
+static bool trusted_text(const char *text) {
+  unsigned char bin[16];
+  if (inet_pton(AF_INET, text, bin) == 1) return trusted_match(AF_INET, bin);
+  if (inet_pton(AF_INET6, text, bin) == 1) {
+    /* An IPv4 client of a dual-stack proxy may be written mapped. */
+    if (IN6_IS_ADDR_V4MAPPED((struct in6_addr *)(void *)bin))
+      return trusted_match(AF_INET, bin + 12);
+    return trusted_match(AF_INET6, bin);
+  }
+  return false;
+}
+
+/* The peer of the TCP connection as text into buf; its family and bytes. */
+static int peer_address(http_request_t *req, char *buf, size_t len, int *family,
+                        unsigned char *bin) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
   const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-  if (!sa) {
-    snprintf(req->client, sizeof req->client, "unknown");
-  } else if (sa->sa_family == AF_INET) {
-    inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, req->client,
-              sizeof req->client);
+  *family = 0;
+  snprintf(buf, len, "unknown");
+  if (!sa) return -ENOENT;
+  if (sa->sa_family == AF_INET) {
+    memcpy(bin, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    *family = AF_INET;
   } else if (sa->sa_family == AF_INET6) {
     const struct in6_addr *a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
     /* On a dual-stack socket IPv4 clients arrive mapped; one client, one name. */
-    if (IN6_IS_ADDR_V4MAPPED(a))
-      inet_ntop(AF_INET, &a->s6_addr[12], req->client, sizeof req->client);
-    else
-      inet_ntop(AF_INET6, a, req->client, sizeof req->client);
+    if (IN6_IS_ADDR_V4MAPPED(a)) {
+      memcpy(bin, &a->s6_addr[12], 4);
+      *family = AF_INET;
+    } else {
+      memcpy(bin, a, 16);
+      *family = AF_INET6;
+    }
   } else {
-    snprintf(req->client, sizeof req->client, "unknown");
+    return -EAFNOSUPPORT;
+  }
+  inet_ntop(*family, bin, buf, (socklen_t)len);
+  return 0;
+}
+
+bool http_via_trusted_proxy(http_request_t *req) {
+  char text[INET6_ADDRSTRLEN];
+  unsigned char bin[16];
+  int family;
+  return ntrusted && peer_address(req, text, sizeof text, &family, bin) == 0 &&
+         trusted_match(family, bin);
+}
+
+const char *http_client_address(http_request_t *req) {
+  if (req->client[0]) return req->client;
+  unsigned char bin[16];
+  int family;
+  if (peer_address(req, req->client, sizeof req->client, &family, bin) != 0 || !ntrusted ||
+      !trusted_match(family, bin))
+    return req->client;
+  /* Right to left: each trusted hop vouches for the one before it; the first
+   * untrusted address is the client (anything further left is its claim). */
+  const char *xff = http_header(req, "X-Forwarded-For");
+  if (!xff) return req->client;
+  size_t end = strlen(xff);
+  while (end > 0) {
+    size_t start = end;
+    while (start > 0 && xff[start - 1] != ',') start--;
+    size_t a = start, b = end;
+    while (a < b && (xff[a] == ' ' || xff[a] == '\t')) a++;
+    while (b > a && (xff[b - 1] == ' ' || xff[b - 1] == '\t')) b--;
+    char hop[INET6_ADDRSTRLEN];
+    unsigned char hb[16];
+    if (b - a == 0 || b - a >= sizeof hop) break;
+    memcpy(hop, xff + a, b - a);
+    hop[b - a] = '\0';
+    if (inet_pton(AF_INET, hop, hb) != 1 && inet_pton(AF_INET6, hop, hb) != 1) break;
+    snprintf(req->client, sizeof req->client, "%s", hop);
+    if (!trusted_text(hop)) break;
+    end = start > 0 ? start - 1 : 0;
   }
   return req->client;
+}
+
+const char *http_request_scheme(http_request_t *req) {
+  const char *proto = http_via_trusted_proxy(req) ? http_header(req, "X-Forwarded-Proto") : NULL;
+  if (proto && strcasecmp(proto, "https") == 0) return "https";
+  if (proto && strcasecmp(proto, "http") == 0) return "http";
+  return server.tls ? "https" : "http";
+}
+
+/* host[:port] with the characters of DNS names and address literals only, so
+ * that the value can go into a URL or a page without further escaping. */
+static bool plain_authority(const char *s) {
+  if (!s || !*s || strlen(s) > 300) return false;
+  for (const char *p = s; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '.' || *p == '-' || *p == ':' || *p == '[' || *p == ']'))
+      return false;
+  return true;
+}
+
+const char *http_request_host(http_request_t *req) {
+  if (http_via_trusted_proxy(req)) {
+    const char *fwd = http_header(req, "X-Forwarded-Host");
+    if (plain_authority(fwd)) return fwd;
+  }
+  const char *host = http_header(req, MHD_HTTP_HEADER_HOST);
+  return plain_authority(host) ? host : NULL;
 }
 
 int http_add_header(http_request_t *req, const char *name, const char *value) {
@@ -309,17 +528,19 @@ int http_add_header(http_request_t *req, const char *name, const char *value) {
   return 0;
 }
 
-int http_response_secure(struct MHD_Response *resp) {
-  /* Every response so far is API data; the admin page will get its own
-   * caching rule when it is served. */
+/* cache_control: "no-store" for API data; a handler that adds its own
+ * Cache-Control header (the admin page's files: "no-cache") replaces it. */
+static int response_secure(struct MHD_Response *resp, const char *cache_control) {
   if (MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff") != MHD_YES ||
-      MHD_add_response_header(resp, "Cache-Control", "no-store") != MHD_YES ||
+      MHD_add_response_header(resp, "Cache-Control", cache_control) != MHD_YES ||
       MHD_add_response_header(resp, "Content-Security-Policy", "default-src 'self'") != MHD_YES ||
       MHD_add_response_header(resp, "X-Frame-Options", "DENY") != MHD_YES ||
       MHD_add_response_header(resp, "Referrer-Policy", "no-referrer") != MHD_YES)
     return -ENOMEM;
   return 0;
 }
+
+int http_response_secure(struct MHD_Response *resp) { return response_secure(resp, "no-store"); }
 
 enum MHD_Result http_reply_oom(http_request_t *req) {
   log_err("out of memory while answering %s %s", http_method_name(req->method),
@@ -339,9 +560,14 @@ enum MHD_Result http_reply_shared(http_request_t *req, unsigned status, struct M
  * drops our reference. */
 static enum MHD_Result queue_owned(http_request_t *req, unsigned status, struct MHD_Response *resp) {
   if (!resp) return http_reply_oom(req);
-  bool ok = http_response_secure(resp) == 0;
+  const char *cache_control = "no-store";
+  for (size_t i = 0; i < req->nheaders; i++)
+    if (strcasecmp(req->headers[i].name, MHD_HTTP_HEADER_CACHE_CONTROL) == 0)
+      cache_control = req->headers[i].value;
+  bool ok = response_secure(resp, cache_control) == 0;
   for (size_t i = 0; ok && i < req->nheaders; i++)
-    ok = MHD_add_response_header(resp, req->headers[i].name, req->headers[i].value) == MHD_YES;
+    if (req->headers[i].value != cache_control)
+      ok = MHD_add_response_header(resp, req->headers[i].name, req->headers[i].value) == MHD_YES;
   if (!ok) {
     MHD_destroy_response(resp);
     return http_reply_oom(req);
@@ -454,7 +680,8 @@ static bool authenticate(http_request_t *req, enum MHD_Result *ret) {
 static enum MHD_Result reply_too_large(http_request_t *req) {
   char detail[160];
   snprintf(detail, sizeof detail,
-           "The request body is larger than %d KiB; send a smaller document.", HTTP_BODY_MAX / 1024);
+           "The request body is larger than %zu KiB; send a smaller document.",
+           route_max_body(req->route) / 1024);
   return http_reply_problem(req, MHD_HTTP_CONTENT_TOO_LARGE, "payload-too-large",
                             "Request body too large", detail, NULL);
 }
@@ -472,6 +699,7 @@ static enum MHD_Result begin_request(http_request_t *req, const char *url) {
   const http_route_t *table = http_routes(&count);
   unsigned allowed;
   req->route = http_route_match(table, count, req->method, url, &allowed, &req->slot);
+  if (req->route && !(req->path = strdup(url))) return http_reply_oom(req);
   if (!req->route) {
     if (!allowed)
       return http_reply_problem(req, MHD_HTTP_NOT_FOUND, "not-found", "Not found",
@@ -489,7 +717,7 @@ static enum MHD_Result begin_request(http_request_t *req, const char *url) {
   const char *length = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
   int64_t declared = 0;
   if (length && http_parse_int_param(length, 0, INT64_MAX, 0, &declared) == 0 &&
-      declared > HTTP_BODY_MAX)
+      (uint64_t)declared > route_max_body(req->route))
     return reply_too_large(req);
   if (req->route->body == HTTP_BODY_JSON &&
       !http_content_type_is_json(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
@@ -498,7 +726,7 @@ static enum MHD_Result begin_request(http_request_t *req, const char *url) {
                               "Send the request body as JSON with "
                               "\"Content-Type: application/json\".",
                               NULL);
-  if (declared > 0 && req->route->body == HTTP_BODY_JSON) {
+  if (declared > 0 && req->route->body != HTTP_BODY_NONE) {
     req->body = malloc((size_t)declared + 1);
     if (!req->body) return http_reply_oom(req);
     req->body_alloc = (size_t)declared + 1;
@@ -510,7 +738,7 @@ static int append_body(http_request_t *req, const char *data, size_t len) {
   if (req->body_len + len + 1 > req->body_alloc) {
     size_t want = req->body_alloc ? req->body_alloc : 4096;
     while (want < req->body_len + len + 1) want *= 2;
-    if (want > HTTP_BODY_MAX + 1) want = HTTP_BODY_MAX + 1;
+    if (want > route_max_body(req->route) + 1) want = route_max_body(req->route) + 1;
     char *p = realloc(req->body, want);
     if (!p) return -ENOMEM;
     req->body = p;
@@ -582,7 +810,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       req->drained += len;
       return req->drained > HTTP_DRAIN_MAX ? MHD_NO : MHD_YES;
     }
-    if (req->body_len + len > HTTP_BODY_MAX) {
+    if (req->body_len + len > route_max_body(req->route)) {
       req->too_large = true;
       free(req->body);
       req->body = NULL;
@@ -592,7 +820,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       (void)reply_too_large(req);
       return MHD_YES;
     }
-    if (req->route->body != HTTP_BODY_JSON) return MHD_YES;
+    if (req->route->body == HTTP_BODY_NONE) return MHD_YES;
     if (append_body(req, upload_data, len) != 0) return http_reply_oom(req);
     return MHD_YES;
   }
@@ -619,6 +847,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
               route, (int)toe);
   }
   free(req->body);
+  free(req->path);
   json_decref(req->json);
   for (size_t i = 0; i < req->nheaders; i++) {
     free(req->headers[i].name);
@@ -713,7 +942,13 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
   struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)cfg->port)};
   const struct sockaddr *sa;
-  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+  /* ALLOW_UPGRADE: the web meeting's WebSocket (api_pages.c). */
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
+  if (trusted_parse(cfg->trusted_proxies) != 0) {
+    snprintf(err, errlen, "The trusted proxies \"%.200s\" are not IP addresses or CIDRs; fix "
+             "<TrustedProxies> in atlas.xml.", cfg->trusted_proxies);
+    return -EINVAL;
+  }
   if (inet_pton(AF_INET, addr, &sin.sin_addr) == 1) {
     sa = (const struct sockaddr *)&sin;
   } else if (inet_pton(AF_INET6, addr, &sin6.sin6_addr) == 1) {

@@ -48,6 +48,7 @@ typedef enum http_auth {
 typedef enum http_body {
   HTTP_BODY_NONE, /* a body, if any, is read (within the cap) and ignored */
   HTTP_BODY_JSON, /* application/json, parsed before the handler runs */
+  HTTP_BODY_RAW,  /* any media type; the bytes are kept for the handler (http_body_raw) */
 } http_body_t;
 
 typedef struct http_request http_request_t;
@@ -59,6 +60,7 @@ typedef struct http_route {
   http_handler_fn handler;
   http_auth_t auth;
   http_body_t body;
+  size_t max_body; /* 0: HTTP_BODY_MAX; bulk imports raise it */
 } http_route_t;
 
 typedef struct http_config {
@@ -68,6 +70,9 @@ typedef struct http_config {
   const char *tls_key;
   store_t *store;
   int threads; /* 0: one per CPU, 2 to 4 */
+  /* atlas.xml <TrustedProxies>: IP literals or CIDRs separated by spaces, the
+   * peers whose X-Forwarded-* headers are believed; NULL or "": none. */
+  const char *trusted_proxies;
 } http_config_t;
 
 /* Starts the daemon. Block the signals main waits for before calling this:
@@ -120,6 +125,11 @@ json_t *http_problem_json(unsigned status, const char *slug, const char *title, 
 struct MHD_Connection *http_connection(http_request_t *req);
 /* The parsed JSON body (HTTP_BODY_JSON routes), borrowed. */
 const json_t *http_body_json(http_request_t *req);
+/* The request body of an HTTP_BODY_RAW route (NUL-terminated after *len
+ * bytes; it may hold NULs before), or NULL when empty. Borrowed. */
+const char *http_body_raw(http_request_t *req, size_t *len);
+/* The request path (decoded by libmicrohttpd), for "{name}" segments. */
+const char *http_path(http_request_t *req);
 /* The authenticated admin (HTTP_AUTH_ADMIN routes), or NULL. */
 const auth_identity_t *http_identity(http_request_t *req);
 /* The session token the request carried, or NULL. Never log it. */
@@ -127,8 +137,18 @@ const char *http_token(http_request_t *req);
 store_t *http_store(http_request_t *req);
 const char *http_header(http_request_t *req, const char *name);
 const char *http_query(http_request_t *req, const char *name);
-/* Client address as text ("127.0.0.1", "::1"), for rate limiting. */
+/* Client address as text ("127.0.0.1", "::1"), for rate limiting. When the
+ * peer is a trusted proxy, the right-most X-Forwarded-For address that is not
+ * itself a trusted proxy; otherwise the peer. */
 const char *http_client_address(http_request_t *req);
+/* true when the connection comes from a trusted proxy (http_config_t). */
+bool http_via_trusted_proxy(http_request_t *req);
+/* How the client reached us, for absolute URLs: "https" or "http" from
+ * X-Forwarded-Proto of a trusted proxy, else whether we speak TLS. */
+const char *http_request_scheme(http_request_t *req);
+/* The authority the client asked for ("m.example.com:7443"): X-Forwarded-Host
+ * of a trusted proxy, else Host; NULL when absent or not a plain host[:port]. */
+const char *http_request_host(http_request_t *req);
 
 /* Adds a header to the reply the handler is about to send (at most 6; the
  * value is copied). Returns -ENOSPC or -ENOMEM when it cannot. */
@@ -151,6 +171,8 @@ enum MHD_Result http_reply_buffer(http_request_t *req, unsigned status, const ch
  * must already carry its headers, including the security headers
  * (http_response_secure). The caller keeps its reference. */
 enum MHD_Result http_reply_shared(http_request_t *req, unsigned status, struct MHD_Response *resp);
-/* Adds the headers every response carries. 0 or -ENOMEM. */
+/* Adds the headers every response carries (Cache-Control: no-store; a
+ * Cache-Control added with http_add_header replaces it in the other reply
+ * helpers). 0 or -ENOMEM. */
 int http_response_secure(struct MHD_Response *resp);
 enum MHD_Result http_reply_oom(http_request_t *req);

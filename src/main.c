@@ -12,11 +12,17 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
+#include "ad_publish.h"
+#include "api.h"
 #include "atlas.h"
 #include "auth.h"
 #include "catalogue.h"
+#include "directory.h"
+#include "discovery.h"
+#include "domain_change.h"
 #include "http.h"
 #include "log.h"
+#include "outbound.h"
 #include "secret.h"
 #include "settings.h"
 #include "store.h"
@@ -184,6 +190,11 @@ int main(int argc, char **argv) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
+  /* Before any thread exists: curl_global_init is not thread-safe. */
+  if (outbound_init(atlas.ca_bundle, err, sizeof err) != 0) {
+    log_err("%s", err);
+    return 1;
+  }
   if (ensure_data_dir(atlas.data_dir, err, sizeof err) != 0) {
     log_err("%s", err);
     return 1;
@@ -219,6 +230,32 @@ int main(int argc, char **argv) {
   else if (boot.created)
     log_notice("created the admin account \"%s\" with the password from ATRIUM_ADMIN_PASSWORD",
                AUTH_ADMIN_NAME);
+  /* The directory follows domain.name (its first generation at first start). */
+  bool domain_moved = false;
+  if (domain_change_init(store, &domain_moved, err, sizeof err) != 0) {
+    log_err("%s", err);
+    auth_bootstrap_clear(&boot);
+    auth_shutdown();
+    outbound_shutdown();
+    settings_shutdown();
+    secret_key_close(key);
+    store_close(store);
+    return 1;
+  }
+  if (domain_moved)
+    log_warning("the directory was on another domain than domain.name; it now follows %s, and "
+                "mobile devices registered before must set up their login again",
+                "domain.name");
+
+  /* Issue 7: UDP discovery and AD publishing follow the settings from here on
+   * (apply hooks). A busy UDP port is not fatal: the admin sees it in
+   * GET /api/v1/publishing/status and can choose another port. */
+  {
+    settings_snapshot_t *snap = settings_acquire();
+    if (discovery_init(snap, err, sizeof err) != 0) log_warning("UDP discovery: %s", err);
+    if (ad_publish_init(snap, err, sizeof err) != 0) log_warning("AD publishing: %s", err);
+    settings_release(snap);
+  }
 
   http_config_t hc = {
       .address = atlas.listen_address,
@@ -226,7 +263,11 @@ int main(int argc, char **argv) {
       .tls_cert = atlas.tls_cert,
       .tls_key = atlas.tls_key,
       .store = store,
+      .trusted_proxies = atlas.trusted_proxies,
   };
+  /* Issue 6: atlas.xml's path (re-read for {RetentionTime}), the privacy
+   * directories and the listen address (the reverse proxy's upstream). */
+  if (api_published_init(&atlas) != 0) log_warning("published pages: out of memory at start");
   if (http_start(&hc, err, sizeof err) != 0) {
     log_err("%s", err);
     auth_bootstrap_clear(&boot);
@@ -256,8 +297,13 @@ int main(int argc, char **argv) {
 
   sd_notify(0, "STOPPING=1\nSTATUS=Shutting down");
   http_set_stopping();
+  api_published_shutdown(); /* closes the meeting WebSockets while MHD still runs */
   http_stop();
+  discovery_shutdown();
+  ad_publish_shutdown();
+  outbound_shutdown();
   auth_shutdown();
+  directory_shutdown();
   settings_shutdown();
   secret_key_close(key);
   store_close(store);

@@ -44,6 +44,17 @@ void metrics_login_failure(void) {
   atomic_fetch_add_explicit(&login_failures, 1, memory_order_relaxed);
 }
 
+static metrics_render_fn renderers[METRICS_RENDERERS_MAX];
+static atomic_size_t renderer_count; /* published after the slot is written */
+
+int metrics_register(metrics_render_fn fn) {
+  size_t n = atomic_load(&renderer_count);
+  if (n >= METRICS_RENDERERS_MAX) return -ENOSPC;
+  renderers[n] = fn;
+  atomic_store(&renderer_count, n + 1);
+  return 0;
+}
+
 void metrics_reset(void) {
   for (size_t s = 0; s < SLOTS; s++) {
     for (size_t m = 0; m < HTTP_METHOD_COUNT; m++)
@@ -138,6 +149,7 @@ int metrics_render(store_t *store, char **text, size_t *len) {
           "# TYPE atrium_login_failures_total counter\n"
           "atrium_login_failures_total %llu\n",
           (unsigned long long)load(&login_failures));
+  for (size_t i = 0, n = atomic_load(&renderer_count); i < n; i++) renderers[i](f);
 
   if (ferror(f)) {
     fclose(f);

@@ -74,9 +74,82 @@ static const char *const migrations[] = {
   ");"
   "CREATE INDEX sessions_admin ON sessions (admin);"
   "CREATE INDEX sessions_expires ON sessions (expires);",
+  /* 1 -> 2: the directory (issue 3). Login names and IM addresses are not
+   * stored: they are name@<current domain>, so a domain change writes one row
+   * in `domains`. Devices, client tokens and subscriptions keep the domain
+   * generation they were made under; an older generation means "set up again"
+   * or "to be created again" without touching them. */
+  "CREATE TABLE domains ("
+  "  generation INTEGER PRIMARY KEY,"
+  "  name TEXT NOT NULL,"
+  "  since TEXT NOT NULL,"
+  "  actor TEXT NOT NULL"
+  ");"
+  "CREATE INDEX domains_name ON domains (name);"
+  "CREATE TABLE users ("
+  "  id INTEGER PRIMARY KEY,"
+  "  name TEXT NOT NULL UNIQUE,"
+  "  display_name TEXT,"
+  "  windows_account TEXT UNIQUE COLLATE NOCASE,"
+  "  password_hash TEXT,"
+  "  enabled INTEGER NOT NULL DEFAULT 1,"
+  "  created_at TEXT NOT NULL,"
+  "  updated_at TEXT NOT NULL"
+  ");"
+  "CREATE TABLE devices ("
+  "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+  "  device_id TEXT NOT NULL,"
+  "  platform TEXT NOT NULL,"
+  "  push_token TEXT,"
+  "  login TEXT NOT NULL," /* the login name used, as typed then */
+  "  generation INTEGER NOT NULL,"
+  "  created_at TEXT NOT NULL,"
+  "  updated_at TEXT NOT NULL,"
+  "  PRIMARY KEY (user_id, device_id)"
+  ");"
+  "CREATE INDEX devices_generation ON devices (generation);"
+  "CREATE TABLE client_tokens ("
+  "  token_hash TEXT PRIMARY KEY,"
+  "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+  "  device_id TEXT," /* NULL for a desktop login */
+  "  generation INTEGER NOT NULL,"
+  "  created INTEGER NOT NULL,"
+  "  expires INTEGER NOT NULL"
+  ");"
+  "CREATE INDEX client_tokens_user ON client_tokens (user_id, device_id);"
+  "CREATE TABLE subscriptions ("
+  "  id INTEGER PRIMARY KEY,"
+  "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+  "  remote TEXT NOT NULL,"
+  "  state TEXT NOT NULL CHECK (state IN ('active', 'pending', 'to-be-recreated')),"
+  "  generation INTEGER NOT NULL,"
+  "  created_at TEXT NOT NULL,"
+  "  UNIQUE (user_id, remote)"
+  ");"
+  "CREATE TABLE contacts ("
+  "  id INTEGER PRIMARY KEY,"
+  "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+  "  remote TEXT NOT NULL,"
+  "  display_name TEXT,"
+  "  created_at TEXT NOT NULL,"
+  "  UNIQUE (user_id, remote)"
+  ");",
+  /* 2 -> 3: notification preferences per user and channel (issue 6, the UM
+   * settings page); a missing row means the defaults. */
+  "CREATE TABLE user_notifications ("
+  "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+  "  channel TEXT NOT NULL CHECK (channel IN ('voicemail', 'fax', 'sms')),"
+  "  notify INTEGER NOT NULL,"
+  "  email TEXT NOT NULL,"
+  "  attach INTEGER NOT NULL,"
+  "  updated_at TEXT NOT NULL,"
+  "  PRIMARY KEY (user_id, channel)"
+  ");",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
+
+int store_code_schema_version(void) { return SCHEMA_VERSION; }
 
 /* ---- errors ------------------------------------------------------------------ */
 

@@ -10,6 +10,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl/cmd_directory.h"
+#include "ctl/cmd_discover.h"
+#include "ctl/cmd_proxy.h"
+#include "ctl/cmd_published.h"
 #include "ctl/config.h"
 #include "ctl/input.h"
 #include "ctl/render.h"
@@ -952,6 +956,55 @@ const ctl_command_t ctl_commands[] = {
                 "choices, default and help text, from GET /api/v1/settings/schema.\n"
                 "\n"
                 "Example: atriumctl schema proxy\n",
+    },
+    {
+        .name = "proxy",
+        .run = ctl_cmd_proxy,
+        .usage = CTL_CMD_PROXY_USAGE,
+        .summary = CTL_CMD_PROXY_SUMMARY,
+        .help = CTL_CMD_PROXY_HELP,
+    },
+    {
+        .name = "discover",
+        .run = ctl_cmd_discover,
+        .usage = CTL_CMD_DISCOVER_USAGE,
+        .summary = CTL_CMD_DISCOVER_SUMMARY,
+        .help = CTL_CMD_DISCOVER_HELP,
+    },
+    {
+        .name = "reverse-proxy",
+        .run = ctl_cmd_reverse_proxy,
+        .usage = CTL_CMD_REVERSE_PROXY_USAGE,
+        .summary = CTL_CMD_REVERSE_PROXY_SUMMARY,
+        .help = CTL_CMD_REVERSE_PROXY_HELP,
+    },
+    {
+        .name = "privacy",
+        .run = ctl_cmd_privacy,
+        .usage = CTL_CMD_PRIVACY_USAGE,
+        .summary = CTL_CMD_PRIVACY_SUMMARY,
+        .help = CTL_CMD_PRIVACY_HELP,
+    },
+    {
+        .name = "users",
+        .run = ctl_cmd_users,
+        .usage = CTL_CMD_USERS_USAGE,
+        .summary = CTL_CMD_USERS_SUMMARY,
+        .help = CTL_CMD_USERS_HELP,
+    },
+    {
+        .name = "domain",
+        .run = ctl_cmd_domain,
+        .usage = CTL_CMD_DOMAIN_USAGE,
+        .summary = CTL_CMD_DOMAIN_SUMMARY,
+        .help = CTL_CMD_DOMAIN_HELP,
+    },
+    {
+        .name = "federation",
+        .run = ctl_cmd_federation,
+        .usage = CTL_CMD_FEDERATION_USAGE,
+        .summary = CTL_CMD_FEDERATION_SUMMARY,
+        .help = CTL_CMD_FEDERATION_HELP,
     },
     {
         .name = "help",

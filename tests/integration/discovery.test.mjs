@@ -371,11 +371,12 @@ describe('broadcast and multicast (network namespaces)', () => {
     if (skip) { t.skip(skip); return; }
     let v6;
     // Link-local addresses need duplicate address detection first (~2 s).
+    let last;
     for (let i = 0; i < 20 && !v6; i++) {
-      const { list } = await discoverFromNs2(['--address', `ff02::1%veth${tag}b`]);
-      v6 = list.find((x) => x.from.startsWith('fe80:'));
+      last = await discoverFromNs2(['--address', `ff02::1%veth${tag}b`]);
+      v6 = last.list.find((x) => x.from.startsWith('fe80:'));
     }
-    assert.ok(v6, 'no answer to ff02::1');
+    assert.ok(v6, `no answer to ff02::1: ${JSON.stringify(last)} ${sh('ip', ['-n', ns2, '-6', 'addr']).out} ${sh('ip', ['-n', ns1, '-6', 'addr']).out} ${sh('ip', ['-n', ns1, '-6', 'route']).out}`);
     assert.equal(v6.url, 'https://ns1.example.com');
   });
 

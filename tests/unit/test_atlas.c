@@ -30,6 +30,7 @@ typedef struct expect {
   const char *im;
   const char *journal;
   const char *retention;
+  const char *ca_bundle;
 } expect_t;
 
 typedef struct atlas_case {
@@ -68,6 +69,19 @@ static const atlas_case_t cases[] = {
             "<Tls certificate=\"tls/cert.pem\" key=\"./tls/key.pem\"/></Atlas>",
      .want = {.data_dir = BASE "/data", .cert = BASE "/tls/cert.pem",
               .key = BASE "/tls/key.pem"}},
+    {.name = "CABundle relative path resolves against the base",
+     .doc = "<Atlas><CABundle> tls/ca.pem </CABundle></Atlas>",
+     .want = {.ca_bundle = BASE "/tls/ca.pem"}},
+    {.name = "CABundle absolute", .doc = "<Atlas><CABundle>/etc/ssl/corp-ca.pem</CABundle></Atlas>",
+     .want = {.ca_bundle = "/etc/ssl/corp-ca.pem"}},
+    {.name = "CABundle absent means the system's CAs", .doc = "<Atlas/>", .want = {.ca_bundle = ""}},
+    {.name = "CABundle empty", .doc = "<Atlas><CABundle/></Atlas>", .rc = -EINVAL,
+     .err_has = {"<CABundle> is empty"}},
+    {.name = "CABundle twice",
+     .doc = "<Atlas><CABundle>/a.pem</CABundle>\n<CABundle>/b.pem</CABundle></Atlas>",
+     .rc = -EINVAL, .err_has = {"<CABundle> is given twice"}},
+    {.name = "CABundle with an attribute", .doc = "<Atlas><CABundle file=\"/a\"/></Atlas>",
+     .rc = -EINVAL, .err_has = {"<CABundle> takes no attributes"}},
     {.name = "data dir '.' is the base dir", .doc = "<Atlas><DataDirectory>.</DataDirectory></Atlas>",
      .want = {.data_dir = BASE}},
     {.name = "trailing slash dropped, surrounding blanks trimmed",
@@ -263,6 +277,7 @@ static void test_table(void **state) {
     expect_int(c->name, "im", c->want.im, cfg.im_delete_after_days);
     expect_int(c->name, "journal", c->want.journal, cfg.journal_delete_after_days);
     expect_int(c->name, "retention", c->want.retention, atlas_retention_days(&cfg));
+    expect_str(c->name, "ca_bundle", c->want.ca_bundle, cfg.ca_bundle);
   }
   assert_int_equal(failures, 0);
 }
@@ -475,6 +490,47 @@ static void test_example_file(void **state) {
   assert_string_equal(cfg.data_dir, want);
 }
 
+/* Issue 6: <TrustedProxies> and <PrivacyDirectory>. */
+static void test_trusted_and_privacy(void **state) {
+  (void)state;
+  static const struct {
+    const char *doc;
+    int rc;
+    const char *trusted, *install, *custom, *err_has;
+  } issue6[] = {
+      {"<Atlas/>", 0, "", "", "", NULL},
+      {"<Atlas><TrustedProxies> 127.0.0.1\n ::1  10.0.0.0/8 FD00:0::/8 </TrustedProxies></Atlas>",
+       0, "127.0.0.1 ::1 10.0.0.0/8 fd00::/8", "", "", NULL},
+      {"<Atlas><TrustedProxies>proxy.example.com</TrustedProxies></Atlas>", -EINVAL, NULL, NULL,
+       NULL, "not an IPv4 or IPv6 address"},
+      {"<Atlas><TrustedProxies>10.0.0.1/8</TrustedProxies></Atlas>", -EINVAL, NULL, NULL, NULL,
+       "beyond the /8 prefix"},
+      {"<Atlas><TrustedProxies>10.0.0.0/33</TrustedProxies></Atlas>", -EINVAL, NULL, NULL, NULL,
+       "from 0 to 32"},
+      {"<Atlas><TrustedProxies/></Atlas>", -EINVAL, NULL, NULL, NULL, "is empty"},
+      {"<Atlas><PrivacyDirectory install=\"share/privacy\" custom=\"/srv/privacy/\"/></Atlas>", 0,
+       "", BASE "/share/privacy", "/srv/privacy", NULL},
+      {"<Atlas><PrivacyDirectory custom=\"privacy\"/></Atlas>", 0, "", "", BASE "/privacy", NULL},
+      {"<Atlas><PrivacyDirectory/></Atlas>", -EINVAL, NULL, NULL, NULL, "needs install="},
+      {"<Atlas><PrivacyDirectory dir=\"x\"/></Atlas>", -EINVAL, NULL, NULL, NULL,
+       "unknown attribute"},
+      {"<Atlas><PrivacyDirectory install=\"\"/></Atlas>", -EINVAL, NULL, NULL, NULL, "is empty"},
+  };
+  for (size_t i = 0; i < sizeof issue6 / sizeof issue6[0]; i++) {
+    atlas_config_t cfg;
+    char err[512] = "";
+    int rc = atlas_parse_memory(issue6[i].doc, strlen(issue6[i].doc), BASE, &cfg, err, sizeof err);
+    if (rc != issue6[i].rc) fail_msg("%s: rc %d (%s)", issue6[i].doc, rc, err);
+    if (rc != 0) {
+      if (!strstr(err, issue6[i].err_has)) fail_msg("%s: message \"%s\"", issue6[i].doc, err);
+      continue;
+    }
+    assert_string_equal(cfg.trusted_proxies, issue6[i].trusted);
+    assert_string_equal(cfg.privacy_install, issue6[i].install);
+    assert_string_equal(cfg.privacy_custom, issue6[i].custom);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_table),
@@ -484,6 +540,7 @@ int main(void) {
       cmocka_unit_test(test_xxe_reads_nothing),
       cmocka_unit_test(test_silent),
       cmocka_unit_test(test_example_file),
+      cmocka_unit_test(test_trusted_and_privacy),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }
