@@ -4,6 +4,7 @@
  * pass a PATCH → 422 and no traffic at all. */
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,9 +17,46 @@
 #define TIMEOUT_MIN_MS 500L
 #define TIMEOUT_MAX_MS 120000L
 
-/* One test at a time: each holds a server thread for up to the timeout, and
- * a few impatient clicks must not take every thread of the API. */
-static pthread_mutex_t running = PTHREAD_MUTEX_INITIALIZER;
+/* One test at a time: a few impatient clicks must not start a crowd of
+ * outbound connections. (The test runs on a thread of its own through
+ * http_defer, so it never holds one of the server's threads.) */
+static atomic_bool running;
+
+typedef struct test_job {
+  json_t *values;
+  char *license_url;
+  long timeout_ms;
+  int rc;
+  proxy_test_result_t res;
+} test_job_t;
+
+static void test_job_free(void *ctx) {
+  test_job_t *job = ctx;
+  json_decref(job->values);
+  free(job->license_url);
+  free(job);
+}
+
+/* On the job's own thread. */
+static void test_job_run(void *ctx) {
+  test_job_t *job = ctx;
+  job->rc = proxy_test_run(job->values, job->license_url, job->timeout_ms, &job->res);
+  atomic_store(&running, false);
+}
+
+/* Back on a server thread, once the test has finished. */
+static enum MHD_Result test_job_reply(http_request_t *req, void *ctx) {
+  test_job_t *job = ctx;
+  if (job->rc < 0) return http_reply_oom(req);
+  const proxy_test_result_t *res = &job->res;
+  log_info("proxy test: stage=%s, elapsed=%ld ms, via_proxy=%s, http_status=%ld", res->stage,
+           res->elapsed_ms, res->via_proxy ? "yes" : "no", res->http_status);
+  json_t *body = json_pack("{s:b, s:s, s:s, s:I}", "ok", res->ok, "message", res->message,
+                           "stage", res->stage, "elapsed_ms", (json_int_t)res->elapsed_ms);
+  if (body && res->http_status > 0)
+    json_object_set_new(body, "http_status", json_integer(res->http_status));
+  return http_reply_json(req, MHD_HTTP_OK, body);
+}
 
 static pthread_once_t timeout_once = PTHREAD_ONCE_INIT;
 static long timeout_ms = PROXY_TEST_TIMEOUT_MS;
@@ -76,7 +114,8 @@ enum MHD_Result api_proxy_test(http_request_t *req) {
     ret = http_reply_oom(req);
     goto out;
   }
-  if (pthread_mutex_trylock(&running) != 0) {
+  bool idle = false;
+  if (!atomic_compare_exchange_strong(&running, &idle, true)) {
     http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");
     ret = http_reply_problem(req, MHD_HTTP_CONFLICT, "test-running", "A test is running",
                              "Another connection test is running; try again when it has "
@@ -84,20 +123,18 @@ enum MHD_Result api_proxy_test(http_request_t *req) {
                              NULL);
     goto out;
   }
-  proxy_test_result_t res;
-  r = proxy_test_run(values, license_url, timeout_ms, &res);
-  pthread_mutex_unlock(&running);
-  if (r < 0) {
+  test_job_t *job = calloc(1, sizeof *job);
+  if (!job) {
+    atomic_store(&running, false);
     ret = http_reply_oom(req);
     goto out;
   }
-  log_info("proxy test: stage=%s, elapsed=%ld ms, via_proxy=%s, http_status=%ld", res.stage,
-           res.elapsed_ms, res.via_proxy ? "yes" : "no", res.http_status);
-  json_t *body = json_pack("{s:b, s:s, s:s, s:I}", "ok", res.ok, "message", res.message, "stage",
-                           res.stage, "elapsed_ms", (json_int_t)res.elapsed_ms);
-  if (body && res.http_status > 0)
-    json_object_set_new(body, "http_status", json_integer(res.http_status));
-  ret = http_reply_json(req, MHD_HTTP_OK, body);
+  *job = (test_job_t){.values = values, .license_url = license_url, .timeout_ms = timeout_ms};
+  values = NULL;
+  license_url = NULL;
+  ret = http_defer(req, test_job_run, test_job_reply, job, test_job_free);
+  /* If the thread could not start, nothing runs: allow the next test. */
+  if (http_reply_status(req) != 0) atomic_store(&running, false);
 out:
   free(license_url);
   json_decref(values);

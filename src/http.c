@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -42,9 +43,9 @@ static const http_route_t routes[] = {
      .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
     {.method = HTTP_GET, .path = "/api/v1/audit", .handler = api_audit_list,
      .auth = HTTP_AUTH_ADMIN},
-    /* Issue 5: "Test connection" with unsaved proxy values; {} tests the saved ones. */
+    /* Issue 5: "Test connection" with unsaved proxy values; {} or no body tests the saved ones. */
     {.method = HTTP_POST, .path = "/api/v1/proxy/test", .handler = api_proxy_test,
-     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON_OPTIONAL},
     {.method = HTTP_GET, .path = "/healthz", .handler = api_health, .auth = HTTP_AUTH_NONE},
     /* Prometheus scrapes with a bearer token (bearer_token_file): no cookie. */
     {.method = HTTP_GET, .path = "/metrics", .handler = api_metrics, .auth = HTTP_AUTH_ADMIN},
@@ -315,7 +316,19 @@ struct http_request {
   } headers[HTTP_MAX_EXTRA_HEADERS];
   size_t nheaders;
   char client[INET6_ADDRSTRLEN];
+  struct http_job *job; /* work in progress on its own thread (http_defer), or NULL */
 };
+
+/* What the worker thread of http_defer touches: never the request itself,
+ * which MHD may free if the daemon stops. */
+typedef struct http_job {
+  struct MHD_Connection *conn;
+  http_work_fn work;
+  http_reply_fn reply;
+  void *ctx;
+  void (*free_ctx)(void *ctx);
+  atomic_bool done;
+} http_job_t;
 
 static struct {
   struct MHD_Daemon *daemon;
@@ -324,10 +337,19 @@ static struct {
   bool tls;
   atomic_bool stopping;
   struct MHD_Response *oom; /* built at start: replying must not need memory */
+  pthread_mutex_t jobs_lock; /* guards jobs_running, signals jobs_idle */
+  pthread_cond_t jobs_idle;
+  unsigned jobs_running;
   char *cert, *key;
   char start_error[256]; /* MHD's last message while starting, for the user */
   bool starting;
-} server;
+} server = {
+    .jobs_lock = PTHREAD_MUTEX_INITIALIZER,
+    .jobs_idle = PTHREAD_COND_INITIALIZER,
+};
+
+/* How long http_stop waits for slow requests (http_defer) to finish. */
+#define HTTP_STOP_WAIT_SECONDS 30
 
 static const char oom_body[] =
     "{\"type\":\"" HTTP_PROBLEM_TYPE_BASE "internal\",\"title\":\"Internal server error\","
@@ -719,7 +741,12 @@ static enum MHD_Result begin_request(http_request_t *req, const char *url) {
   if (length && http_parse_int_param(length, 0, INT64_MAX, 0, &declared) == 0 &&
       (uint64_t)declared > route_max_body(req->route))
     return reply_too_large(req);
-  if (req->route->body == HTTP_BODY_JSON &&
+  bool json_route = req->route->body == HTTP_BODY_JSON ||
+                    req->route->body == HTTP_BODY_JSON_OPTIONAL;
+  /* An optional body may be absent, and then needs no media type. */
+  bool body_expected = req->route->body == HTTP_BODY_JSON || declared > 0 ||
+                       http_header(req, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+  if (json_route && body_expected &&
       !http_content_type_is_json(http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE)))
     return http_reply_problem(req, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type",
                               "Unsupported media type",
@@ -751,6 +778,7 @@ static int append_body(http_request_t *req, const char *data, size_t len) {
 }
 
 static enum MHD_Result parse_body(http_request_t *req) {
+  if (req->body_len == 0 && req->route->body == HTTP_BODY_JSON_OPTIONAL) return MHD_YES;
   if (req->body_len == 0)
     return http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed", "Request body missing",
                               "The request body is empty; send a JSON object.", NULL);
@@ -766,10 +794,80 @@ static enum MHD_Result parse_body(http_request_t *req) {
   return MHD_YES;
 }
 
+/* ---- slow work: suspend, work on a thread, resume, reply --------------------------- */
+
+static void job_free(http_job_t *job) {
+  if (!job) return;
+  if (job->free_ctx) job->free_ctx(job->ctx);
+  free(job);
+}
+
+static void jobs_add(int delta) {
+  pthread_mutex_lock(&server.jobs_lock);
+  server.jobs_running += (unsigned)delta;
+  if (server.jobs_running == 0) pthread_cond_broadcast(&server.jobs_idle);
+  pthread_mutex_unlock(&server.jobs_lock);
+}
+
+static void *job_main(void *arg) {
+  http_job_t *job = arg;
+  job->work(job->ctx);
+  atomic_store(&job->done, true);
+  /* Resuming makes MHD call on_request again, which sees `done` and replies. */
+  MHD_resume_connection(job->conn);
+  jobs_add(-1);
+  return NULL;
+}
+
+enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn reply, void *ctx,
+                           void (*free_ctx)(void *ctx)) {
+  http_job_t *job = calloc(1, sizeof *job);
+  if (!job) {
+    if (free_ctx) free_ctx(ctx);
+    return http_reply_oom(req);
+  }
+  *job = (http_job_t){.conn = req->conn, .work = work, .reply = reply, .ctx = ctx,
+                      .free_ctx = free_ctx};
+  atomic_init(&job->done, false);
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  jobs_add(1);
+  req->job = job;
+  /* Suspend before the thread exists, so that its resume cannot come first. */
+  MHD_suspend_connection(req->conn);
+  pthread_t t;
+  int r = pthread_create(&t, &attr, job_main, job);
+  pthread_attr_destroy(&attr);
+  if (r != 0) {
+    MHD_resume_connection(req->conn);
+    jobs_add(-1);
+    req->job = NULL;
+    job_free(job);
+    return http_reply_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                              "Cannot start the work", "The server could not start a thread for "
+                              "this request; try again.", NULL);
+  }
+  return MHD_YES;
+}
+
+unsigned http_reply_status(const http_request_t *req) { return req->status; }
+
+/* Answers a request whose work has finished (called when MHD resumes it). */
+static enum MHD_Result finish_job(http_request_t *req) {
+  http_job_t *job = req->job;
+  if (!atomic_load(&job->done)) return MHD_YES; /* a spurious call while still working */
+  req->job = NULL;
+  enum MHD_Result r = job->reply(req, job->ctx);
+  job_free(job);
+  return r;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls) {
   http_request_t *req = *con_cls;
+  if (req && req->job) return finish_job(req);
   if (!req) {
     req = calloc(1, sizeof *req);
     if (!req) return server.oom ? MHD_queue_response(conn, 500, server.oom) : MHD_NO;
@@ -825,7 +923,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return MHD_YES;
   }
   if (req->too_large) return reply_too_large(req);
-  if (req->route->body == HTTP_BODY_JSON) {
+  if (req->route->body == HTTP_BODY_JSON || req->route->body == HTTP_BODY_JSON_OPTIONAL) {
     enum MHD_Result r = parse_body(req);
     if (req->status || r != MHD_YES) return r;
   }
@@ -846,6 +944,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     log_debug("%s %s: no reply (connection ended, reason %d)", http_method_name(req->method),
               route, (int)toe);
   }
+  /* A job still attached here was resumed but never answered (the daemon is
+   * stopping); its thread has finished, since http_stop waits for them. */
+  if (req->job && atomic_load(&req->job->done)) job_free(req->job);
   free(req->body);
   free(req->path);
   json_decref(req->json);
@@ -943,7 +1044,8 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
   struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)cfg->port)};
   const struct sockaddr *sa;
   /* ALLOW_UPGRADE: the web meeting's WebSocket (api_pages.c). */
-  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE;
+  unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE |
+                   MHD_ALLOW_SUSPEND_RESUME;
   if (trusted_parse(cfg->trusted_proxies) != 0) {
     snprintf(err, errlen, "The trusted proxies \"%.200s\" are not IP addresses or CIDRs; fix "
              "<TrustedProxies> in atlas.xml.", cfg->trusted_proxies);
@@ -1043,6 +1145,18 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
 }
 
 void http_stop(void) {
+  /* MHD must not stop with suspended connections: let work in progress
+   * finish first (each job has its own time limit). */
+  pthread_mutex_lock(&server.jobs_lock);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += HTTP_STOP_WAIT_SECONDS;
+  while (server.jobs_running > 0 &&
+         pthread_cond_timedwait(&server.jobs_idle, &server.jobs_lock, &until) == 0) {
+  }
+  if (server.jobs_running > 0)
+    log_warning("stopping with %u slow request(s) still running", server.jobs_running);
+  pthread_mutex_unlock(&server.jobs_lock);
   if (server.daemon) MHD_stop_daemon(server.daemon);
   server.daemon = NULL;
   /* The cached settings response holds a snapshot: drop it while settings

@@ -48,6 +48,7 @@ typedef enum http_auth {
 typedef enum http_body {
   HTTP_BODY_NONE, /* a body, if any, is read (within the cap) and ignored */
   HTTP_BODY_JSON, /* application/json, parsed before the handler runs */
+  HTTP_BODY_JSON_OPTIONAL, /* the same, but an empty body is allowed (http_body_json: NULL) */
   HTTP_BODY_RAW,  /* any media type; the bytes are kept for the handler (http_body_raw) */
 } http_body_t;
 
@@ -153,6 +154,23 @@ const char *http_request_host(http_request_t *req);
 /* Adds a header to the reply the handler is about to send (at most 6; the
  * value is copied). Returns -ENOSPC or -ENOMEM when it cannot. */
 int http_add_header(http_request_t *req, const char *name, const char *value);
+
+/* ---- slow work off the server's threads ------------------------------------------ */
+
+/* For a handler that must wait on something slow (an outbound connection
+ * test): the connection is suspended, `work(ctx)` runs on a thread of its
+ * own, and when it returns the connection is resumed and `reply(req, ctx)`
+ * runs on a server thread to answer; then `free_ctx(ctx)` (may be NULL).
+ * The server's few threads keep serving everyone else meanwhile, and
+ * http_stop() waits for work in progress. The handler returns what this
+ * returns. On failure to start the thread it answers 500 itself. */
+/* The status of the reply queued for this request so far, 0 when none. */
+unsigned http_reply_status(const http_request_t *req);
+
+typedef void (*http_work_fn)(void *ctx);
+typedef enum MHD_Result (*http_reply_fn)(http_request_t *req, void *ctx);
+enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn reply, void *ctx,
+                           void (*free_ctx)(void *ctx));
 
 /* ---- replies ---------------------------------------------------------------------- */
 

@@ -363,6 +363,32 @@ describe('proxy test', { skip, timeout: 180000 }, () => {
     assert.equal(first.json.stage, 'proxy_timeout');
   });
 
+  test('a slow test holds none of the server threads: other requests answer at once', async () => {
+    const slow = api('POST', '/api/v1/proxy/test', { 'proxy.enabled': true,
+      'proxy.host': '127.0.0.1', 'proxy.port': silent.port });
+    await new Promise((r) => setTimeout(r, 300));
+    // More requests at once than the server has threads, on this process's
+    // keep-alive connections: none may wait for the silent proxy.
+    const t0 = Date.now();
+    const rs = await Promise.all(Array.from({ length: 8 }, () =>
+      server.api('GET', '/api/v1/settings', { token, timeoutMs: 10000 })));
+    const wall = Date.now() - t0;
+    for (const r of rs) assert.equal(r.status, 200, r.text);
+    assert.ok(wall < BUDGET_MS / 2, `8 GETs took ${wall} ms while a test was running`);
+    const first = await slow;
+    assert.equal(first.status, 200, first.text);
+    assert.equal(first.json.stage, 'proxy_timeout');
+  });
+
+  test('no body at all tests the saved values', async () => {
+    await setSaved({ 'proxy.enabled': false });
+    const r = await server.api('POST', '/api/v1/proxy/test', { token, raw: '',
+      timeoutMs: BUDGET_MS + 10000 });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.ok, true, r.text);
+    assert.equal(r.json.stage, 'ok');
+  });
+
   test('admins only', async () => {
     const r = await server.api('POST', '/api/v1/proxy/test', { body: {} });
     assert.equal(r.status, 401, r.text);
