@@ -7,7 +7,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { REPO, startServer } from './harness.mjs';
-import { field, fieldError, launchBrowser, loginUi } from './browser.mjs';
+import { downloadText, field, fieldError, launchBrowser, loginUi } from './browser.mjs';
 
 const ADMIN_DIR = path.join(REPO, 'web', 'admin');
 const SHOTS = process.env.ATRIUM_SCREENSHOTS ? path.resolve(REPO, process.env.ATRIUM_SCREENSHOTS) : null;
@@ -16,6 +16,16 @@ async function shot(target, name) {
   if (!SHOTS) return;
   fs.mkdirSync(SHOTS, { recursive: true });
   await target.screenshot({ path: path.join(SHOTS, `${name}.png`) });
+}
+
+/** A screenshot of a section, in a viewport taller than the page: the sticky
+ * save bar stays at the end of the form instead of covering the section. */
+async function sectionShot(page, selector, name) {
+  if (!SHOTS) return;
+  const size = page.viewportSize();
+  await page.setViewportSize({ width: size.width, height: 6000 });
+  await shot(page.locator(selector), name);
+  await page.setViewportSize(size);
 }
 
 function walk(dir) {
@@ -278,7 +288,7 @@ describe('admin page in chromium', () => {
     assert.equal(now.version, before.version);
     assert.equal(now.settings['mobile.app_url'].value, before.settings['mobile.app_url'].value);
     assert.equal(now.settings['mobile.webapi_url'].value, before.settings['mobile.webapi_url'].value);
-    await shot(page.locator('#sec-mobile'), 'error-mobile-url');
+    await sectionShot(page, '#sec-mobile', 'error-mobile-url');
     // Editing the field clears its message; discarding restores the document.
     await page.fill(field('mobile.app_url'), 'https://m.example.com/app');
     assert.equal(await page.isVisible(fieldError('mobile.app_url')), false);
@@ -303,7 +313,159 @@ describe('admin page in chromium', () => {
     const warnings = page.locator(`${field('meeting.url')}-warnings li`);
     await warnings.first().waitFor();
     assert.equal(await warnings.first().getAttribute('data-code'), 'unencrypted');
-    await shot(page.locator('#sec-meeting'), 'warning-meeting-url');
+    await sectionShot(page, '#sec-meeting', 'warning-meeting-url');
+  });
+
+  test('reverse-proxy list: the mobile URLs appear after saving them, the meeting when switched on', async () => {
+    const entriesOf = (features) => async () => (await api.get('/api/v1/reverse-proxy')).json.entries
+      .filter((e) => features.includes(e.feature));
+    const shown = (section) => page.$$eval(`#rp-${section}-list li.rp-entry`, (lis) => lis.map((li) => ({
+      feature: li.dataset.feature,
+      url: li.querySelector('.rp-url').textContent,
+      path: li.querySelector('.rp-path').textContent,
+      upstream: li.querySelector('.rp-upstream').textContent,
+      websocket: li.querySelector('.rp-ws').textContent,
+    })));
+    const expect = (e) => ({ feature: e.feature, url: e.url, path: e.path, upstream: e.upstream,
+      websocket: e.websocket ? `yes, at ${e.websocket_path}` : 'no' });
+
+    // Nothing published for the mobile app yet, and web meetings are off.
+    assert.deepEqual(await entriesOf(['mobile.app', 'mobile.webapi'])(), []);
+    assert.equal((await api.get('/api/v1/settings')).json.settings['meeting.enabled'].value, false);
+    await page.locator('#rp-mobile-empty').waitFor();
+    assert.equal(await page.locator('#rp-mobile-list li').count(), 0);
+    assert.equal(await page.isVisible('#rp-meeting-empty'), true);
+    // UM settings are always published.
+    const um = await entriesOf(['um'])();
+    assert.deepEqual(await shown('um'), um.map(expect));
+
+    await page.fill(field('mobile.app_url'), 'https://m.example.com/app/');
+    await page.fill(field('mobile.webapi_url'), 'https://m.example.com/telephony/');
+    // Unsaved values are not published yet.
+    assert.equal(await page.locator('#rp-mobile-list li').count(), 0);
+    await page.click('#save-button');
+    await page.locator('#save-status.ok').waitFor();
+    await page.locator('#rp-mobile-list li.rp-entry').nth(1).waitFor();
+    const mobile = await entriesOf(['mobile.app', 'mobile.webapi'])();
+    assert.deepEqual(mobile.map((e) => e.url), ['https://m.example.com/app/', 'https://m.example.com/telephony/']);
+    assert.deepEqual(await shown('mobile'), mobile.map(expect));
+    assert.equal(await page.isVisible('#rp-mobile-empty'), false);
+    assert.equal(await page.textContent('#rp-url-mobile-app'), 'https://m.example.com/app/');
+
+    // The API's warnings are shown under Server address, with a pointer from the section.
+    const doc = (await api.get('/api/v1/reverse-proxy')).json;
+    assert.ok(doc.warnings.length > 0, 'the test server lists no trusted proxies');
+    assert.deepEqual(await page.$$eval('#rp-warnings li', (l) => l.map((x) => x.dataset.code)),
+      doc.warnings.map((w) => w.code));
+    assert.match(await page.textContent('#rp-warnings'), new RegExp(doc.warnings[0].message.slice(0, 40).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')));
+    assert.match(await page.textContent('#rp-mobile-notes'), /notes? on the reverse proxy/);
+    assert.equal(await page.textContent('#rp-upstream code'), doc.upstream.url);
+    await sectionShot(page, '#sec-mobile', 'reverse-proxy-mobile');
+    await sectionShot(page, '#sec-server', 'reverse-proxy-server');
+
+    // Switching web meetings on publishes the meeting (with its WebSocket).
+    await page.check(field('meeting.enabled'));
+    await page.click('#save-button');
+    await page.locator('#save-status.ok').waitFor();
+    await page.locator('#rp-meeting-list li.rp-entry').first().waitFor();
+    const meeting = await entriesOf(['meeting'])();
+    assert.equal(meeting.length, 1);
+    assert.equal(meeting[0].websocket, true);
+    assert.deepEqual(await shown('meeting'), meeting.map(expect));
+    assert.equal(await page.isVisible('#rp-meeting-empty'), false);
+    // Two features on one URL: the conflict is shown beside both.
+    await page.fill(field('um.url'), meeting[0].url);
+    await page.click('#save-button');
+    await page.locator('#save-status.ok').waitFor();
+    const conflicts = (await api.get('/api/v1/reverse-proxy')).json.conflicts;
+    assert.deepEqual(conflicts, [{ url: meeting[0].url, features: 'um', also: 'meeting' }]);
+    await page.locator('#rp-meeting-conflicts li').first().waitFor();
+    assert.equal(await page.textContent('#rp-meeting-conflicts'), `Warning: ${meeting[0].url}: UM settings and Web meeting `
+      + 'are published at the same host, port and path. Give one of them another URL.');
+    assert.equal(await page.locator('#rp-um-conflicts li').count(), 1);
+    assert.equal(await page.locator('#rp-server-conflicts li').count(), 1);
+    await page.fill(field('um.url'), 'https://um.example.com/settings/');
+    await page.click('#save-button');
+    await page.locator('#save-status.ok').waitFor();
+    await page.locator('#rp-meeting-conflicts').waitFor({ state: 'hidden' });
+    await sectionShot(page, '#sec-meeting', 'reverse-proxy-meeting');
+  });
+
+  test('reverse-proxy list: a copy button puts the URL on the clipboard and announces it', async () => {
+    await browser.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: server.url });
+    const url = await page.textContent('#rp-url-mobile-webapi');
+    assert.equal(url, 'https://m.example.com/telephony/');
+    assert.match(await page.getAttribute('#rp-copy-mobile-webapi', 'aria-label'), /Copy the URL of Web API/);
+    await page.click('#rp-copy-mobile-webapi');
+    await page.waitForFunction(() => document.getElementById('rp-mobile-copied').textContent !== '');
+    assert.equal(await page.textContent('#rp-mobile-copied'), `Copied to the clipboard: ${url}`);
+    assert.equal(await page.getAttribute('#rp-mobile-copied', 'aria-live'), 'polite');
+    assert.equal(await page.evaluate(() => navigator.clipboard.readText()), url);
+
+    // Without the Clipboard API (a plain http:// page) the URL is selected instead.
+    await page.evaluate(() => Object.defineProperty(navigator, 'clipboard', { value: undefined, configurable: true }));
+    const app = await page.textContent('#rp-url-mobile-app');
+    await page.click('#rp-copy-mobile-app');
+    await page.waitForFunction((u) => document.getElementById('rp-mobile-copied').textContent.includes(u), app);
+    assert.equal(await page.evaluate(() => window.getSelection().toString()), app);
+    assert.match(await page.textContent('#rp-mobile-copied'), /^(Copied to the clipboard: |The URL .* is selected)/);
+    await page.evaluate(() => { delete navigator.clipboard; window.getSelection().removeAllRanges(); });
+  });
+
+  test('reverse-proxy list: the nginx download is the API text', async () => {
+    const { name, text } = await downloadText(page, () => page.click('#rp-mobile-nginx'));
+    const expected = await server.api('GET', '/api/v1/reverse-proxy/nginx', { token: api.token });
+    assert.equal(expected.status, 200);
+    assert.equal(name, 'atrium.conf');
+    assert.equal(text, expected.text);
+    assert.match(text, /server_name m\.example\.com;/);
+    await page.locator('#rp-mobile-nginx-status.ok').waitFor();
+    assert.match(await page.textContent('#rp-mobile-nginx-status'), /Downloaded atrium\.conf/);
+    // The download needs the session: without it the API refuses.
+    assert.equal((await server.api('GET', '/api/v1/reverse-proxy/nginx')).status, 401);
+  });
+
+  test('privacy policy preview: rendered, with the retention time, in English and German', async () => {
+    const info = (await api.get('/api/v1/privacy')).json;
+    assert.equal(info.retention_days, 365); // max(IMDeleteAfterDays 90, JournalDeleteAfterDays 365)
+    await page.locator('#privacy-install-dir').waitFor();
+    assert.equal(await page.textContent('#privacy-install-dir'), info.install_directory);
+    assert.equal(await page.textContent('#privacy-custom-dir'), info.custom_directory);
+    assert.match(await page.textContent('#privacy-dirs'), /atriumctl privacy customize/);
+    assert.match(await page.textContent('#privacy-retention-summary'), /Retention time: 365 days/);
+
+    const en = (await api.get('/api/v1/privacy/preview?lang=en')).json;
+    await page.click('#privacy-preview-button');
+    await page.locator('#privacy-dialog').waitFor();
+    await page.locator('#privacy-policy h2').waitFor();
+    assert.equal(await page.textContent('#privacy-retention'), '365 days');
+    assert.equal(await page.textContent('#privacy-lang'), 'English');
+    assert.equal(await page.getAttribute('#privacy-policy', 'lang'), 'en');
+    assert.match(await page.textContent('#privacy-policy'), /365 days/);
+    assert.equal(await page.textContent('#privacy-policy h2'), /<h2>([^<]*)<\/h2>/.exec(en.html)[1]);
+    // Nothing from the template runs or styles the page: no script, style or handler.
+    assert.equal(await page.locator('#privacy-policy script, #privacy-policy style, #privacy-policy [style]').count(), 0);
+    await shot(page.locator('#privacy-dialog'), 'privacy-preview');
+    await page.keyboard.press('Escape');
+    await page.locator('#privacy-dialog').waitFor({ state: 'hidden' });
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'privacy-preview-button');
+
+    await page.selectOption('#lang-select', 'de');
+    const de = (await api.get('/api/v1/privacy/preview?lang=de')).json;
+    assert.match(await page.textContent('#privacy-retention-summary'), /Aufbewahrungsdauer: 365 Tage/);
+    await page.click('#privacy-preview-button');
+    await page.locator('#privacy-policy h2').waitFor();
+    await page.waitForFunction(() => document.getElementById('privacy-policy').lang === 'de');
+    assert.equal(await page.textContent('#privacy-retention'), '365 Tage');
+    assert.equal(await page.textContent('#privacy-lang'), 'Deutsch');
+    assert.equal(await page.textContent('#privacy-policy h2'), /<h2>([^<]*)<\/h2>/.exec(de.html)[1]);
+    assert.match(await page.textContent('#privacy-policy'), /365 Tagen/);
+    assert.equal(await page.textContent('#privacy-dialog-title'), 'Vorschau der Datenschutzerklärung');
+    await shot(page.locator('#privacy-dialog'), 'privacy-preview-de');
+    await page.click('#privacy-close-button');
+    await page.locator('#privacy-dialog').waitFor({ state: 'hidden' });
+    await page.selectOption('#lang-select', 'en');
+    assert.match(await page.textContent('#privacy-retention-summary'), /Retention time: 365 days/);
   });
 
   test('keyboard only: Tab to a field, type, Tab to Save, Enter', async () => {
@@ -506,8 +668,18 @@ describe('admin page in chromium', () => {
     if (SHOTS) {
       await page.setViewportSize({ width: 375, height: 9000 }); // the save bar at the end of the form
       await shot(page.locator('#sec-qos'), 'phone-qos');
+      await shot(page.locator('#sec-mobile'), 'phone-reverse-proxy');
       await page.setViewportSize({ width: 375, height: 812 });
     }
+    // The reverse-proxy list and the privacy preview fit too.
+    await page.locator('#rp-mobile-list li.rp-entry').first().scrollIntoViewIfNeeded();
+    await noHorizontalScroll(page, 'reverse-proxy list');
+    await page.click('#privacy-preview-button');
+    await page.locator('#privacy-policy h2').waitFor();
+    await noHorizontalScroll(page, 'privacy preview');
+    await shot(page, 'phone-privacy-preview');
+    await page.keyboard.press('Escape');
+    await page.locator('#privacy-dialog').waitFor({ state: 'hidden' });
     await page.click('#nav-audit');
     await page.locator('#audit-table tbody tr').first().waitFor();
     await noHorizontalScroll(page, 'audit log');

@@ -67,3 +67,11 @@ export function field(key) {
 export function fieldError(key) {
   return `${field(key)}-error`;
 }
+
+/** Clicks through click() and waits (bounded) for the download it starts:
+ * {name, text}. */
+export async function downloadText(page, click) {
+  const [download] = await Promise.all([page.waitForEvent('download'), click()]);
+  const file = await download.path();
+  return { name: download.suggestedFilename(), text: await fsp.readFile(file, 'utf8') };
+}

@@ -1,6 +1,6 @@
 // The REST API as the page uses it: the session cookie authenticates, the
 // CSRF token from the login (or GET /api/v1/session) goes with every change.
-// Calls resolve to {status, json, headers}; status 0 means the server was not
+// Calls resolve to {status, json, text, headers}; status 0 means the server was not
 // reached. A 401 anywhere but the login means the session has ended.
 
 const BASE = new URL('../api/v1', document.baseURI).pathname;
@@ -38,7 +38,7 @@ export async function call(method, path, { body, headers = {}, timeoutMs = TIMEO
   let json = null;
   try { json = text ? JSON.parse(text) : null; } catch { json = { detail: text.slice(0, 200) }; }
   if (res.status === 401 && !expect401) unauthorized(json);
-  return { status: res.status, json, headers: res.headers };
+  return { status: res.status, json, text, headers: res.headers };
 }
 
 /** The sentence to show for a failed call. */
@@ -61,3 +61,8 @@ export const settings = {
 export const audit = (offset, limit) => call('GET', `/audit?offset=${offset}&limit=${limit}`);
 export const domainChange = (domain, dryRun) => call('POST', '/domain/change', { body: { domain, dry_run: dryRun }, timeoutMs: 120000 });
 export const proxyTest = (values) => call('POST', '/proxy/test', { body: values, timeoutMs: 90000 });
+export const reverseProxy = () => call('GET', '/reverse-proxy');
+/** The nginx configuration as text (r.text); errors are problem documents (r.json). */
+export const reverseProxyNginx = () => call('GET', '/reverse-proxy/nginx', { headers: { Accept: 'text/plain, application/problem+json' } });
+export const privacyInfo = () => call('GET', '/privacy');
+export const privacyPreview = (lang) => call('GET', `/privacy/preview?lang=${encodeURIComponent(lang)}`);

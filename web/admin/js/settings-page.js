@@ -7,7 +7,9 @@ import { createControl } from './controls.js';
 import { h, slug } from './dom.js';
 import { createDomainDialog } from './domain-dialog.js';
 import { bindPlural, bindText, setSchema } from './i18n.js';
+import { createPrivacy } from './privacy.js';
 import { createProxyTest } from './proxy-test.js';
+import { SECTION_FEATURES, createReverseProxy } from './reverse-proxy.js';
 
 export function createSettingsPage() {
   const controls = new Map();
@@ -41,6 +43,10 @@ export function createSettingsPage() {
 
   const domainDialog = createDomainDialog({ onApplied: () => reload('dialog') });
   element.append(domainDialog.element);
+  // The reverse-proxy list and the privacy policy follow the saved settings.
+  const reverseProxy = createReverseProxy();
+  const privacy = createPrivacy();
+  element.append(privacy.dialog);
 
   // ---- status line and unsaved marker ------------------------------------------
 
@@ -97,6 +103,7 @@ export function createSettingsPage() {
     sections.replaceChildren();
     tocList.replaceChildren();
     controls.clear();
+    reverseProxy.reset();
     const bySection = new Map(schema.sections.map((s) => [s.id, []]));
     for (const def of schema.settings) {
       if (!bySection.has(def.section)) bySection.set(def.section, []);
@@ -116,6 +123,9 @@ export function createSettingsPage() {
         if (def.key === 'domain.name') domainPart = makeDomainPart(c);
       }
       if (id === 'proxy') fs.append(createProxyTest(proxyValues).element);
+      if (SECTION_FEATURES[id]) fs.append(reverseProxy.box(id));
+      if (id === 'meeting') fs.append(privacy.element);
+      if (id === 'server') fs.append(reverseProxy.overview());
       sections.append(fs);
       const link = bindText(h('a', { href: `#sec-${slug(id)}` }), `@section:${id}`);
       link.addEventListener('click', (ev) => {
@@ -164,6 +174,8 @@ export function createSettingsPage() {
     setSchema(schema);
     build();
     applyDocument(d.json);
+    reverseProxy.refresh();
+    privacy.refresh();
     return true;
   }
 
@@ -175,6 +187,7 @@ export function createSettingsPage() {
     }
     hideStale();
     applyDocument(d.json);
+    reverseProxy.refresh();
     if (why === 'user') setStatus('ok', 'reloaded');
   }
 
@@ -219,6 +232,7 @@ export function createSettingsPage() {
     if (r.status === 200) {
       applyDocument(r.json);
       setStatus('ok', 'save.ok', {}, changed.length);
+      reverseProxy.refresh(); // the published URLs follow the saved settings
     } else if (r.status === 412) {
       setStatus(null); // the banner (role=alert) says it, with the way out
       stale.hidden = false;
