@@ -256,6 +256,7 @@ int ctl_exit_for_status(long status) {
     return CTL_EXIT_OK;
   switch (status) {
   case 400:
+  case 404: /* no such user, ...: the request names something that is not there */
   case 413:
   case 422:
     return CTL_EXIT_REFUSED;

@@ -1,125 +1,16 @@
 /* atriumctl users / domain / federation: see cmd_directory.h. */
 #include "ctl/cmd_directory.h"
 
-#include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "ctl/client.h"
-#include "ctl/config.h"
 #include "ctl/input.h"
-
-#define DEFAULT_URL "http://127.0.0.1:8080"
-
-static int usage(const ctl_command_t *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int usage(const ctl_command_t *cmd, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("error: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nusage: atriumctl [OPTIONS] %s %s\nTry 'atriumctl %s --help'.\n", cmd->name,
-          cmd->usage, cmd->name);
-  return CTL_EXIT_USAGE;
-}
-
-static bool same_url(const char *a, const char *b) {
-  size_t na = strlen(a), nb = strlen(b);
-  while (na > 0 && a[na - 1] == '/') na--;
-  while (nb > 0 && b[nb - 1] == '/') nb--;
-  return na == nb && strncasecmp(a, b, na) == 0;
-}
-
-/* The server and token, in the order every command uses: --url/--token, the
- * environment, then the file saved by `login` (its token only for its URL). */
-static int open_client(ctl_ctx_t *ctx) {
-  ctl_saved_t saved = {0};
-  if (ctl_saved_load(&saved) < 0)
-    fprintf(stderr, "warning: ignoring the saved login: it cannot be read\n");
-  const char *url = ctx->url_opt;
-  if (!url || !url[0]) url = getenv("ATRIUM_URL");
-  if (!url || !url[0]) url = saved.url;
-  if (!url || !url[0]) url = DEFAULT_URL;
-  const char *token = ctx->token_opt;
-  if (!token || !token[0]) token = getenv("ATRIUM_TOKEN");
-  if ((!token || !token[0]) && saved.token && saved.url && same_url(saved.url, url))
-    token = saved.token;
-  if (!token || !token[0]) {
-    fprintf(stderr,
-            "error: not logged in to %s: run 'atriumctl login' or pass a token (--token or "
-            "ATRIUM_TOKEN)\n",
-            url);
-    ctl_saved_clear(&saved);
-    return CTL_EXIT_AUTH;
-  }
-  ctl_client_free(ctx->client);
-  ctx->client = ctl_client_new(url, token, ctx->cacert, ctx->verbose);
-  ctl_saved_clear(&saved);
-  if (!ctx->client) {
-    fprintf(stderr, "error: cannot start the HTTP client (out of memory?)\n");
-    return CTL_EXIT_SERVER;
-  }
-  return CTL_EXIT_OK;
-}
-
-/* One request; CTL_EXIT_OK and *doc (the JSON answer, NULL for 204) for a
- * 2xx answer, else an exit code after saying why. */
-static int request(ctl_ctx_t *ctx, const char *method, const char *path, const char *body,
-                   size_t len, json_t **doc) {
-  char err[512] = "";
-  ctl_response_t resp;
-  *doc = NULL;
-  int r = ctl_request(ctx->client, method, path, body, len, NULL, &resp, err, sizeof err);
-  if (r < 0) {
-    fprintf(stderr, "error: %s\n", err[0] ? err : strerror(-r));
-    return r == -EINVAL ? CTL_EXIT_USAGE
-                        : r == -EHOSTUNREACH ? CTL_EXIT_UNREACHABLE : CTL_EXIT_SERVER;
-  }
-  int code = ctl_exit_for_status(resp.status);
-  if (code != CTL_EXIT_OK) {
-    if (ctx->json && resp.len > 0) {
-      fwrite(resp.body, 1, resp.len, stdout);
-      fputc('\n', stdout);
-    }
-    ctl_print_problem(&resp);
-  } else if (resp.status != 204) {
-    *doc = ctl_response_json(&resp);
-    if (!*doc) {
-      fprintf(stderr, "error: the server answered %ld but not with JSON\n", resp.status);
-      code = CTL_EXIT_SERVER;
-    }
-  }
-  ctl_response_clear(&resp);
-  return code;
-}
-
-static int request_json(ctl_ctx_t *ctx, const char *method, const char *path, const json_t *body,
-                        json_t **doc) {
-  char *text = json_dumps(body, JSON_COMPACT);
-  if (!text) {
-    fprintf(stderr, "error: out of memory\n");
-    return CTL_EXIT_SERVER;
-  }
-  size_t len = strlen(text);
-  int code = request(ctx, method, path, text, len, doc);
-  explicit_bzero(text, len); /* it may carry a password */
-  free(text);
-  return code;
-}
-
-static void print_json(const json_t *v) {
-  char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-  if (text) puts(text);
-  free(text);
-}
+#include "ctl/session.h"
 
 /* Percent-encodes everything but unreserved characters and '@'. */
 static void url_escape(const char *in, char *out, size_t outlen) {
@@ -183,7 +74,7 @@ static int import_file(ctl_ctx_t *ctx, const char *path, const char *file) {
   json_t *doc = NULL;
   int code;
   if (i < len && (data[i] == '[' || data[i] == '{')) {
-    code = request(ctx, "POST", path, data, len, &doc);
+    code = ctl_call(ctx, "POST", path, data, len, NULL, NULL, &doc);
   } else {
     json_t *wrap = json_pack("{s:s%}", "csv", data, len);
     if (!wrap) {
@@ -191,13 +82,13 @@ static int import_file(ctl_ctx_t *ctx, const char *path, const char *file) {
       free(data);
       return CTL_EXIT_USAGE;
     }
-    code = request_json(ctx, "POST", path, wrap, &doc);
+    code = ctl_call_json(ctx, "POST", path, wrap, NULL, NULL, &doc);
     json_decref(wrap);
   }
   free(data);
   if (code != CTL_EXIT_OK) return code;
   if (ctx->json)
-    print_json(doc);
+    ctl_print_json(doc);
   else
     printf("imported %lld row(s) from %s\n",
            (long long)json_integer_value(json_object_get(doc, "imported")), file);
@@ -245,18 +136,12 @@ static int parse_options(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, cha
       {"yes", no_argument, NULL, O_YES},
       {"user", required_argument, NULL, O_USER},
       {"state", required_argument, NULL, O_STATE},
+      {NULL, 0, NULL, 0},
   };
-  struct option all[32];
-  size_t n = 0;
-  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) all[n++] = own[i];
-  for (const struct option *g = ctl_global_options; g->name && n < 31; g++) all[n++] = *g;
-  all[n] = (struct option){0};
   memset(o, 0, sizeof *o);
   o->enabled = -1;
   int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, ":hvy", all, NULL)) != -1) {
-    if (ctl_apply_global_option(ctx, c, optarg)) continue;
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "y", own)) != CTL_OPTIONS_DONE) {
     switch (c) {
     case O_DISPLAY: o->display = optarg; break;
     case O_WINDOWS: o->windows = optarg; break;
@@ -272,10 +157,7 @@ static int parse_options(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, cha
     case O_YES: o->yes = true; break;
     case O_USER: o->user = optarg; break;
     case O_STATE: o->state = optarg; break;
-    case CTL_OPT_HELP: ctl_print_command_help(stdout, cmd); return CTL_EXIT_OK;
-    case CTL_OPT_VERSION: printf("atriumctl %s\n", ATRIUM_VERSION); return CTL_EXIT_OK;
-    case ':': return usage(cmd, "a value is missing after %.64s", argv[optind - 1]);
-    default: return usage(cmd, "unknown option %.64s", argv[optind - 1]);
+    default: return ctl_option_exit(c);
     }
   }
   return -1;
@@ -338,18 +220,20 @@ int ctl_cmd_users(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **arg
   opts_t o;
   int code = parse_options(ctx, cmd, argc, argv, &o);
   if (code >= 0) return code;
-  if (optind >= argc) return usage(cmd, "say what to do: add, list, show, update, delete, import");
+  if (optind >= argc)
+    return ctl_usage(cmd, "say what to do: add, list, show, update, delete, import");
   const char *sub = argv[optind];
   int nargs = argc - optind - 1;
   char **args = argv + optind + 1;
   bool list = strcmp(sub, "list") == 0;
   if (!list && strcmp(sub, "add") && strcmp(sub, "show") && strcmp(sub, "update") &&
       strcmp(sub, "delete") && strcmp(sub, "import"))
-    return usage(cmd, "unknown subcommand '%.64s'", sub);
+    return ctl_usage(cmd, "unknown subcommand '%.64s'", sub);
   if (list ? nargs != 0 : nargs != 1)
-    return usage(cmd, list ? "'users list' takes options only" : "'users %s' takes one argument",
-                 sub);
-  if ((code = open_client(ctx)) != CTL_EXIT_OK) return code;
+    return ctl_usage(cmd,
+                     list ? "'users list' takes options only" : "'users %s' takes one argument",
+                     sub);
+  if ((code = ctl_connect(ctx, CTL_AUTH_REQUIRED)) != CTL_EXIT_OK) return code;
 
   char path[1000], esc[400];
   json_t *doc = NULL, *body = NULL;
@@ -358,9 +242,9 @@ int ctl_cmd_users(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **arg
     const char *pairs[] = {"q", o.query, "offset", o.offset, "limit", o.limit, NULL};
     query_string(q, sizeof q, pairs);
     snprintf(path, sizeof path, "/api/v1/users%s", q);
-    if ((code = request(ctx, "GET", path, NULL, 0, &doc)) != CTL_EXIT_OK) return code;
+    if ((code = ctl_call(ctx, "GET", path, NULL, 0, NULL, NULL, &doc)) != CTL_EXIT_OK) return code;
     if (ctx->json)
-      print_json(doc);
+      ctl_print_json(doc);
     else
       print_user_table(doc);
     json_decref(doc);
@@ -371,24 +255,24 @@ int ctl_cmd_users(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **arg
   snprintf(path, sizeof path, "/api/v1/users/%s", esc);
   if (strcmp(sub, "add") == 0) {
     if ((code = user_body(&o, args[0], &body)) != CTL_EXIT_OK) return code;
-    code = request_json(ctx, "POST", "/api/v1/users", body, &doc);
+    code = ctl_call_json(ctx, "POST", "/api/v1/users", body, NULL, NULL, &doc);
   } else if (strcmp(sub, "update") == 0) {
     if ((code = user_body(&o, o.name, &body)) != CTL_EXIT_OK) return code;
     if (json_object_size(body) == 0) {
       json_decref(body);
-      return usage(cmd, "say what to change (--display-name, --windows-account, ...)");
+      return ctl_usage(cmd, "say what to change (--display-name, --windows-account, ...)");
     }
-    code = request_json(ctx, "PATCH", path, body, &doc);
+    code = ctl_call_json(ctx, "PATCH", path, body, NULL, NULL, &doc);
   } else if (strcmp(sub, "show") == 0) {
-    code = request(ctx, "GET", path, NULL, 0, &doc);
+    code = ctl_call(ctx, "GET", path, NULL, 0, NULL, NULL, &doc);
   } else {
-    code = request(ctx, "DELETE", path, NULL, 0, &doc);
+    code = ctl_call(ctx, "DELETE", path, NULL, 0, NULL, NULL, &doc);
     if (code == CTL_EXIT_OK && !ctx->json) printf("deleted %s\n", args[0]);
   }
   json_decref(body);
   if (code == CTL_EXIT_OK && doc) {
     if (ctx->json)
-      print_json(doc);
+      ctl_print_json(doc);
     else
       print_user(doc);
   }
@@ -420,18 +304,18 @@ int ctl_cmd_domain(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **ar
   int code = parse_options(ctx, cmd, argc, argv, &o);
   if (code >= 0) return code;
   if (optind >= argc || strcmp(argv[optind], "change") != 0)
-    return usage(cmd, "say what to do: 'domain change NEW'");
-  if (argc - optind != 2) return usage(cmd, "'domain change' takes the new domain");
+    return ctl_usage(cmd, "say what to do: 'domain change NEW'");
+  if (argc - optind != 2) return ctl_usage(cmd, "'domain change' takes the new domain");
   const char *domain = argv[optind + 1];
-  if ((code = open_client(ctx)) != CTL_EXIT_OK) return code;
+  if ((code = ctl_connect(ctx, CTL_AUTH_REQUIRED)) != CTL_EXIT_OK) return code;
 
   json_t *doc = NULL;
   json_t *body = json_pack("{s:s, s:b}", "domain", domain, "dry_run", 1);
   if (!body) return CTL_EXIT_SERVER;
   if (o.dry_run || !o.yes) {
-    code = request_json(ctx, "POST", "/api/v1/domain/change", body, &doc);
+    code = ctl_call_json(ctx, "POST", "/api/v1/domain/change", body, NULL, NULL, &doc);
     if (code != CTL_EXIT_OK || o.dry_run) {
-      if (code == CTL_EXIT_OK) ctx->json ? print_json(doc) : print_preview(doc);
+      if (code == CTL_EXIT_OK) ctx->json ? ctl_print_json(doc) : print_preview(doc);
       json_decref(doc);
       json_decref(body);
       return code;
@@ -454,9 +338,9 @@ int ctl_cmd_domain(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **ar
     }
   }
   json_object_set_new(body, "dry_run", json_false());
-  code = request_json(ctx, "POST", "/api/v1/domain/change", body, &doc);
+  code = ctl_call_json(ctx, "POST", "/api/v1/domain/change", body, NULL, NULL, &doc);
   json_decref(body);
-  if (code == CTL_EXIT_OK) ctx->json ? print_json(doc) : print_preview(doc);
+  if (code == CTL_EXIT_OK) ctx->json ? ctl_print_json(doc) : print_preview(doc);
   json_decref(doc);
   return code;
 }
@@ -465,19 +349,19 @@ int ctl_cmd_federation(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char 
   opts_t o;
   int code = parse_options(ctx, cmd, argc, argv, &o);
   if (code >= 0) return code;
-  if (optind >= argc) return usage(cmd, "say which: subscriptions or contacts");
+  if (optind >= argc) return ctl_usage(cmd, "say which: subscriptions or contacts");
   const char *what = argv[optind];
   bool subs = strcmp(what, "subscriptions") == 0;
   if (!subs && strcmp(what, "contacts") != 0)
-    return usage(cmd, "unknown subcommand '%.64s'; use subscriptions or contacts", what);
+    return ctl_usage(cmd, "unknown subcommand '%.64s'; use subscriptions or contacts", what);
   const char *sub = optind + 1 < argc ? argv[optind + 1] : "list";
   int nargs = argc - optind - 2;
   bool import = strcmp(sub, "import") == 0;
   if (!import && strcmp(sub, "list") != 0)
-    return usage(cmd, "unknown subcommand '%.64s'; use list or import", sub);
+    return ctl_usage(cmd, "unknown subcommand '%.64s'; use list or import", sub);
   if (import ? nargs != 1 : nargs > 0)
-    return usage(cmd, import ? "'import' takes one file" : "'list' takes options only");
-  if ((code = open_client(ctx)) != CTL_EXIT_OK) return code;
+    return ctl_usage(cmd, import ? "'import' takes one file" : "'list' takes options only");
+  if ((code = ctl_connect(ctx, CTL_AUTH_REQUIRED)) != CTL_EXIT_OK) return code;
   char path[1000], q[900];
   if (import) {
     snprintf(path, sizeof path, "/api/v1/federation/%s/import", what);
@@ -488,9 +372,9 @@ int ctl_cmd_federation(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char 
   query_string(q, sizeof q, pairs);
   snprintf(path, sizeof path, "/api/v1/federation/%s%s", what, q);
   json_t *doc = NULL;
-  if ((code = request(ctx, "GET", path, NULL, 0, &doc)) != CTL_EXIT_OK) return code;
+  if ((code = ctl_call(ctx, "GET", path, NULL, 0, NULL, NULL, &doc)) != CTL_EXIT_OK) return code;
   if (ctx->json) {
-    print_json(doc);
+    ctl_print_json(doc);
   } else {
     const json_t *items = json_object_get(doc, subs ? "subscriptions" : "contacts");
     size_t i;

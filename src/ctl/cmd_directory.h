@@ -43,7 +43,8 @@
   "\n"                                                                                            \
   "Example: atriumctl domain change new.example.com --dry-run\n"
 
-#define CTL_CMD_FEDERATION_USAGE "subscriptions|contacts [list [--user NAME] [--state S] | import FILE]"
+#define CTL_CMD_FEDERATION_USAGE                                                                  \
+  "subscriptions|contacts [list [--user NAME] [--state S] | import FILE]"
 #define CTL_CMD_FEDERATION_SUMMARY "list and import federation subscriptions and contacts"
 #define CTL_CMD_FEDERATION_HELP                                                                   \
   "  federation subscriptions [list] [--user NAME] [--state active|pending|to-be-recreated]\n"    \

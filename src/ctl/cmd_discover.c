@@ -9,7 +9,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,31 +28,6 @@ typedef struct found {
   char from[INET6_ADDRSTRLEN + 8];
   discovery_answer_t a;
 } found_t;
-
-static int usage(const ctl_command_t *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int usage(const ctl_command_t *cmd, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("error: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "\nusage: atriumctl [OPTIONS] %s %s\nTry 'atriumctl %s --help'.\n", cmd->name,
-          cmd->usage, cmd->name);
-  return CTL_EXIT_USAGE;
-}
-
-/* Full-string decimal in [min, max]; no atoi. */
-static int parse_uint(const char *s, long min, long max, long *out) {
-  if (!s[0] || s[0] == '-' || s[0] == '+' || s[0] == ' ') return -EINVAL;
-  char *end = NULL;
-  errno = 0;
-  long v = strtol(s, &end, 10);
-  if (errno || *end || v < min || v > max) return -EINVAL;
-  *out = v;
-  return 0;
-}
 
 static uint64_t mono_ms(void) {
   struct timespec ts;
@@ -128,39 +102,31 @@ int ctl_cmd_discover(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
       {"address", required_argument, NULL, 'a'},
       {"port", required_argument, NULL, 'p'},
       {"timeout", required_argument, NULL, 't'},
+      {NULL, 0, NULL, 0},
   };
-  struct option all[24];
-  size_t no = 0;
-  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) all[no++] = own[i];
-  for (const struct option *o = ctl_global_options; o->name && no < 23; o++) all[no++] = *o;
-  all[no] = (struct option){0};
 
   const char *addresses[MAX_ADDRESSES];
   size_t naddr = 0;
-  long port = DISCOVERY_DEFAULT_PORT, timeout = 2000;
+  long long port = DISCOVERY_DEFAULT_PORT, timeout = 2000;
   int c;
-  while ((c = getopt_long(argc, argv, ":a:p:t:hv", all, NULL)) != -1) {
-    if (ctl_apply_global_option(ctx, c, optarg)) continue;
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "a:p:t:", own)) != CTL_OPTIONS_DONE) {
     switch (c) {
     case 'a':
-      if (naddr == MAX_ADDRESSES) return usage(cmd, "at most %d addresses", MAX_ADDRESSES);
+      if (naddr == MAX_ADDRESSES) return ctl_usage(cmd, "at most %d addresses", MAX_ADDRESSES);
       addresses[naddr++] = optarg;
       break;
     case 'p':
-      if (parse_uint(optarg, 1, 65535, &port) < 0)
-        return usage(cmd, "--port needs a port number 1-65535, not '%s'", optarg);
+      if (ctl_parse_count(optarg, 65535, &port) < 0 || port < 1)
+        return ctl_usage(cmd, "--port needs a port number 1-65535, not '%s'", optarg);
       break;
     case 't':
-      if (parse_uint(optarg, 1, TIMEOUT_MAX_MS, &timeout) < 0)
-        return usage(cmd, "--timeout needs milliseconds 1-60000, not '%s'", optarg);
+      if (ctl_parse_count(optarg, TIMEOUT_MAX_MS, &timeout) < 0 || timeout < 1)
+        return ctl_usage(cmd, "--timeout needs milliseconds 1-60000, not '%s'", optarg);
       break;
-    case CTL_OPT_HELP: ctl_print_command_help(stdout, cmd); return CTL_EXIT_OK;
-    case CTL_OPT_VERSION: printf("atriumctl %s\n", ATRIUM_VERSION); return CTL_EXIT_OK;
-    case ':': return usage(cmd, "%s needs a value", argv[optind - 1]);
-    default: return usage(cmd, "unknown option %s", argv[optind - 1]);
+    default: return ctl_option_exit(c);
     }
   }
-  if (optind < argc) return usage(cmd, "unexpected argument '%s'", argv[optind]);
+  if (optind < argc) return ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
 
   uint8_t nonce[DISCOVERY_NONCE_LEN];
   if (getrandom(nonce, sizeof nonce, 0) != (ssize_t)sizeof nonce) {
@@ -172,7 +138,7 @@ int ctl_cmd_discover(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
   int fd4 = open_socket(AF_INET), fd6 = open_socket(AF_INET6);
   int sent = 0;
   char portstr[8];
-  snprintf(portstr, sizeof portstr, "%ld", port);
+  snprintf(portstr, sizeof portstr, "%lld", port);
 
   if (naddr == 0) {
     struct sockaddr_in b = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
@@ -197,7 +163,8 @@ int ctl_cmd_discover(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
       fprintf(stderr, "warning: cannot send to %s: %s\n", addresses[i], strerror(errno));
     freeaddrinfo(res);
   }
-  if (ctx->verbose) fprintf(stderr, "sent %d quer%s of %zu bytes\n", sent, sent == 1 ? "y" : "ies", qlen);
+  if (ctx->verbose)
+    fprintf(stderr, "sent %d quer%s of %zu bytes\n", sent, sent == 1 ? "y" : "ies", qlen);
 
   found_t *found = calloc(MAX_ANSWERS, sizeof *found);
   size_t n = 0;
@@ -234,7 +201,7 @@ int ctl_cmd_discover(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
     if (sent == 0)
       fprintf(stderr, "error: the query could not be sent anywhere (no network?)\n");
     else
-      fprintf(stderr, "no server answered within %ld ms\n", timeout);
+      fprintf(stderr, "no server answered within %lld ms\n", timeout);
     code = CTL_EXIT_UNREACHABLE;
   }
   free(found);

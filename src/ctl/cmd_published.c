@@ -15,9 +15,8 @@
 #include <unistd.h>
 
 #include "ctl/client.h"
-#include "ctl/config.h"
+#include "ctl/session.h"
 
-#define DEFAULT_URL "http://127.0.0.1:8080"
 #define TEMPLATE_MAX (256 * 1024)
 
 typedef struct opts {
@@ -25,123 +24,37 @@ typedef struct opts {
   bool force;
 } opts_t;
 
-static int usage(const ctl_command_t *cmd, const char *what) {
-  fprintf(stderr, "error: %s\nusage: atriumctl [OPTIONS] %s %s\nTry 'atriumctl %s --help'.\n",
-          what, cmd->name, cmd->usage, cmd->name);
-  return CTL_EXIT_USAGE;
-}
-
-static bool same_url(const char *a, const char *b) {
-  size_t na = strlen(a), nb = strlen(b);
-  while (na > 0 && a[na - 1] == '/') na--;
-  while (nb > 0 && b[nb - 1] == '/') nb--;
-  return na == nb && strncasecmp(a, b, na) == 0;
-}
-
-/* The server and token, in the order every command uses: --url/--token, the
- * environment, then the file saved by `login` (its token only for its URL). */
-static int open_client(ctl_ctx_t *ctx) {
-  ctl_saved_t saved = {0};
-  if (ctl_saved_load(&saved) < 0)
-    fprintf(stderr, "warning: ignoring the saved login: it cannot be read\n");
-  const char *url = ctx->url_opt;
-  if (!url || !url[0]) url = getenv("ATRIUM_URL");
-  if (!url || !url[0]) url = saved.url;
-  if (!url || !url[0]) url = DEFAULT_URL;
-  const char *token = ctx->token_opt;
-  if (!token || !token[0]) token = getenv("ATRIUM_TOKEN");
-  if ((!token || !token[0]) && saved.token && saved.url && same_url(saved.url, url))
-    token = saved.token;
-  if (!token || !token[0]) {
-    fprintf(stderr,
-            "error: not logged in to %s: run 'atriumctl login' or pass a token (--token or "
-            "ATRIUM_TOKEN)\n",
-            url);
-    ctl_saved_clear(&saved);
-    return CTL_EXIT_AUTH;
-  }
-  ctl_client_free(ctx->client);
-  ctx->client = ctl_client_new(url, token, ctx->cacert, ctx->verbose);
-  ctl_saved_clear(&saved);
-  if (!ctx->client) {
-    fprintf(stderr, "error: cannot start the HTTP client (out of memory?)\n");
-    return CTL_EXIT_SERVER;
-  }
-  return CTL_EXIT_OK;
-}
-
-/* One GET; CTL_EXIT_OK with *resp for a 2xx answer, else an exit code after
- * saying why. */
-static int get(ctl_ctx_t *ctx, const char *path, ctl_response_t *resp) {
-  char err[512] = "";
-  int r = ctl_request(ctx->client, "GET", path, NULL, 0, NULL, resp, err, sizeof err);
-  if (r < 0) {
-    fprintf(stderr, "error: %s\n", err[0] ? err : strerror(-r));
-    return r == -EINVAL ? CTL_EXIT_USAGE
-                        : r == -EHOSTUNREACH ? CTL_EXIT_UNREACHABLE : CTL_EXIT_SERVER;
-  }
-  int code = ctl_exit_for_status(resp->status);
-  if (code != CTL_EXIT_OK) {
-    if (ctx->json && resp->len > 0) {
-      fwrite(resp->body, 1, resp->len, stdout);
-      fputc('\n', stdout);
-    }
-    ctl_print_problem(resp);
-    ctl_response_clear(resp);
-  }
-  return code;
-}
-
+/* GET path as JSON into *doc; with --json the document is printed as received. */
 static int get_json(ctl_ctx_t *ctx, const char *path, json_t **doc) {
   ctl_response_t resp;
-  int code = get(ctx, path, &resp);
-  if (code != CTL_EXIT_OK) return code;
-  *doc = ctl_response_json(&resp);
-  if (!*doc) {
-    fprintf(stderr, "error: the server's answer to %s is not JSON\n", path);
-    ctl_response_clear(&resp);
-    return CTL_EXIT_SERVER;
-  }
-  if (ctx->json) {
-    fwrite(resp.body, 1, resp.len, stdout);
-    if (resp.len == 0 || resp.body[resp.len - 1] != '\n') fputc('\n', stdout);
-  }
+  int code = ctl_call(ctx, "GET", path, NULL, 0, NULL, &resp, doc);
+  if (code != CTL_EXIT_OK)
+    return code;
+  if (ctx->json)
+    ctl_print_raw(&resp);
   ctl_response_clear(&resp);
   return CTL_EXIT_OK;
 }
 
-/* Options after the command; returns the index of the subcommand, or a
- * negative exit code (-1 - code). */
+/* The options of both commands, parsed in one pass (glibc permutes, so they
+ * may come anywhere; each command refuses the other's). Returns the index of
+ * the subcommand, or a negative exit code (-1 - code). */
 static int parse_options(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv,
                          opts_t *o) {
   static const struct option own[] = {
       {"listen", required_argument, NULL, 'L'}, {"tls", required_argument, NULL, 'T'},
       {"output", required_argument, NULL, 'o'}, {"lang", required_argument, NULL, 'l'},
-      {"force", no_argument, NULL, 'f'},
+      {"force", no_argument, NULL, 'f'},        {NULL, 0, NULL, 0},
   };
-  struct option all[32];
-  size_t n = 0;
-  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) all[n++] = own[i];
-  for (const struct option *g = ctl_global_options; g->name && n < 31; g++) all[n++] = *g;
-  all[n] = (struct option){0};
   int c;
-  opterr = 0;
-  while ((c = getopt_long(argc, argv, ":ho:v", all, NULL)) != -1) {
-    if (ctl_apply_global_option(ctx, c, optarg)) continue;
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "o:", own)) != CTL_OPTIONS_DONE) {
     switch (c) {
-    case 'L': o->listen = optarg; continue;
-    case 'T': o->tls = optarg; continue;
-    case 'o': o->output = optarg; continue;
-    case 'l': o->lang = optarg; continue;
-    case 'f': o->force = true; continue;
-    case CTL_OPT_HELP: ctl_print_command_help(stdout, cmd); return -1 - CTL_EXIT_OK;
-    case CTL_OPT_VERSION: printf("atriumctl %s\n", ATRIUM_VERSION); return -1 - CTL_EXIT_OK;
-    default: {
-      char what[128];
-      snprintf(what, sizeof what, "%s %.64s",
-               c == ':' ? "a value is missing after" : "unknown option", argv[optind - 1]);
-      return -1 - usage(cmd, what);
-    }
+    case 'L': o->listen = optarg; break;
+    case 'T': o->tls = optarg; break;
+    case 'o': o->output = optarg; break;
+    case 'l': o->lang = optarg; break;
+    case 'f': o->force = true; break;
+    default: return -1 - ctl_option_exit(c);
     }
   }
   return optind;
@@ -193,18 +106,15 @@ int ctl_cmd_reverse_proxy(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, ch
   opts_t o = {0};
   int i = parse_options(ctx, cmd, argc, argv, &o);
   if (i < 0) return -1 - i;
-  if (i >= argc) return usage(cmd, "say what to show: 'list' or 'nginx'");
+  if (i >= argc) return ctl_usage(cmd, "say what to show: 'list' or 'nginx'");
   const char *sub = argv[i];
-  if (i + 1 < argc) return usage(cmd, "too many arguments");
-  if (strcmp(sub, "list") && strcmp(sub, "nginx")) {
-    char what[128];
-    snprintf(what, sizeof what, "unknown subcommand '%.64s'; use list or nginx", sub);
-    return usage(cmd, what);
-  }
+  if (i + 1 < argc) return ctl_usage(cmd, "too many arguments");
+  if (strcmp(sub, "list") && strcmp(sub, "nginx"))
+    return ctl_usage(cmd, "unknown subcommand '%.64s'; use list or nginx", sub);
   if (strcmp(sub, "list") == 0 && (o.listen || o.tls || o.output))
-    return usage(cmd, "--listen, --tls and --output belong to 'nginx'");
-  if (o.tls && !o.listen) return usage(cmd, "--tls needs --listen");
-  int code = open_client(ctx);
+    return ctl_usage(cmd, "--listen, --tls and --output belong to 'nginx'");
+  if (o.tls && !o.listen) return ctl_usage(cmd, "--tls needs --listen");
+  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
   if (code != CTL_EXIT_OK) return code;
 
   if (strcmp(sub, "list") == 0) {
@@ -229,7 +139,7 @@ int ctl_cmd_reverse_proxy(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, ch
     curl_free(t);
   }
   ctl_response_t resp;
-  code = get(ctx, path, &resp);
+  code = ctl_call(ctx, "GET", path, NULL, 0, NULL, &resp, NULL);
   if (code != CTL_EXIT_OK) return code;
   if (o.output) {
     int r = write_file(o.output, resp.body, resp.len);
@@ -372,24 +282,20 @@ int ctl_cmd_privacy(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **a
   opts_t o = {0};
   int i = parse_options(ctx, cmd, argc, argv, &o);
   if (i < 0) return -1 - i;
-  if (i >= argc) return usage(cmd, "say what to do: show, preview or customize");
+  if (i >= argc) return ctl_usage(cmd, "say what to do: show, preview or customize");
   const char *sub = argv[i];
-  if (i + 1 < argc) return usage(cmd, "too many arguments");
+  if (i + 1 < argc) return ctl_usage(cmd, "too many arguments");
   bool show = strcmp(sub, "show") == 0, preview = strcmp(sub, "preview") == 0,
        cust = strcmp(sub, "customize") == 0;
-  if (!show && !preview && !cust) {
-    char what[128];
-    snprintf(what, sizeof what, "unknown subcommand '%.64s'; use show, preview or customize",
-             sub);
-    return usage(cmd, what);
-  }
+  if (!show && !preview && !cust)
+    return ctl_usage(cmd, "unknown subcommand '%.64s'; use show, preview or customize", sub);
   if (o.listen || o.tls || o.output)
-    return usage(cmd, "--listen, --tls and -o belong to reverse-proxy");
-  if (o.lang && !preview) return usage(cmd, "--lang belongs to 'preview'");
-  if (o.force && !cust) return usage(cmd, "--force belongs to 'customize'");
+    return ctl_usage(cmd, "--listen, --tls and -o belong to reverse-proxy");
+  if (o.lang && !preview) return ctl_usage(cmd, "--lang belongs to 'preview'");
+  if (o.force && !cust) return ctl_usage(cmd, "--force belongs to 'customize'");
   if (o.lang && strcasecmp(o.lang, "en") && strcasecmp(o.lang, "de"))
-    return usage(cmd, "--lang must be en or de");
-  int code = open_client(ctx);
+    return ctl_usage(cmd, "--lang must be en or de");
+  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
   if (code != CTL_EXIT_OK) return code;
   json_t *doc = NULL;
   if (preview) {

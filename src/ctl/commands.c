@@ -17,9 +17,9 @@
 #include "ctl/config.h"
 #include "ctl/input.h"
 #include "ctl/render.h"
+#include "ctl/session.h"
 
-#define DEFAULT_URL "http://127.0.0.1:8080"
-#define MAX_OPTIONS 16
+#define MAX_OPTIONS 32
 
 const struct option ctl_global_options[] = {
     {"url", required_argument, NULL, CTL_OPT_URL},
@@ -50,12 +50,7 @@ void ctl_ctx_clear(ctl_ctx_t *ctx) {
 
 /* ---- options after the command ------------------------------------------- */
 
-enum { OPT_DONE = -1, OPT_EXIT_OK = -2, OPT_EXIT_USAGE = -3 };
-
-static int usage_error(const ctl_command_t *cmd, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static int usage_error(const ctl_command_t *cmd, const char *fmt, ...) {
+int ctl_usage(const ctl_command_t *cmd, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fputs("error: ", stderr);
@@ -67,12 +62,10 @@ static int usage_error(const ctl_command_t *cmd, const char *fmt, ...) {
   return CTL_EXIT_USAGE;
 }
 
-/* getopt_long over the command's own options plus the global ones, so that
- * `atriumctl get --json proxy` works as well as `atriumctl --json get proxy`.
- * Returns the command's next option, OPT_DONE, or OPT_EXIT_* after --help or
- * a bad option (message printed). */
-static int next_option(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv,
-                       const char *shortopts, const struct option *cmdopts) {
+/* The global options are merged in so that `atriumctl get --json proxy` works
+ * as well as `atriumctl --json get proxy`. */
+int ctl_next_option(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv,
+                    const char *shortopts, const struct option *cmdopts) {
   struct option all[MAX_OPTIONS];
   size_t n = 0;
   for (const struct option *o = cmdopts; o && o->name && n < MAX_OPTIONS - 1; o++)
@@ -80,38 +73,37 @@ static int next_option(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char 
   for (const struct option *o = ctl_global_options; o->name && n < MAX_OPTIONS - 1; o++)
     all[n++] = *o;
   all[n] = (struct option){0};
-  char shorts[32];
+  char shorts[48];
   /* Leading ':' so that we word the message about a missing argument ourselves. */
   snprintf(shorts, sizeof(shorts), ":%shv", shortopts ? shortopts : "");
 
   for (;;) {
     int c = getopt_long(argc, argv, shorts, all, NULL);
     if (c == -1)
-      return OPT_DONE;
+      return CTL_OPTIONS_DONE;
     if (ctl_apply_global_option(ctx, c, optarg))
       continue;
     if (c == CTL_OPT_HELP) {
       ctl_print_command_help(stdout, cmd);
-      return OPT_EXIT_OK;
+      return CTL_OPTIONS_EXIT_OK;
     }
     if (c == CTL_OPT_VERSION) {
       printf("atriumctl %s\n", ATRIUM_VERSION);
-      return OPT_EXIT_OK;
+      return CTL_OPTIONS_EXIT_OK;
     }
     if (c == ':')
-      return usage_error(cmd, "%s needs a value", argv[optind - 1]), OPT_EXIT_USAGE;
+      return ctl_usage(cmd, "%s needs a value", argv[optind - 1]), CTL_OPTIONS_EXIT_USAGE;
     if (c == '?')
-      return usage_error(cmd, "unknown option %s", argv[optind - 1]), OPT_EXIT_USAGE;
+      return ctl_usage(cmd, "unknown option %s", argv[optind - 1]), CTL_OPTIONS_EXIT_USAGE;
     return c;
   }
 }
 
-static int option_exit(int c) {
-  return c == OPT_EXIT_OK ? CTL_EXIT_OK : CTL_EXIT_USAGE;
+int ctl_option_exit(int c) {
+  return c == CTL_OPTIONS_EXIT_OK ? CTL_EXIT_OK : CTL_EXIT_USAGE;
 }
 
-/* Full-string non-negative decimal, bounded: no atoi, no trailing garbage. */
-static int parse_count(const char *text, long long max, long long *out) {
+int ctl_parse_count(const char *text, long long max, long long *out) {
   if (!text[0] || text[0] == '-' || text[0] == '+' || text[0] == ' ')
     return -EINVAL;
   char *end = NULL;
@@ -123,144 +115,13 @@ static int parse_count(const char *text, long long max, long long *out) {
   return 0;
 }
 
-/* ---- reaching the server ------------------------------------------------- */
+/* ---- login, logout -------------------------------------------------------- */
 
 static void strip_slashes(char *s) {
   size_t n = strlen(s);
   while (n > 0 && s[n - 1] == '/')
     s[--n] = '\0';
 }
-
-static bool same_url(const char *a, const char *b) {
-  size_t na = strlen(a), nb = strlen(b);
-  while (na > 0 && a[na - 1] == '/')
-    na--;
-  while (nb > 0 && b[nb - 1] == '/')
-    nb--;
-  return na == nb && strncasecmp(a, b, na) == 0;
-}
-
-enum auth_mode { AUTH_NONE, AUTH_REQUIRED };
-
-/* Makes ctx->client from --url/--token, the environment and the file saved by
- * `login`, in that order. The saved token is only used for the URL it was
- * issued by, so pointing --url elsewhere never hands it to another server. */
-static int connect_server(ctl_ctx_t *ctx, enum auth_mode auth) {
-  if (ctx->client) {
-    ctl_client_free(ctx->client);
-    ctx->client = NULL;
-  }
-  ctl_saved_t saved = {0};
-  int r = ctl_saved_load(&saved);
-  if (r < 0) {
-    char *path = NULL;
-    ctl_saved_path(&path);
-    fprintf(stderr, "warning: ignoring %s: %s\n", path ? path : "the saved login",
-            r == -EBADMSG ? "not a JSON object of strings" : strerror(-r));
-    free(path);
-  }
-  const char *url = ctx->url_opt;
-  if (!url || !url[0])
-    url = getenv("ATRIUM_URL");
-  if (!url || !url[0])
-    url = saved.url;
-  if (!url || !url[0])
-    url = DEFAULT_URL;
-
-  const char *token = NULL;
-  ctx->token_from_saved = false;
-  if (auth == AUTH_REQUIRED) {
-    token = ctx->token_opt;
-    if (!token || !token[0])
-      token = getenv("ATRIUM_TOKEN");
-    if ((!token || !token[0]) && saved.token && saved.url && same_url(saved.url, url)) {
-      token = saved.token;
-      ctx->token_from_saved = true;
-    }
-    if (!token || !token[0]) {
-      fprintf(stderr,
-              "error: not logged in to %s: run 'atriumctl login' or pass a token "
-              "(--token or ATRIUM_TOKEN)\n",
-              url);
-      ctl_saved_clear(&saved);
-      return CTL_EXIT_AUTH;
-    }
-  }
-  ctx->client = ctl_client_new(url, token, ctx->cacert, ctx->verbose);
-  ctl_saved_clear(&saved);
-  if (!ctx->client) {
-    fprintf(stderr, "error: cannot start the HTTP client (out of memory?)\n");
-    return CTL_EXIT_SERVER;
-  }
-  return CTL_EXIT_OK;
-}
-
-static void print_raw(const ctl_response_t *resp) {
-  fwrite(resp->body, 1, resp->len, stdout);
-  if (resp->len == 0 || resp->body[resp->len - 1] != '\n')
-    fputc('\n', stdout);
-}
-
-/* One request and its failure handling. Returns CTL_EXIT_OK with *resp (and
- * *doc when doc is not NULL: the body as JSON) for a 2xx answer; otherwise an
- * exit code after printing why. body may hold a secret: it is wiped by the
- * caller, never printed here. */
-static int call(ctl_ctx_t *ctx, const char *method, const char *path, const char *body,
-                size_t len, const char *if_match, ctl_response_t *resp, json_t **doc) {
-  char err[512];
-  if (doc)
-    *doc = NULL;
-  int r = ctl_request(ctx->client, method, path, body, len, if_match, resp, err, sizeof(err));
-  if (r < 0) {
-    fprintf(stderr, "error: %s\n", err[0] ? err : strerror(-r));
-    if (r == -EINVAL)
-      return CTL_EXIT_USAGE;
-    return r == -EHOSTUNREACH ? CTL_EXIT_UNREACHABLE : CTL_EXIT_SERVER;
-  }
-  int code = ctl_exit_for_status(resp->status);
-  if (code != CTL_EXIT_OK) {
-    if (ctx->json && resp->len > 0)
-      print_raw(resp);
-    ctl_print_problem(resp);
-    if (resp->status == 401 && ctx->token_from_saved)
-      fprintf(stderr, "hint: the saved session may have expired: run 'atriumctl login' again\n");
-    ctl_response_clear(resp);
-    return code;
-  }
-  if (doc) {
-    *doc = ctl_response_json(resp);
-    if (!*doc) {
-      fprintf(stderr, "error: the server answered %ld but not with JSON (%s)\n", resp->status,
-              resp->content_type ? resp->content_type : "no content type");
-      ctl_response_clear(resp);
-      return CTL_EXIT_SERVER;
-    }
-  }
-  return CTL_EXIT_OK;
-}
-
-static int call_json(ctl_ctx_t *ctx, const char *method, const char *path, const json_t *body,
-                     const char *if_match, ctl_response_t *resp, json_t **doc) {
-  char *text = json_dumps(body, JSON_COMPACT);
-  if (!text) {
-    fprintf(stderr, "error: out of memory\n");
-    return CTL_EXIT_SERVER;
-  }
-  size_t len = strlen(text);
-  int code = call(ctx, method, path, text, len, if_match, resp, doc);
-  explicit_bzero(text, len); /* it may carry a password or secret value */
-  free(text);
-  return code;
-}
-
-static void print_json(const json_t *v) {
-  char *text = json_dumps(v, JSON_INDENT(2) | JSON_ENCODE_ANY);
-  if (text)
-    puts(text);
-  free(text);
-}
-
-/* ---- login, logout -------------------------------------------------------- */
 
 static int read_password(const char *file, char **password) {
   int r;
@@ -306,21 +167,21 @@ static int cmd_login(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
   };
   const char *user = "admin", *password_file = NULL;
   int c;
-  while ((c = next_option(ctx, cmd, argc, argv, "u:p:", opts)) != OPT_DONE) {
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "u:p:", opts)) != CTL_OPTIONS_DONE) {
     switch (c) {
     case 'u': user = optarg; break;
     case 'p': password_file = optarg; break;
-    default: return option_exit(c);
+    default: return ctl_option_exit(c);
     }
   }
   if (optind < argc)
-    return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    return ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
 
   char *password = NULL;
   int code = read_password(password_file, &password);
   if (code != CTL_EXIT_OK)
     return code;
-  code = connect_server(ctx, AUTH_NONE);
+  code = ctl_connect(ctx, CTL_AUTH_NONE);
   json_t *body = code == CTL_EXIT_OK ? json_pack("{s:s, s:s}", "user", user, "password", password)
                                      : NULL;
   ctl_secret_free(password);
@@ -332,7 +193,7 @@ static int cmd_login(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
   }
   ctl_response_t resp;
   json_t *doc = NULL;
-  code = call_json(ctx, "POST", "/api/v1/session", body, NULL, &resp, &doc);
+  code = ctl_call_json(ctx, "POST", "/api/v1/session", body, NULL, &resp, &doc);
   json_t *pw = json_object_get(body, "password");
   if (pw) /* wipe the copy jansson holds */
     explicit_bzero((char *)json_string_value(pw), json_string_length(pw));
@@ -359,7 +220,7 @@ static int cmd_login(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
       /* Never the server's document: it holds the token. */
       json_t *out = json_pack("{s:s, s:s, s:s?}", "url", url, "user", user, "saved", path);
       if (out)
-        print_json(out);
+        ctl_print_json(out);
       json_decref(out);
     } else {
       printf("Logged in to %s as %s; the session is saved in %s\n", url, user,
@@ -382,7 +243,7 @@ static int cmd_login(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
 static int forget_saved_token(const char *url) {
   ctl_saved_t saved = {0};
   int r = ctl_saved_load(&saved);
-  if (r == 0 && saved.token && saved.url && same_url(saved.url, url))
+  if (r == 0 && saved.token && saved.url && ctl_same_url(saved.url, url))
     r = ctl_saved_store(saved.url, NULL);
   ctl_saved_clear(&saved);
   return r;
@@ -390,11 +251,11 @@ static int forget_saved_token(const char *url) {
 
 static int cmd_logout(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
   int c;
-  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
-    return option_exit(c);
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "", NULL)) != CTL_OPTIONS_DONE)
+    return ctl_option_exit(c);
   if (optind < argc)
-    return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-  int code = connect_server(ctx, AUTH_REQUIRED);
+    return ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
+  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
   if (code == CTL_EXIT_AUTH) {
     fprintf(stderr, "(nothing to log out of)\n");
     return CTL_EXIT_OK;
@@ -441,18 +302,18 @@ static bool in_section(const char *key, const char *section) {
 
 static int cmd_get(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
   int c;
-  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
-    return option_exit(c);
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "", NULL)) != CTL_OPTIONS_DONE)
+    return ctl_option_exit(c);
   if (argc - optind > 1)
-    return usage_error(cmd, "give at most one KEY or SECTION");
+    return ctl_usage(cmd, "give at most one KEY or SECTION");
   const char *what = optind < argc ? argv[optind] : NULL;
 
-  int code = connect_server(ctx, AUTH_REQUIRED);
+  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
   if (code != CTL_EXIT_OK)
     return code;
   ctl_response_t resp;
   json_t *doc;
-  code = call(ctx, "GET", "/api/v1/settings", NULL, 0, NULL, &resp, &doc);
+  code = ctl_call(ctx, "GET", "/api/v1/settings", NULL, 0, NULL, &resp, &doc);
   if (code != CTL_EXIT_OK)
     return code;
 
@@ -462,7 +323,7 @@ static int cmd_get(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **ar
     code = CTL_EXIT_SERVER;
   } else if (!what) {
     if (ctx->json) {
-      print_raw(&resp);
+      ctl_print_raw(&resp);
     } else {
       const char *key;
       json_t *entry;
@@ -479,7 +340,7 @@ static int cmd_get(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **ar
   } else if (json_object_get(settings, what)) {
     json_t *entry = json_object_get(settings, what);
     if (ctx->json)
-      print_json(entry);
+      ctl_print_json(entry);
     else
       ctl_render_setting(stdout, what, entry);
   } else {
@@ -500,7 +361,7 @@ static int cmd_get(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **ar
       json_t *out = json_pack("{s:O?, s:O}", "version", json_object_get(doc, "version"),
                               "settings", subset);
       if (out)
-        print_json(out);
+        ctl_print_json(out);
       json_decref(out);
     } else {
       json_object_foreach(subset, key, entry) ctl_render_setting(stdout, key, entry);
@@ -514,28 +375,25 @@ static int cmd_get(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **ar
 
 /* ---- set, validate -------------------------------------------------------- */
 
-/* GET the schema and turn KEY=VALUE arguments into a request body. */
-static int settings_body(ctl_ctx_t *ctx, const ctl_command_t *cmd, int count, char **pairs,
-                         json_t **body) {
+int ctl_settings_body(ctl_ctx_t *ctx, const ctl_command_t *cmd, int count, char **pairs,
+                      json_t **body) {
   if (count < 1)
-    return usage_error(cmd, "give at least one KEY=VALUE");
+    return ctl_usage(cmd, "give at least one KEY=VALUE");
   for (int i = 0; i < count; i++)
     if (!strchr(pairs[i], '=') || pairs[i][0] == '=')
-      return usage_error(cmd, "'%s' is not KEY=VALUE", pairs[i]);
-  int code = connect_server(ctx, AUTH_REQUIRED);
+      return ctl_usage(cmd, "'%s' is not KEY=VALUE", pairs[i]);
+  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
   if (code != CTL_EXIT_OK)
     return code;
-  ctl_response_t resp;
   json_t *schema;
-  code = call(ctx, "GET", "/api/v1/settings/schema", NULL, 0, NULL, &resp, &schema);
+  code = ctl_call(ctx, "GET", "/api/v1/settings/schema", NULL, 0, NULL, NULL, &schema);
   if (code != CTL_EXIT_OK)
     return code;
-  ctl_response_clear(&resp);
   char err[512];
   int r = ctl_build_settings_body(schema, pairs, count, body, err, sizeof(err));
   json_decref(schema);
   if (r == -EINVAL)
-    return usage_error(cmd, "%s", err);
+    return ctl_usage(cmd, "%s", err);
   if (r < 0) {
     fprintf(stderr, "error: %s\n", err[0] ? err : strerror(-r));
     return r == -ENOMEM ? CTL_EXIT_SERVER : CTL_EXIT_USAGE;
@@ -557,24 +415,24 @@ static int cmd_set(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **ar
   const char *if_match = NULL;
   long long version;
   int c;
-  while ((c = next_option(ctx, cmd, argc, argv, "", opts)) != OPT_DONE) {
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "", opts)) != CTL_OPTIONS_DONE) {
     if (c != 'm')
-      return option_exit(c);
-    if (parse_count(optarg, INT64_MAX, &version) < 0)
-      return usage_error(cmd, "--if-match takes a settings version number, not '%s'", optarg);
+      return ctl_option_exit(c);
+    if (ctl_parse_count(optarg, INT64_MAX, &version) < 0)
+      return ctl_usage(cmd, "--if-match takes a settings version number, not '%s'", optarg);
     if_match = optarg;
   }
   json_t *body = NULL;
-  int code = settings_body(ctx, cmd, argc - optind, argv + optind, &body);
+  int code = ctl_settings_body(ctx, cmd, argc - optind, argv + optind, &body);
   if (code != CTL_EXIT_OK)
     return code;
 
   ctl_response_t resp;
   json_t *doc;
-  code = call_json(ctx, "PATCH", "/api/v1/settings", body, if_match, &resp, &doc);
+  code = ctl_call_json(ctx, "PATCH", "/api/v1/settings", body, if_match, &resp, &doc);
   if (code == CTL_EXIT_OK) {
     if (ctx->json) {
-      print_raw(&resp);
+      ctl_print_raw(&resp);
     } else {
       json_t *settings = json_object_get(doc, "settings");
       const char *key;
@@ -600,18 +458,18 @@ static int cmd_set(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **ar
 
 static int cmd_validate(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
   int c;
-  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
-    return option_exit(c);
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "", NULL)) != CTL_OPTIONS_DONE)
+    return ctl_option_exit(c);
   json_t *body = NULL;
-  int code = settings_body(ctx, cmd, argc - optind, argv + optind, &body);
+  int code = ctl_settings_body(ctx, cmd, argc - optind, argv + optind, &body);
   if (code != CTL_EXIT_OK)
     return code;
   ctl_response_t resp;
   json_t *doc;
-  code = call_json(ctx, "POST", "/api/v1/settings/validate", body, NULL, &resp, &doc);
+  code = ctl_call_json(ctx, "POST", "/api/v1/settings/validate", body, NULL, &resp, &doc);
   if (code == CTL_EXIT_OK) {
     if (ctx->json) {
-      print_raw(&resp);
+      ctl_print_raw(&resp);
     } else {
       puts("valid");
       print_warnings(doc);
@@ -657,23 +515,23 @@ static int cmd_export(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char *
   };
   const char *output = NULL;
   int c;
-  while ((c = next_option(ctx, cmd, argc, argv, "o:", opts)) != OPT_DONE) {
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "o:", opts)) != CTL_OPTIONS_DONE) {
     if (c != 'o')
-      return option_exit(c);
+      return ctl_option_exit(c);
     output = optarg;
   }
   if (optind < argc)
-    return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-  int code = connect_server(ctx, AUTH_REQUIRED);
+    return ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
+  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
   if (code != CTL_EXIT_OK)
     return code;
   ctl_response_t resp;
   json_t *doc;
-  code = call(ctx, "GET", "/api/v1/settings/export", NULL, 0, NULL, &resp, &doc);
+  code = ctl_call(ctx, "GET", "/api/v1/settings/export", NULL, 0, NULL, &resp, &doc);
   if (code != CTL_EXIT_OK)
     return code;
   if (!output || strcmp(output, "-") == 0) {
-    print_raw(&resp);
+    ctl_print_raw(&resp);
   } else {
     /* Written as received, newline-terminated, so that import gets the very same document. */
     bool nl = resp.len == 0 || resp.body[resp.len - 1] != '\n';
@@ -698,10 +556,10 @@ static int cmd_export(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char *
 
 static int cmd_import(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
   int c;
-  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
-    return option_exit(c);
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "", NULL)) != CTL_OPTIONS_DONE)
+    return ctl_option_exit(c);
   if (argc - optind != 1)
-    return usage_error(cmd, "give exactly one FILE ('-' for stdin)");
+    return ctl_usage(cmd, "give exactly one FILE ('-' for stdin)");
   const char *file = argv[optind];
   char *data = NULL;
   size_t len = 0;
@@ -711,15 +569,15 @@ static int cmd_import(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char *
             strerror(-r));
     return CTL_EXIT_USAGE;
   }
-  int code = connect_server(ctx, AUTH_REQUIRED);
+  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
   if (code == CTL_EXIT_OK) {
     ctl_response_t resp;
     json_t *doc;
     /* Sent as read: the server validates the whole document before it imports anything. */
-    code = call(ctx, "POST", "/api/v1/settings/import", data, len, NULL, &resp, &doc);
+    code = ctl_call(ctx, "POST", "/api/v1/settings/import", data, len, NULL, &resp, &doc);
     if (code == CTL_EXIT_OK) {
       if (ctx->json) {
-        print_raw(&resp);
+        ctl_print_raw(&resp);
       } else {
         json_t *v = json_object_get(doc, "version");
         if (json_is_integer(v))
@@ -748,19 +606,19 @@ static int cmd_audit(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
   };
   long long limit = -1, offset = -1;
   int c;
-  while ((c = next_option(ctx, cmd, argc, argv, "n:", opts)) != OPT_DONE) {
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "n:", opts)) != CTL_OPTIONS_DONE) {
     if (c == 'n') {
-      if (parse_count(optarg, 1000000, &limit) < 0 || limit == 0)
-        return usage_error(cmd, "--limit takes a number from 1 to 1000000, not '%s'", optarg);
+      if (ctl_parse_count(optarg, 1000000, &limit) < 0 || limit == 0)
+        return ctl_usage(cmd, "--limit takes a number from 1 to 1000000, not '%s'", optarg);
     } else if (c == 'o') {
-      if (parse_count(optarg, INT64_MAX, &offset) < 0)
-        return usage_error(cmd, "--offset takes a number of entries to skip, not '%s'", optarg);
+      if (ctl_parse_count(optarg, INT64_MAX, &offset) < 0)
+        return ctl_usage(cmd, "--offset takes a number of entries to skip, not '%s'", optarg);
     } else {
-      return option_exit(c);
+      return ctl_option_exit(c);
     }
   }
   if (optind < argc)
-    return usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    return ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
   char path[128];
   int n = snprintf(path, sizeof(path), "/api/v1/audit");
   const char *sep = "?";
@@ -771,16 +629,16 @@ static int cmd_audit(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
   if (offset >= 0)
     snprintf(path + n, sizeof(path) - (size_t)n, "%soffset=%lld", sep, offset);
 
-  int code = connect_server(ctx, AUTH_REQUIRED);
+  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
   if (code != CTL_EXIT_OK)
     return code;
   ctl_response_t resp;
   json_t *doc;
-  code = call(ctx, "GET", path, NULL, 0, NULL, &resp, &doc);
+  code = ctl_call(ctx, "GET", path, NULL, 0, NULL, &resp, &doc);
   if (code != CTL_EXIT_OK)
     return code;
   if (ctx->json)
-    print_raw(&resp);
+    ctl_print_raw(&resp);
   else
     ctl_render_audit(stdout, doc);
   json_decref(doc);
@@ -802,24 +660,24 @@ static bool schema_has(const json_t *schema, const char *what) {
 
 static int cmd_schema(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
   int c;
-  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
-    return option_exit(c);
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "", NULL)) != CTL_OPTIONS_DONE)
+    return ctl_option_exit(c);
   if (argc - optind > 1)
-    return usage_error(cmd, "give at most one KEY or SECTION");
+    return ctl_usage(cmd, "give at most one KEY or SECTION");
   const char *what = optind < argc ? argv[optind] : NULL;
-  int code = connect_server(ctx, AUTH_REQUIRED);
+  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
   if (code != CTL_EXIT_OK)
     return code;
   ctl_response_t resp;
   json_t *doc;
-  code = call(ctx, "GET", "/api/v1/settings/schema", NULL, 0, NULL, &resp, &doc);
+  code = ctl_call(ctx, "GET", "/api/v1/settings/schema", NULL, 0, NULL, &resp, &doc);
   if (code != CTL_EXIT_OK)
     return code;
   if (what && !schema_has(doc, what)) {
     fprintf(stderr, "error: there is no setting or section named '%s'\n", what);
     code = CTL_EXIT_USAGE;
   } else if (ctx->json) {
-    print_raw(&resp);
+    ctl_print_raw(&resp);
   } else {
     ctl_render_schema(stdout, doc, what);
   }
@@ -830,15 +688,15 @@ static int cmd_schema(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char *
 
 static int cmd_help(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
   int c;
-  while ((c = next_option(ctx, cmd, argc, argv, "", NULL)) != OPT_DONE)
-    return option_exit(c);
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "", NULL)) != CTL_OPTIONS_DONE)
+    return ctl_option_exit(c);
   if (optind >= argc) {
     ctl_print_usage(stdout);
     return CTL_EXIT_OK;
   }
   const ctl_command_t *other = ctl_command_find(argv[optind]);
   if (!other)
-    return usage_error(cmd, "there is no command '%s'", argv[optind]);
+    return ctl_usage(cmd, "there is no command '%s'", argv[optind]);
   ctl_print_command_help(stdout, other);
   return CTL_EXIT_OK;
 }
@@ -1031,15 +889,19 @@ void ctl_print_usage(FILE *f) {
              "\n"
              "Commands:\n");
   for (size_t i = 0; i < ctl_command_count; i++) {
-    char line[96];
+    char line[128];
     snprintf(line, sizeof(line), "%s %s", ctl_commands[i].name, ctl_commands[i].usage);
-    fprintf(f, "  %-44s %s\n", line, ctl_commands[i].summary);
+    /* A long usage line gets the summary on the next line, still in its column. */
+    if (strlen(line) > 44)
+      fprintf(f, "  %s\n  %-44s %s\n", line, "", ctl_commands[i].summary);
+    else
+      fprintf(f, "  %-44s %s\n", line, ctl_commands[i].summary);
   }
   fprintf(f,
           "\n"
           "Options (before or after the command):\n"
           "      --url URL       server (default: $ATRIUM_URL, else the URL saved by login,\n"
-          "                      else " DEFAULT_URL ")\n"
+          "                      else " CTL_DEFAULT_URL ")\n"
           "      --token TOKEN   session token (default: $ATRIUM_TOKEN, else the token saved\n"
           "                      by login for that URL)\n"
           "      --cacert FILE   trust the CA certificate(s) in FILE for HTTPS\n"
@@ -1050,12 +912,16 @@ void ctl_print_usage(FILE *f) {
           "\n"
           "Exit codes:\n"
           "  0  success\n"
-          "  1  the server refused the request (invalid value: 422; 400; 413)\n"
+          "  1  the server refused the request (invalid value: 422; 400; 413;\n"
+          "     404: no such user)\n"
           "  2  usage error (bad arguments, unreadable file)\n"
           "  3  cannot reach the server (connection refused, DNS, TLS, timeout)\n"
           "  4  authentication needed or refused (not logged in; 401, 403, 429)\n"
-          "  5  conflict (409: domain.name or an env-locked key; 412: stale --if-match)\n"
-          "  6  server error (5xx) or unexpected response\n"
+          "  5  conflict (409: e.g. domain.name, an env-locked key, a taken user name;\n"
+          "     412: stale --if-match)\n"
+          "  6  server error (5xx), another status, or an unexpected response\n"
+          "Some commands add their own meaning (proxy test, discover, domain change):\n"
+          "see their --help.\n"
           "\n"
           "The session is saved in $XDG_CONFIG_HOME/atrium/atriumctl.json (default\n"
           "~/.config/atrium/atriumctl.json). See docs/cli.md.\n");

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <getopt.h>
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -59,3 +60,32 @@ void ctl_print_short_usage(FILE *f);
 void ctl_print_command_help(FILE *f, const ctl_command_t *cmd);
 
 void ctl_ctx_clear(ctl_ctx_t *ctx);
+
+/* ---- for the commands' handlers ------------------------------------------ */
+
+/* A usage error: "error: <fmt>", the command's usage line and where to read
+ * more, on stderr. Returns CTL_EXIT_USAGE. */
+int ctl_usage(const ctl_command_t *cmd, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+enum { CTL_OPTIONS_DONE = -1, CTL_OPTIONS_EXIT_OK = -2, CTL_OPTIONS_EXIT_USAGE = -3 };
+
+/* getopt_long over the command's own options (shortopts without the leading
+ * ':', cmdopts NULL-terminated, either may be NULL) plus the global ones, which
+ * are applied to ctx. Returns the command's next option, CTL_OPTIONS_DONE, or
+ * CTL_OPTIONS_EXIT_* after --help, --version or a bad option (message
+ * printed): pass those to ctl_option_exit. */
+int ctl_next_option(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv,
+                    const char *shortopts, const struct option *cmdopts);
+/* The exit code for a CTL_OPTIONS_EXIT_* (or any other unexpected) option. */
+int ctl_option_exit(int c);
+
+/* Full-string non-negative decimal up to max into *out: no atoi, no trailing
+ * garbage, no sign. -EINVAL otherwise. */
+int ctl_parse_count(const char *text, long long max, long long *out);
+
+/* Connects (a token is needed) and turns KEY=VALUE arguments into the body of
+ * a settings request, each value typed by the server's schema. At least one
+ * pair is needed; a malformed pair is a usage error. */
+int ctl_settings_body(ctl_ctx_t *ctx, const ctl_command_t *cmd, int count, char **pairs,
+                      json_t **body);

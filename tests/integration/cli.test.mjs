@@ -393,6 +393,43 @@ describe('exit codes', () => {
     }
   });
 
+  test('every command shares the option, login and error handling', async () => {
+    // One implementation (src/ctl/session.c, ctl_next_option): the same words
+    // and exit codes whichever command meets the problem.
+    for (const args of [['users', 'list', '--limit'], ['reverse-proxy', 'nginx', '--listen'],
+      ['discover', '--port'], ['audit', '--limit']]) {
+      const r = await run(args);
+      assert.equal(r.code, 2, `${args.join(' ')}: ${show(r)}`);
+      assert.match(r.stderr, new RegExp(`^error: ${args[args.length - 1]} needs a value$`, 'm'));
+      assert.match(r.stderr, new RegExp(`^usage: atriumctl \\[OPTIONS\\] ${args[0]} `, 'm'));
+    }
+    for (const args of [['users', 'list'], ['proxy', 'test'], ['privacy', 'show'],
+      ['federation', 'contacts'], ['get']]) {
+      const r = await run(args, { token: '' });
+      assert.equal(r.code, 4, `${args.join(' ')}: ${show(r)}`);
+      assert.match(r.stderr, /^error: not logged in to http:\/\/127\.0\.0\.1:\d+: run 'atriumctl login'/m);
+    }
+    // Arguments are checked before the login, as for set.
+    const bad = await run(['proxy', 'test', 'novalue'], { token: '' });
+    assert.equal(bad.code, 2, show(bad));
+    assert.match(bad.stderr, /'novalue' is not KEY=VALUE/);
+    // A 404 (no such user) is a refusal, exit 1, with the server's sentence; --json adds the document.
+    const missing = await run(['--json', 'users', 'show', 'nobody-here']);
+    assert.equal(missing.code, 1, show(missing));
+    assert.equal(JSON.parse(missing.stdout).status, 404);
+    assert.match(missing.stderr, /^error: Not found: /m);
+  });
+
+  test('docs/cli.md has a section for every command', async () => {
+    const h = await run(['--help']);
+    const names = [...h.stdout.matchAll(/^ {2}([a-z][a-z-]*)(?: |$)/gm)].map((m) => m[1]);
+    assert.ok(names.length >= 17, h.stdout);
+    const doc = await fsp.readFile(new URL('../../docs/cli.md', import.meta.url), 'utf8');
+    for (const name of names) {
+      assert.match(doc, new RegExp(`^### \`${name}[ \`]`, 'm'), `docs/cli.md: no section for ${name}`);
+    }
+  });
+
   test('--help and --version: 0', async () => {
     const h = await run(['--help']);
     assert.equal(h.code, 0);
