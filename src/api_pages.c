@@ -822,6 +822,10 @@ enum MHD_Result api_pages_meeting_ws(http_request_t *req) {
     pthread_mutex_unlock(&ws.lock);
     return http_reply_oom(req);
   }
+  /* Queuing the 101 gives the TCP socket the QoS marking and rate limit of
+   * the policy covering this URL (http.c); they stay on the socket for the
+   * WebSocket's lifetime. ws_upgraded's `sock` is not the place: under TLS it
+   * is MHD's socketpair, not the connection. */
   enum MHD_Result r = http_reply_shared(req, MHD_HTTP_SWITCHING_PROTOCOLS, resp);
   MHD_destroy_response(resp);
   if (r != MHD_YES) {

@@ -19,6 +19,9 @@
 #include "api.h"
 #include "log.h"
 #include "metrics.h"
+#include "published.h"
+#include "qos.h"
+#include "settings.h"
 
 /* ---- the route table ---------------------------------------------------------- */
 
@@ -536,6 +539,93 @@ const char *http_request_host(http_request_t *req) {
   return plain_authority(host) ? host : NULL;
 }
 
+/* ---- QoS (qos.policies) ---------------------------------------------------------- */
+
+/* Per TCP connection (MHD's socket context): the marking its socket carries
+ * now. Keep-alive connections carry requests of several policies, or none;
+ * the socket is only touched when the next reply needs something else, so an
+ * unmarked connection answering unmarked requests costs no system call. */
+typedef struct http_conn {
+  int dscp;           /* 0: unmarked */
+  long max_rate_mbps; /* 0: unlimited */
+} http_conn_t;
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    *socket_context = calloc(1, sizeof(http_conn_t)); /* NULL: this connection goes unmarked */
+  } else {
+    free(*socket_context);
+    *socket_context = NULL;
+  }
+}
+
+/* The path the client asked for. Behind a trusted reverse proxy that is the
+ * published path (meeting.url's, say "/atrium/webmeeting/"), which the proxy
+ * maps onto atriumd's internal one ("/webmeeting/"): policies name the
+ * former, as they would on the documented product. */
+static const char *client_path(http_request_t *req, const settings_snapshot_t *snap, char *buf,
+                               size_t len) {
+  const char *path = http_path(req);
+  if (!http_via_trusted_proxy(req)) return path;
+  published_entry_t entries[PUBLISHED_MAX_ENTRIES];
+  int n = published_entries(snap, entries, PUBLISHED_MAX_ENTRIES);
+  for (int i = 0; i < n; i++) {
+    size_t il = strlen(entries[i].internal_path);
+    if (strncmp(path, entries[i].internal_path, il) != 0) continue;
+    int w = snprintf(buf, len, "%s%s", entries[i].path, path + il);
+    return w >= 0 && (size_t)w < len ? buf : path;
+  }
+  return path;
+}
+
+/* Gives the connection's socket the DSCP mark and rate limit of the policy
+ * this request falls under, or clears them. Runs right before every reply is
+ * queued, so a settings change counts from the next request on. */
+static void qos_prepare(http_request_t *req) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  http_conn_t *state = ci ? ci->socket_context : NULL;
+  if (!state) return;
+  int dscp = 0;
+  long rate = 0;
+  settings_snapshot_t *snap = settings_acquire();
+  if (snap) {
+    char buf[PUBLISHED_URL_MAX + 256];
+    const json_t *policy = qos_match(settings_value(snap, "qos.policies"),
+                                     http_request_scheme(req), http_request_host(req),
+                                     client_path(req, snap, buf, sizeof buf));
+    if (policy) {
+      dscp = (int)json_integer_value(json_object_get(policy, "dscp"));
+      rate = (long)json_integer_value(json_object_get(policy, "max_rate_mbps"));
+    }
+    settings_release(snap);
+  }
+  if (dscp == state->dscp && rate == state->max_rate_mbps) return;
+  ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  const union MHD_ConnectionInfo *ai =
+      MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  if (!ci || !ai || !ai->client_addr) return;
+  int r = qos_apply_fd(ci->connect_fd, ai->client_addr->sa_family, dscp, rate);
+  if (r == 0) {
+    state->dscp = dscp;
+    state->max_rate_mbps = rate;
+    return;
+  }
+  /* Once: a kernel that refuses would otherwise say so on every request. */
+  static atomic_bool warned;
+  if (!atomic_exchange(&warned, true))
+    log_warning("QoS: cannot mark a connection (DSCP %d, %ld Mbit/s): %s", dscp, rate,
+                strerror(-r));
+}
+
+/* The one place replies are queued. */
+static enum MHD_Result queue_reply(http_request_t *req, unsigned status,
+                                   struct MHD_Response *resp) {
+  qos_prepare(req);
+  return MHD_queue_response(req->conn, status, resp);
+}
+
 int http_add_header(http_request_t *req, const char *name, const char *value) {
   if (req->nheaders >= HTTP_MAX_EXTRA_HEADERS) return -ENOSPC;
   char *n = strdup(name), *v = strdup(value);
@@ -569,11 +659,11 @@ enum MHD_Result http_reply_oom(http_request_t *req) {
           req->route ? req->route->path : "(unmatched)");
   if (!server.oom) return MHD_NO;
   req->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
-  return MHD_queue_response(req->conn, MHD_HTTP_INTERNAL_SERVER_ERROR, server.oom);
+  return queue_reply(req, MHD_HTTP_INTERNAL_SERVER_ERROR, server.oom);
 }
 
 enum MHD_Result http_reply_shared(http_request_t *req, unsigned status, struct MHD_Response *resp) {
-  enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
+  enum MHD_Result r = queue_reply(req, status, resp);
   if (r == MHD_YES) req->status = status;
   return r;
 }
@@ -594,7 +684,7 @@ static enum MHD_Result queue_owned(http_request_t *req, unsigned status, struct 
     MHD_destroy_response(resp);
     return http_reply_oom(req);
   }
-  enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
+  enum MHD_Result r = queue_reply(req, status, resp);
   MHD_destroy_response(resp);
   if (r == MHD_YES) req->status = status;
   return r;
@@ -721,7 +811,8 @@ static enum MHD_Result begin_request(http_request_t *req, const char *url) {
   const http_route_t *table = http_routes(&count);
   unsigned allowed;
   req->route = http_route_match(table, count, req->method, url, &allowed, &req->slot);
-  if (req->route && !(req->path = strdup(url))) return http_reply_oom(req);
+  /* Kept for unmatched paths too: a QoS policy may cover their 404. */
+  if (!(req->path = strdup(url))) return http_reply_oom(req);
   if (!req->route) {
     if (!allowed)
       return http_reply_problem(req, MHD_HTTP_NOT_FOUND, "not-found", "Not found",
@@ -1107,6 +1198,7 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)sa};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL};
   if (tls) {
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, server.cert};
