@@ -121,6 +121,21 @@ static void print_banner(const atlas_config_t *atlas, const auth_bootstrap_t *bo
   fflush(stdout);
 }
 
+/* Stops everything in the reverse order of start. Each step is safe when its
+ * module never started, so every failure at start-up ends here too. */
+static void stop_all(secret_key_t *key, store_t *store) {
+  api_published_shutdown(); /* closes the meeting WebSockets while MHD still runs */
+  http_stop();
+  discovery_shutdown();
+  ad_publish_shutdown();
+  outbound_shutdown();
+  auth_shutdown();
+  directory_shutdown();
+  settings_shutdown();
+  secret_key_close(key);
+  store_close(store);
+}
+
 int main(int argc, char **argv) {
   enum { OPT_SETTINGS_REFERENCE = 1000 };
   static const struct option options[] = {
@@ -205,25 +220,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   secret_key_t *key = NULL;
-  if (secret_key_open(atlas.data_dir, &key, err, sizeof err) != 0) {
-    log_err("%s", err);
-    store_close(store);
-    return 1;
-  }
-  if (settings_init(store, key, &atlas, environ, err, sizeof err) != 0) {
-    log_err("%s", err);
-    secret_key_close(key);
-    store_close(store);
-    return 1;
-  }
   auth_bootstrap_t boot = {0};
-  if (auth_init(store, atlas.data_dir, &boot, err, sizeof err) != 0) {
-    log_err("%s", err);
-    settings_shutdown();
-    secret_key_close(key);
-    store_close(store);
-    return 1;
-  }
+  if (secret_key_open(atlas.data_dir, &key, err, sizeof err) != 0 ||
+      settings_init(store, key, &atlas, environ, err, sizeof err) != 0 ||
+      auth_init(store, atlas.data_dir, &boot, err, sizeof err) != 0)
+    goto fail;
   if (boot.created && boot.password)
     log_notice("created the admin account \"%s\"; its password is in %s", AUTH_ADMIN_NAME,
                boot.password_file);
@@ -232,16 +233,7 @@ int main(int argc, char **argv) {
                AUTH_ADMIN_NAME);
   /* The directory follows domain.name (its first generation at first start). */
   bool domain_moved = false;
-  if (domain_change_init(store, &domain_moved, err, sizeof err) != 0) {
-    log_err("%s", err);
-    auth_bootstrap_clear(&boot);
-    auth_shutdown();
-    outbound_shutdown();
-    settings_shutdown();
-    secret_key_close(key);
-    store_close(store);
-    return 1;
-  }
+  if (domain_change_init(store, &domain_moved, err, sizeof err) != 0) goto fail;
   if (domain_moved)
     log_warning("the directory was on another domain than domain.name; it now follows %s, and "
                 "mobile devices registered before must set up their login again",
@@ -268,15 +260,7 @@ int main(int argc, char **argv) {
   /* Issue 6: atlas.xml's path (re-read for {RetentionTime}), the privacy
    * directories and the listen address (the reverse proxy's upstream). */
   if (api_published_init(&atlas) != 0) log_warning("published pages: out of memory at start");
-  if (http_start(&hc, err, sizeof err) != 0) {
-    log_err("%s", err);
-    auth_bootstrap_clear(&boot);
-    auth_shutdown();
-    settings_shutdown();
-    secret_key_close(key);
-    store_close(store);
-    return 1;
-  }
+  if (http_start(&hc, err, sizeof err) != 0) goto fail;
 
   print_banner(&atlas, &boot);
   auth_bootstrap_clear(&boot);
@@ -297,16 +281,13 @@ int main(int argc, char **argv) {
 
   sd_notify(0, "STOPPING=1\nSTATUS=Shutting down");
   http_set_stopping();
-  api_published_shutdown(); /* closes the meeting WebSockets while MHD still runs */
-  http_stop();
-  discovery_shutdown();
-  ad_publish_shutdown();
-  outbound_shutdown();
-  auth_shutdown();
-  directory_shutdown();
-  settings_shutdown();
-  secret_key_close(key);
-  store_close(store);
+  stop_all(key, store);
   log_info("stopped");
   return 0;
+
+fail:
+  log_err("%s", err);
+  auth_bootstrap_clear(&boot);
+  stop_all(key, store);
+  return 1;
 }
