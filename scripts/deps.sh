@@ -11,7 +11,7 @@ build_pkgs=(gcc make meson ninja-build pkg-config libmicrohttpd-dev libgnutls28-
   libidn2-dev libxml2-dev libsystemd-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm sqlite3 curl openssl
   squid nginx-light chromium slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
-  iproute2 tshark)
+  iproute2 procps tshark)
 bench_pkgs=(wrk nginx-light curl)
 
 case "${1:-build}" in

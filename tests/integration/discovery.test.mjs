@@ -302,8 +302,16 @@ describe('broadcast and multicast (network namespaces)', () => {
       skip = `ip netns add is not permitted here (${probe.out.trim()}); loopback unicast tests cover the responder`;
       return;
     }
+    // Duplicate address detection is pointless on a private veth pair and
+    // can leave link-local addresses "tentative" (unusable) for a long time
+    // on a busy machine: switch it off in both namespaces before the pair
+    // exists, so the addresses are usable at once.
+    const noDad = (ns) => ['netns', 'exec', ns, 'sysctl', '-q', '-w',
+      'net.ipv6.conf.default.accept_dad=0', 'net.ipv6.conf.all.accept_dad=0'];
     const steps = [
       ['netns', 'add', ns2],
+      noDad(ns1),
+      noDad(ns2),
       ['link', 'add', `veth${tag}a`, 'netns', ns1, 'type', 'veth', 'peer', 'name', `veth${tag}b`, 'netns', ns2],
       ['-n', ns1, 'addr', 'add', '10.77.0.1/24', 'dev', `veth${tag}a`],
       ['-n', ns2, 'addr', 'add', '10.77.0.2/24', 'dev', `veth${tag}b`],
@@ -317,6 +325,11 @@ describe('broadcast and multicast (network namespaces)', () => {
     for (const s of steps) {
       const r = sh('ip', s);
       if (r.code !== 0) { skip = `cannot set up the namespaces: ip ${s.join(' ')}: ${r.out.trim()}`; return; }
+    }
+    for (let i = 0; i < 50; i++) { // at most 5 s
+      const a = sh('ip', ['-n', ns1, '-6', 'addr']).out + sh('ip', ['-n', ns2, '-6', 'addr']).out;
+      if (a.includes('fe80') && !a.includes('tentative')) break;
+      await sleep(100);
     }
     dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'atrium-netns-'));
     await fsp.mkdir(path.join(dir, 'data'));
