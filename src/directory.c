@@ -29,15 +29,6 @@ static void lower_ascii(char *s) {
   for (; *s; s++) *s = to_lower(*s);
 }
 
-static void now_rfc3339(char out[32]) {
-  struct timespec ts;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-  snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
-}
-
 static int64_t now_seconds(void) { return (int64_t)time(NULL); }
 
 void directory_error_clear(directory_error_t *e) {
@@ -263,6 +254,13 @@ static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
     sqlite3_bind_null(st, i);
 }
 
+/* Runs a statement that returns no rows and finalizes it: 0 or sql_fail(). */
+static int step_done(sqlite3 *db, sqlite3_stmt *st) {
+  int r = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_fail(db);
+  sqlite3_finalize(st);
+  return r;
+}
+
 static int exec_sql(sqlite3 *db, const char *sql) {
   return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : sql_fail(db);
 }
@@ -299,20 +297,28 @@ int directory_domain_current(store_t *store, int64_t *generation, char **name) {
   return r;
 }
 
+/* The current generation and domain name, the name copied into buf. */
+static int domain_current_copy(store_t *store, int64_t *generation, char *buf, size_t len) {
+  char *name = NULL;
+  int r = directory_domain_current(store, generation, &name);
+  if (r < 0) return r;
+  snprintf(buf, len, "%s", name);
+  free(name);
+  return 0;
+}
+
 static int insert_generation(sqlite3 *db, int64_t generation, const char *name, const char *actor) {
   sqlite3_stmt *st;
   int r = prepare(db, "INSERT INTO domains (generation, name, since, actor) VALUES (?1, ?2, ?3, ?4)",
                   &st);
   if (r < 0) return r;
   char now[32];
-  now_rfc3339(now);
+  store_now_rfc3339(now);
   sqlite3_bind_int64(st, 1, generation);
   sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 4, actor, -1, SQLITE_STATIC);
-  if (sqlite3_step(st) != SQLITE_DONE) r = sql_fail(db);
-  sqlite3_finalize(st);
-  return r;
+  return step_done(db, st);
 }
 
 int directory_sync_domain(store_t *store, const char *domain, const char *actor, bool *changed) {
@@ -364,11 +370,8 @@ int directory_domain_count(store_t *store, const char *new_domain, size_t sample
                            directory_domain_counts_t *out) {
   memset(out, 0, sizeof *out);
   sqlite3 *db = store_db(store);
-  char *old = NULL;
-  int r = directory_domain_current(store, &out->generation, &old);
+  int r = domain_current_copy(store, &out->generation, out->old_domain, sizeof out->old_domain);
   if (r < 0) return r;
-  snprintf(out->old_domain, sizeof out->old_domain, "%s", old);
-  free(old);
   if ((r = count_query(db, "SELECT count(*) FROM users", 0, &out->users)) < 0 ||
       (r = count_query(db, "SELECT count(*) FROM devices WHERE generation = ?1", out->generation,
                        &out->mobile_devices)) < 0 ||
@@ -435,26 +438,43 @@ static int resolve_name(const char *ref, const char *domain, char *out, size_t o
   return 0;
 }
 
+/* (locked) The local part of a user reference under the current domain. */
+static int current_local_name(store_t *store, const char *ref, char *out, size_t outlen) {
+  int64_t gen;
+  char *domain = NULL;
+  int r = directory_domain_current(store, &gen, &domain);
+  if (r == 0) r = resolve_name(ref, domain, out, outlen);
+  free(domain);
+  return r;
+}
+
+/* (locked) The user in the one row that `sql` (USER_COLUMNS, ?1 = key) finds; -ENOENT when
+ * none. */
+static int user_by(sqlite3 *db, const char *sql, const char *key, const char *domain,
+                   json_t **user) {
+  sqlite3_stmt *st;
+  int r = prepare(db, sql, &st);
+  if (r < 0) return r;
+  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW)
+    r = (*user = user_doc(st, 0, domain)) ? 0 : -ENOMEM;
+  else
+    r = rc == SQLITE_DONE ? -ENOENT : sql_fail(db);
+  sqlite3_finalize(st);
+  return r;
+}
+
 /* (locked) */
 static int get_user_locked(store_t *store, const char *ref, json_t **user) {
-  sqlite3 *db = store_db(store);
   int64_t gen;
   char *domain = NULL;
   int r = directory_domain_current(store, &gen, &domain);
   if (r < 0) return r;
   char name[DIRECTORY_NAME_MAX + 1];
-  if ((r = resolve_name(ref, domain, name, sizeof name)) == 0) {
-    sqlite3_stmt *st;
-    if ((r = prepare(db, "SELECT " USER_COLUMNS " FROM users WHERE name = ?1", &st)) == 0) {
-      sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-      int rc = sqlite3_step(st);
-      if (rc == SQLITE_ROW)
-        r = (*user = user_doc(st, 0, domain)) ? 0 : -ENOMEM;
-      else
-        r = rc == SQLITE_DONE ? -ENOENT : sql_fail(db);
-      sqlite3_finalize(st);
-    }
-  }
+  if ((r = resolve_name(ref, domain, name, sizeof name)) == 0)
+    r = user_by(store_db(store), "SELECT " USER_COLUMNS " FROM users WHERE name = ?1", name,
+                domain, user);
   free(domain);
   return r;
 }
@@ -470,21 +490,12 @@ int directory_user_get(store_t *store, const char *name, json_t **user) {
 int directory_find_by_windows_account(store_t *store, const char *account, json_t **user) {
   *user = NULL;
   store_lock(store);
-  sqlite3 *db = store_db(store);
   int64_t gen;
   char *domain = NULL;
   int r = directory_domain_current(store, &gen, &domain);
-  sqlite3_stmt *st = NULL;
-  if (r == 0 &&
-      (r = prepare(db, "SELECT " USER_COLUMNS " FROM users WHERE windows_account = ?1", &st)) == 0) {
-    sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-      r = (*user = user_doc(st, 0, domain)) ? 0 : -ENOMEM;
-    else
-      r = rc == SQLITE_DONE ? -ENOENT : sql_fail(db);
-  }
-  sqlite3_finalize(st);
+  if (r == 0)
+    r = user_by(store_db(store), "SELECT " USER_COLUMNS " FROM users WHERE windows_account = ?1",
+                account, domain, user);
   store_unlock(store);
   free(domain);
   return r;
@@ -595,6 +606,19 @@ static void conflict_error(sqlite3 *db, directory_error_t *err, const char *name
               row ? " (or an earlier row has the same name)" : "");
 }
 
+/* Steps the INSERT or UPDATE of a user; a taken name or Windows account becomes a field error
+ * and a detail saying the user was not `what` ("created", "changed"). */
+static int user_write(sqlite3 *db, sqlite3_stmt *st, const user_input_t *u, const char *what,
+                      directory_error_t *err) {
+  if (sqlite3_step(st) == SQLITE_DONE) return 0;
+  int r = sql_fail(db);
+  if (r == -EEXIST) {
+    conflict_error(db, err, u->name, u->windows, 0, 0);
+    set_detail(err, "The user was not %s: the %s is taken.", what, conflict_field(db));
+  }
+  return r;
+}
+
 int directory_user_create(store_t *store, const json_t *in, json_t **user, directory_error_t *err) {
   *user = NULL;
   user_input_t u;
@@ -611,20 +635,14 @@ int directory_user_create(store_t *store, const json_t *in, json_t **user, direc
                    "enabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
                    &st)) == 0) {
     char now[32];
-    now_rfc3339(now);
+    store_now_rfc3339(now);
     sqlite3_bind_text(st, 1, u.name, -1, SQLITE_STATIC);
     bind_text_or_null(st, 2, u.display);
     bind_text_or_null(st, 3, u.windows);
     bind_text_or_null(st, 4, u.password_hash);
     sqlite3_bind_int(st, 5, u.has_enabled ? u.enabled : 1);
     sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-      r = sql_fail(db);
-      if (r == -EEXIST) {
-        conflict_error(db, err, u.name, u.windows, 0, 0);
-        set_detail(err, "The user was not created: the %s is taken.", conflict_field(db));
-      }
-    }
+    r = user_write(db, st, &u, "created", err);
     sqlite3_finalize(st);
   }
   if (r == 0) r = get_user_locked(store, u.name, user);
@@ -644,12 +662,9 @@ int directory_user_update(store_t *store, const char *name, const json_t *patch,
   }
   store_lock(store);
   sqlite3 *db = store_db(store);
-  int64_t gen;
-  char *domain = NULL;
   char local[DIRECTORY_NAME_MAX + 1];
   sqlite3_stmt *st = NULL;
-  if ((r = directory_domain_current(store, &gen, &domain)) < 0) goto out;
-  if ((r = resolve_name(name, domain, local, sizeof local)) < 0) goto out;
+  if ((r = current_local_name(store, name, local, sizeof local)) < 0) goto out;
   /* One statement whatever the fields: each "has" flag picks new or old. */
   if ((r = prepare(db,
                    "UPDATE users SET "
@@ -662,7 +677,7 @@ int directory_user_update(store_t *store, const char *name, const json_t *patch,
                    &st)) < 0)
     goto out;
   char now[32];
-  now_rfc3339(now);
+  store_now_rfc3339(now);
   sqlite3_bind_int(st, 1, u.has_name);
   bind_text_or_null(st, 2, u.name);
   sqlite3_bind_int(st, 3, u.has_display);
@@ -675,14 +690,7 @@ int directory_user_update(store_t *store, const char *name, const json_t *patch,
   sqlite3_bind_int(st, 10, u.enabled);
   sqlite3_bind_text(st, 11, now, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 12, local, -1, SQLITE_STATIC);
-  if (sqlite3_step(st) != SQLITE_DONE) {
-    r = sql_fail(db);
-    if (r == -EEXIST) {
-      conflict_error(db, err, u.name, u.windows, 0, 0);
-      set_detail(err, "The user was not changed: the %s is taken.", conflict_field(db));
-    }
-    goto out;
-  }
+  if ((r = user_write(db, st, &u, "changed", err)) < 0) goto out;
   if (sqlite3_changes(db) == 0) {
     r = -ENOENT;
     goto out;
@@ -691,7 +699,6 @@ int directory_user_update(store_t *store, const char *name, const json_t *patch,
 out:
   sqlite3_finalize(st);
   store_unlock(store);
-  free(domain);
   user_input_clear(&u);
   return r;
 }
@@ -699,12 +706,9 @@ out:
 int directory_user_delete(store_t *store, const char *name) {
   store_lock(store);
   sqlite3 *db = store_db(store);
-  int64_t gen;
-  char *domain = NULL;
   char local[DIRECTORY_NAME_MAX + 1];
   sqlite3_stmt *st = NULL;
-  int r = directory_domain_current(store, &gen, &domain);
-  if (r == 0) r = resolve_name(name, domain, local, sizeof local);
+  int r = current_local_name(store, name, local, sizeof local);
   if (r == 0 && (r = prepare(db, "DELETE FROM users WHERE name = ?1", &st)) == 0) {
     sqlite3_bind_text(st, 1, local, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE)
@@ -714,7 +718,6 @@ int directory_user_delete(store_t *store, const char *name) {
   }
   sqlite3_finalize(st);
   store_unlock(store);
-  free(domain);
   return r;
 }
 
@@ -732,6 +735,18 @@ static char *like_pattern(const char *q) {
   p[o++] = '%';
   p[o] = '\0';
   return p;
+}
+
+/* The list answer {total, offset, limit, <key>: items}; takes items. r < 0 drops them. */
+static int make_page(int r, int64_t total, int64_t offset, int64_t limit, const char *key,
+                     json_t *items, json_t **page) {
+  if (r < 0) {
+    json_decref(items);
+    return r;
+  }
+  *page = json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)total, "offset",
+                    (json_int_t)offset, "limit", (json_int_t)limit, key, items);
+  return *page ? 0 : -ENOMEM;
 }
 
 static int64_t clamp_limit(int64_t limit) {
@@ -804,13 +819,7 @@ out:
   store_unlock(store);
   free(domain);
   free(pattern);
-  if (r < 0) {
-    json_decref(users);
-    return r;
-  }
-  *page = json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)total, "offset",
-                    (json_int_t)offset, "limit", (json_int_t)limit, "users", users);
-  return *page ? 0 : -ENOMEM;
+  return make_page(r, total, offset, limit, "users", users, page);
 }
 
 /* ---- bulk import: parsing ------------------------------------------------------------------ */
@@ -1023,6 +1032,20 @@ static int csv_put(csv_reader_t *c, char ch) {
   return 0;
 }
 
+/* Appends one character of a field, quoted or not: a NUL byte or an over-long field is
+ * malformed (-EINVAL, message in msg). */
+static int csv_field_char(csv_reader_t *c, char ch, size_t *flen, char *msg, size_t msglen) {
+  if (ch == '\0') {
+    snprintf(msg, msglen, "Line %zu contains a NUL byte.", c->line);
+    return -EINVAL;
+  }
+  if (++*flen > CSV_FIELD_MAX) {
+    snprintf(msg, msglen, "A field on line %zu is longer than %d bytes.", c->line, CSV_FIELD_MAX);
+    return -EINVAL;
+  }
+  return csv_put(c, ch);
+}
+
 /* Reads one record. 1: a record (start line in *line); 0: end of input;
  * -EINVAL: malformed (message in msg); -ENOMEM. Blank lines are skipped. */
 static int csv_next(csv_reader_t *c, size_t *line, char *msg, size_t msglen) {
@@ -1057,16 +1080,9 @@ static int csv_next(csv_reader_t *c, size_t *line, char *msg, size_t msglen) {
             }
           } else if (ch == '\n') {
             c->line++;
-          } else if (ch == '\0') {
-            snprintf(msg, msglen, "Line %zu contains a NUL byte.", c->line);
-            return -EINVAL;
           }
-          if (++flen > CSV_FIELD_MAX) {
-            snprintf(msg, msglen, "A field on line %zu is longer than %d bytes.", c->line,
-                     CSV_FIELD_MAX);
-            return -EINVAL;
-          }
-          if (csv_put(c, ch) < 0) return -ENOMEM;
+          int r = csv_field_char(c, ch, &flen, msg, msglen);
+          if (r < 0) return r;
         }
         if (c->p < c->end && *c->p != ',' && *c->p != '\n' && *c->p != '\r') {
           snprintf(msg, msglen, "Line %zu: after a closing quote comes a comma or the end of the "
@@ -1082,16 +1098,8 @@ static int csv_next(csv_reader_t *c, size_t *line, char *msg, size_t msglen) {
                      "quote; put the field in quotes and write the quote as \"\".", c->line);
             return -EINVAL;
           }
-          if (ch == '\0') {
-            snprintf(msg, msglen, "Line %zu contains a NUL byte.", c->line);
-            return -EINVAL;
-          }
-          if (++flen > CSV_FIELD_MAX) {
-            snprintf(msg, msglen, "A field on line %zu is longer than %d bytes.", c->line,
-                     CSV_FIELD_MAX);
-            return -EINVAL;
-          }
-          if (csv_put(c, ch) < 0) return -ENOMEM;
+          int r = csv_field_char(c, ch, &flen, msg, msglen);
+          if (r < 0) return r;
         }
       }
       if (csv_put(c, '\0') < 0) return -ENOMEM;
@@ -1307,7 +1315,7 @@ int directory_import_apply(store_t *store, directory_batch_t *b, int64_t *import
   };
   if ((r = prepare(db, sql[b->kind], &st)) < 0) goto out;
   char now[32];
-  now_rfc3339(now);
+  store_now_rfc3339(now);
   for (size_t i = 0; i < b->count; i++) {
     import_row_t *row = &b->rows[i];
     size_t rowno = i + 1;
@@ -1449,14 +1457,8 @@ out:
   end_txn(db);
   store_unlock(store);
   free(domain);
-  if (r < 0) {
-    json_decref(items);
-    return r;
-  }
-  *page = json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)total, "offset",
-                    (json_int_t)offset, "limit", (json_int_t)limit,
-                    subscriptions ? "subscriptions" : "contacts", items);
-  return *page ? 0 : -ENOMEM;
+  return make_page(r, total, offset, limit, subscriptions ? "subscriptions" : "contacts", items,
+                   page);
 }
 
 int directory_subscription_list(store_t *store, const char *user, const char *state,
@@ -1561,11 +1563,8 @@ typedef struct login_lookup {
 /* (locked) Finds the user a login name means. -ENOENT when none. */
 static int login_lookup(store_t *store, const char *login, login_lookup_t *out) {
   sqlite3 *db = store_db(store);
-  char *cur = NULL;
-  int r = directory_domain_current(store, &out->generation, &cur);
+  int r = domain_current_copy(store, &out->generation, out->domain, sizeof out->domain);
   if (r < 0) return r;
-  snprintf(out->domain, sizeof out->domain, "%s", cur);
-  free(cur);
   const char *at = strrchr(login, '@');
   size_t n = at ? (size_t)(at - login) : strlen(login);
   if (n == 0 || n > DIRECTORY_NAME_MAX) return -ENOENT;
@@ -1617,7 +1616,7 @@ static int issue_token(store_t *store, const login_lookup_t *who, const device_i
   sqlite3 *db = store_db(store);
   sqlite3_stmt *st = NULL;
   char now[32];
-  now_rfc3339(now);
+  store_now_rfc3339(now);
   int64_t t = now_seconds();
   int r = 0;
   char hash[65];
@@ -1639,26 +1638,20 @@ static int issue_token(store_t *store, const login_lookup_t *who, const device_i
     sqlite3_bind_text(st, 5, login_used, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 6, who->generation);
     sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) r = sql_fail(db);
-    sqlite3_finalize(st);
-    if (r < 0) return r;
+    if ((r = step_done(db, st)) < 0) return r;
     /* One device, one live token: a new login replaces the last one. */
     if ((r = prepare(db, "DELETE FROM client_tokens WHERE user_id = ?1 AND device_id = ?2", &st)) <
         0)
       return r;
     sqlite3_bind_int64(st, 1, who->user_id);
     sqlite3_bind_text(st, 2, dev->id, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) r = sql_fail(db);
-    sqlite3_finalize(st);
-    if (r < 0) return r;
+    if ((r = step_done(db, st)) < 0) return r;
   }
   if ((r = prepare(db, "DELETE FROM client_tokens WHERE user_id = ?1 AND expires <= ?2", &st)) < 0)
     return r;
   sqlite3_bind_int64(st, 1, who->user_id);
   sqlite3_bind_int64(st, 2, t);
-  if (sqlite3_step(st) != SQLITE_DONE) r = sql_fail(db);
-  sqlite3_finalize(st);
-  if (r < 0) return r;
+  if ((r = step_done(db, st)) < 0) return r;
   if ((r = prepare(db,
                    "INSERT INTO client_tokens (token_hash, user_id, device_id, generation, created, "
                    "expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1671,8 +1664,19 @@ static int issue_token(store_t *store, const login_lookup_t *who, const device_i
   sqlite3_bind_int64(st, 4, who->generation);
   sqlite3_bind_int64(st, 5, t);
   sqlite3_bind_int64(st, 6, out->expires);
-  if (sqlite3_step(st) != SQLITE_DONE) r = sql_fail(db);
-  sqlite3_finalize(st);
+  return step_done(db, st);
+}
+
+/* (locked, in a transaction) Commits a login or rolls it back, unlocks the store, and drops
+ * the token of a login that failed. */
+static int login_finish(store_t *store, int r, directory_login_t *out) {
+  if (r == 0) r = store_commit(store);
+  if (r < 0) store_rollback(store);
+  store_unlock(store);
+  if (r < 0) {
+    free(out->token);
+    out->token = NULL;
+  }
   return r;
 }
 
@@ -1708,16 +1712,10 @@ int directory_login(store_t *store, const char *login, const char *password, con
   /* The domain changed while the password was checked: the name is stale. */
   if (r == 0 && gen != who.generation) r = -EAGAIN;
   if (r == 0) r = issue_token(store, &who, &dev, login, out);
-  if (r == 0) r = store_commit(store);
-  if (r < 0) store_rollback(store);
-  store_unlock(store);
-  if (r < 0) {
-    free(out->token);
-    out->token = NULL;
-    if (r == -EAGAIN) {
-      set_detail(err, "The server's domain changed just now; log in again.");
-      return -EACCES;
-    }
+  r = login_finish(store, r, out);
+  if (r == -EAGAIN) {
+    set_detail(err, "The server's domain changed just now; log in again.");
+    return -EACCES;
   }
   return r;
 }
@@ -1741,14 +1739,7 @@ int directory_login_windows(store_t *store, const char *name, directory_login_t 
     snprintf(out->login, sizeof out->login, "%s@%s", who.local, who.domain);
     r = issue_token(store, &who, &none, out->login, out);
   }
-  if (r == 0) r = store_commit(store);
-  if (r < 0) store_rollback(store);
-  store_unlock(store);
-  if (r < 0) {
-    free(out->token);
-    out->token = NULL;
-  }
-  return r;
+  return login_finish(store, r, out);
 }
 
 int directory_token_user(store_t *store, const char *token, json_t **user, directory_error_t *err) {

@@ -103,6 +103,31 @@ typedef struct proxy_values {
       *bypass;
 } proxy_values_t;
 
+/* Looks up one proxy.* value in a source: a plain JSON object or a settings snapshot. */
+typedef const json_t *(*value_lookup_t)(const void *src, const char *key);
+
+static const json_t *object_lookup(const void *src, const char *key) {
+  return json_object_get(src, key);
+}
+
+static const json_t *snapshot_lookup(const void *src, const char *key) {
+  return settings_value(src, key);
+}
+
+/* One list of the proxy.* keys for every source, so that they cannot drift apart. */
+static void proxy_values_load(proxy_values_t *v, value_lookup_t lookup, const void *src) {
+  *v = (proxy_values_t){
+      .enabled = lookup(src, "proxy.enabled"),
+      .host = lookup(src, "proxy.host"),
+      .port = lookup(src, "proxy.port"),
+      .auth_required = lookup(src, "proxy.auth_required"),
+      .auth_method = lookup(src, "proxy.auth_method"),
+      .username = lookup(src, "proxy.username"),
+      .password = lookup(src, "proxy.password"),
+      .bypass = lookup(src, "proxy.bypass"),
+  };
+}
+
 /* The catalogue default of a key, for values a caller left out. New reference. */
 static json_t *default_of(const char *key) {
   int i = catalogue_find(key);
@@ -162,16 +187,8 @@ int outbound_proxy_from_values(const json_t *values, outbound_proxy_t *out) {
   if (!out) return -EINVAL;
   memset(out, 0, sizeof *out);
   if (values && !json_is_object(values)) return -EINVAL;
-  proxy_values_t v = {
-      .enabled = json_object_get(values, "proxy.enabled"),
-      .host = json_object_get(values, "proxy.host"),
-      .port = json_object_get(values, "proxy.port"),
-      .auth_required = json_object_get(values, "proxy.auth_required"),
-      .auth_method = json_object_get(values, "proxy.auth_method"),
-      .username = json_object_get(values, "proxy.username"),
-      .password = json_object_get(values, "proxy.password"),
-      .bypass = json_object_get(values, "proxy.bypass"),
-  };
+  proxy_values_t v;
+  proxy_values_load(&v, object_lookup, values);
   return fill_proxy(&v, true, out);
 }
 
@@ -183,16 +200,8 @@ int outbound_proxy_from_settings(const settings_snapshot_t *snap, outbound_purpo
   /* Push goes through the proxy only when the admin asked for it (the
    * "Use proxy settings for sending push notifications" checkbox). */
   bool allowed = purpose != OUTBOUND_PUSH || settings_bool(snap, "mobile.push_use_proxy");
-  proxy_values_t v = {
-      .enabled = settings_value(snap, "proxy.enabled"),
-      .host = settings_value(snap, "proxy.host"),
-      .port = settings_value(snap, "proxy.port"),
-      .auth_required = settings_value(snap, "proxy.auth_required"),
-      .auth_method = settings_value(snap, "proxy.auth_method"),
-      .username = settings_value(snap, "proxy.username"),
-      .password = settings_value(snap, "proxy.password"),
-      .bypass = settings_value(snap, "proxy.bypass"),
-  };
+  proxy_values_t v;
+  proxy_values_load(&v, snapshot_lookup, snap);
   return fill_proxy(&v, allowed, out);
 }
 

@@ -200,8 +200,7 @@ uint64_t store_error_count(store_t *s) {
 
 /* ---- small helpers ------------------------------------------------------------ */
 
-/* RFC 3339, UTC, milliseconds: sorts as text in time order. */
-static void now_rfc3339(char out[32]) {
+void store_now_rfc3339(char out[32]) {
   struct timespec ts;
   struct tm tm;
   clock_gettime(CLOCK_REALTIME, &ts);
@@ -566,7 +565,7 @@ int store_settings_put(store_t *s, const char *key, const char *value_json) {
     return -EINVAL;
   json_decref(check);
   char now[32];
-  now_rfc3339(now);
+  store_now_rfc3339(now);
   const char *p[] = {key, value_json, now};
   return run_texts(s,
                    "INSERT INTO settings (key, value, updated_at) VALUES (?1, ?2, ?3) "
@@ -607,7 +606,7 @@ int store_meta_put(store_t *s, const char *name, const char *value) {
 int store_audit_add(store_t *s, const char *actor, const char *key, const char *old_text,
                     const char *new_text) {
   char now[32];
-  now_rfc3339(now);
+  store_now_rfc3339(now);
   const char *p[] = {now, actor, key, old_text, new_text};
   return run_texts(s, "INSERT INTO audit (time, actor, key, old, new) VALUES (?1, ?2, ?3, ?4, ?5)",
                    5, p);
@@ -688,7 +687,7 @@ int store_admin_count(store_t *s, int64_t *count) {
 
 int store_admin_create(store_t *s, const char *name, const char *password_hash) {
   char now[32];
-  now_rfc3339(now);
+  store_now_rfc3339(now);
   const char *p[] = {name, password_hash, now};
   return run_texts(s, "INSERT INTO admins (name, password_hash, created_at) VALUES (?1, ?2, ?3)",
                    3, p);

@@ -42,6 +42,10 @@ int store_schema_version(store_t *s);
 /* The schema version this code migrates to (the number of migration steps). */
 int store_code_schema_version(void);
 
+/* The time stamps every table uses: RFC 3339, UTC, milliseconds
+ * ("2026-11-26T14:05:19.123Z"), so that they sort as text in time order. */
+void store_now_rfc3339(char out[32]);
+
 /* Runs PRAGMA integrity_check; 0 when "ok". */
 int store_integrity_check(store_t *s);
 

@@ -125,6 +125,19 @@ static void sb_free(strbuf_t *sb) {
   sb->p = NULL;
 }
 
+/* Ends a build that returned r: on success the string goes to *out (fail_oom() if the buffer
+ * ran out of memory), else it is freed. */
+static int sb_take(strbuf_t *sb, int r, char **out, validate_error_t *err) {
+  if (r == 0 && sb->oom)
+    r = fail_oom(err);
+  if (r == 0) {
+    *out = sb->p;
+    sb->p = NULL;
+  }
+  sb_free(sb);
+  return r;
+}
+
 /* ---- addresses ----------------------------------------------------------- */
 
 /* Brackets are accepted around IPv6 only, as written in URLs. */
@@ -595,17 +608,36 @@ static int url_tail(strbuf_t *sb, const UriUriA *uri, const validate_url_rule_t 
   return r;
 }
 
+/* The start of both URL checks: present and at most VALIDATE_URL_MAX bytes (*len). */
+static int url_size(const char *in, const char *empty, size_t *len, validate_error_t *err) {
+  if (!in || !*in)
+    return validate_fail(err, "%s", empty);
+  *len = strnlen(in, VALIDATE_URL_MAX + 1);
+  if (*len > VALIDATE_URL_MAX)
+    return validate_fail(err, "Is longer than %d characters; use a shorter URL.",
+                         VALIDATE_URL_MAX);
+  return 0;
+}
+
+/* The first characters both URL checks refuse, with the same words. */
+static int url_space_or_control(unsigned char c, validate_error_t *err) {
+  if (c == ' ')
+    return validate_fail(err, "Contains a space; encode it as %%20 or remove it.");
+  if (is_control(c))
+    return validate_fail(err, "Contains a control character (such as a tab or line break); "
+                              "remove it.");
+  return 0;
+}
+
 /* Checks the characters uriparser would otherwise report only as a syntax
  * error at some position, so the user learns what is wrong. */
 static int url_chars(const char *in, size_t len, bool *ascii, validate_error_t *err) {
   *ascii = true;
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)in[i];
-    if (c == ' ')
-      return validate_fail(err, "Contains a space; encode it as %%20 or remove it.");
-    if (is_control(c))
-      return validate_fail(err, "Contains a control character (such as a tab or line break); "
-                                "remove it.");
+    int r = url_space_or_control(c, err);
+    if (r < 0)
+      return r;
     if (c == '\\')
       return validate_fail(err, "Contains a backslash; URLs use \"/\" as separator.");
     *ascii = *ascii && c < 0x80;
@@ -644,6 +676,20 @@ static size_t decoded_pos(const bool *mark, size_t enc_pos) {
   for (size_t i = 0; i < enc_pos; pos++)
     i += mark && mark[i] ? 3 : 1;
   return pos;
+}
+
+/* Parses text (in, or in as encode_non_ascii() wrote it with mark) into uri; a syntax error
+ * is reported at its position in in. */
+static int uri_parse(UriUriA *uri, const char *text, size_t text_len, const bool *mark,
+                     const char *in, size_t len, validate_error_t *err) {
+  const char *errpos = NULL;
+  int rc = uriParseSingleUriExA(uri, text, text + text_len, &errpos);
+  if (rc == URI_ERROR_MALLOC)
+    return fail_oom(err);
+  if (rc != URI_SUCCESS)
+    return url_syntax_fail(in, len, errpos ? decoded_pos(mark, (size_t)(errpos - text)) : len,
+                           err);
+  return 0;
 }
 
 static int url_build(strbuf_t *sb, const UriUriA *uri, const validate_url_rule_t *rule,
@@ -692,15 +738,12 @@ static int url_build(strbuf_t *sb, const UriUriA *uri, const validate_url_rule_t
 
 int validate_url(const char *in, const validate_url_rule_t *rule, char **out,
                  validate_error_t *err) {
-  if (!in || !*in)
-    return validate_fail(err, "Is empty; enter a URL such as https://host.example.com/.");
-  size_t len = strnlen(in, VALIDATE_URL_MAX + 1);
-  if (len > VALIDATE_URL_MAX)
-    return validate_fail(err, "Is longer than %d characters; use a shorter URL.",
-                         VALIDATE_URL_MAX);
-  bool ascii;
-  int r = url_chars(in, len, &ascii, err);
+  size_t len;
+  int r = url_size(in, "Is empty; enter a URL such as https://host.example.com/.", &len, err);
   if (r < 0)
+    return r;
+  bool ascii;
+  if ((r = url_chars(in, len, &ascii, err)) < 0)
     return r;
 
   bool *mark = NULL;
@@ -708,26 +751,14 @@ int validate_url(const char *in, const validate_url_rule_t *rule, char **out,
   if (!enc)
     return fail_oom(err);
   UriUriA uri;
-  const char *errpos = NULL;
-  int rc = uriParseSingleUriExA(&uri, enc, enc + strlen(enc), &errpos);
-  if (rc == URI_ERROR_MALLOC) {
-    r = fail_oom(err);
-  } else if (rc != URI_SUCCESS) {
-    size_t pos = errpos ? decoded_pos(mark, (size_t)(errpos - enc)) : len;
-    r = url_syntax_fail(in, len, pos, err);
-  } else {
+  r = uri_parse(&uri, enc, strlen(enc), mark, in, len, err);
+  if (r == 0) {
     strbuf_t sb = {0};
     r = url_build(&sb, &uri, rule, mark, enc, err);
-    if (r == 0 && sb.oom)
-      r = fail_oom(err);
-    if (r == 0 && sb.len > VALIDATE_URL_MAX)
+    if (r == 0 && !sb.oom && sb.len > VALIDATE_URL_MAX)
       r = validate_fail(err, "Is longer than %d characters once normalised; use a shorter URL.",
                         VALIDATE_URL_MAX);
-    if (r == 0) {
-      *out = sb.p;
-      sb.p = NULL;
-    }
-    sb_free(&sb);
+    r = sb_take(&sb, r, out, err);
     uriFreeUriMembersA(&uri);
   }
   free(enc);
@@ -746,11 +777,9 @@ static bool rfc1738_char(int c) {
 static int qos_chars(const char *in, size_t len, validate_error_t *err) {
   for (size_t i = 0; i < len; i++) {
     unsigned char c = (unsigned char)in[i];
-    if (c == ' ')
-      return validate_fail(err, "Contains a space; encode it as %%20 or remove it.");
-    if (is_control(c))
-      return validate_fail(err, "Contains a control character (such as a tab or line break); "
-                                "remove it.");
+    int r = url_space_or_control(c, err);
+    if (r < 0)
+      return r;
     if (c >= 0x80)
       return validate_fail(err, "Contains a non-ASCII character, which RFC 1738 does not allow; "
                                 "percent-encode it as UTF-8 (for example %%C3%%A4).");
@@ -855,15 +884,12 @@ static int qos_build(strbuf_t *sb, const UriUriA *uri, const char *in, const cha
 }
 
 int validate_qos_url(const char *in, char **out, validate_error_t *err) {
-  if (!in || !*in)
-    return validate_fail(err, "Is empty; enter the URL of the application, such as "
-                              "https://meet.example.com/webmeeting/.");
-  size_t len = strnlen(in, VALIDATE_URL_MAX + 1);
-  if (len > VALIDATE_URL_MAX)
-    return validate_fail(err, "Is longer than %d characters; use a shorter URL.",
-                         VALIDATE_URL_MAX);
-  int r = qos_chars(in, len, err);
+  size_t len;
+  int r = url_size(in, "Is empty; enter the URL of the application, such as "
+                       "https://meet.example.com/webmeeting/.", &len, err);
   if (r < 0)
+    return r;
+  if ((r = qos_chars(in, len, err)) < 0)
     return r;
   char *copy = strdup(in);
   if (!copy)
@@ -872,22 +898,11 @@ int validate_qos_url(const char *in, char **out, validate_error_t *err) {
     if (*p == '*')
       *p = '0';
   UriUriA uri;
-  const char *errpos = NULL;
-  int rc = uriParseSingleUriExA(&uri, copy, copy + len, &errpos);
-  if (rc == URI_ERROR_MALLOC) {
-    r = fail_oom(err);
-  } else if (rc != URI_SUCCESS) {
-    r = url_syntax_fail(in, len, errpos ? (size_t)(errpos - copy) : len, err);
-  } else {
+  r = uri_parse(&uri, copy, len, NULL, in, len, err);
+  if (r == 0) {
     strbuf_t sb = {0};
     r = qos_build(&sb, &uri, in, copy, err);
-    if (r == 0 && sb.oom)
-      r = fail_oom(err);
-    if (r == 0) {
-      *out = sb.p;
-      sb.p = NULL;
-    }
-    sb_free(&sb);
+    r = sb_take(&sb, r, out, err);
     uriFreeUriMembersA(&uri);
   }
   free(copy);

@@ -115,6 +115,15 @@ int ctl_parse_count(const char *text, long long max, long long *out) {
   return 0;
 }
 
+/* Connects with the session (required) and GETs path: the exit code and, on CTL_EXIT_OK,
+ * what ctl_call() gives in *resp (if not NULL) and *doc. */
+static int get_document(ctl_ctx_t *ctx, const char *path, ctl_response_t *resp, json_t **doc) {
+  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
+  if (code != CTL_EXIT_OK)
+    return code;
+  return ctl_call(ctx, "GET", path, NULL, 0, NULL, resp, doc);
+}
+
 /* ---- login, logout -------------------------------------------------------- */
 
 static void strip_slashes(char *s) {
@@ -308,12 +317,9 @@ static int cmd_get(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **ar
     return ctl_usage(cmd, "give at most one KEY or SECTION");
   const char *what = optind < argc ? argv[optind] : NULL;
 
-  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
-  if (code != CTL_EXIT_OK)
-    return code;
   ctl_response_t resp;
   json_t *doc;
-  code = ctl_call(ctx, "GET", "/api/v1/settings", NULL, 0, NULL, &resp, &doc);
+  int code = get_document(ctx, "/api/v1/settings", &resp, &doc);
   if (code != CTL_EXIT_OK)
     return code;
 
@@ -382,11 +388,8 @@ int ctl_settings_body(ctl_ctx_t *ctx, const ctl_command_t *cmd, int count, char 
   for (int i = 0; i < count; i++)
     if (!strchr(pairs[i], '=') || pairs[i][0] == '=')
       return ctl_usage(cmd, "'%s' is not KEY=VALUE", pairs[i]);
-  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
-  if (code != CTL_EXIT_OK)
-    return code;
   json_t *schema;
-  code = ctl_call(ctx, "GET", "/api/v1/settings/schema", NULL, 0, NULL, NULL, &schema);
+  int code = get_document(ctx, "/api/v1/settings/schema", NULL, &schema);
   if (code != CTL_EXIT_OK)
     return code;
   char err[512];
@@ -522,12 +525,9 @@ static int cmd_export(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char *
   }
   if (optind < argc)
     return ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
-  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
-  if (code != CTL_EXIT_OK)
-    return code;
   ctl_response_t resp;
   json_t *doc;
-  code = ctl_call(ctx, "GET", "/api/v1/settings/export", NULL, 0, NULL, &resp, &doc);
+  int code = get_document(ctx, "/api/v1/settings/export", &resp, &doc);
   if (code != CTL_EXIT_OK)
     return code;
   if (!output || strcmp(output, "-") == 0) {
@@ -629,12 +629,9 @@ static int cmd_audit(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
   if (offset >= 0)
     snprintf(path + n, sizeof(path) - (size_t)n, "%soffset=%lld", sep, offset);
 
-  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
-  if (code != CTL_EXIT_OK)
-    return code;
   ctl_response_t resp;
   json_t *doc;
-  code = ctl_call(ctx, "GET", path, NULL, 0, NULL, &resp, &doc);
+  int code = get_document(ctx, path, &resp, &doc);
   if (code != CTL_EXIT_OK)
     return code;
   if (ctx->json)
@@ -665,12 +662,9 @@ static int cmd_schema(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char *
   if (argc - optind > 1)
     return ctl_usage(cmd, "give at most one KEY or SECTION");
   const char *what = optind < argc ? argv[optind] : NULL;
-  int code = ctl_connect(ctx, CTL_AUTH_REQUIRED);
-  if (code != CTL_EXIT_OK)
-    return code;
   ctl_response_t resp;
   json_t *doc;
-  code = ctl_call(ctx, "GET", "/api/v1/settings/schema", NULL, 0, NULL, &resp, &doc);
+  int code = get_document(ctx, "/api/v1/settings/schema", &resp, &doc);
   if (code != CTL_EXIT_OK)
     return code;
   if (what && !schema_has(doc, what)) {
