@@ -13,12 +13,8 @@
 #              BENCH_CONNECTIONS (32), BENCH_THREADS (4).
 # Prints the figures; docs/benchmarks.md ("Domain change") records them.
 set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
-here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
-build="${1:-build}"
-case "$build" in /*) ;; *) build="$repo/$build" ;; esac
-atriumd="$build/atriumd"
 users="${BENCH_USERS:-1000000}"
 chunk="${BENCH_CHUNK:-200000}"
 mobile="${BENCH_MOBILE:-20}"
@@ -27,42 +23,17 @@ conns="${BENCH_CONNECTIONS:-32}"
 wthreads="${BENCH_THREADS:-4}"
 password="bench-password-1"
 
-die() { echo "bench: $*" >&2; exit 1; }
-[ -x "$atriumd" ] || die "no atriumd at $atriumd (run make build)"
-for c in wrk curl awk python3; do command -v "$c" >/dev/null || die "$c is missing (scripts/deps.sh bench)"; done
+bench_setup "${1:-build}" atrium-bench-dc wrk curl awk python3
 
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/atrium-bench-dc.XXXXXX")"
-pid=""
-cleanup() {
-  set +e
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
-    kill -TERM "$pid"
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null
-  fi
-  wait 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')"
+port="$(free_port)"
 url="http://127.0.0.1:$port"
 mkdir -p "$tmp/data"
 cat >"$tmp/atlas.xml" <<EOF
 <?xml version="1.0"?><Atlas><Listen address="127.0.0.1" port="$port"/>
 <DataDirectory>$tmp/data</DataDirectory><Domain>old.example</Domain></Atlas>
 EOF
-ATRIUM_ADMIN_PASSWORD=bench-admin-pass ATRIUM_LOG_LEVEL=warning "$atriumd" -c "$tmp/atlas.xml" \
-  >"$tmp/atriumd.log" 2>&1 &
-pid=$!
-for _ in $(seq 1 100); do
-  curl -fs "$url/healthz" >/dev/null 2>&1 && break
-  kill -0 "$pid" 2>/dev/null || die "atriumd exited: $(cat "$tmp/atriumd.log")"
-  sleep 0.1
-done
-token="$(curl -fs -H 'Content-Type: application/json' -d '{"user":"admin","password":"bench-admin-pass"}' \
-  "$url/api/v1/session" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')"
+bench_start_atriumd "$url" ATRIUM_ADMIN_PASSWORD=bench-admin-pass ATRIUM_LOG_LEVEL=warning
+token="$(bench_login "$url" bench-admin-pass)"
 auth=(-H "Authorization: Bearer $token")
 
 ms() { python3 -c "print(round($1 * 1000, 1))"; }

@@ -8,60 +8,16 @@
 #              BENCH_THREADS (2), BENCH_WARMUP (2s), BENCH_NO_RECORD=1 to
 #              print the result without appending it to docs/benchmarks.md.
 set -euo pipefail
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 
-here="$(cd "$(dirname "$0")" && pwd)"
-repo="$(cd "$here/.." && pwd)"
-build="${1:-build}"
-case "$build" in /*) ;; *) build="$repo/$build" ;; esac
-atriumd="$build/atriumd"
 duration="${BENCH_DURATION:-10s}"
 conns="${BENCH_CONNECTIONS:-32}"
 wthreads="${BENCH_THREADS:-2}"
 warmup="${BENCH_WARMUP:-2s}"
 results="$repo/docs/benchmarks.md"
 
-die() { echo "bench: $*" >&2; exit 1; }
-[ -x "$atriumd" ] || die "no atriumd at $atriumd (run make build)"
-for c in wrk nginx curl; do command -v "$c" >/dev/null || die "$c is missing (scripts/deps.sh bench)"; done
+bench_setup "${1:-build}" atrium-bench wrk nginx curl
 nginx_bin="$(command -v nginx)"
-
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/atrium-bench.XXXXXX")"
-atrium_pid=""
-nginx_pid=""
-cleanup() {
-  set +e
-  for pid in $atrium_pid $nginx_pid; do
-    if kill -0 "$pid" 2>/dev/null; then
-      kill -TERM "$pid" 2>/dev/null
-      for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-      kill -KILL "$pid" 2>/dev/null
-    fi
-  done
-  wait 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# A free loopback port: bind to port 0 and read what the kernel gave.
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()' 2>/dev/null && return
-  # Fallback without Python: probe random high ports for a listener.
-  for _ in $(seq 1 50); do
-    local p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then echo "$p"; return; fi
-  done
-  die "no free port found"
-}
-
-# Waits until URL answers 200, at most 10 s.
-wait_200() {
-  for _ in $(seq 1 200); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$1" || true)" = 200 ] && return 0
-    sleep 0.05
-  done
-  return 1
-}
 
 # ---- atriumd ---------------------------------------------------------------
 a_port="$(free_port)"
@@ -76,15 +32,9 @@ cat >"$tmp/atlas.xml" <<EOF
 </Atlas>
 EOF
 admin_pass="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-ATRIUM_ADMIN_PASSWORD="$admin_pass" "$atriumd" -c "$tmp/atlas.xml" >"$tmp/atriumd.log" 2>&1 &
-atrium_pid=$!
 a_url="http://127.0.0.1:$a_port"
-wait_200 "$a_url/healthz" || { cat "$tmp/atriumd.log" >&2; die "atriumd did not start"; }
-
-login="$(curl -sS --max-time 10 -H 'content-type: application/json' \
-  --data "{\"user\":\"admin\",\"password\":\"$admin_pass\"}" "$a_url/api/v1/session")"
-token="$(printf '%s' "$login" | sed -n 's/.*"token" *: *"\([^"]*\)".*/\1/p')"
-[ -n "$token" ] || die "login failed: $login"
+bench_start_atriumd "$a_url" ATRIUM_ADMIN_PASSWORD="$admin_pass"
+token="$(bench_login "$a_url" "$admin_pass")"
 auth="Authorization: Bearer $token"
 
 mkdir -p "$tmp/www/api/v1"
@@ -132,7 +82,7 @@ http {
 }
 EOF
 "$nginx_bin" -p "$tmp/nginx" -c "$tmp/nginx/nginx.conf" -g 'daemon off;' 2>"$tmp/nginx/stderr.log" &
-nginx_pid=$!
+bench_pids+=("$!")
 n_url="http://127.0.0.1:$n_port"
 wait_200 "$n_url/api/v1/settings" || { cat "$tmp/nginx/stderr.log" "$tmp/nginx/error.log" >&2 2>/dev/null; die "nginx did not start"; }
 

@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "atlas.h"
+#include "fixture_dir.h"
 
 #define BASE "/etc/atrium"
 
@@ -304,10 +305,7 @@ static char tmpdir[1024]; /* short, so that paths built on it fit */
 
 static int setup_dir(void **state) {
   (void)state;
-  const char *base = getenv("ATRIUM_TEST_TMPDIR");
-  if (!base || !*base) base = "/tmp";
-  snprintf(tmpdir, sizeof tmpdir, "%s/atlas-XXXXXX", base);
-  if (!mkdtemp(tmpdir)) return -1;
+  if (fixture_mkdtemp(tmpdir, sizeof tmpdir, "atlas") < 0) return -1;
   /* Compare against the real path: /tmp may be a symlink. */
   char real[PATH_MAX];
   if (!realpath(tmpdir, real)) return -1;
@@ -318,9 +316,7 @@ static int setup_dir(void **state) {
 
 static int teardown_dir(void **state) {
   (void)state;
-  char cmd[PATH_MAX + 16];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  return system(cmd) == 0 ? 0 : -1;
+  return fixture_rmtree(tmpdir);
 }
 
 static void write_file(const char *path, const char *text) {

@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "auth.h"
+#include "fixture_dir.h"
 #include "secret.h"
 #include "store.h"
 
@@ -46,10 +47,7 @@ static void start_auth(fixture_t *f) {
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof *f);
   if (!f) return -1;
-  const char *base = getenv("ATRIUM_TEST_TMPDIR");
-  if (!base || !*base) base = "/tmp";
-  snprintf(f->dir, sizeof f->dir, "%s/auth-XXXXXX", base);
-  if (!mkdtemp(f->dir)) return -1;
+  if (fixture_mkdtemp(f->dir, sizeof f->dir, "auth") < 0) return -1;
   open_store(f);
   unsetenv("ATRIUM_ADMIN_PASSWORD");
   *state = f;
@@ -61,9 +59,7 @@ static int teardown(void **state) {
   auth_shutdown();
   auth_bootstrap_clear(&f->boot);
   store_close(f->store);
-  char cmd[1100];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-  int r = system(cmd);
+  int r = fixture_rmtree(f->dir);
   unsetenv("ATRIUM_ADMIN_PASSWORD");
   free(f);
   return r == 0 ? 0 : -1;

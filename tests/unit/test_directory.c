@@ -16,48 +16,20 @@
 
 #include "directory.h"
 #include "domain_change.h"
+#include "fixture.h"
 #include "settings.h"
 
-typedef struct fixture {
-  char dir[256];
-  store_t *store;
-  secret_key_t *key;
-  atlas_config_t atlas;
-} fixture_t;
-
-static char *no_env[] = {NULL};
-
 static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  const char *base = getenv("ATRIUM_TEST_TMPDIR");
-  snprintf(f->dir, sizeof f->dir, "%s/directory-XXXXXX", base ? base : "/tmp");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->atlas.listen_address, sizeof f->atlas.listen_address, "127.0.0.1");
-  f->atlas.listen_port = 8080;
-  snprintf(f->atlas.domain, sizeof f->atlas.domain, "old.example");
-  f->atlas.im_delete_after_days = f->atlas.journal_delete_after_days = -1;
+  fixture_t *f = fixture_new("directory", "old.example");
+  if (!f) return -1;
   char err[512];
   bool changed;
-  if (store_open(f->dir, &f->store, err, sizeof err) < 0 ||
-      secret_key_open(f->dir, &f->key, err, sizeof err) < 0 ||
-      settings_init(f->store, f->key, &f->atlas, no_env, err, sizeof err) < 0 ||
-      domain_change_init(f->store, &changed, err, sizeof err) < 0) {
+  if (domain_change_init(f->store, &changed, err, sizeof err) < 0) {
     fprintf(stderr, "setup: %s\n", err);
+    fixture_remove(f);
     return -1;
   }
   *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  settings_shutdown();
-  secret_key_close(f->key);
-  store_close(f->store);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-  if (system(cmd) != 0) return -1;
-  free(f);
   return 0;
 }
 
@@ -472,7 +444,7 @@ static void test_login_and_domain_change(void **state) {
 }
 
 int main(void) {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, fixture_teardown)
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_names),
       cmocka_unit_test(test_windows_accounts),

@@ -22,6 +22,7 @@
 
 #include <curl/curl.h>
 
+#include "fixture.h"
 #include "outbound.h"
 #include "proxy_test.h"
 #include "settings.h"
@@ -335,47 +336,6 @@ static void test_explain_table(void **state) {
 }
 
 /* ---- the values of a test, against a real settings store ------------------------------------ */
-
-typedef struct fixture {
-  char dir[256];
-  store_t *store;
-  secret_key_t *key;
-  atlas_config_t atlas;
-} fixture_t;
-
-static int settings_setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  if (!f) return -1;
-  const char *base = getenv("ATRIUM_TEST_TMPDIR");
-  snprintf(f->dir, sizeof f->dir, "%s/outbound-XXXXXX", base ? base : "/tmp");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->atlas.listen_address, sizeof f->atlas.listen_address, "127.0.0.1");
-  f->atlas.listen_port = 8080;
-  snprintf(f->atlas.domain, sizeof f->atlas.domain, "example.com");
-  f->atlas.im_delete_after_days = f->atlas.journal_delete_after_days = -1;
-  char err[512];
-  static char *no_env[] = {NULL};
-  if (store_open(f->dir, &f->store, err, sizeof err) < 0 ||
-      secret_key_open(f->dir, &f->key, err, sizeof err) < 0 ||
-      settings_init(f->store, f->key, &f->atlas, no_env, err, sizeof err) < 0) {
-    fprintf(stderr, "setup: %s\n", err);
-    return -1;
-  }
-  *state = f;
-  return 0;
-}
-
-static int settings_teardown(void **state) {
-  fixture_t *f = *state;
-  settings_shutdown();
-  secret_key_close(f->key);
-  store_close(f->store);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-  int r = system(cmd);
-  free(f);
-  return r == 0 ? 0 : -1;
-}
 
 static void patch_ok(const char *text) {
   json_t *body = json_loads(text, 0, NULL);
@@ -810,11 +770,11 @@ int main(void) {
       cmocka_unit_test(test_proxy_from_values),
       cmocka_unit_test(test_classify_table),
       cmocka_unit_test(test_explain_table),
-      cmocka_unit_test_setup_teardown(test_values_merge, settings_setup, settings_teardown),
-      cmocka_unit_test_setup_teardown(test_values_refused, settings_setup, settings_teardown),
-      cmocka_unit_test_setup_teardown(test_push_purpose, settings_setup, settings_teardown),
-      cmocka_unit_test_setup_teardown(test_request_follows_settings, settings_setup,
-                                      settings_teardown),
+      cmocka_unit_test_setup_teardown(test_values_merge, fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_values_refused, fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_push_purpose, fixture_setup, fixture_teardown),
+      cmocka_unit_test_setup_teardown(test_request_follows_settings, fixture_setup,
+                                      fixture_teardown),
       cmocka_unit_test(test_init_ca_bundle),
       cmocka_unit_test(test_direct_http),
       cmocka_unit_test(test_body_cap),

@@ -16,52 +16,12 @@
 #include <cmocka.h>
 
 #include "atlas.h"
+#include "fixture.h"
 #include "privacy.h"
 #include "published.h"
 #include "secret.h"
 #include "settings.h"
 #include "store.h"
-
-typedef struct fixture {
-  char dir[256];
-  store_t *store;
-  secret_key_t *key;
-  atlas_config_t atlas;
-} fixture_t;
-
-static char *const no_env[] = {NULL};
-
-static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  const char *base = getenv("ATRIUM_TEST_TMPDIR");
-  snprintf(f->dir, sizeof f->dir, "%s/published-XXXXXX", base ? base : "/tmp");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->atlas.listen_address, sizeof f->atlas.listen_address, "127.0.0.1");
-  f->atlas.listen_port = 8080;
-  snprintf(f->atlas.domain, sizeof f->atlas.domain, "example.com");
-  f->atlas.im_delete_after_days = f->atlas.journal_delete_after_days = -1;
-  char err[512];
-  if (store_open(f->dir, &f->store, err, sizeof err) < 0 ||
-      secret_key_open(f->dir, &f->key, err, sizeof err) < 0 ||
-      settings_init(f->store, f->key, &f->atlas, no_env, err, sizeof err) < 0) {
-    fprintf(stderr, "setup: %s\n", err);
-    return -1;
-  }
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  settings_shutdown();
-  secret_key_close(f->key);
-  store_close(f->store);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-  int r = system(cmd);
-  free(f);
-  return r == 0 ? 0 : -1;
-}
 
 static void patch(const char *json) {
   json_t *body = json_loads(json, 0, NULL);
@@ -377,5 +337,5 @@ int main(void) {
       cmocka_unit_test(test_template_precedence),
       cmocka_unit_test(test_retention_reread),
   };
-  return cmocka_run_group_tests(tests, setup, teardown);
+  return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }

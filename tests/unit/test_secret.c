@@ -1,7 +1,6 @@
 /* Unit tests for secret: key file handling, sealing, passwords, tokens. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "fixture_dir.h"
 #include "secret.h"
 
 typedef struct fixture {
@@ -23,23 +23,12 @@ typedef struct fixture {
   secret_key_t *key;
 } fixture_t;
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  return remove(path);
-}
-
-static void make_temp_dir(char *out, size_t len) {
-  const char *base = getenv("ATRIUM_TEST_TMPDIR");
-  if (!base || !*base)
-    base = "/tmp";
-  snprintf(out, len, "%s/test-secret-XXXXXX", base);
-  assert_non_null(mkdtemp(out));
-}
-
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof(*f));
   if (!f)
     return -1;
-  make_temp_dir(f->dir, sizeof(f->dir));
+  if (fixture_mkdtemp(f->dir, sizeof(f->dir), "test-secret") < 0)
+    return -1;
   snprintf(f->key_path, sizeof(f->key_path), "%s/%s", f->dir, SECRET_KEY_FILE);
   char err[512];
   if (secret_key_open(f->dir, &f->key, err, sizeof(err)) < 0) {
@@ -53,7 +42,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture_t *f = *state;
   secret_key_close(f->key);
-  nftw(f->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+  fixture_rmtree(f->dir);
   free(f);
   return 0;
 }
@@ -206,7 +195,7 @@ static void test_other_key_refused(void **state) {
   fixture_t *f = *state;
   char dir[PATH_MAX], err[512];
   secret_key_t *other;
-  make_temp_dir(dir, sizeof(dir));
+  assert_int_equal(fixture_mkdtemp(dir, sizeof(dir), "test-secret"), 0);
   assert_int_equal(secret_key_open(dir, &other, err, sizeof(err)), 0);
   char *sealed, *plain = NULL;
   assert_int_equal(secret_seal(other, "for the other key", &sealed), 0);
@@ -217,7 +206,7 @@ static void test_other_key_refused(void **state) {
   free(plain);
   free(sealed);
   secret_key_close(other);
-  nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+  fixture_rmtree(dir);
 }
 
 static void test_unprefixed_refused(void **state) {

@@ -13,58 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fixture.h"
 #include "settings.h"
 
-typedef struct fixture {
-  char dir[256];
-  store_t *store;
-  secret_key_t *key;
-  atlas_config_t atlas;
-} fixture_t;
-
 static char *no_env[] = {NULL};
-
-static int open_all(fixture_t *f, char *const *env, char *err, size_t errlen) {
-  if (store_open(f->dir, &f->store, err, errlen) < 0) return -1;
-  if (secret_key_open(f->dir, &f->key, err, errlen) < 0) return -1;
-  return settings_init(f->store, f->key, &f->atlas, env, err, errlen);
-}
-
-static void close_all(fixture_t *f) {
-  settings_shutdown();
-  secret_key_close(f->key);
-  store_close(f->store);
-  f->key = NULL;
-  f->store = NULL;
-}
-
-static int setup(void **state) {
-  fixture_t *f = calloc(1, sizeof *f);
-  const char *base = getenv("ATRIUM_TEST_TMPDIR");
-  snprintf(f->dir, sizeof f->dir, "%s/settings-XXXXXX", base ? base : "/tmp");
-  if (!mkdtemp(f->dir)) return -1;
-  snprintf(f->atlas.listen_address, sizeof f->atlas.listen_address, "127.0.0.1");
-  f->atlas.listen_port = 8080;
-  snprintf(f->atlas.domain, sizeof f->atlas.domain, "example.com");
-  f->atlas.im_delete_after_days = f->atlas.journal_delete_after_days = -1;
-  char err[512];
-  if (open_all(f, no_env, err, sizeof err) < 0) {
-    fprintf(stderr, "setup: %s\n", err);
-    return -1;
-  }
-  *state = f;
-  return 0;
-}
-
-static int teardown(void **state) {
-  fixture_t *f = *state;
-  close_all(f);
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-  if (system(cmd) != 0) return -1;
-  free(f);
-  return 0;
-}
 
 /* Applies a PATCH given as JSON text; returns the status. */
 static int patch(const char *json, settings_outcome_t *out) {
@@ -172,9 +124,9 @@ static void test_version_and_persistence(void **state) {
   settings_release(snap);
   assert_int_equal(patch_status("{\"proxy.port\": 3128, \"proxy.host\": \"Squid.Example.com\"}"), 200);
   assert_int_equal(patch_status("{\"proxy.port\": 3128}"), 200); /* no change: same version */
-  close_all(f);
+  fixture_close(f);
   char err[512];
-  assert_int_equal(open_all(f, no_env, err, sizeof err), 0);
+  assert_int_equal(fixture_open(f, no_env, err, sizeof err), 0);
   snap = settings_acquire();
   assert_int_equal(settings_version(snap), v0 + 1);
   assert_int_equal(settings_int(snap, "proxy.port"), 3128);
@@ -282,10 +234,10 @@ static void test_if_match(void **state) {
 
 static void test_environment(void **state) {
   fixture_t *f = *state;
-  close_all(f);
+  fixture_close(f);
   char *env[] = {"ATRIUM_PROXY_PORT=3128", "ATRIUM_PROXY_BYPASS=localhost,10.0.0.0/8", NULL};
   char err[512];
-  assert_int_equal(open_all(f, env, err, sizeof err), 0);
+  assert_int_equal(fixture_open(f, env, err, sizeof err), 0);
   settings_snapshot_t *snap = settings_acquire();
   assert_int_equal(settings_int(snap, "proxy.port"), 3128);
   assert_int_equal(settings_source(snap, "proxy.port"), SETTING_SOURCE_ENV);
@@ -295,21 +247,21 @@ static void test_environment(void **state) {
   assert_non_null(strstr(json_string_value(json_object_get(json_array_get(out.errors, 0), "message")),
                          "ATRIUM_PROXY_PORT"));
   settings_outcome_clear(&out);
-  close_all(f);
+  fixture_close(f);
 
   char *bad[] = {"ATRIUM_PROXY_PORT=99999", NULL};
-  assert_int_not_equal(open_all(f, bad, err, sizeof err), 0);
+  assert_int_not_equal(fixture_open(f, bad, err, sizeof err), 0);
   assert_non_null(strstr(err, "ATRIUM_PROXY_PORT"));
-  close_all(f);
+  fixture_close(f);
   char *domain[] = {"ATRIUM_DOMAIN_NAME=x.example.com", NULL};
-  assert_int_not_equal(open_all(f, domain, err, sizeof err), 0);
+  assert_int_not_equal(fixture_open(f, domain, err, sizeof err), 0);
   assert_non_null(strstr(err, "domain change"));
-  close_all(f);
+  fixture_close(f);
   char *cross[] = {"ATRIUM_PROXY_ENABLED=true", NULL};
-  assert_int_not_equal(open_all(f, cross, err, sizeof err), 0);
+  assert_int_not_equal(fixture_open(f, cross, err, sizeof err), 0);
   assert_non_null(strstr(err, "proxy.host"));
-  close_all(f);
-  assert_int_equal(open_all(f, no_env, err, sizeof err), 0);
+  fixture_close(f);
+  assert_int_equal(fixture_open(f, no_env, err, sizeof err), 0);
 }
 
 /* ---- apply hooks ---- */
@@ -496,7 +448,7 @@ static void test_schema(void **state) {
 }
 
 int main(void) {
-#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+#define T(name) cmocka_unit_test_setup_teardown(name, fixture_setup, fixture_teardown)
   const struct CMUnitTest tests[] = {
       T(test_sanity_walk),       T(test_document_shape),   T(test_version_and_persistence),
       T(test_secret_is_sealed_and_hidden), T(test_bad_values_change_nothing),

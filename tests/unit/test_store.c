@@ -1,7 +1,6 @@
 /* Unit tests for the store: a real SQLite file in a temporary directory. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -16,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "fixture_dir.h"
 #include "store.h"
 
 typedef struct fixture {
@@ -23,23 +23,12 @@ typedef struct fixture {
   store_t *store;
 } fixture_t;
 
-static int remove_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-  return remove(path);
-}
-
-static void make_temp_dir(char *out, size_t len) {
-  const char *base = getenv("ATRIUM_TEST_TMPDIR");
-  if (!base || !*base)
-    base = "/tmp";
-  snprintf(out, len, "%s/test-store-XXXXXX", base);
-  assert_non_null(mkdtemp(out));
-}
-
 static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof(*f));
   if (!f)
     return -1;
-  make_temp_dir(f->dir, sizeof(f->dir));
+  if (fixture_mkdtemp(f->dir, sizeof(f->dir), "test-store") < 0)
+    return -1;
   char err[512];
   if (store_open(f->dir, &f->store, err, sizeof(err)) < 0) {
     fprintf(stderr, "store_open: %s\n", err);
@@ -53,7 +42,7 @@ static int teardown(void **state) {
   fixture_t *f = *state;
   store_close(f->store);
   chmod(f->dir, 0700);
-  nftw(f->dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+  fixture_rmtree(f->dir);
   free(f);
   return 0;
 }
@@ -461,7 +450,7 @@ static void test_newer_store_refused(void **state) {
 
 static void test_not_a_database(void **state) {
   char dir[PATH_MAX], path[PATH_MAX + 16], err[512] = "";
-  make_temp_dir(dir, sizeof(dir));
+  assert_int_equal(fixture_mkdtemp(dir, sizeof(dir), "test-store"), 0);
   snprintf(path, sizeof(path), "%s/%s", dir, STORE_FILE_NAME);
   FILE *fp = fopen(path, "w");
   assert_non_null(fp);
@@ -473,7 +462,7 @@ static void test_not_a_database(void **state) {
   assert_null(s);
   assert_non_null(strstr(err, "not an SQLite database"));
   assert_non_null(strstr(err, path));
-  nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+  fixture_rmtree(dir);
 }
 
 static void test_unwritable_directory(void **state) {
@@ -481,7 +470,7 @@ static void test_unwritable_directory(void **state) {
   store_t *s = NULL;
 
   /* A directory that does not exist. */
-  make_temp_dir(dir, sizeof(dir));
+  assert_int_equal(fixture_mkdtemp(dir, sizeof(dir), "test-store"), 0);
   char missing[PATH_MAX + 16];
   snprintf(missing, sizeof(missing), "%s/missing", dir);
   assert_true(store_open(missing, &s, err, sizeof(err)) < 0);
@@ -504,7 +493,7 @@ static void test_unwritable_directory(void **state) {
   assert_non_null(strstr(err, "permission"));
   assert_non_null(strstr(err, "disk"));
   chmod(dir, 0700);
-  nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+  fixture_rmtree(dir);
 }
 
 /* ---- concurrency ------------------------------------------------------------------ */

@@ -1,0 +1,37 @@
+/* The fixture of the tests that run the settings plane for real: a temporary
+ * data directory with a store, a secret key and settings_init on an
+ * atlas_config_t, and their teardown. Links the store, the secret key and the
+ * settings modules; tests below them use fixture_dir.h alone. */
+#pragma once
+
+#include "fixture_dir.h"
+#include "settings.h"
+
+typedef struct fixture {
+  char dir[256];
+  store_t *store;
+  secret_key_t *key;
+  atlas_config_t atlas; /* what settings_init is given */
+} fixture_t;
+
+/* Opens the store and the secret key in f->dir and starts the settings on
+ * f->atlas and env. Returns 0, or -1 with err set; either way fixture_close
+ * undoes what was opened. */
+int fixture_open(fixture_t *f, char *const *env, char *err, size_t errlen);
+
+/* Stops the settings and closes the key and the store; f can be opened again. */
+void fixture_close(fixture_t *f);
+
+/* A new fixture in "<test tmpdir>/<prefix>-XXXXXX" on 127.0.0.1:8080 with the
+ * given domain and no retention, opened without environment. NULL on failure,
+ * after a line "setup: ..." on stderr and with nothing left behind. */
+fixture_t *fixture_new(const char *prefix, const char *domain);
+
+/* Closes f, removes its directory and frees it. Returns 0, or -1 when the
+ * directory could not be removed. */
+int fixture_remove(fixture_t *f);
+
+/* cmocka setup and teardown functions: *state = a fixture_new named after the
+ * test program, for the domain example.com; and fixture_remove(*state). */
+int fixture_setup(void **state);
+int fixture_teardown(void **state);
