@@ -10,7 +10,7 @@ build_pkgs=(gcc make meson ninja-build pkg-config libmicrohttpd-dev libgnutls28-
   libjansson-dev libsqlite3-dev libsodium-dev libcurl4-gnutls-dev liburiparser-dev
   libidn2-dev libxml2-dev libsystemd-dev)
 test_pkgs=(libcmocka-dev clang libclang-rt-14-dev nodejs npm sqlite3 curl openssl
-  squid nginx-light chromium slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
+  squid nginx-light chromium fonts-dejavu-core slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
   iproute2 procps tshark)
 bench_pkgs=(wrk nginx-light curl)
 
