@@ -46,30 +46,6 @@ enum MHD_Result api_directory_error(http_request_t *req, int r, directory_error_
   return ret;
 }
 
-static enum MHD_Result reply_bad_param(http_request_t *req, const char *name, const char *rule) {
-  char message[160];
-  snprintf(message, sizeof message, "%s must be %s.", name, rule);
-  json_t *errors = json_pack("[{s:s, s:s}]", "key", name, "message", message);
-  if (!errors) return http_reply_oom(req);
-  enum MHD_Result r = http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed",
-                                         "Invalid query parameter", message, errors);
-  json_decref(errors);
-  return r;
-}
-
-static int paging(http_request_t *req, int64_t *offset, int64_t *limit, enum MHD_Result *ret) {
-  if (http_parse_int_param(http_query(req, "offset"), 0, INT64_MAX, 0, offset) != 0) {
-    *ret = reply_bad_param(req, "offset", "a non-negative integer");
-    return -1;
-  }
-  if (http_parse_int_param(http_query(req, "limit"), 1, DIRECTORY_LIST_LIMIT_MAX,
-                           LIST_LIMIT_DEFAULT, limit) != 0) {
-    *ret = reply_bad_param(req, "limit", "an integer from 1 to 1000");
-    return -1;
-  }
-  return 0;
-}
-
 /* The {name} of /api/v1/users/{name}. */
 static const char *path_name(http_request_t *req) {
   const char *p = strrchr(http_path(req), '/');
@@ -91,9 +67,10 @@ enum MHD_Result api_users_create(http_request_t *req) {
 enum MHD_Result api_users_list(http_request_t *req) {
   int64_t offset, limit;
   enum MHD_Result ret;
-  if (paging(req, &offset, &limit, &ret) < 0) return ret;
+  if (http_paging(req, LIST_LIMIT_DEFAULT, DIRECTORY_LIST_LIMIT_MAX, &offset, &limit, &ret) < 0)
+    return ret;
   const char *q = http_query(req, "q");
-  if (q && strlen(q) > 256) return reply_bad_param(req, "q", "at most 256 characters");
+  if (q && strlen(q) > 256) return http_reply_bad_param(req, "q", "at most 256 characters");
   json_t *page = NULL;
   int r = directory_user_list(http_store(req), q, offset, limit, &page);
   if (r < 0) return api_directory_error(req, r, NULL, "user list");
@@ -176,13 +153,14 @@ enum MHD_Result api_contacts_import(http_request_t *req) {
 enum MHD_Result api_subscriptions_list(http_request_t *req) {
   int64_t offset, limit;
   enum MHD_Result ret;
-  if (paging(req, &offset, &limit, &ret) < 0) return ret;
+  if (http_paging(req, LIST_LIMIT_DEFAULT, DIRECTORY_LIST_LIMIT_MAX, &offset, &limit, &ret) < 0)
+    return ret;
   const char *state = http_query(req, "state");
   if (state && *state && strcmp(state, "active") != 0 && strcmp(state, "pending") != 0 &&
       strcmp(state, "to-be-recreated") != 0)
-    return reply_bad_param(req, "state", "active, pending or to-be-recreated");
+    return http_reply_bad_param(req, "state", "active, pending or to-be-recreated");
   const char *user = http_query(req, "user");
-  if (user && strlen(user) > 400) return reply_bad_param(req, "user", "a user name");
+  if (user && strlen(user) > 400) return http_reply_bad_param(req, "user", "a user name");
   json_t *page = NULL;
   int r = directory_subscription_list(http_store(req), user, state, offset, limit, &page);
   if (r < 0) return api_directory_error(req, r, NULL, "subscription list");
@@ -192,9 +170,10 @@ enum MHD_Result api_subscriptions_list(http_request_t *req) {
 enum MHD_Result api_contacts_list(http_request_t *req) {
   int64_t offset, limit;
   enum MHD_Result ret;
-  if (paging(req, &offset, &limit, &ret) < 0) return ret;
+  if (http_paging(req, LIST_LIMIT_DEFAULT, DIRECTORY_LIST_LIMIT_MAX, &offset, &limit, &ret) < 0)
+    return ret;
   const char *user = http_query(req, "user");
-  if (user && strlen(user) > 400) return reply_bad_param(req, "user", "a user name");
+  if (user && strlen(user) > 400) return http_reply_bad_param(req, "user", "a user name");
   json_t *page = NULL;
   int r = directory_contact_list(http_store(req), user, offset, limit, &page);
   if (r < 0) return api_directory_error(req, r, NULL, "contact list");

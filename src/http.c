@@ -183,7 +183,8 @@ const http_route_t *http_route_match(const http_route_t *table, size_t count, ht
     if (first == count) first = i;
     allow |= 1u << table[i].method;
     if (table[i].method == HTTP_GET) allow |= 1u << HTTP_HEAD;
-    if (!found && (table[i].method == method || (method == HTTP_HEAD && table[i].method == HTTP_GET)))
+    bool same = table[i].method == method || (method == HTTP_HEAD && table[i].method == HTTP_GET);
+    if (!found && same)
       found = &table[i];
   }
   if (allowed) *allowed = allow;
@@ -670,7 +671,8 @@ enum MHD_Result http_reply_shared(http_request_t *req, unsigned status, struct M
 
 /* Adds the security headers and the handler's extra headers, queues, and
  * drops our reference. */
-static enum MHD_Result queue_owned(http_request_t *req, unsigned status, struct MHD_Response *resp) {
+static enum MHD_Result queue_owned(http_request_t *req, unsigned status,
+                                   struct MHD_Response *resp) {
   if (!resp) return http_reply_oom(req);
   const char *cache_control = "no-store";
   for (size_t i = 0; i < req->nheaders; i++)
@@ -883,6 +885,34 @@ static enum MHD_Result parse_body(http_request_t *req) {
                               NULL);
   }
   return MHD_YES;
+}
+
+/* ---- query parameters ---------------------------------------------------------------- */
+
+enum MHD_Result http_reply_bad_param(http_request_t *req, const char *name, const char *rule) {
+  char message[160];
+  snprintf(message, sizeof message, "%s must be %s.", name, rule);
+  json_t *errors = json_pack("[{s:s, s:s}]", "key", name, "message", message);
+  if (!errors) return http_reply_oom(req);
+  enum MHD_Result r = http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed",
+                                         "Invalid query parameter", message, errors);
+  json_decref(errors);
+  return r;
+}
+
+int http_paging(http_request_t *req, int64_t dflt, int64_t max, int64_t *offset, int64_t *limit,
+                enum MHD_Result *ret) {
+  if (http_parse_int_param(http_query(req, "offset"), 0, INT64_MAX, 0, offset) != 0) {
+    *ret = http_reply_bad_param(req, "offset", "a non-negative integer");
+    return -1;
+  }
+  if (http_parse_int_param(http_query(req, "limit"), 1, max, dflt, limit) != 0) {
+    char rule[64];
+    snprintf(rule, sizeof rule, "an integer from 1 to %lld", (long long)max);
+    *ret = http_reply_bad_param(req, "limit", rule);
+    return -1;
+  }
+  return 0;
 }
 
 /* ---- slow work: suspend, work on a thread, resume, reply --------------------------- */

@@ -155,6 +155,17 @@ const char *http_request_host(http_request_t *req);
  * value is copied). Returns -ENOSPC or -ENOMEM when it cannot. */
 int http_add_header(http_request_t *req, const char *name, const char *value);
 
+/* ---- query parameters ---------------------------------------------------------------- */
+
+/* 400 problem for a bad query parameter: "<name> must be <rule>.", with
+ * errors [{"key": name, "message"}]. */
+enum MHD_Result http_reply_bad_param(http_request_t *req, const char *name, const char *rule);
+
+/* ?offset= (non-negative) and ?limit= (1..max, default dflt) of a paged list.
+ * 0, or -1 after answering 400 through *ret. */
+int http_paging(http_request_t *req, int64_t dflt, int64_t max, int64_t *offset, int64_t *limit,
+                enum MHD_Result *ret);
+
 /* ---- slow work off the server's threads ------------------------------------------ */
 
 /* For a handler that must wait on something slow (an outbound connection
