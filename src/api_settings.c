@@ -73,8 +73,8 @@ static bool if_none_match_hits(http_request_t *req, uint64_t version) {
   return strcmp(inm, etag) == 0 || strcmp(inm, "*") == 0;
 }
 
-static enum MHD_Result reply_document(http_request_t *req) {
-  settings_snapshot_t *snap = settings_acquire();
+/* Replies with the document of `snap` (the reference is consumed). */
+static enum MHD_Result reply_snapshot(http_request_t *req, settings_snapshot_t *snap) {
   if (!snap) return reply_not_ready(req);
   uint64_t version = settings_version(snap);
 
@@ -112,6 +112,10 @@ static enum MHD_Result reply_document(http_request_t *req) {
   }
   pthread_mutex_unlock(&cache_lock);
   return r;
+}
+
+static enum MHD_Result reply_document(http_request_t *req) {
+  return reply_snapshot(req, settings_acquire());
 }
 
 enum MHD_Result api_settings_get(http_request_t *req) { return reply_document(req); }
@@ -173,8 +177,11 @@ enum MHD_Result api_settings_patch(http_request_t *req) {
   if (!body_is_object(req, "mapping setting keys to their new values", &ret)) return ret;
   settings_outcome_t out;
   if (!change(req, SETTINGS_OP_PATCH, if_match, &out, &ret)) return ret;
+  /* The document this change produced, even if another one followed it. */
+  settings_snapshot_t *snap = out.snapshot;
+  out.snapshot = NULL;
   settings_outcome_clear(&out);
-  return reply_document(req);
+  return reply_snapshot(req, snap);
 }
 
 enum MHD_Result api_settings_validate(http_request_t *req) {

@@ -394,8 +394,15 @@ static void outcome_init(settings_outcome_t *out) {
   out->warnings = json_array();
 }
 
+static settings_snapshot_t *snapshot_ref(settings_snapshot_t *snap) {
+  atomic_fetch_add(&snap->refs, 1);
+  return snap;
+}
+
 void settings_outcome_clear(settings_outcome_t *out) {
   if (!out) return;
+  settings_release(out->snapshot);
+  out->snapshot = NULL;
   json_decref(out->errors);
   json_decref(out->warnings);
   out->errors = out->warnings = NULL;
@@ -683,6 +690,7 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
   }
   out->changed = (int)json_array_size(changed_keys);
   if (op == SETTINGS_OP_VALIDATE || out->changed == 0) {
+    out->snapshot = snapshot_ref(cur);
     out->status = 200;
     rc = 0;
     goto done;
@@ -709,6 +717,7 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
   S.stored = new_stored;
   new_stored = NULL;
   out->version = next->version;
+  out->snapshot = snapshot_ref(next);
   snapshot_swap(next);
   next = NULL;
   out->status = 200;

@@ -70,6 +70,11 @@ typedef struct settings_outcome {
   json_t *warnings;   /* array of {"key", "message"} */
   uint64_t version;   /* the settings version after the operation */
   int changed;        /* number of keys whose value changed */
+  /* On success, a reference to the snapshot this operation left in force
+   * (the new one, or the unchanged one), released by settings_outcome_clear.
+   * Reply from it, not from settings_acquire(): a concurrent change may
+   * already have replaced it. NULL on failure. */
+  settings_snapshot_t *snapshot;
 } settings_outcome_t;
 
 /* `body` is the parsed JSON request body. `if_match` is the version from

@@ -228,7 +228,15 @@ static void test_if_match(void **state) {
   settings_change(body, SETTINGS_OP_PATCH, "t", v, &out);
   assert_int_equal(out.status, 200);
   assert_int_equal(out.version, (uint64_t)v + 1);
+  /* The outcome holds the snapshot this change made, even after another change. */
+  settings_snapshot_t *mine = out.snapshot;
+  assert_non_null(mine);
+  assert_int_equal(settings_version(mine), (uint64_t)v + 1);
+  assert_int_equal(patch_status("{\"proxy.port\": 3130}"), 200);
+  assert_int_equal(settings_version(mine), (uint64_t)v + 1);
+  assert_int_equal(settings_int(mine, "proxy.port"), 3129);
   settings_outcome_clear(&out);
+  assert_null(out.snapshot);
   json_decref(body);
 }
 
