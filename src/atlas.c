@@ -4,7 +4,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -12,12 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 #include <libxml/xmlerror.h>
+
+#include "fileio.h"
 
 #define ATLAS_ROOT "Atlas"
 #define ATLAS_MEMORY_NAME "atlas.xml"
@@ -515,12 +514,14 @@ static void on_internal_subset(void *ctx, const xmlChar *name, const xmlChar *ex
   xmlStopParser(ctxt);
 }
 
+static int too_large(char *err, size_t errlen, const char *file) {
+  set_err(err, errlen, "%s: the file is larger than %d bytes; this is not an atlas.xml", file,
+          ATLAS_MAX_BYTES);
+  return -EFBIG;
+}
+
 static int parse_buffer(parse_t *p, const char *buf, size_t len) {
-  if (len > ATLAS_MAX_BYTES) {
-    set_err(p->err, p->errlen, "%s: the file is larger than %d bytes; this is not an atlas.xml",
-            p->file, ATLAS_MAX_BYTES);
-    return -EFBIG;
-  }
+  if (len > ATLAS_MAX_BYTES) return too_large(p->err, p->errlen, p->file);
   xmlInitParser();
   xml_errors_t errors = {0};
   xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
@@ -593,50 +594,19 @@ int atlas_parse_memory(const char *buf, size_t len, const char *base_dir, atlas_
   return r;
 }
 
-/* Reads at most ATLAS_MAX_BYTES + 1 bytes: enough to tell "too large". */
 static int read_file(const char *path, char **out, size_t *outlen, char *err, size_t errlen) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    int e = errno;
-    set_err(err, errlen, "cannot open %s: %s; check the path given with -c", path, strerror(e));
-    return -e;
-  }
-  struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
-    set_err(err, errlen, "cannot read %s: %s", path, strerror(e));
-    close(fd);
-    return -e;
-  }
-  if (!S_ISREG(st.st_mode)) {
+  int r = fileio_read_all(path, ATLAS_MAX_BYTES, out, outlen);
+  if (r == -EINVAL)
     set_err(err, errlen, "%s is not a regular file; give the path of atlas.xml", path);
-    close(fd);
-    return -EINVAL;
-  }
-  size_t cap = ATLAS_MAX_BYTES + 1, len = 0;
-  char *buf = malloc(cap);
-  if (!buf) {
-    close(fd);
+  else if (r == -EFBIG)
+    too_large(err, errlen, path);
+  else if (r == -ENOMEM)
     set_err(err, errlen, "%s: out of memory", path);
-    return -ENOMEM;
-  }
-  while (len < cap) {
-    ssize_t n = read(fd, buf + len, cap - len);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int e = errno;
-      set_err(err, errlen, "cannot read %s: %s", path, strerror(e));
-      free(buf);
-      close(fd);
-      return -e;
-    }
-    if (n == 0) break;
-    len += (size_t)n;
-  }
-  close(fd);
-  *out = buf;
-  *outlen = len;
-  return 0;
+  else if (r == -EIO)
+    set_err(err, errlen, "cannot read %s: %s", path, strerror(-r));
+  else if (r != 0)
+    set_err(err, errlen, "cannot open %s: %s; check the path given with -c", path, strerror(-r));
+  return r;
 }
 
 int atlas_load(const char *path, atlas_config_t *cfg, char *err, size_t errlen) {

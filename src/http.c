@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -12,11 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "api.h"
+#include "fileio.h"
 #include "log.h"
 #include "metrics.h"
 #include "published.h"
@@ -1089,44 +1088,28 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap) {
 }
 
 static int read_pem(const char *path, const char *what, char **out, char *err, size_t errlen) {
-  *out = NULL;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    snprintf(err, errlen,
-             "Cannot read the TLS %s %s: %s. Fix the <Tls> element of atlas.xml or the file's "
-             "permissions.",
-             what, path, strerror(errno));
-    return -errno;
+  size_t len = 0;
+  int r = fileio_read_all(path, 1 << 20, out, &len);
+  if (r == 0 && len == 0) {
+    free(*out);
+    *out = NULL;
+    r = -EINVAL;
   }
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size <= 0 || st.st_size > 1 << 20) {
-    close(fd);
+  if (r == -EINVAL || r == -EFBIG) {
     snprintf(err, errlen, "The TLS %s %s is not a PEM file of a sensible size; check <Tls> in "
              "atlas.xml.", what, path);
     return -EINVAL;
   }
-  char *buf = malloc((size_t)st.st_size + 1);
-  if (!buf) {
-    close(fd);
+  if (r == -ENOMEM)
     snprintf(err, errlen, "Out of memory reading %s.", path);
-    return -ENOMEM;
-  }
-  size_t got = 0;
-  while (got < (size_t)st.st_size) {
-    ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  close(fd);
-  if (got != (size_t)st.st_size) {
-    free(buf);
+  else if (r == -EIO)
     snprintf(err, errlen, "Cannot read the TLS %s %s completely.", what, path);
-    return -EIO;
-  }
-  buf[got] = '\0';
-  *out = buf;
-  return 0;
+  else if (r != 0)
+    snprintf(err, errlen,
+             "Cannot read the TLS %s %s: %s. Fix the <Tls> element of atlas.xml or the file's "
+             "permissions.",
+             what, path, strerror(-r));
+  return r;
 }
 
 static void free_tls(void) {

@@ -3,7 +3,6 @@
 #include "privacy.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -14,6 +13,7 @@
 #include <unistd.h>
 
 #include "atlas.h"
+#include "fileio.h"
 
 #ifndef ATRIUM_PRIVACY_DIR
 #define ATRIUM_PRIVACY_DIR "/usr/local/share/atrium/privacy"
@@ -141,39 +141,6 @@ void privacy_dirs(const char *configured_install, const char *configured_custom,
     snprintf(custom, custom_len, "%s", PRIVACY_CUSTOM_SUBDIR);
 }
 
-/* Reads a whole regular file of at most PRIVACY_TEMPLATE_MAX bytes. */
-static int read_file(const char *path, char **text, size_t *len) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-  if (fd < 0) return -errno;
-  struct stat st;
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    close(fd);
-    return -EINVAL;
-  }
-  if (st.st_size > PRIVACY_TEMPLATE_MAX) {
-    close(fd);
-    return -EFBIG;
-  }
-  char *buf = malloc((size_t)st.st_size + 1);
-  if (!buf) {
-    close(fd);
-    return -ENOMEM;
-  }
-  size_t got = 0;
-  /* Bounded: at most st_size bytes; a file that grows meanwhile is cut there. */
-  while (got < (size_t)st.st_size) {
-    ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) break;
-    got += (size_t)r;
-  }
-  close(fd);
-  buf[got] = '\0';
-  *text = buf;
-  *len = got;
-  return 0;
-}
-
 int privacy_template_load(const char *install_dir, const char *custom_dir, privacy_lang_t lang,
                           privacy_template_t *out) {
   memset(out, 0, sizeof *out);
@@ -182,7 +149,7 @@ int privacy_template_load(const char *install_dir, const char *custom_dir, priva
     if (!dirs[i] || !*dirs[i]) continue;
     int n = snprintf(out->path, sizeof out->path, "%s/%s", dirs[i], privacy_template_name(lang));
     if (n < 0 || (size_t)n >= sizeof out->path) return -ENAMETOOLONG;
-    int r = read_file(out->path, &out->text, &out->len);
+    int r = fileio_read_all(out->path, PRIVACY_TEMPLATE_MAX, &out->text, &out->len);
     if (r == -ENOENT) continue;
     if (r == 0) out->custom = i == 0;
     return r;

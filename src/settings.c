@@ -735,32 +735,30 @@ done:
   return rc;
 }
 
-int settings_change(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
-                    settings_outcome_t *out) {
+/* Every change, plain or an operation's, is serialised here. */
+static int change(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
+                  const change_opts_t *opts, settings_outcome_t *out) {
   outcome_init(out);
   if (!out->errors || !out->warnings)
     return outcome_fail(out, 500, "internal", "Out of memory", "The server ran out of memory.");
   pthread_mutex_lock(&S.change_lock);
   settings_snapshot_t *cur = settings_acquire();
-  static const change_opts_t plain = {0};
-  int rc = change_locked(body, op, actor ? actor : "unknown", if_match, &plain, cur, out);
+  int rc = change_locked(body, op, actor ? actor : "unknown", if_match, opts, cur, out);
   settings_release(cur);
   pthread_mutex_unlock(&S.change_lock);
   return rc;
 }
 
+int settings_change(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
+                    settings_outcome_t *out) {
+  static const change_opts_t plain = {0};
+  return change(body, op, actor, if_match, &plain, out);
+}
+
 int settings_change_operation(const json_t *changes, const char *actor, settings_txn_fn in_txn,
                               void *ctx, settings_outcome_t *out) {
-  outcome_init(out);
-  if (!out->errors || !out->warnings)
-    return outcome_fail(out, 500, "internal", "Out of memory", "The server ran out of memory.");
-  pthread_mutex_lock(&S.change_lock);
-  settings_snapshot_t *cur = settings_acquire();
   const change_opts_t opts = {.allow_operation_only = true, .in_txn = in_txn, .ctx = ctx};
-  int rc = change_locked(changes, SETTINGS_OP_PATCH, actor ? actor : "unknown", -1, &opts, cur, out);
-  settings_release(cur);
-  pthread_mutex_unlock(&S.change_lock);
-  return rc;
+  return change(changes, SETTINGS_OP_PATCH, actor, -1, &opts, out);
 }
 
 int settings_validate_body(const json_t *body, settings_outcome_t *out) {
