@@ -284,10 +284,11 @@ static int prefs_save(store_t *store, const char *name, const prefs_t *p, const 
   if (r == 0 &&
       sqlite3_prepare_v2(db,
                          "INSERT OR REPLACE INTO user_notifications (user_id, channel, notify, "
-                         "email, attach, updated_at) VALUES (?, ?, ?, ?, ?, "
-                         "strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+                         "email, attach, updated_at) VALUES (?, ?, ?, ?, ?, ?)",
                          -1, &st, NULL) != SQLITE_OK)
     r = -EIO;
+  char now[32];
+  store_now_rfc3339(now);
   for (size_t c = 0; r == 0 && c < N_CHANNELS; c++) {
     if (!given[c]) continue;
     sqlite3_reset(st);
@@ -296,6 +297,7 @@ static int prefs_save(store_t *store, const char *name, const prefs_t *p, const 
     sqlite3_bind_int(st, 3, p->notify[c]);
     sqlite3_bind_text(st, 4, p->email[c], -1, SQLITE_TRANSIENT);
     sqlite3_bind_int(st, 5, p->attach[c]);
+    sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) r = -EIO;
   }
   sqlite3_finalize(st);

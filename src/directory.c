@@ -265,11 +265,6 @@ static int exec_sql(sqlite3 *db, const char *sql) {
   return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : sql_fail(db);
 }
 
-/* Ends a read "transaction" or rolls back a failed write. */
-static void end_txn(sqlite3 *db) {
-  if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-}
-
 static json_t *column_string(sqlite3_stmt *st, int col) {
   if (sqlite3_column_type(st, col) == SQLITE_NULL) return json_null();
   const char *t = (const char *)sqlite3_column_text(st, col);
@@ -815,7 +810,7 @@ int directory_user_list(store_t *store, const char *q, int64_t offset, int64_t l
   }
 out:
   sqlite3_finalize(st);
-  end_txn(db);
+  store_rollback(store); /* ends the read transaction */
   store_unlock(store);
   free(domain);
   free(pattern);
@@ -1454,7 +1449,7 @@ static int federation_list(store_t *store, bool subscriptions, const char *user,
   }
 out:
   sqlite3_finalize(st);
-  end_txn(db);
+  store_rollback(store); /* ends the read transaction */
   store_unlock(store);
   free(domain);
   return make_page(r, total, offset, limit, subscriptions ? "subscriptions" : "contacts", items,

@@ -168,13 +168,13 @@ int domain_change(store_t *store, const char *domain, bool dry_run, const char *
   const char *fqdn_new = carried ? carried : fqdn_raw[0] ? fqdn_raw : new_domain;
 
   if (dry_run) {
-    directory_domain_counts_t c;
+    directory_domain_counts_t c = {0}; /* cleared below even when BEGIN fails */
     store_lock(store);
     sqlite3 *db = store_db(store);
     /* One read transaction: the numbers belong together. */
     int r = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
     if (r == 0) r = directory_domain_count(store, new_domain, DOMAIN_CHANGE_SAMPLES, &c);
-    if (!sqlite3_get_autocommit(db)) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    store_rollback(store);
     store_unlock(store);
     if (r < 0) {
       directory_domain_counts_clear(&c);

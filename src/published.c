@@ -12,6 +12,7 @@
 #include <uriparser/Uri.h>
 
 #include "http.h"
+#include "validate.h"
 
 typedef enum when {
   WHEN_SET,     /* published when the URL setting is not blank */
@@ -259,23 +260,18 @@ static void emit(text_t *t, const char *fmt, ...) {
   t->len += (size_t)n;
 }
 
-/* "8443", "127.0.0.1:8443", "[::1]:8443": what nginx's listen takes. */
+/* "8443", "127.0.0.1:8443", "[::1]:8443": what nginx's listen takes. The
+ * address must parse, or nginx would refuse the whole configuration. */
 static bool valid_listen(const char *s) {
   if (!s || !*s || strlen(s) > 64) return false;
-  const char *port = s;
-  if (s[0] == '[') {
-    const char *close = strchr(s, ']');
-    if (!close || close[1] != ':') return false;
-    for (const char *p = s + 1; p < close; p++)
-      if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f') || (*p >= 'A' && *p <= 'F') ||
-            *p == ':' || *p == '.'))
-        return false;
-    port = close + 2;
-  } else if (strchr(s, ':')) {
-    const char *colon = strchr(s, ':');
-    for (const char *p = s; p < colon; p++)
-      if (!((*p >= '0' && *p <= '9') || *p == '.')) return false;
-    port = colon + 1;
+  const char *port = s, *sep = s[0] == '[' ? strchr(s, ']') : strchr(s, ':');
+  if (s[0] == '[' && (!sep || *++sep != ':')) return false; /* "[v6]" needs ":port" */
+  if (sep) {
+    char addr[65];
+    snprintf(addr, sizeof addr, "%.*s", (int)(sep - s), s);
+    /* Split at the first ':', an unbracketed part is IPv4 or nothing. */
+    if (!validate_is_ip_literal(addr)) return false;
+    port = sep + 1;
   }
   if (!*port || strlen(port) > 5) return false;
   long v = 0;
