@@ -50,7 +50,7 @@ fuzz-test: deps-test $(FUZZ_BUILD)/build.ninja
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-integration-test: build node_modules/.package-lock.json
+integration-test: deps-test build node_modules/.package-lock.json
 	ATRIUMD=$(abspath $(BUILD))/atriumd ATRIUMCTL=$(abspath $(BUILD))/atriumctl \
 	  node --test --test-concurrency=1 tests/integration/
 

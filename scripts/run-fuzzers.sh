@@ -6,10 +6,11 @@
 set -euo pipefail
 build=$(cd "$1" && pwd) seconds=${2:-15}
 top=$(cd "$(dirname "$0")/.." && pwd)
-fails=0
+fails=0 ran=0
 for exe in "$build"/tests/fuzz/fuzz_*; do
   [ -f "$exe" ] && [ -x "$exe" ] || continue
   name=$(basename "$exe")
+  ran=$((ran + 1))
   corpus="$top/tests/fuzz/corpus/$name"
   scratch=$(mktemp -d)
   echo "fuzz: $name for ${seconds}s"
@@ -24,4 +25,6 @@ for exe in "$build"/tests/fuzz/fuzz_*; do
   fi
   rm -rf "$scratch"
 done
+# An empty or wrong build directory must not pass as "no crashes".
+[ "$ran" -gt 0 ] || { echo "fuzz: no fuzz_* targets in $build/tests/fuzz (configure it with -Dfuzz=true)"; exit 1; }
 [ "$fails" -eq 0 ] || { echo "fuzz: $fails target(s) failed"; exit 1; }

@@ -45,20 +45,6 @@ static void print_user(const json_t *u) {
                                                                                   : "not set");
 }
 
-/* The first line of FILE ("-": stdin), malloc'd. */
-static int read_password(const char *file, char **out) {
-  char *data = NULL;
-  size_t len = 0;
-  int r = ctl_read_file(file, &data, &len);
-  if (r < 0) {
-    fprintf(stderr, "error: cannot read the password from %s: %s\n", file, strerror(-r));
-    return CTL_EXIT_USAGE;
-  }
-  data[strcspn(data, "\r\n")] = '\0';
-  *out = data;
-  return CTL_EXIT_OK;
-}
-
 /* Reads an import file; CSV is sent as {"csv": text} (the client sends JSON
  * only), so the server's row and line numbers still refer to the file. */
 static int import_file(ctl_ctx_t *ctx, const char *path, const char *file) {
@@ -116,32 +102,36 @@ typedef struct opts {
   const char *display, *windows, *password_file, *name, *query, *offset, *limit, *user, *state;
   int enabled; /* -1 not given */
   bool dry_run, yes;
+  unsigned given; /* OPT(x) of every option given */
 } opts_t;
+
+#define OPT(o) (1u << ((o) - O_DISPLAY))
+
+static const struct option dir_options[] = {
+    {"display-name", required_argument, NULL, O_DISPLAY},
+    {"windows-account", required_argument, NULL, O_WINDOWS},
+    {"password-file", required_argument, NULL, O_PASSWORD_FILE},
+    {"enabled", no_argument, NULL, O_ENABLED},
+    {"disabled", no_argument, NULL, O_DISABLED},
+    {"name", required_argument, NULL, O_NAME},
+    {"query", required_argument, NULL, O_QUERY},
+    {"offset", required_argument, NULL, O_OFFSET},
+    {"limit", required_argument, NULL, O_LIMIT},
+    {"dry-run", no_argument, NULL, O_DRY_RUN},
+    {"yes", no_argument, NULL, O_YES},
+    {"user", required_argument, NULL, O_USER},
+    {"state", required_argument, NULL, O_STATE},
+    {NULL, 0, NULL, 0},
+};
 
 /* Options of every subcommand, parsed in one pass (glibc permutes, so they
  * may come anywhere). Returns -1 to go on, or an exit code. */
 static int parse_options(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv,
                          opts_t *o) {
-  static const struct option own[] = {
-      {"display-name", required_argument, NULL, O_DISPLAY},
-      {"windows-account", required_argument, NULL, O_WINDOWS},
-      {"password-file", required_argument, NULL, O_PASSWORD_FILE},
-      {"enabled", no_argument, NULL, O_ENABLED},
-      {"disabled", no_argument, NULL, O_DISABLED},
-      {"name", required_argument, NULL, O_NAME},
-      {"query", required_argument, NULL, O_QUERY},
-      {"offset", required_argument, NULL, O_OFFSET},
-      {"limit", required_argument, NULL, O_LIMIT},
-      {"dry-run", no_argument, NULL, O_DRY_RUN},
-      {"yes", no_argument, NULL, O_YES},
-      {"user", required_argument, NULL, O_USER},
-      {"state", required_argument, NULL, O_STATE},
-      {NULL, 0, NULL, 0},
-  };
   memset(o, 0, sizeof *o);
   o->enabled = -1;
   int c;
-  while ((c = ctl_next_option(ctx, cmd, argc, argv, "y", own)) != CTL_OPTIONS_DONE) {
+  while ((c = ctl_next_option(ctx, cmd, argc, argv, "y", dir_options)) != CTL_OPTIONS_DONE) {
     switch (c) {
     case O_DISPLAY: o->display = optarg; break;
     case O_WINDOWS: o->windows = optarg; break;
@@ -153,13 +143,25 @@ static int parse_options(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, cha
     case O_OFFSET: o->offset = optarg; break;
     case O_LIMIT: o->limit = optarg; break;
     case O_DRY_RUN: o->dry_run = true; break;
-    case 'y':
+    case 'y': c = O_YES; /* fall through */
     case O_YES: o->yes = true; break;
     case O_USER: o->user = optarg; break;
     case O_STATE: o->state = optarg; break;
     default: return ctl_option_exit(c);
     }
+    o->given |= OPT(c);
   }
+  if ((o->given & OPT(O_ENABLED)) && (o->given & OPT(O_DISABLED)))
+    return ctl_usage(cmd, "give --enabled or --disabled, not both");
+  return -1;
+}
+
+/* A usage error for the first option given that `what` does not use, or -1. */
+static int refuse_others(const ctl_command_t *cmd, const opts_t *o, unsigned allowed,
+                         const char *what) {
+  for (const struct option *d = dir_options; d->name; d++)
+    if (o->given & ~allowed & OPT(d->val))
+      return ctl_usage(cmd, "--%s does not apply to '%s'", d->name, what);
   return -1;
 }
 
@@ -189,7 +191,7 @@ static int user_body(const opts_t *o, const char *name, json_t **body) {
   if (o->enabled >= 0) json_object_set_new(b, "enabled", json_boolean(o->enabled));
   if (o->password_file) {
     char *pw = NULL;
-    int code = read_password(o->password_file, &pw);
+    int code = ctl_read_password_file(o->password_file, &pw);
     if (code != CTL_EXIT_OK) {
       json_decref(b);
       return code;
@@ -233,6 +235,15 @@ int ctl_cmd_users(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **arg
     return ctl_usage(cmd,
                      list ? "'users list' takes options only" : "'users %s' takes one argument",
                      sub);
+  const unsigned user_fields = OPT(O_DISPLAY) | OPT(O_WINDOWS) | OPT(O_PASSWORD_FILE) |
+                               OPT(O_ENABLED) | OPT(O_DISABLED);
+  unsigned allowed = list                          ? OPT(O_QUERY) | OPT(O_OFFSET) | OPT(O_LIMIT)
+                     : strcmp(sub, "add") == 0    ? user_fields
+                     : strcmp(sub, "update") == 0 ? user_fields | OPT(O_NAME)
+                                                  : 0;
+  char what[16];
+  snprintf(what, sizeof what, "users %s", sub);
+  if ((code = refuse_others(cmd, &o, allowed, what)) >= 0) return code;
   if ((code = ctl_connect(ctx, CTL_AUTH_REQUIRED)) != CTL_EXIT_OK) return code;
 
   char path[1000], esc[400];
@@ -306,6 +317,8 @@ int ctl_cmd_domain(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **ar
   if (optind >= argc || strcmp(argv[optind], "change") != 0)
     return ctl_usage(cmd, "say what to do: 'domain change NEW'");
   if (argc - optind != 2) return ctl_usage(cmd, "'domain change' takes the new domain");
+  if ((code = refuse_others(cmd, &o, OPT(O_DRY_RUN) | OPT(O_YES), "domain change")) >= 0)
+    return code;
   const char *domain = argv[optind + 1];
   if ((code = ctl_connect(ctx, CTL_AUTH_REQUIRED)) != CTL_EXIT_OK) return code;
 
@@ -361,6 +374,10 @@ int ctl_cmd_federation(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char 
     return ctl_usage(cmd, "unknown subcommand '%.64s'; use list or import", sub);
   if (import ? nargs != 1 : nargs > 0)
     return ctl_usage(cmd, import ? "'import' takes one file" : "'list' takes options only");
+  unsigned allowed = import ? 0 : OPT(O_USER) | OPT(O_OFFSET) | OPT(O_LIMIT) | (subs ? OPT(O_STATE) : 0);
+  char label[40];
+  snprintf(label, sizeof label, "federation %s %s", what, sub);
+  if ((code = refuse_others(cmd, &o, allowed, label)) >= 0) return code;
   if ((code = ctl_connect(ctx, CTL_AUTH_REQUIRED)) != CTL_EXIT_OK) return code;
   char path[1000], q[900];
   if (import) {

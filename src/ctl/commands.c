@@ -135,13 +135,9 @@ static void strip_slashes(char *s) {
 static int read_password(const char *file, char **password) {
   int r;
   if (file) {
-    r = ctl_read_file(file, password, NULL);
-    if (r < 0) {
-      fprintf(stderr, "error: cannot read the password from %s: %s\n", file, strerror(-r));
-      return CTL_EXIT_USAGE;
-    }
-    /* A password file ends with a newline more often than not; the first line is the password. */
-    (*password)[strcspn(*password, "\r\n")] = '\0';
+    r = ctl_read_password_file(file, password);
+    if (r != CTL_EXIT_OK)
+      return r;
   } else if (getenv("ATRIUM_PASSWORD") && getenv("ATRIUM_PASSWORD")[0]) {
     /* Empty counts as unset, as for ATRIUM_TOKEN and ATRIUM_URL. */
     *password = strdup(getenv("ATRIUM_PASSWORD"));

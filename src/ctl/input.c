@@ -12,6 +12,8 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "ctl/client.h"
+
 /* Larger than any settings export; keeps a mistaken `import /dev/zero` finite. */
 #define CTL_MAX_INPUT (8u * 1024 * 1024)
 
@@ -62,6 +64,21 @@ int ctl_read_file(const char *path, char **data, size_t *len) {
   int r = read_fd(fd, data, len);
   close(fd);
   return r;
+}
+
+int ctl_read_password_file(const char *path, char **out) {
+  char *data = NULL;
+  size_t len = 0;
+  int r = ctl_read_file(path, &data, &len);
+  if (r < 0) {
+    fprintf(stderr, "error: cannot read the password from %s: %s\n", path, strerror(-r));
+    return CTL_EXIT_USAGE;
+  }
+  /* A password file ends with a newline more often than not; the first line is the password. */
+  size_t cut = strcspn(data, "\r\n");
+  explicit_bzero(data + cut, len - cut);
+  *out = data;
+  return CTL_EXIT_OK;
 }
 
 void ctl_secret_free(char *secret) {

@@ -10,6 +10,11 @@
  * Negative errno on failure. */
 int ctl_read_file(const char *path, char **data, size_t *len);
 
+/* Reads a password file (path "-": stdin) into a malloc'd *out: its first
+ * line, the rest wiped. Returns CTL_EXIT_OK, or CTL_EXIT_USAGE after saying
+ * why on stderr. Release *out with ctl_secret_free. */
+int ctl_read_password_file(const char *path, char **out);
+
 /* Prompts on the controlling terminal with echo off and reads one line into
  * a malloc'd *out (without the newline). -ENXIO when there is no terminal,
  * -EINTR when interrupted (the terminal is restored either way). */

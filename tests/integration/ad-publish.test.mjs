@@ -157,6 +157,7 @@ describe('a directory that is down at first', { skip }, () => {
       await sleep(100);
     }
     assert.equal(st.state, 'error', JSON.stringify(st));
+    assert.ok(st.failures >= 2, `no retry while the directory was down: ${JSON.stringify(st)}`);
     assert.match(st.message, /Cannot reach ldap:\/\/127\.0\.0\.1/);
     // The daemon keeps serving meanwhile.
     assert.equal((await srv2.api('GET', '/healthz')).status, 200);

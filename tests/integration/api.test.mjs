@@ -1,9 +1,8 @@
 // REST API round trips against a real atriumd (shared/spec/settings.md).
-import dgram from 'node:dgram';
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startServer, CONTRACT_KEYS, SECRET_KEYS, problemKeys, auditValue,
+  startServer, freeUdpPort, CONTRACT_KEYS, SECRET_KEYS, problemKeys, auditValue,
 } from './harness.mjs';
 
 const SECRET_TEXT = 'Pr0xy-S3cret-Zebra-7781';
@@ -382,18 +381,6 @@ describe('validate', () => {
     assert.ok(Array.isArray(s.warnings) && s.warnings.length > 0, `warnings on meeting.url: ${JSON.stringify(s)}`);
   });
 });
-
-/** A UDP port nobody on 127.0.0.1 / 0.0.0.0 uses right now. */
-function freeUdpPort() {
-  return new Promise((resolve, reject) => {
-    const sock = dgram.createSocket('udp4');
-    sock.on('error', reject);
-    sock.bind(0, '0.0.0.0', () => {
-      const { port } = sock.address();
-      sock.close(() => resolve(port));
-    });
-  });
-}
 
 describe('export and import', () => {
   test('export of one server imported into a fresh one reproduces the values', async () => {

@@ -9,7 +9,7 @@ import https from 'node:https';
 import os from 'node:os';
 import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
-import { startServer, ctl, freePort, CONTRACT_KEYS, ATRIUMCTL } from './harness.mjs';
+import { startServer, ctl, show, freePort, CONTRACT_KEYS, ATRIUMCTL } from './harness.mjs';
 
 const SECRET = 'Cli-Pr0xy-S3cret-Walrus-5521';
 
@@ -40,9 +40,6 @@ async function settings() {
   const r = await srv.api('GET', '/api/v1/settings', { token });
   assert.equal(r.status, 200, r.text);
   return r.json;
-}
-function show(r) {
-  return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 }
 
 describe('login and the saved session', () => {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { ATRIUMD, DEFAULT_ADMIN_PASSWORD, freePort, sleep } from './harness.mjs';
+import { ATRIUMD, DEFAULT_ADMIN_PASSWORD, freePort, sleep, waitExit } from './harness.mjs';
 
 const dirs = [];
 const procs = [];
@@ -48,14 +48,6 @@ function startDaemon(args, env, ready) {
         reject(new Error(`atriumd exited ${proc.exitCode}:\n${out}`));
       }
     }, 50);
-  });
-}
-
-function waitExit(proc, ms) {
-  if (proc.exitCode !== null || proc.signalCode !== null) return Promise.resolve(proc.exitCode);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(null), ms);
-    proc.once('exit', (code) => { clearTimeout(t); resolve(code); });
   });
 }
 
@@ -127,9 +119,10 @@ test('HTTPS with a configured certificate; the session cookie is Secure', async 
   assert.equal(await waitExit(d.proc, 10000), 0);
 });
 
-test('readiness through sd_notify, journald prefixes, clean SIGTERM', async (t) => {
-  const py = spawnSync('python3', ['-c', 'import socket'], { timeout: 10000 });
-  if (py.status !== 0) { t.skip('python3 is needed to receive sd_notify datagrams'); return; }
+test('readiness through sd_notify, journald prefixes, clean SIGTERM', async () => {
+  // python3 comes with meson (scripts/deps.sh build), so it is always here.
+  const py = spawnSync('python3', ['-c', 'import socket'], { encoding: 'utf8', timeout: 10000 });
+  assert.equal(py.status, 0, `python3 is needed to receive sd_notify datagrams: ${py.stderr ?? py.error}`);
   const dir = tempDir();
   const sock = path.join(dir, 'notify.sock');
   // A unix datagram socket like systemd's: print every message, stop after STOPPING=1 or 15 s.

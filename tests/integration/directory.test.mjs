@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, ctl, problemKeys } from './harness.mjs';
+import { startServer, ctl, show, problemKeys } from './harness.mjs';
 
 let srv;
 let token;
@@ -23,7 +23,6 @@ after(async () => {
 });
 
 const api = (method, p, o = {}) => srv.api(method, p, { token, ...o });
-const show = (r) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 async function run(args, opts = {}) {
   const env = { XDG_CONFIG_HOME: tmp, ...(opts.env ?? {}) };
   return ctl(srv, args, { token, ...opts, env });
@@ -290,5 +289,22 @@ describe('atriumctl', () => {
     r = await run(['federation', 'subscriptions', '--user', 'csv1']);
     assert.equal(r.code, 0, show(r));
     assert.match(r.stdout, /csv1@corp\.example +x@partner\.example +active/);
+  });
+
+  test('an option the subcommand does not use is refused before any request', async () => {
+    const before = (await api('GET', '/api/v1/users?limit=1000')).json.total;
+    for (const [args, why] of [
+      [['users', 'delete', 'csv1', '--display-name', 'X'], /--display-name does not apply to 'users delete'/],
+      [['users', 'add', 'nobody', '--name', 'other'], /--name does not apply to 'users add'/],
+      [['users', 'update', 'csv1', '--enabled', '--disabled'], /--enabled or --disabled, not both/],
+      [['federation', 'contacts', 'list', '--state', 'active'], /--state does not apply/],
+      [['domain', 'change', 'x.example', '--user', 'csv1', '--dry-run'], /--user does not apply to 'domain change'/],
+    ]) {
+      const r = await run(args);
+      assert.equal(r.code, 2, show(r));
+      assert.match(r.stderr, why, show(r));
+    }
+    assert.equal((await api('GET', '/api/v1/users?limit=1000')).json.total, before);
+    assert.equal((await api('GET', '/api/v1/users/csv1')).status, 200);
   });
 });

@@ -1,7 +1,7 @@
 // UDP discovery against a real atriumd (docs/protocols/discovery.md): real
 // sockets, unicast to loopback only; broadcast and multicast only inside
-// network namespaces this file creates (skipped with a reason when
-// `ip netns add` is not permitted). Every wait is bounded.
+// network namespaces this file creates (skipped with a reason when not run
+// as root). Every wait is bounded.
 import { test, before, after, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -10,7 +10,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync } from 'node:child_process';
-import { startServer, ctl, sleep, ATRIUMD, ATRIUMCTL } from './harness.mjs';
+import { startServer, ctl, sleep, freeUdpPort, ATRIUMD, ATRIUMCTL } from './harness.mjs';
 
 const QUERY_MIN = 512;
 const NO_ANSWER_MS = 400; // "no answer" means none within this bounded wait
@@ -18,24 +18,6 @@ const NO_ANSWER_MS = 400; // "no answer" means none within this bounded wait
 let srv;
 let token;
 let port;
-
-/** A UDP port free on both 0.0.0.0 and :: right now. */
-async function freeUdpPort() {
-  for (let i = 0; i < 20; i++) {
-    const s = dgram.createSocket('udp4');
-    await new Promise((res, rej) => { s.once('error', rej); s.bind(0, '0.0.0.0', res); });
-    const p = s.address().port;
-    s.close();
-    const s6 = dgram.createSocket({ type: 'udp6', ipv6Only: true });
-    const ok = await new Promise((res) => {
-      s6.once('error', () => res(false));
-      s6.bind(p, '::', () => res(true));
-    });
-    try { s6.close(); } catch { /* not bound */ }
-    if (ok) return p;
-  }
-  throw new Error('no free UDP port');
-}
 
 function buildQuery({ nonce = crypto.randomBytes(16), size = QUERY_MIN, version = 1, type = 1 } = {}) {
   const b = Buffer.alloc(size);
@@ -297,11 +279,14 @@ describe('broadcast and multicast (network namespaces)', () => {
   let dir;
 
   before(async () => {
-    const probe = sh('ip', ['netns', 'add', ns1]);
-    if (probe.code !== 0) {
-      skip = `ip netns add is not permitted here (${probe.out.trim()}); loopback unicast tests cover the responder`;
+    // Only an unprivileged run may skip: as root (make test, CI) a namespace
+    // that cannot be made is a failure, not a reason to pass.
+    if (process.getuid?.() !== 0) {
+      skip = 'ip netns add needs root; loopback unicast tests cover the responder';
       return;
     }
+    const probe = sh('ip', ['netns', 'add', ns1]);
+    if (probe.code !== 0) throw new Error(`ip netns add ${ns1}: ${probe.out.trim()}`);
     // Duplicate address detection is pointless on a private veth pair and
     // can leave link-local addresses "tentative" (unusable) for a long time
     // on a busy machine: switch it off in both namespaces before the pair
@@ -324,7 +309,7 @@ describe('broadcast and multicast (network namespaces)', () => {
     ];
     for (const s of steps) {
       const r = sh('ip', s);
-      if (r.code !== 0) { skip = `cannot set up the namespaces: ip ${s.join(' ')}: ${r.out.trim()}`; return; }
+      if (r.code !== 0) throw new Error(`cannot set up the namespaces: ip ${s.join(' ')}: ${r.out.trim()}`);
     }
     for (let i = 0; i < 50; i++) { // at most 5 s
       const a = sh('ip', ['-n', ns1, '-6', 'addr']).out + sh('ip', ['-n', ns2, '-6', 'addr']).out;

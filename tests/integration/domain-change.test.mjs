@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, ctl, problemKeys } from './harness.mjs';
+import { startServer, ctl, show, problemKeys } from './harness.mjs';
 
 let srv;
 let token;
@@ -18,7 +18,6 @@ let desktopToken;
 const dirs = [];
 
 const api = (method, p, o = {}) => srv.api(method, p, { token, ...o });
-const show = (r) => `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 const run = (args, opts = {}) => ctl(srv, args, { token, env: { XDG_CONFIG_HOME: tmp }, ...opts });
 async function setting(key) {
   const r = await api('GET', '/api/v1/settings');

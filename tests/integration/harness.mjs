@@ -2,6 +2,7 @@
 // a temporary data directory, and offers small helpers for the REST API and
 // for atriumctl. Every wait is bounded.
 import { spawn } from 'node:child_process';
+import dgram from 'node:dgram';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
@@ -30,6 +31,24 @@ export function freePort() {
   });
 }
 
+/** A UDP port free on both 0.0.0.0 and :: right now. */
+export async function freeUdpPort() {
+  for (let i = 0; i < 20; i++) {
+    const s = dgram.createSocket('udp4');
+    await new Promise((res, rej) => { s.once('error', rej); s.bind(0, '0.0.0.0', res); });
+    const p = s.address().port;
+    s.close();
+    const s6 = dgram.createSocket({ type: 'udp6', ipv6Only: true });
+    const ok = await new Promise((res) => {
+      s6.once('error', () => res(false));
+      s6.bind(p, '::', () => res(true));
+    });
+    try { s6.close(); } catch { /* not bound */ }
+    if (ok) return p;
+  }
+  throw new Error('no free UDP port');
+}
+
 function xmlEscape(s) {
   return String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
     .replace(/"/g, '&quot;');
@@ -48,7 +67,7 @@ async function fetchT(url, init = {}, ms = 10000) {
 
 /** Waits for a child process to exit, at most ms; resolves the exit code
  * (or the signal name) or null on timeout. */
-function waitExit(proc, ms) {
+export function waitExit(proc, ms) {
   if (proc.exitCode !== null || proc.signalCode !== null) {
     return Promise.resolve(proc.exitCode ?? proc.signalCode);
   }
@@ -165,6 +184,11 @@ export async function startServer(opts = {}) {
     await sleep(50);
   }
   return server;
+}
+
+/** An atriumctl result as an assertion message. */
+export function show(r) {
+  return `exit ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
 }
 
 /** Runs atriumctl against a server. Resolves {code, stdout, stderr}. */

@@ -33,12 +33,6 @@ export function slug(key) {
   return String(key).replace(/[^A-Za-z0-9]+/g, '-');
 }
 
-let counter = 0;
-export function uid(prefix) {
-  counter += 1;
-  return `${prefix}-${counter}`;
-}
-
 /** Sets aria-describedby to the ids of the given elements that are shown. */
 export function describe(input, elements) {
   const ids = elements.filter((e) => e && !e.hidden && e.id).map((e) => e.id);

@@ -314,10 +314,6 @@ export function bindAttr(el, attr, key, args) {
   return el;
 }
 
-export function unbindText(el) {
-  if (el._i18n) el._i18n.text = undefined;
-}
-
 function render(b) {
   return b.n !== undefined ? tn(b.key, b.n, b.args) : t(b.key, b.args);
 }
