@@ -18,6 +18,7 @@
 #include "fileio.h"
 #include "log.h"
 #include "metrics.h"
+#include "netaddr.h"
 #include "published.h"
 #include "qos.h"
 #include "settings.h"
@@ -392,11 +393,7 @@ const char *http_query(http_request_t *req, const char *name) {
 #define HTTP_MAX_TRUSTED 32
 
 /* Filled by http_start before the first connection, read-only afterwards. */
-static struct trusted_net {
-  int family;
-  unsigned char addr[16];
-  unsigned prefix;
-} trusted[HTTP_MAX_TRUSTED];
+static netaddr_net_t trusted[HTTP_MAX_TRUSTED];
 static size_t ntrusted;
 
 static int trusted_parse(const char *list) {
@@ -406,29 +403,15 @@ static int trusted_parse(const char *list) {
   char *save = NULL;
   for (char *tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
     if (ntrusted == HTTP_MAX_TRUSTED) return -E2BIG;
-    struct trusted_net *t = &trusted[ntrusted];
-    char *slash = strchr(tok, '/');
-    if (slash) *slash = '\0';
-    t->family = strchr(tok, ':') ? AF_INET6 : AF_INET;
-    if (inet_pton(t->family, tok, t->addr) != 1) return -EINVAL;
-    unsigned max = t->family == AF_INET ? 32 : 128;
-    int64_t prefix = max;
-    if (slash && http_parse_int_param(slash + 1, 0, max, max, &prefix) != 0) return -EINVAL;
-    t->prefix = (unsigned)prefix;
+    if (netaddr_net_parse(tok, &trusted[ntrusted]) < 0) return -EINVAL;
     ntrusted++;
   }
   return 0;
 }
 
 static bool trusted_match(int family, const unsigned char *addr) {
-  for (size_t i = 0; i < ntrusted; i++) {
-    const struct trusted_net *t = &trusted[i];
-    if (t->family != family) continue;
-    unsigned full = t->prefix / 8, rest = t->prefix % 8;
-    if (memcmp(t->addr, addr, full) != 0) continue;
-    if (rest && ((t->addr[full] ^ addr[full]) & (0xff00 >> rest) & 0xff)) continue;
-    return true;
-  }
+  for (size_t i = 0; i < ntrusted; i++)
+    if (netaddr_net_contains(&trusted[i], family, addr)) return true;
   return false;
 }
 

@@ -3,6 +3,7 @@
  * matching (libcurl's NO_PROXY knows no CIDR ranges and would also read the
  * environment, which must not decide where traffic goes). */
 #include "outbound.h"
+#include "netaddr.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -222,39 +223,14 @@ typedef struct ip_addr {
 
 static ip_addr_t parse_ip(const char *s) {
   ip_addr_t a = {0};
-  if (inet_pton(AF_INET, s, a.bytes) == 1) {
-    a.family = AF_INET;
-  } else if (inet_pton(AF_INET6, s, a.bytes) == 1) {
-    a.family = AF_INET6;
-  }
+  if (netaddr_parse(s, &a.family, a.bytes) < 0) a.family = 0;
   return a;
 }
 
-static bool prefix_equal(const unsigned char *a, const unsigned char *b, unsigned bits) {
-  unsigned whole = bits / 8, rest = bits % 8;
-  if (memcmp(a, b, whole) != 0) return false;
-  if (rest == 0) return true;
-  unsigned char mask = (unsigned char)(0xffu << (8 - rest));
-  return (a[whole] & mask) == (b[whole] & mask);
-}
-
 static bool cidr_match(const char *entry, const ip_addr_t *host) {
-  const char *slash = strchr(entry, '/');
-  char addr[64];
-  size_t n = (size_t)(slash - entry);
-  if (n == 0 || n >= sizeof addr) return false;
-  memcpy(addr, entry, n);
-  addr[n] = '\0';
-  ip_addr_t net = parse_ip(addr);
-  if (net.family == 0 || net.family != host->family) return false;
-  const char *p = slash + 1;
-  if (!isdigit((unsigned char)*p)) return false;
-  char *end = NULL;
-  errno = 0;
-  long bits = strtol(p, &end, 10);
-  long max = net.family == AF_INET ? 32 : 128;
-  if (errno != 0 || *end != '\0' || bits < 0 || bits > max) return false;
-  return prefix_equal(net.bytes, host->bytes, (unsigned)bits);
+  netaddr_net_t net;
+  return netaddr_net_parse(entry, &net) == 0 &&
+         netaddr_net_contains(&net, host->family, host->bytes);
 }
 
 /* Lower case, without brackets or a trailing dot; false when it does not fit. */

@@ -23,6 +23,7 @@
 #include <curl/curl.h>
 
 #include "fixture.h"
+#include "netaddr.h"
 #include "outbound.h"
 #include "proxy_test.h"
 #include "settings.h"
@@ -762,8 +763,39 @@ static void test_init_ca_bundle(void **state) {
   assert_int_equal(outbound_init(NULL, err, sizeof err), 0);
 }
 
+/* The network matcher the bypass list and the trusted proxies share. */
+static void test_netaddr(void **state) {
+  static const struct {
+    const char *net, *addr;
+    int parses, contains;
+  } cases[] = {
+      {"10.0.0.0/8", "10.255.1.2", 1, 1},     {"10.0.0.0/8", "11.0.0.1", 1, 0},
+      {"172.16.0.0/12", "172.31.9.9", 1, 1},  {"172.16.0.0/12", "172.32.0.1", 1, 0},
+      {"192.0.2.7", "192.0.2.7", 1, 1},       {"192.0.2.7", "192.0.2.8", 1, 0},
+      {"0.0.0.0/0", "203.0.113.9", 1, 1},     {"fd00::/8", "fdab::1", 1, 1},
+      {"2001:db8::/33", "2001:db8:7fff::1", 1, 1}, {"2001:db8::/33", "2001:db8:8000::1", 1, 0},
+      {"::1", "::1", 1, 1},                   {"10.0.0.0/8", "::ffff:10.0.0.1", 1, 0},
+      {"10.0.0.0/33", NULL, 0, 0},            {"fd00::/129", NULL, 0, 0},
+      {"10.0.0.0/", NULL, 0, 0},              {"10.0.0.0/+8", NULL, 0, 0},
+      {"10.0.0.0/8x", NULL, 0, 0},            {"/8", NULL, 0, 0},
+      {"example.com/8", NULL, 0, 0},          {"[::1]", NULL, 0, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    netaddr_net_t net;
+    int parsed = netaddr_net_parse(cases[i].net, &net) == 0;
+    if (parsed != cases[i].parses) fail_msg("%s: parses %d", cases[i].net, parsed);
+    if (!parsed) continue;
+    int family;
+    unsigned char addr[16];
+    assert_int_equal(netaddr_parse(cases[i].addr, &family, addr), 0);
+    if (netaddr_net_contains(&net, family, addr) != cases[i].contains)
+      fail_msg("%s contains %s: want %d", cases[i].net, cases[i].addr, cases[i].contains);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_netaddr),
       cmocka_unit_test(test_bypass_table),
       cmocka_unit_test(test_proxy_url),
       cmocka_unit_test(test_auth_mapping),
