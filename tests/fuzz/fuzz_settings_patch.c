@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "settings.h"
+#include "conf/settings.h"
 
 static store_t *store;
 static secret_key_t *key;

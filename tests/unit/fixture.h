@@ -5,7 +5,7 @@
 #pragma once
 
 #include "fixture_dir.h"
-#include "settings.h"
+#include "conf/settings.h"
 
 typedef struct fixture {
   char dir[256];

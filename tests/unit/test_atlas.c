@@ -15,7 +15,7 @@
 
 #include <cmocka.h>
 
-#include "atlas.h"
+#include "conf/atlas.h"
 #include "fixture_dir.h"
 
 #define BASE "/etc/atrium"

@@ -18,10 +18,10 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
-#include "auth.h"
+#include "http/auth.h"
 #include "fixture_dir.h"
-#include "secret.h"
-#include "store.h"
+#include "core/secret.h"
+#include "store/store.h"
 
 #define ENV_PASSWORD "correct horse battery"
 

@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "catalogue.h"
+#include "conf/catalogue.h"
 
 static void test_rows_are_well_formed(void **state) {
   for (size_t i = 0; i < catalogue_count; i++) {

@@ -14,10 +14,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "directory.h"
-#include "domain_change.h"
+#include "mod/directory/directory.h"
+#include "mod/directory/domain_change.h"
 #include "fixture.h"
-#include "settings.h"
+#include "conf/settings.h"
 
 static int setup(void **state) {
   fixture_t *f = fixture_new("directory", "old.example");

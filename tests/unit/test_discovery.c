@@ -9,8 +9,8 @@
 
 #include <cmocka.h>
 
-#include "discovery.h"
-#include "kerberos.h"
+#include "mod/publishing/discovery.h"
+#include "mod/publishing/kerberos.h"
 
 static const uint8_t NONCE[DISCOVERY_NONCE_LEN] = {1, 2, 3, 4, 5, 6, 7, 8,
                                                     9, 10, 11, 12, 13, 14, 15, 16};

@@ -11,9 +11,9 @@
 
 #include <cmocka.h>
 
-#include "api.h"
-#include "http.h"
-#include "metrics.h"
+#include "http/api.h"
+#include "http/http.h"
+#include "core/metrics.h"
 
 static const http_route_t *match(const char *method, const char *path, unsigned *allowed,
                                  size_t *slot) {

@@ -23,10 +23,10 @@
 #include <curl/curl.h>
 
 #include "fixture.h"
-#include "netaddr.h"
-#include "outbound.h"
-#include "proxy_test.h"
-#include "settings.h"
+#include "core/netaddr.h"
+#include "mod/outbound/outbound.h"
+#include "mod/outbound/proxy_test.h"
+#include "conf/settings.h"
 
 /* ---- bypass matching ---------------------------------------------------------------------- */
 

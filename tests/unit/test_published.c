@@ -15,13 +15,13 @@
 
 #include <cmocka.h>
 
-#include "atlas.h"
+#include "conf/atlas.h"
 #include "fixture.h"
-#include "privacy.h"
-#include "published.h"
-#include "secret.h"
-#include "settings.h"
-#include "store.h"
+#include "mod/published/privacy.h"
+#include "mod/published/published.h"
+#include "core/secret.h"
+#include "conf/settings.h"
+#include "store/store.h"
 
 static void patch(const char *json) {
   json_t *body = json_loads(json, 0, NULL);

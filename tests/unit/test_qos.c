@@ -16,7 +16,7 @@
 
 #include <cmocka.h>
 
-#include "qos.h"
+#include "mod/qos/qos.h"
 
 typedef struct match_case {
   const char *url;

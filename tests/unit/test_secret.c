@@ -15,7 +15,7 @@
 #include <cmocka.h>
 
 #include "fixture_dir.h"
-#include "secret.h"
+#include "core/secret.h"
 
 typedef struct fixture {
   char dir[PATH_MAX];

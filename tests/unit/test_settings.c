@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "fixture.h"
-#include "settings.h"
+#include "conf/settings.h"
 
 static char *no_env[] = {NULL};
 

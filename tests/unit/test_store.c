@@ -16,7 +16,7 @@
 #include <cmocka.h>
 
 #include "fixture_dir.h"
-#include "store.h"
+#include "store/store.h"
 
 typedef struct fixture {
   char dir[PATH_MAX];

@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "validate.h"
+#include "core/validate.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 

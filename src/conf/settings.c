@@ -1,0 +1,1048 @@
+/* The settings plane: snapshots, precedence, the change pipeline.
+ *
+ * A change follows Redis' CONFIG SET and nginx's new-cycle model: check every
+ * key, build the new snapshot beside the old one, check the cross-field rules
+ * on it, run the apply hooks, write it in one transaction, then swap the
+ * pointer. Any failure leaves the old snapshot, the store and the running
+ * server as they were. */
+#include "conf/settings.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uriparser/Uri.h>
+
+#define MAX_HOOKS 32
+#define QOS_DEFAULT_DSCP 34 /* AF41, the recommended value for video */
+#define QOS_DEFAULT_RATE_MBPS 50
+#define QOS_NAME_HTTP "Web Meeting (HTTP)"
+#define QOS_NAME_HTTPS "Web Meeting (HTTPS)"
+
+struct settings_snapshot {
+  atomic_int refs;
+  uint64_t version;
+  json_t **value;     /* per catalogue row: the value in force (secrets: plain text or NULL) */
+  json_t **effective; /* per row: value with blank-means-default resolved */
+  setting_source_t *source;
+  json_t *warnings;   /* object: key -> [{"code","message"}] */
+  char *document;
+  size_t document_len;
+};
+
+typedef struct apply_hook {
+  const char *section;
+  settings_apply_fn fn;
+  void *ctx;
+} apply_hook_t;
+
+static struct {
+  pthread_mutex_t swap_lock;   /* guards `current` and taking a reference to it */
+  pthread_mutex_t change_lock; /* one change at a time */
+  settings_snapshot_t *current;
+  store_t *store;
+  const secret_key_t *key;
+  json_t *stored;           /* key -> value as in the store, secrets in plain text */
+  json_t *env;              /* key -> value from ATRIUM_<KEY> */
+  json_t *install_defaults; /* key -> value fixed at first start */
+  json_t *load_warnings;    /* key -> message about an unusable stored value */
+  apply_hook_t hooks[MAX_HOOKS];
+  size_t hook_count;
+} S = {
+    .swap_lock = PTHREAD_MUTEX_INITIALIZER,
+    .change_lock = PTHREAD_MUTEX_INITIALIZER,
+};
+
+/* ---- snapshots ---------------------------------------------------------------------- */
+
+static void snapshot_free(settings_snapshot_t *snap) {
+  if (!snap) return;
+  for (size_t i = 0; i < catalogue_count; i++) {
+    json_decref(snap->value ? snap->value[i] : NULL);
+    json_decref(snap->effective ? snap->effective[i] : NULL);
+  }
+  free(snap->value);
+  free(snap->effective);
+  free(snap->source);
+  json_decref(snap->warnings);
+  free(snap->document);
+  free(snap);
+}
+
+settings_snapshot_t *settings_acquire(void) {
+  /* The lock covers a pointer copy and an increment: it keeps the snapshot
+   * from being freed between the two, and is never held across real work. */
+  pthread_mutex_lock(&S.swap_lock);
+  settings_snapshot_t *snap = S.current;
+  if (snap) atomic_fetch_add(&snap->refs, 1);
+  pthread_mutex_unlock(&S.swap_lock);
+  return snap;
+}
+
+void settings_release(settings_snapshot_t *snap) {
+  if (snap && atomic_fetch_sub(&snap->refs, 1) == 1) snapshot_free(snap);
+}
+
+static void snapshot_swap(settings_snapshot_t *next) {
+  pthread_mutex_lock(&S.swap_lock);
+  settings_snapshot_t *old = S.current;
+  S.current = next;
+  pthread_mutex_unlock(&S.swap_lock);
+  settings_release(old);
+}
+
+uint64_t settings_version(const settings_snapshot_t *snap) { return snap->version; }
+
+static int row_of(const char *key) {
+  int i = catalogue_find(key);
+  /* Asking for a key that is not in the table is a programming error. */
+  if (i < 0) abort();
+  return i;
+}
+
+const json_t *settings_value(const settings_snapshot_t *snap, const char *key) {
+  return snap->effective[row_of(key)];
+}
+
+const char *settings_string(const settings_snapshot_t *snap, const char *key) {
+  const char *s = json_string_value(settings_value(snap, key));
+  return s ? s : "";
+}
+
+bool settings_bool(const settings_snapshot_t *snap, const char *key) {
+  return json_is_true(settings_value(snap, key));
+}
+
+json_int_t settings_int(const settings_snapshot_t *snap, const char *key) {
+  return json_integer_value(settings_value(snap, key));
+}
+
+setting_source_t settings_source(const settings_snapshot_t *snap, const char *key) {
+  return snap->source[row_of(key)];
+}
+
+const char *settings_document(const settings_snapshot_t *snap, size_t *len) {
+  if (len) *len = snap->document_len;
+  return snap->document;
+}
+
+/* ---- derived values ------------------------------------------------------------------- */
+
+static const char *const source_names[] = {
+    [SETTING_SOURCE_DEFAULT] = "default",
+    [SETTING_SOURCE_STORE] = "store",
+    [SETTING_SOURCE_ENV] = "env",
+};
+
+/* Splits a normalised http(s) URL into host (with port when not the
+ * default) and path without the trailing '/'. */
+static int url_host_path(const char *url, char *host, size_t hostlen, char *path, size_t pathlen) {
+  UriUriA uri;
+  const char *end = NULL;
+  if (uriParseSingleUriA(&uri, url, &end) != URI_SUCCESS) return -EINVAL;
+  int r = 0;
+  if (!uri.hostText.first) {
+    r = -EINVAL;
+  } else {
+    /* From the host to the end of the authority, keeping IPv6 brackets and the port. */
+    const char *hs = uri.hostText.first;
+    const char *he = uri.hostText.afterLast;
+    bool bracketed = hs > url && hs[-1] == '[';
+    if (bracketed) hs--, he++;
+    if (uri.portText.first) he = uri.portText.afterLast;
+    snprintf(host, hostlen, "%.*s", (int)(he - hs), hs);
+    const char *ps = he;
+    size_t n = strcspn(ps, "?#");
+    while (n && ps[n - 1] == '/') n--;
+    snprintf(path, pathlen, "%.*s", (int)n, ps);
+  }
+  uriFreeUriMembersA(&uri);
+  return r;
+}
+
+static json_t *qos_policy(const char *name, const char *url) {
+  return json_pack("{s:s, s:i, s:i, s:s, s:b, s:b}", "name", name, "dscp", QOS_DEFAULT_DSCP,
+                   "max_rate_mbps", QOS_DEFAULT_RATE_MBPS, "url", url, "include_subdirectories",
+                   1, "any_destination", 1);
+}
+
+/* The URLs the two default QoS policies name for a web meeting URL: the same
+ * host and path, once with http and once with https. */
+static int qos_default_urls(const char *meeting_url, char *http, char *https, size_t len) {
+  char host[512], path[1024];
+  if (url_host_path(meeting_url, host, sizeof host, path, sizeof path) < 0) return -EINVAL;
+  /* The policy matches on host and path; a port belongs to one scheme only. */
+  char *colon = host[0] == '[' ? strstr(host, "]:") : strchr(host, ':');
+  if (colon) colon[host[0] == '[' ? 1 : 0] = '\0';
+  snprintf(http, len, "http://%s%s", host, path);
+  snprintf(https, len, "https://%s%s", host, path);
+  return 0;
+}
+
+static json_t *qos_default_policies(const char *meeting_url) {
+  char http[1600], https[1600];
+  if (qos_default_urls(meeting_url, http, https, sizeof http) < 0) return json_array();
+  return json_pack("[o, o]", qos_policy(QOS_NAME_HTTP, http), qos_policy(QOS_NAME_HTTPS, https));
+}
+
+static void add_warning(json_t *warnings, const char *key, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void add_warning(json_t *warnings, const char *key, const char *code, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  json_t *list = json_object_get(warnings, key);
+  if (!list) {
+    list = json_array();
+    json_object_set_new(warnings, key, list);
+  }
+  json_array_append_new(list, json_pack("{s:s, s:s}", "code", code, "message", msg));
+}
+
+/* Builds a snapshot from the layers: environment > store > default. */
+static settings_snapshot_t *snapshot_build(const json_t *stored, const json_t *env,
+                                           uint64_t version) {
+  settings_snapshot_t *snap = calloc(1, sizeof *snap);
+  if (!snap) return NULL;
+  atomic_init(&snap->refs, 1);
+  snap->version = version;
+  snap->value = calloc(catalogue_count, sizeof *snap->value);
+  snap->effective = calloc(catalogue_count, sizeof *snap->effective);
+  snap->source = calloc(catalogue_count, sizeof *snap->source);
+  snap->warnings = json_object();
+  if (!snap->value || !snap->effective || !snap->source || !snap->warnings) goto fail;
+
+  for (size_t i = 0; i < catalogue_count; i++) {
+    const setting_def_t *def = &catalogue[i];
+    json_t *v;
+    if ((v = json_object_get(env, def->key))) {
+      snap->source[i] = SETTING_SOURCE_ENV;
+      snap->value[i] = json_incref(v);
+    } else if ((v = json_object_get(stored, def->key))) {
+      snap->source[i] = SETTING_SOURCE_STORE;
+      snap->value[i] = json_incref(v);
+    } else {
+      snap->source[i] = SETTING_SOURCE_DEFAULT;
+      if (def->flags & SETTING_F_INSTALL_DEFAULT)
+        snap->value[i] = json_incref(json_object_get(S.install_defaults, def->key));
+      else if (def->default_json)
+        snap->value[i] = json_loads(def->default_json, JSON_DECODE_ANY, NULL);
+      /* else: secrets stay NULL (unset); qos.policies is computed below. */
+    }
+    const char *why = json_string_value(json_object_get(S.load_warnings, def->key));
+    if (why && snap->source[i] != SETTING_SOURCE_ENV)
+      add_warning(snap->warnings, def->key, "stored-value-ignored", "%s", why);
+  }
+
+  /* Effective values: blank-means-default resolved against the base URL or
+   * the domain. */
+  int i_base = row_of("server.public_url");
+  const char *base = json_string_value(snap->value[i_base]);
+  for (size_t i = 0; i < catalogue_count; i++) {
+    const setting_def_t *def = &catalogue[i];
+    const char *s = json_string_value(snap->value[i]);
+    if ((def->flags & SETTING_F_BLANK_DEFAULT) && s && !*s) {
+      if (def->effective_path) {
+        char url[VALIDATE_URL_MAX + 64];
+        snprintf(url, sizeof url, "%s%s", base ? base : "", def->effective_path);
+        snap->effective[i] = json_string(url);
+      } else {
+        snap->effective[i] = json_incref(snap->value[row_of("domain.name")]);
+      }
+    } else {
+      snap->effective[i] = json_incref(snap->value[i]);
+    }
+  }
+  int i_qos = row_of("qos.policies");
+  if (!snap->value[i_qos]) {
+    snap->value[i_qos] = qos_default_policies(json_string_value(snap->effective[row_of("meeting.url")]));
+    snap->effective[i_qos] = json_incref(snap->value[i_qos]);
+  }
+
+  /* Warnings: accepted, but the admin should know. */
+  const char *meeting = settings_string(snap, "meeting.url");
+  if (strncmp(meeting, "http://", 7) == 0 &&
+      (settings_bool(snap, "meeting.enabled") || *json_string_value(snap->value[row_of("meeting.url")])))
+    add_warning(snap->warnings, "meeting.url", "unencrypted",
+                "Web meetings are reached unencrypted (%s). Use https except for temporary "
+                "testing.",
+                meeting);
+  if (settings_bool(snap, "mobile.push_use_proxy") && !settings_bool(snap, "proxy.enabled"))
+    add_warning(snap->warnings, "mobile.push_use_proxy", "proxy-disabled",
+                "Push notifications are to be sent through the proxy, but \"Use proxy server\" is "
+                "off: they go out directly until the proxy is enabled.");
+  return snap;
+fail:
+  snapshot_free(snap);
+  return NULL;
+}
+
+static int snapshot_render(settings_snapshot_t *snap) {
+  json_t *settings = json_object();
+  json_t *doc = json_pack("{s:I, s:o}", "version", (json_int_t)snap->version, "settings", settings);
+  if (!doc) return -ENOMEM;
+  for (size_t i = 0; i < catalogue_count; i++) {
+    const setting_def_t *def = &catalogue[i];
+    json_t *entry;
+    if (def->type == SETTING_SECRET)
+      entry = json_pack("{s:{s:b}}", "value", "set", snap->value[i] != NULL);
+    else
+      entry = json_pack("{s:O}", "value", snap->value[i]);
+    if (!entry) {
+      json_decref(doc);
+      return -ENOMEM;
+    }
+    if (def->flags & SETTING_F_BLANK_DEFAULT)
+      json_object_set(entry, "effective", snap->effective[i]);
+    json_object_set_new(entry, "source", json_string(source_names[snap->source[i]]));
+    json_t *w = json_object_get(snap->warnings, def->key);
+    if (w) json_object_set(entry, "warnings", w);
+    json_object_set_new(settings, def->key, entry);
+  }
+  snap->document = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+  json_decref(doc);
+  if (!snap->document) return -ENOMEM;
+  snap->document_len = strlen(snap->document);
+  return 0;
+}
+
+/* ---- cross-field rules ------------------------------------------------------------------ */
+
+static void add_error(json_t *errors, const char *key, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void add_error(json_t *errors, const char *key, const char *field, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  json_t *e = json_pack("{s:s, s:s}", "key", key, "message", msg);
+  if (e && field && *field) json_object_set_new(e, "field", json_string(field));
+  json_array_append_new(errors, e);
+}
+
+static void check_cross_fields(const settings_snapshot_t *snap, json_t *errors) {
+  const char *domain = settings_string(snap, "domain.name");
+  const char *fqdn = settings_string(snap, "federation.fqdn");
+  size_t dl = strlen(domain), fl = strlen(fqdn);
+  if (strcmp(fqdn, domain) != 0) {
+    /* One label below: "<label>.<domain>" with no further dot in <label>. */
+    bool below = fl > dl + 1 && strcmp(fqdn + fl - dl, domain) == 0 && fqdn[fl - dl - 1] == '.' &&
+                 memchr(fqdn, '.', fl - dl - 1) == NULL;
+    if (!below)
+      add_error(errors, "federation.fqdn", NULL,
+                "Must be the domain %s or a direct sub-domain of it such as sip.%s; %s is not.",
+                domain, domain, fqdn);
+  }
+  if (settings_bool(snap, "proxy.enabled") && !*settings_string(snap, "proxy.host"))
+    add_error(errors, "proxy.host", NULL,
+              "Is required when \"Use proxy server\" is on: enter the proxy's host name or IP "
+              "address, or turn the proxy off.");
+  if (settings_bool(snap, "proxy.auth_required") && !*settings_string(snap, "proxy.username"))
+    add_error(errors, "proxy.username", NULL,
+              "Is required when the proxy server requires authentication: enter the user name, "
+              "or turn authentication off.");
+}
+
+/* ---- persistence ------------------------------------------------------------------------- */
+
+static char *value_text(const json_t *v) { return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY); }
+
+/* What the audit log shows for a value: secrets never appear. */
+static char *audit_text(const setting_def_t *def, const json_t *v) {
+  if (!v) return NULL;
+  if (def->type == SETTING_SECRET) return strdup(*json_string_value(v) ? "(secret)" : "(unset)");
+  return value_text(v);
+}
+
+static int persist_row(const setting_def_t *def, const json_t *v) {
+  if (!v) return store_settings_delete(S.store, def->key);
+  if (def->type != SETTING_SECRET) {
+    char *text = value_text(v);
+    if (!text) return -ENOMEM;
+    int r = store_settings_put(S.store, def->key, text);
+    free(text);
+    return r;
+  }
+  char *sealed = NULL;
+  int r = secret_seal(S.key, json_string_value(v), &sealed);
+  if (r < 0) return r;
+  json_t *js = json_string(sealed);
+  free(sealed);
+  char *text = value_text(js);
+  json_decref(js);
+  if (!text) return -ENOMEM;
+  r = store_settings_put(S.store, def->key, text);
+  free(text);
+  return r;
+}
+
+/* ---- the change pipeline ------------------------------------------------------------------ */
+
+static void outcome_init(settings_outcome_t *out) {
+  memset(out, 0, sizeof *out);
+  out->errors = json_array();
+  out->warnings = json_array();
+}
+
+static settings_snapshot_t *snapshot_ref(settings_snapshot_t *snap) {
+  atomic_fetch_add(&snap->refs, 1);
+  return snap;
+}
+
+void settings_outcome_clear(settings_outcome_t *out) {
+  if (!out) return;
+  settings_release(out->snapshot);
+  out->snapshot = NULL;
+  json_decref(out->errors);
+  json_decref(out->warnings);
+  out->errors = out->warnings = NULL;
+}
+
+static int outcome_fail(settings_outcome_t *out, int status, const char *type, const char *title,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int outcome_fail(settings_outcome_t *out, int status, const char *type, const char *title,
+                        const char *fmt, ...) {
+  out->status = status;
+  out->type = type;
+  snprintf(out->title, sizeof out->title, "%s", title);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(out->detail, sizeof out->detail, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static void collect_warnings(const settings_snapshot_t *snap, json_t *into) {
+  const char *key;
+  json_t *list;
+  json_object_foreach(snap->warnings, key, list) {
+    size_t i;
+    json_t *w;
+    json_array_foreach(list, i, w) {
+      json_array_append_new(into, json_pack("{s:s, s:O, s:O}", "key", key, "code",
+                                            json_object_get(w, "code"), "message",
+                                            json_object_get(w, "message")));
+    }
+  }
+}
+
+/* The settings to change, from the request body. For an import, values equal
+ * to the ones in force are left out: that lets an export of this server (with
+ * its domain and its environment-locked keys) be imported again. */
+static json_t *changes_from_body(const json_t *body, settings_op_t op,
+                                 const settings_snapshot_t *cur, settings_outcome_t *out) {
+  if (!json_is_object(body)) {
+    outcome_fail(out, 400, "malformed", "Malformed request",
+                 "The request body must be a JSON object mapping setting keys to values, such as "
+                 "{\"proxy.port\": 3128}.");
+    return NULL;
+  }
+  if (op != SETTINGS_OP_IMPORT) return json_incref((json_t *)body);
+
+  const char *format = json_string_value(json_object_get(body, "format"));
+  json_t *fv = json_object_get(body, "format_version");
+  json_t *settings = json_object_get(body, "settings");
+  if (!format || strcmp(format, "atrium-settings") != 0 || !json_is_object(settings)) {
+    outcome_fail(out, 400, "malformed", "Not a settings export",
+                 "The document must be an export of Atrium settings: an object with "
+                 "\"format\": \"atrium-settings\", \"format_version\": 1 and \"settings\".");
+    return NULL;
+  }
+  if (!json_is_integer(fv) || json_integer_value(fv) != 1) {
+    outcome_fail(out, 400, "malformed", "Unsupported export format",
+                 "This server reads format_version 1; the document has another version. Export "
+                 "it again from a server of this version.");
+    return NULL;
+  }
+  json_t *changes = json_object();
+  const char *key;
+  json_t *v;
+  json_object_foreach(settings, key, v) {
+    int i = catalogue_find(key);
+    if (i >= 0 && catalogue[i].type == SETTING_SECRET && json_is_object(v)) continue;
+    if (i >= 0 && cur->value[i] && json_equal(v, cur->value[i])) continue;
+    json_object_set(changes, key, v);
+  }
+  return changes;
+}
+
+/* When the web meeting URL moves, stored QoS policies that named the old
+ * default URLs follow it; policies the admin pointed elsewhere stay. */
+static void qos_follow_meeting(json_t *stored, const settings_snapshot_t *cur,
+                               const char *new_meeting) {
+  json_t *policies = json_object_get(stored, "qos.policies");
+  if (!policies) return;
+  char old_http[1600], old_https[1600], new_http[1600], new_https[1600];
+  if (qos_default_urls(settings_string(cur, "meeting.url"), old_http, old_https, sizeof old_http) <
+          0 ||
+      qos_default_urls(new_meeting, new_http, new_https, sizeof new_http) < 0)
+    return;
+  json_t *copy = json_deep_copy(policies);
+  size_t i;
+  json_t *p;
+  json_array_foreach(copy, i, p) {
+    const char *url = json_string_value(json_object_get(p, "url"));
+    /* Decide before replacing: setting "url" frees the string `url` points to. */
+    const char *moved = !url ? NULL
+                        : strcmp(url, old_http) == 0  ? new_http
+                        : strcmp(url, old_https) == 0 ? new_https
+                                                      : NULL;
+    if (moved) json_object_set_new(p, "url", json_string(moved));
+  }
+  json_object_set_new(stored, "qos.policies", copy);
+}
+
+static bool section_changed(const char *section, const json_t *changed_keys) {
+  size_t i;
+  json_t *k;
+  json_array_foreach(changed_keys, i, k) {
+    const setting_def_t *def = &catalogue[catalogue_find(json_string_value(k))];
+    if (strcmp(def->section, section) == 0) return true;
+  }
+  return false;
+}
+
+/* Runs the hooks of every changed section; on a failure undoes those that ran. */
+static int run_apply_hooks(const settings_snapshot_t *old_snap, const settings_snapshot_t *new_snap,
+                           const json_t *changed_keys, settings_outcome_t *out) {
+  for (size_t h = 0; h < S.hook_count; h++) {
+    if (!section_changed(S.hooks[h].section, changed_keys)) continue;
+    char err[384] = "";
+    if (S.hooks[h].fn(old_snap, new_snap, S.hooks[h].ctx, err, sizeof err) == 0) continue;
+    for (size_t u = h; u-- > 0;)
+      if (section_changed(S.hooks[u].section, changed_keys)) {
+        char ignored[8];
+        S.hooks[u].fn(new_snap, old_snap, S.hooks[u].ctx, ignored, sizeof ignored);
+      }
+    const char *key = S.hooks[h].section;
+    size_t i;
+    json_t *k;
+    json_array_foreach(changed_keys, i, k) {
+      if (strcmp(catalogue[catalogue_find(json_string_value(k))].section, S.hooks[h].section) ==
+          0) {
+        key = json_string_value(k);
+        break;
+      }
+    }
+    add_error(out->errors, key, NULL, "%s", err[0] ? err : "Could not be applied.");
+    return outcome_fail(out, 422, "apply-failed", "The change could not be applied",
+                        "The server could not put the new %s settings into effect, so nothing was "
+                        "changed: %s",
+                        S.hooks[h].section, err[0] ? err : "no reason given");
+  }
+  return 0;
+}
+
+/* How a change may differ from a plain PATCH: an operation that owns an
+ * operation-only key (the domain change) may set it, and writes its own rows
+ * in the same transaction. */
+typedef struct change_opts {
+  bool allow_operation_only;
+  settings_txn_fn in_txn;
+  void *ctx;
+} change_opts_t;
+
+static int persist_change(const settings_snapshot_t *cur, const json_t *new_stored,
+                          const json_t *changed_keys, const char *actor, uint64_t version,
+                          const change_opts_t *opts, char *txn_err, size_t txn_errlen) {
+  store_lock(S.store);
+  int r = store_begin(S.store);
+  size_t i;
+  json_t *k;
+  json_array_foreach(changed_keys, i, k) {
+    if (r < 0) break;
+    const char *key = json_string_value(k);
+    const setting_def_t *def = &catalogue[catalogue_find(key)];
+    json_t *nv = json_object_get(new_stored, key);
+    r = persist_row(def, nv);
+    if (r < 0) break;
+    char *old_text = audit_text(def, json_object_get(S.stored, key));
+    char *new_text = audit_text(def, nv);
+    /* A reset shows as the default it falls back to. */
+    if (!new_text && def->default_json) new_text = strdup(def->default_json);
+    r = store_audit_add(S.store, actor, key, old_text, new_text);
+    free(old_text);
+    free(new_text);
+  }
+  if (r == 0) r = store_settings_set_version(S.store, version);
+  if (r == 0 && opts->in_txn) {
+    r = opts->in_txn(S.store, opts->ctx, txn_err, txn_errlen);
+    if (r < 0 && !txn_err[0]) snprintf(txn_err, txn_errlen, "%s", store_last_error(S.store));
+  }
+  if (r == 0) r = store_commit(S.store);
+  if (r < 0) store_rollback(S.store);
+  store_unlock(S.store);
+  (void)cur;
+  return r;
+}
+
+static int change_locked(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
+                         const change_opts_t *opts, settings_snapshot_t *cur,
+                         settings_outcome_t *out) {
+  out->version = cur->version;
+  json_t *changes = changes_from_body(body, op, cur, out);
+  if (!changes) return -1;
+
+  int rc = -1;
+  json_t *new_stored = NULL, *changed_keys = NULL, *conflicts = json_array();
+  settings_snapshot_t *next = NULL;
+
+  if (if_match >= 0 && (uint64_t)if_match != cur->version) {
+    outcome_fail(out, 412, "stale-version", "The settings have changed",
+                 "Someone changed the settings since you loaded them (your version %lld, now "
+                 "%llu). Reload them and make your change again.",
+                 (long long)if_match, (unsigned long long)cur->version);
+    goto done;
+  }
+
+  new_stored = json_deep_copy(S.stored);
+  const char *key;
+  json_t *v;
+  json_object_foreach(changes, key, v) {
+    int i = catalogue_find(key);
+    if (i < 0) {
+      add_error(out->errors, key, NULL,
+                "Is not a setting of this server; GET /api/v1/settings/schema lists them.");
+      continue;
+    }
+    const setting_def_t *def = &catalogue[i];
+    if ((def->flags & SETTING_F_OPERATION_ONLY) && !opts->allow_operation_only) {
+      add_error(conflicts, key, NULL,
+                "Is changed only through the domain change operation (POST /api/v1/domain/change "
+                "or `atriumctl domain change NEW`), which renames every user at once.");
+      continue;
+    }
+    if (json_object_get(S.env, key)) {
+      char env[128];
+      catalogue_env_name(def, env, sizeof env);
+      add_error(conflicts, key, NULL,
+                "Is set by the environment variable %s; remove it from the server's environment "
+                "to manage this setting here.",
+                env);
+      continue;
+    }
+    if (json_is_null(v) || (def->type == SETTING_SECRET && json_is_string(v) &&
+                            !*json_string_value(v))) {
+      json_object_del(new_stored, key); /* back to the default / unset */
+      continue;
+    }
+    json_t *norm = NULL;
+    validate_error_t verr;
+    if (catalogue_check(def, v, &norm, &verr) < 0) {
+      add_error(out->errors, key, verr.field, "%s", verr.message[0] ? verr.message : "Is invalid.");
+      continue;
+    }
+    json_object_set_new(new_stored, key, norm);
+  }
+  if (json_array_size(conflicts)) {
+    json_array_extend(conflicts, out->errors);
+    json_array_clear(out->errors);
+    json_array_extend(out->errors, conflicts);
+    outcome_fail(out, 409, json_object_get(changes, "domain.name") ? "operation-only" : "env-locked",
+                 "Setting cannot be changed here",
+                 "%zu setting(s) in the request cannot be changed this way; nothing was changed.",
+                 json_array_size(conflicts));
+    goto done;
+  }
+  if (json_array_size(out->errors)) {
+    outcome_fail(out, 422, "validation", "Invalid settings",
+                 "%zu setting(s) have invalid values; nothing was changed.",
+                 json_array_size(out->errors));
+    goto done;
+  }
+
+  /* Derived change: QoS policies follow the meeting URL unless the request sets them. */
+  if (!json_object_get(changes, "qos.policies")) {
+    settings_snapshot_t *probe = snapshot_build(new_stored, S.env, cur->version);
+    if (!probe) goto oom;
+    if (strcmp(settings_string(probe, "meeting.url"), settings_string(cur, "meeting.url")) != 0)
+      qos_follow_meeting(new_stored, cur, settings_string(probe, "meeting.url"));
+    snapshot_free(probe);
+  }
+
+  next = snapshot_build(new_stored, S.env, cur->version + 1);
+  if (!next) goto oom;
+  check_cross_fields(next, out->errors);
+  if (json_array_size(out->errors)) {
+    outcome_fail(out, 422, "validation", "Invalid settings",
+                 "The settings do not fit together; nothing was changed.");
+    goto done;
+  }
+  collect_warnings(next, out->warnings);
+
+  changed_keys = json_array();
+  for (size_t i = 0; i < catalogue_count; i++) {
+    json_t *a = json_object_get(S.stored, catalogue[i].key);
+    json_t *b = json_object_get(new_stored, catalogue[i].key);
+    if ((a == NULL) != (b == NULL) || (a && !json_equal(a, b)))
+      json_array_append_new(changed_keys, json_string(catalogue[i].key));
+  }
+  out->changed = (int)json_array_size(changed_keys);
+  if (op == SETTINGS_OP_VALIDATE || out->changed == 0) {
+    out->snapshot = snapshot_ref(cur);
+    out->status = 200;
+    rc = 0;
+    goto done;
+  }
+
+  if (run_apply_hooks(cur, next, changed_keys, out) < 0) goto done;
+  char txn_err[384] = "";
+  int r = persist_change(cur, new_stored, changed_keys, actor, next->version, opts, txn_err,
+                         sizeof txn_err);
+  if (r < 0) {
+    for (size_t u = S.hook_count; u-- > 0;)
+      if (section_changed(S.hooks[u].section, changed_keys)) {
+        char ignored[8];
+        S.hooks[u].fn(next, cur, S.hooks[u].ctx, ignored, sizeof ignored);
+      }
+    outcome_fail(out, 500, "store", "The settings could not be saved",
+                 "Writing to the settings store failed, so nothing was changed: %s. Check the "
+                 "server log and the free space and permissions of the data directory.",
+                 txn_err[0] ? txn_err : store_last_error(S.store));
+    goto done;
+  }
+  if (snapshot_render(next) < 0) goto oom; /* cannot happen after a successful build but OOM */
+  json_decref(S.stored);
+  S.stored = new_stored;
+  new_stored = NULL;
+  out->version = next->version;
+  out->snapshot = snapshot_ref(next);
+  snapshot_swap(next);
+  next = NULL;
+  out->status = 200;
+  rc = 0;
+  goto done;
+
+oom:
+  outcome_fail(out, 500, "internal", "Out of memory", "The server ran out of memory; nothing was changed.");
+done:
+  snapshot_free(next);
+  json_decref(new_stored);
+  json_decref(changed_keys);
+  json_decref(conflicts);
+  json_decref(changes);
+  return rc;
+}
+
+/* Every change, plain or an operation's, is serialised here. */
+static int change(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
+                  const change_opts_t *opts, settings_outcome_t *out) {
+  outcome_init(out);
+  if (!out->errors || !out->warnings)
+    return outcome_fail(out, 500, "internal", "Out of memory", "The server ran out of memory.");
+  pthread_mutex_lock(&S.change_lock);
+  settings_snapshot_t *cur = settings_acquire();
+  int rc = change_locked(body, op, actor ? actor : "unknown", if_match, opts, cur, out);
+  settings_release(cur);
+  pthread_mutex_unlock(&S.change_lock);
+  return rc;
+}
+
+int settings_change(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
+                    settings_outcome_t *out) {
+  static const change_opts_t plain = {0};
+  return change(body, op, actor, if_match, &plain, out);
+}
+
+int settings_change_operation(const json_t *changes, const char *actor, settings_txn_fn in_txn,
+                              void *ctx, settings_outcome_t *out) {
+  const change_opts_t opts = {.allow_operation_only = true, .in_txn = in_txn, .ctx = ctx};
+  return change(changes, SETTINGS_OP_PATCH, actor, -1, &opts, out);
+}
+
+int settings_validate_body(const json_t *body, settings_outcome_t *out) {
+  return settings_change(body, SETTINGS_OP_VALIDATE, NULL, -1, out);
+}
+
+int settings_register_apply(const char *section, settings_apply_fn fn, void *ctx) {
+  pthread_mutex_lock(&S.change_lock);
+  int r = -ENOSPC;
+  if (S.hook_count < MAX_HOOKS) {
+    S.hooks[S.hook_count++] = (apply_hook_t){.section = section, .fn = fn, .ctx = ctx};
+    r = 0;
+  }
+  pthread_mutex_unlock(&S.change_lock);
+  return r;
+}
+
+/* ---- schema and export --------------------------------------------------------------------- */
+
+json_t *settings_schema(void) {
+  json_t *sections = json_array(), *settings = json_array();
+  for (size_t s = 0; s < catalogue_section_count; s++)
+    json_array_append_new(sections, json_pack("{s:s, s:s}", "id", catalogue_sections[s].id,
+                                              "title", catalogue_sections[s].title));
+  for (size_t i = 0; i < catalogue_count; i++) {
+    const setting_def_t *def = &catalogue[i];
+    char env[128];
+    catalogue_env_name(def, env, sizeof env);
+    json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s}", "key", def->key, "section", def->section,
+                            "label", def->label, "type", catalogue_type_name(def->type), "help",
+                            def->help);
+    json_t *dflt = def->default_json ? json_loads(def->default_json, JSON_DECODE_ANY, NULL) : json_null();
+    json_object_set_new(row, "default", dflt ? dflt : json_null());
+    if (def->type == SETTING_INT || def->type == SETTING_PORT) {
+      json_object_set_new(row, "min", json_integer(def->min));
+      json_object_set_new(row, "max", json_integer(def->max));
+    }
+    if (def->choices) {
+      json_t *c = json_array();
+      for (const char *const *p = def->choices; *p; p++) json_array_append_new(c, json_string(*p));
+      json_object_set_new(row, "choices", c);
+    }
+    if (def->items) json_object_set_new(row, "items", json_string(def->items));
+    if (def->url_rule) {
+      json_t *schemes = json_array();
+      static const char *const names[] = {"http", "https", "ldap", "ldaps"};
+      for (unsigned b = 0; b < 4; b++)
+        if (def->url_rule->schemes & (1u << b)) json_array_append_new(schemes, json_string(names[b]));
+      json_object_set_new(row, "schemes", schemes);
+      json_object_set_new(row, "fqdn_required", json_boolean(def->url_rule->host_fqdn));
+    }
+    json_object_set_new(row, "secret", json_boolean(def->type == SETTING_SECRET));
+    json_object_set_new(row, "blank_means_default",
+                        json_boolean(def->flags & SETTING_F_BLANK_DEFAULT));
+    json_object_set_new(row, "blank_allowed",
+                        json_boolean(def->flags & (SETTING_F_BLANK_DEFAULT | SETTING_F_BLANK_OK)));
+    json_object_set_new(row, "operation_only", json_boolean(def->flags & SETTING_F_OPERATION_ONLY));
+    json_object_set_new(row, "env", def->flags & SETTING_F_NO_ENV ? json_null() : json_string(env));
+    json_array_append_new(settings, row);
+  }
+  return json_pack("{s:o, s:o}", "sections", sections, "settings", settings);
+}
+
+json_t *settings_export(const settings_snapshot_t *snap) {
+  json_t *settings = json_object();
+  for (size_t i = 0; i < catalogue_count; i++) {
+    if (catalogue[i].type == SETTING_SECRET) continue; /* write-only, never leaves the server */
+    json_object_set(settings, catalogue[i].key, snap->value[i]);
+  }
+  return json_pack("{s:s, s:i, s:I, s:o}", "format", "atrium-settings", "format_version", 1,
+                   "version", (json_int_t)snap->version, "settings", settings);
+}
+
+/* ---- start-up ------------------------------------------------------------------------------- */
+
+static int init_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static int init_fail(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return -EINVAL;
+}
+
+/* The machine's DNS domain: what follows the first dot of its fully
+ * qualified name, when that has at least two labels. */
+static void machine_domain(char *out, size_t len) {
+  char host[256] = "";
+  out[0] = '\0';
+  if (gethostname(host, sizeof host - 1) < 0) return;
+  char *dot = strchr(host, '.');
+  if (!dot) {
+    struct addrinfo hints = {.ai_flags = AI_CANONNAME}, *res = NULL;
+    if (getaddrinfo(host, NULL, &hints, &res) == 0 && res && res->ai_canonname)
+      snprintf(host, sizeof host, "%s", res->ai_canonname);
+    if (res) freeaddrinfo(res);
+    dot = strchr(host, '.');
+  }
+  if (dot && strchr(dot + 1, '.')) snprintf(out, len, "%s", dot + 1);
+}
+
+static int install_default(const char *key, const char *candidate, const char *fallback,
+                           json_t **value, char *err, size_t errlen) {
+  char meta[128];
+  snprintf(meta, sizeof meta, "install.%s", key);
+  char *text = NULL;
+  int r = store_meta_get(S.store, meta, &text);
+  if (r == 0) {
+    *value = json_string(text);
+    free(text);
+    return *value ? 0 : -ENOMEM;
+  }
+  if (r != -ENOENT)
+    return init_fail(err, errlen, "Cannot read the settings store: %s.", store_last_error(S.store));
+  const setting_def_t *def = &catalogue[row_of(key)];
+  json_t *raw = json_string(candidate && *candidate ? candidate : fallback), *norm = NULL;
+  validate_error_t verr;
+  if (catalogue_check(def, raw, &norm, &verr) < 0) {
+    json_decref(raw);
+    raw = json_string(fallback);
+    if (catalogue_check(def, raw, &norm, &verr) < 0) norm = NULL;
+  }
+  json_decref(raw);
+  if (!norm) return init_fail(err, errlen, "Cannot make a default for %s.", key);
+  store_lock(S.store);
+  r = store_meta_put(S.store, meta, json_string_value(norm));
+  store_unlock(S.store);
+  if (r < 0) {
+    json_decref(norm);
+    return init_fail(err, errlen, "Cannot write the settings store: %s.", store_last_error(S.store));
+  }
+  *value = norm;
+  return 0;
+}
+
+static int load_install_defaults(const atlas_config_t *atlas, char *err, size_t errlen) {
+  char host[256] = "localhost";
+  gethostname(host, sizeof host - 1);
+  bool tls = atlas->tls_cert[0] != '\0';
+  int port = atlas->listen_port ? atlas->listen_port : 8080;
+  char url[512], fallback[128];
+  snprintf(url, sizeof url, "%s://%s:%d", tls ? "https" : "http", host, port);
+  snprintf(fallback, sizeof fallback, "%s://localhost:%d", tls ? "https" : "http", port);
+  json_t *v = NULL;
+  int r = install_default("server.public_url", url, fallback, &v, err, errlen);
+  if (r < 0) return r;
+  json_object_set_new(S.install_defaults, "server.public_url", v);
+
+  if (atlas->domain[0]) {
+    json_t *raw = json_string(atlas->domain), *norm = NULL;
+    validate_error_t verr;
+    int c = catalogue_check(&catalogue[row_of("domain.name")], raw, &norm, &verr);
+    json_decref(raw);
+    if (c < 0)
+      return init_fail(err, errlen, "%s: <Domain>%s</Domain>: %s", atlas->path, atlas->domain,
+                       verr.message);
+    json_decref(norm);
+  }
+  char domain[256];
+  machine_domain(domain, sizeof domain);
+  r = install_default("domain.name", atlas->domain[0] ? atlas->domain : domain, "example.local", &v,
+                      err, errlen);
+  if (r < 0) return r;
+  json_object_set_new(S.install_defaults, "domain.name", v);
+  return 0;
+}
+
+/* Stored values are checked again: a rule may have become stricter since
+ * they were written. An unusable value falls back to the default with a
+ * warning instead of keeping the server from starting. */
+static int load_stored(json_t *raw) {
+  const char *key;
+  json_t *v;
+  json_object_foreach(raw, key, v) {
+    int i = catalogue_find(key);
+    if (i < 0) continue; /* a key of another version: kept in the store, not used */
+    const setting_def_t *def = &catalogue[i];
+    json_t *plain = NULL;
+    if (def->type == SETTING_SECRET) {
+      char *text = NULL;
+      if (!json_is_string(v) || secret_unseal(S.key, json_string_value(v), &text) < 0) {
+        json_object_set_new(S.load_warnings, key,
+                            json_string("The stored secret cannot be decrypted with this server's "
+                                        "key (was secret.key replaced?); set it again."));
+        continue;
+      }
+      plain = json_string(text);
+      free(text);
+    } else {
+      validate_error_t verr;
+      if (catalogue_check(def, v, &plain, &verr) < 0) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "The stored value is no longer valid (%s); the default is in "
+                                  "force until a new value is set.",
+                 verr.message);
+        json_object_set_new(S.load_warnings, key, json_string(msg));
+        continue;
+      }
+    }
+    if (!plain) return -ENOMEM;
+    json_object_set_new(S.stored, key, plain);
+  }
+  return 0;
+}
+
+static int load_env(char *const *environ_vars, char *err, size_t errlen) {
+  for (size_t i = 0; i < catalogue_count; i++) {
+    const setting_def_t *def = &catalogue[i];
+    char name[128];
+    catalogue_env_name(def, name, sizeof name);
+    size_t nl = strlen(name);
+    const char *text = NULL;
+    for (char *const *e = environ_vars; e && *e; e++)
+      if (strncmp(*e, name, nl) == 0 && (*e)[nl] == '=') text = *e + nl + 1;
+    if (!text) continue;
+    if (def->flags & SETTING_F_NO_ENV)
+      return init_fail(err, errlen,
+                       "%s is not supported: %s is changed only through the domain change "
+                       "operation. Remove the variable.",
+                       name, def->key);
+    json_t *v = NULL;
+    validate_error_t verr;
+    if (catalogue_parse_env(def, text, &v, &verr) < 0)
+      return init_fail(err, errlen, "%s (%s): %s", name, def->key, verr.message);
+    json_object_set_new(S.env, def->key, v);
+  }
+  return 0;
+}
+
+int settings_init(store_t *store, const secret_key_t *key, const atlas_config_t *atlas,
+                  char *const *environ_vars, char *err, size_t errlen) {
+  S.store = store;
+  S.key = key;
+  S.stored = json_object();
+  S.env = json_object();
+  S.install_defaults = json_object();
+  S.load_warnings = json_object();
+  S.hook_count = 0;
+  if (!S.stored || !S.env || !S.install_defaults || !S.load_warnings)
+    return init_fail(err, errlen, "Out of memory.");
+
+  int r = load_install_defaults(atlas, err, errlen);
+  if (r < 0) return r;
+  json_t *raw = NULL;
+  uint64_t version = 0;
+  if (store_settings_load(store, &raw, &version) < 0)
+    return init_fail(err, errlen, "Cannot read the stored settings: %s.", store_last_error(store));
+  r = load_stored(raw);
+  json_decref(raw);
+  if (r < 0) return init_fail(err, errlen, "Out of memory.");
+  r = load_env(environ_vars, err, errlen);
+  if (r < 0) return r;
+
+  settings_snapshot_t *snap = snapshot_build(S.stored, S.env, version);
+  if (!snap) return init_fail(err, errlen, "Out of memory.");
+  json_t *errors = json_array();
+  check_cross_fields(snap, errors);
+  if (json_array_size(errors)) {
+    json_t *e = json_array_get(errors, 0);
+    r = init_fail(err, errlen,
+                  "The settings in force do not fit together: %s: %s Fix the environment "
+                  "variable or the stored value.",
+                  json_string_value(json_object_get(e, "key")),
+                  json_string_value(json_object_get(e, "message")));
+    json_decref(errors);
+    snapshot_free(snap);
+    return r;
+  }
+  json_decref(errors);
+  if (snapshot_render(snap) < 0) {
+    snapshot_free(snap);
+    return init_fail(err, errlen, "Out of memory.");
+  }
+  snapshot_swap(snap);
+  return 0;
+}
+
+void settings_shutdown(void) {
+  snapshot_swap(NULL);
+  json_decref(S.stored);
+  json_decref(S.env);
+  json_decref(S.install_defaults);
+  json_decref(S.load_warnings);
+  S.stored = S.env = S.install_defaults = S.load_warnings = NULL;
+  S.hook_count = 0;
+}

@@ -1,0 +1,679 @@
+/* Administrator authentication. State is one process-wide table guarded by
+ * one mutex; the store is only called with that mutex released, so the two
+ * locks never nest. Nothing here logs: tokens and passwords must not reach a
+ * log line, and the caller decides what to say about failures. */
+#include "http/auth.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/secret.h"
+
+#define AUTH_MAX_SESSIONS 4096
+/* Open addressing at a load factor of at most one half keeps probes short. */
+#define AUTH_SESSION_SLOTS (2 * AUTH_MAX_SESSIONS)
+#define AUTH_THROTTLE_ENTRIES 1024
+#define AUTH_FAILURE_WINDOW_MS (15 * 60 * 1000)
+#define AUTH_MAX_DELAY_SECONDS 300
+/* Each Argon2id verification takes 64 MiB: a burst of logins must not take
+ * the machine's memory with it. */
+#define AUTH_MAX_CONCURRENT_VERIFY 4
+#define AUTH_MIN_PASSWORD_LENGTH 8
+#define AUTH_TOKEN_BYTES 32
+#define AUTH_CSRF_BYTES 18
+#define AUTH_GENERATED_PASSWORD_BYTES 18
+#define AUTH_PASSWORD_ENV "ATRIUM_ADMIN_PASSWORD"
+
+typedef struct session_slot {
+  bool used;
+  char token_hash[65];
+  char admin[128];
+  char csrf[64];
+  int64_t created;
+  int64_t expires;
+} session_slot_t;
+
+typedef enum throttle_kind {
+  THROTTLE_USER,
+  THROTTLE_ADDRESS,
+} throttle_kind_t;
+
+/* Keyed by a hash of the user name or address: people type passwords into
+ * the user field, and this table should not keep them. */
+typedef struct throttle_entry {
+  bool used;
+  throttle_kind_t kind;
+  char key[65];
+  int failures;
+  int64_t last_failure_ms;
+  int64_t blocked_until_ms;
+} throttle_entry_t;
+
+static struct {
+  pthread_mutex_t lock;
+  pthread_cond_t verify_done;
+  int verifying;
+  bool ready;
+  store_t *store;
+  char *dummy_hash;
+  session_slot_t *slots;
+  size_t n_sessions;
+  throttle_entry_t *throttle;
+} auth = {.lock = PTHREAD_MUTEX_INITIALIZER, .verify_done = PTHREAD_COND_INITIALIZER};
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(char *err, size_t errlen, const char *fmt, ...) {
+  if (!err || errlen == 0) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+static int64_t wall_now(void) { return (int64_t)time(NULL); }
+
+/* Throttling runs on the monotonic clock: setting the system time must not
+ * lift a delay or stretch one. */
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void copy_str(char *out, size_t outlen, const char *s) {
+  size_t n = strnlen(s, outlen - 1);
+  memcpy(out, s, n);
+  out[n] = '\0';
+}
+
+/* ---- session table (caller holds auth.lock) ------------------------------------ */
+
+static size_t slot_home(const char *token_hash) {
+  uint64_t h = 0;
+  for (int i = 0; i < 16; i++) {
+    char c = token_hash[i];
+    unsigned v = c >= '0' && c <= '9' ? (unsigned)(c - '0')
+                 : c >= 'a' && c <= 'f' ? (unsigned)(c - 'a' + 10)
+                                        : 0;
+    h = (h << 4) | v;
+  }
+  return (size_t)(h & (AUTH_SESSION_SLOTS - 1));
+}
+
+static ssize_t slot_find(const char *token_hash) {
+  size_t i = slot_home(token_hash);
+  for (size_t n = 0; n < AUTH_SESSION_SLOTS && auth.slots[i].used; n++) {
+    if (sodium_memcmp(auth.slots[i].token_hash, token_hash, 64) == 0) return (ssize_t)i;
+    i = (i + 1) & (AUTH_SESSION_SLOTS - 1);
+  }
+  return -1;
+}
+
+/* Backward-shift deletion: later entries of the probe run move into the hole,
+ * so lookups never need tombstones. */
+static void slot_remove(size_t i) {
+  const size_t mask = AUTH_SESSION_SLOTS - 1;
+  sodium_memzero(&auth.slots[i], sizeof auth.slots[i]);
+  auth.n_sessions--;
+  for (size_t j = (i + 1) & mask; auth.slots[j].used; j = (j + 1) & mask) {
+    size_t k = slot_home(auth.slots[j].token_hash);
+    bool stays = i <= j ? (k > i && k <= j) : (k > i || k <= j);
+    if (stays) continue;
+    auth.slots[i] = auth.slots[j];
+    sodium_memzero(&auth.slots[j], sizeof auth.slots[j]);
+    i = j;
+  }
+}
+
+/* Makes room for one more session: expired ones go first, then the oldest.
+ * An evicted live session's hash goes to evicted[] (empty when none) so that
+ * the caller can delete it from the store too. */
+static void slot_make_room(int64_t now, char evicted[65]) {
+  evicted[0] = '\0';
+  if (auth.n_sessions < AUTH_MAX_SESSIONS) return;
+  for (size_t i = 0; i < AUTH_SESSION_SLOTS;) {
+    /* After a removal slot i holds a shifted entry: look at it again. */
+    if (auth.slots[i].used && auth.slots[i].expires <= now)
+      slot_remove(i);
+    else
+      i++;
+  }
+  if (auth.n_sessions < AUTH_MAX_SESSIONS) return;
+  size_t oldest = 0;
+  bool found = false;
+  for (size_t i = 0; i < AUTH_SESSION_SLOTS; i++) {
+    if (!auth.slots[i].used) continue;
+    if (!found || auth.slots[i].created < auth.slots[oldest].created) oldest = i;
+    found = true;
+  }
+  if (!found) return;
+  memcpy(evicted, auth.slots[oldest].token_hash, 65);
+  slot_remove(oldest);
+}
+
+static void slot_insert(const store_session_t *s, int64_t now, char evicted[65]) {
+  evicted[0] = '\0';
+  ssize_t existing = slot_find(s->token_hash);
+  if (existing >= 0) slot_remove((size_t)existing);
+  slot_make_room(now, evicted);
+  size_t i = slot_home(s->token_hash);
+  while (auth.slots[i].used) i = (i + 1) & (AUTH_SESSION_SLOTS - 1);
+  session_slot_t *slot = &auth.slots[i];
+  slot->used = true;
+  memcpy(slot->token_hash, s->token_hash, sizeof slot->token_hash);
+  slot->token_hash[64] = '\0';
+  copy_str(slot->admin, sizeof slot->admin, s->admin);
+  copy_str(slot->csrf, sizeof slot->csrf, s->csrf);
+  slot->created = s->created;
+  slot->expires = s->expires;
+  auth.n_sessions++;
+}
+
+/* ---- throttling (caller holds auth.lock) ---------------------------------------- */
+
+static bool throttle_stale(const throttle_entry_t *e, int64_t now) {
+  return now - e->last_failure_ms > AUTH_FAILURE_WINDOW_MS && now >= e->blocked_until_ms;
+}
+
+/* When the table is full a new key replaces a free entry first, then a stale
+ * one, then the one that failed least recently: a flood of new names pushes
+ * out quiet entries before the ones that are holding an attacker back. */
+static int victim_rank(const throttle_entry_t *e, int64_t now) {
+  if (!e->used) return 0;
+  return throttle_stale(e, now) ? 1 : 2;
+}
+
+static throttle_entry_t *throttle_find(throttle_kind_t kind, const char *key, bool create,
+                                       int64_t now) {
+  throttle_entry_t *victim = NULL;
+  for (size_t i = 0; i < AUTH_THROTTLE_ENTRIES; i++) {
+    throttle_entry_t *e = &auth.throttle[i];
+    if (e->used && e->kind == kind && strcmp(e->key, key) == 0) {
+      if (throttle_stale(e, now)) {
+        e->failures = 0;
+        e->blocked_until_ms = 0;
+      }
+      return e;
+    }
+    if (!victim || victim_rank(e, now) < victim_rank(victim, now) ||
+        (victim_rank(e, now) == victim_rank(victim, now) &&
+         e->last_failure_ms < victim->last_failure_ms))
+      victim = e;
+  }
+  if (!create || !victim) return NULL;
+  memset(victim, 0, sizeof *victim);
+  victim->used = true;
+  victim->kind = kind;
+  copy_str(victim->key, sizeof victim->key, key);
+  return victim;
+}
+
+static int64_t throttle_wait_ms(throttle_kind_t kind, const char *key, int64_t now) {
+  if (!key[0]) return 0;
+  throttle_entry_t *e = throttle_find(kind, key, false, now);
+  return e && e->blocked_until_ms > now ? e->blocked_until_ms - now : 0;
+}
+
+static void throttle_failure(throttle_kind_t kind, const char *key, int64_t now) {
+  if (!key[0]) return;
+  throttle_entry_t *e = throttle_find(kind, key, true, now);
+  if (!e) return;
+  if (e->failures < 1000) e->failures++;
+  e->last_failure_ms = now;
+  if (e->failures >= AUTH_FAILURES_BEFORE_DELAY) {
+    int shift = e->failures - AUTH_FAILURES_BEFORE_DELAY;
+    int64_t delay = shift >= 9 ? AUTH_MAX_DELAY_SECONDS : (int64_t)1 << shift;
+    if (delay > AUTH_MAX_DELAY_SECONDS) delay = AUTH_MAX_DELAY_SECONDS;
+    e->blocked_until_ms = now + delay * 1000;
+  }
+}
+
+static void throttle_success(throttle_kind_t kind, const char *key, int64_t now) {
+  if (!key[0]) return;
+  throttle_entry_t *e = throttle_find(kind, key, false, now);
+  if (e) memset(e, 0, sizeof *e);
+}
+
+/* ---- bootstrap ----------------------------------------------------------------- */
+
+static int write_all(int fd, const char *buf, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(fd, buf, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -errno;
+    buf += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+/* 0600 whatever the umask and whatever an older file had; flushed to disk
+ * before the account exists, so a crash cannot leave an account whose
+ * password nobody knows. */
+static int write_password_file(const char *data_dir, const char *path, const char *password) {
+  int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0) return -errno;
+  int r = 0;
+  if (fchmod(fd, 0600) != 0) r = -errno;
+  if (r == 0) r = write_all(fd, password, strlen(password));
+  if (r == 0) r = write_all(fd, "\n", 1);
+  if (r == 0 && fsync(fd) != 0) r = -errno;
+  if (close(fd) != 0 && r == 0) r = -errno;
+  if (r != 0) {
+    unlink(path);
+    return r;
+  }
+  /* The directory entry too; failure here is not worth refusing to start. */
+  int dfd = open(data_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    (void)fsync(dfd);
+    close(dfd);
+  }
+  return 0;
+}
+
+static int create_admin(store_t *store, const char *hash, char *err, size_t errlen) {
+  store_lock(store);
+  int r = store_begin(store);
+  if (r == 0) r = store_admin_create(store, AUTH_ADMIN_NAME, hash);
+  if (r == 0) r = store_commit(store);
+  if (r != 0) {
+    set_err(err, errlen, "cannot create the administrator account \"%s\" in the store: %s",
+            AUTH_ADMIN_NAME, store_last_error(store));
+    store_rollback(store);
+  }
+  store_unlock(store);
+  return r;
+}
+
+static int bootstrap(store_t *store, const char *data_dir, auth_bootstrap_t *boot, char *err,
+                     size_t errlen) {
+  int64_t count = 0;
+  int r = store_admin_count(store, &count);
+  if (r != 0) {
+    set_err(err, errlen, "cannot count administrator accounts in the store: %s",
+            store_last_error(store));
+    return r;
+  }
+  if (count > 0) return 0;
+
+  const char *env = getenv(AUTH_PASSWORD_ENV);
+  char *generated = NULL;
+  const char *password = env;
+  if (env) {
+    if (strlen(env) < AUTH_MIN_PASSWORD_LENGTH) {
+      set_err(err, errlen,
+              "%s is shorter than %d characters; set a longer password for the first "
+              "administrator, or unset it to have one generated",
+              AUTH_PASSWORD_ENV, AUTH_MIN_PASSWORD_LENGTH);
+      return -EINVAL;
+    }
+  } else {
+    r = secret_random_token(AUTH_GENERATED_PASSWORD_BYTES, &generated);
+    if (r != 0) {
+      set_err(err, errlen, "cannot generate a password for the first administrator");
+      return r;
+    }
+    password = generated;
+  }
+
+  char *hash = NULL;
+  r = secret_password_hash(password, &hash);
+  if (r != 0) {
+    set_err(err, errlen, "cannot hash the first administrator's password (out of memory?)");
+    goto out;
+  }
+
+  char path[sizeof boot->password_file];
+  if (generated) {
+    int n = snprintf(path, sizeof path, "%s/%s", data_dir, AUTH_INITIAL_PASSWORD_FILE);
+    if (n < 0 || (size_t)n >= sizeof path) {
+      set_err(err, errlen, "the data directory path is too long");
+      r = -ENAMETOOLONG;
+      goto out;
+    }
+    r = write_password_file(data_dir, path, generated);
+    if (r != 0) {
+      set_err(err, errlen,
+              "cannot write the first administrator's password to %s: %s; check that the data "
+              "directory exists and is writable by this user", path, strerror(-r));
+      goto out;
+    }
+  }
+
+  r = create_admin(store, hash, err, errlen);
+  if (r != 0) {
+    if (generated) unlink(path);
+    goto out;
+  }
+  if (boot) {
+    boot->created = true;
+    boot->password_from_env = generated == NULL;
+    if (generated) {
+      copy_str(boot->password_file, sizeof boot->password_file, path);
+      boot->password = generated;
+      generated = NULL;
+    }
+  }
+out:
+  if (hash) {
+    sodium_memzero(hash, strlen(hash));
+    free(hash);
+  }
+  if (generated) {
+    sodium_memzero(generated, strlen(generated));
+    free(generated);
+  }
+  return r;
+}
+
+/* ---- init and shutdown ------------------------------------------------------------ */
+
+typedef struct load_ctx {
+  int64_t now;
+  char (*evicted)[65];
+  size_t n_evicted, cap_evicted;
+  int error;
+} load_ctx_t;
+
+/* Runs inside store_session_load_all, so it must not call the store: hashes
+ * pushed out of a full table are deleted afterwards. */
+static void load_session(const store_session_t *s, void *ctxp) {
+  load_ctx_t *ctx = ctxp;
+  char evicted[65];
+  pthread_mutex_lock(&auth.lock);
+  slot_insert(s, ctx->now, evicted);
+  pthread_mutex_unlock(&auth.lock);
+  if (!evicted[0]) return;
+  if (ctx->n_evicted == ctx->cap_evicted) {
+    size_t cap = ctx->cap_evicted ? 2 * ctx->cap_evicted : 64;
+    void *p = realloc(ctx->evicted, cap * sizeof *ctx->evicted);
+    if (!p) {
+      ctx->error = -ENOMEM;
+      return;
+    }
+    ctx->evicted = p;
+    ctx->cap_evicted = cap;
+  }
+  memcpy(ctx->evicted[ctx->n_evicted++], evicted, 65);
+}
+
+static void free_tables(void) {
+  if (auth.slots) {
+    sodium_memzero(auth.slots, AUTH_SESSION_SLOTS * sizeof *auth.slots);
+    free(auth.slots);
+  }
+  free(auth.throttle);
+  if (auth.dummy_hash) free(auth.dummy_hash);
+  auth.slots = NULL;
+  auth.throttle = NULL;
+  auth.dummy_hash = NULL;
+  auth.n_sessions = 0;
+  auth.store = NULL;
+}
+
+int auth_init(store_t *store, const char *data_dir, auth_bootstrap_t *boot, char *err,
+              size_t errlen) {
+  if (err && errlen) err[0] = '\0';
+  if (boot) memset(boot, 0, sizeof *boot);
+  if (!store || !data_dir || !data_dir[0]) {
+    set_err(err, errlen, "authentication needs a store and a data directory");
+    return -EINVAL;
+  }
+  pthread_mutex_lock(&auth.lock);
+  if (auth.ready || auth.slots) {
+    pthread_mutex_unlock(&auth.lock);
+    set_err(err, errlen, "authentication is already initialised");
+    return -EALREADY;
+  }
+  auth.slots = calloc(AUTH_SESSION_SLOTS, sizeof *auth.slots);
+  auth.throttle = calloc(AUTH_THROTTLE_ENTRIES, sizeof *auth.throttle);
+  pthread_mutex_unlock(&auth.lock);
+
+  int r = 0;
+  char *dummy_password = NULL;
+  if (!auth.slots || !auth.throttle) {
+    set_err(err, errlen, "out of memory for the session table");
+    r = -ENOMEM;
+    goto fail;
+  }
+  /* A real Argon2id hash of a password nobody knows: an unknown user name is
+   * verified against it, so it costs what a wrong password costs. */
+  r = secret_random_token(AUTH_TOKEN_BYTES, &dummy_password);
+  if (r == 0) r = secret_password_hash(dummy_password, &auth.dummy_hash);
+  if (dummy_password) {
+    sodium_memzero(dummy_password, strlen(dummy_password));
+    free(dummy_password);
+  }
+  if (r != 0) {
+    set_err(err, errlen, "cannot prepare password checking (out of memory?)");
+    goto fail;
+  }
+
+  r = bootstrap(store, data_dir, boot, err, errlen);
+  if (r != 0) goto fail;
+
+  load_ctx_t ctx = {.now = wall_now()};
+  r = store_session_load_all(store, ctx.now, load_session, &ctx);
+  if (r == 0) r = ctx.error;
+  for (size_t i = 0; r == 0 && i < ctx.n_evicted; i++)
+    (void)store_session_delete(store, ctx.evicted[i]);
+  free(ctx.evicted);
+  if (r != 0) {
+    set_err(err, errlen, "cannot load sessions from the store: %s", store_last_error(store));
+    goto fail;
+  }
+
+  pthread_mutex_lock(&auth.lock);
+  auth.store = store;
+  auth.ready = true;
+  pthread_mutex_unlock(&auth.lock);
+  return 0;
+
+fail:
+  pthread_mutex_lock(&auth.lock);
+  free_tables();
+  pthread_mutex_unlock(&auth.lock);
+  if (boot) auth_bootstrap_clear(boot);
+  return r;
+}
+
+void auth_bootstrap_clear(auth_bootstrap_t *boot) {
+  if (!boot) return;
+  if (boot->password) {
+    sodium_memzero(boot->password, strlen(boot->password));
+    free(boot->password);
+  }
+  memset(boot, 0, sizeof *boot);
+}
+
+void auth_shutdown(void) {
+  pthread_mutex_lock(&auth.lock);
+  auth.ready = false;
+  /* A login in the middle of its password check still uses the dummy hash. */
+  while (auth.verifying > 0) pthread_cond_wait(&auth.verify_done, &auth.lock);
+  free_tables();
+  pthread_mutex_unlock(&auth.lock);
+}
+
+/* ---- login, check, logout ------------------------------------------------------------ */
+
+static int create_session(store_t *store, const char *user, auth_session_t *out) {
+  char *token = NULL, *csrf = NULL;
+  int r = secret_random_token(AUTH_TOKEN_BYTES, &token);
+  if (r == 0) r = secret_random_token(AUTH_CSRF_BYTES, &csrf);
+  store_session_t s;
+  memset(&s, 0, sizeof s);
+  if (r == 0 && strlen(csrf) >= sizeof s.csrf) r = -EOVERFLOW;
+  if (r == 0) {
+    secret_sha256_hex(token, s.token_hash);
+    copy_str(s.admin, sizeof s.admin, user);
+    copy_str(s.csrf, sizeof s.csrf, csrf);
+    s.created = wall_now();
+    s.expires = s.created + AUTH_SESSION_SECONDS;
+    r = store_session_put(store, &s);
+  }
+  char evicted[65] = "";
+  if (r == 0) {
+    pthread_mutex_lock(&auth.lock);
+    if (auth.ready)
+      slot_insert(&s, s.created, evicted);
+    else
+      r = -ECANCELED;
+    pthread_mutex_unlock(&auth.lock);
+    if (r != 0) (void)store_session_delete(store, s.token_hash);
+  }
+  if (evicted[0]) (void)store_session_delete(store, evicted);
+  if (r == 0) {
+    out->token = token;
+    token = NULL;
+    copy_str(out->csrf, sizeof out->csrf, s.csrf);
+    copy_str(out->admin, sizeof out->admin, s.admin);
+    out->expires = s.expires;
+  }
+  if (token) {
+    sodium_memzero(token, strlen(token));
+    free(token);
+  }
+  if (csrf) {
+    sodium_memzero(csrf, strlen(csrf));
+    free(csrf);
+  }
+  sodium_memzero(&s, sizeof s);
+  return r;
+}
+
+int auth_login(const char *user, const char *password, const char *client_addr,
+               auth_session_t *out, int *retry_after) {
+  if (retry_after) *retry_after = 0;
+  if (out) memset(out, 0, sizeof *out);
+  if (!user || !password || !out) return -EINVAL;
+
+  char user_key[65], addr_key[65] = "";
+  secret_sha256_hex(user, user_key);
+  if (client_addr && client_addr[0]) secret_sha256_hex(client_addr, addr_key);
+
+  pthread_mutex_lock(&auth.lock);
+  if (!auth.ready) {
+    pthread_mutex_unlock(&auth.lock);
+    return -EINVAL;
+  }
+  int64_t now = mono_ms();
+  int64_t wait = throttle_wait_ms(THROTTLE_USER, user_key, now);
+  int64_t wait_addr = throttle_wait_ms(THROTTLE_ADDRESS, addr_key, now);
+  if (wait_addr > wait) wait = wait_addr;
+  if (wait > 0) {
+    pthread_mutex_unlock(&auth.lock);
+    if (retry_after) *retry_after = (int)((wait + 999) / 1000);
+    return -EAGAIN;
+  }
+  while (auth.verifying >= AUTH_MAX_CONCURRENT_VERIFY)
+    pthread_cond_wait(&auth.verify_done, &auth.lock);
+  if (!auth.ready) {
+    pthread_mutex_unlock(&auth.lock);
+    return -EINVAL;
+  }
+  auth.verifying++;
+  store_t *store = auth.store;
+  const char *dummy = auth.dummy_hash;
+  pthread_mutex_unlock(&auth.lock);
+
+  /* Every path below does exactly one Argon2id verification, so the time
+   * taken does not tell whether the user name exists. */
+  char *hash = NULL;
+  int r = strlen(user) < sizeof out->admin ? store_admin_get_hash(store, user, &hash) : -ENOENT;
+  int verdict;
+  if (r == 0) {
+    verdict = secret_password_verify(hash, password);
+  } else {
+    (void)secret_password_verify(dummy, password);
+    verdict = r == -ENOENT ? -EACCES : r;
+  }
+  free(hash);
+
+  pthread_mutex_lock(&auth.lock);
+  auth.verifying--;
+  pthread_cond_broadcast(&auth.verify_done);
+  now = mono_ms();
+  if (verdict == 0) {
+    throttle_success(THROTTLE_USER, user_key, now);
+    throttle_success(THROTTLE_ADDRESS, addr_key, now);
+  } else if (verdict == -EACCES) {
+    throttle_failure(THROTTLE_USER, user_key, now);
+    throttle_failure(THROTTLE_ADDRESS, addr_key, now);
+  }
+  pthread_mutex_unlock(&auth.lock);
+  if (verdict != 0) return verdict == -EACCES ? -EACCES : -EIO;
+
+  return create_session(store, user, out);
+}
+
+void auth_session_clear(auth_session_t *s) {
+  if (!s) return;
+  if (s->token) {
+    sodium_memzero(s->token, strlen(s->token));
+    free(s->token);
+  }
+  sodium_memzero(s, sizeof *s);
+}
+
+int auth_check_token(const char *token, auth_identity_t *who) {
+  if (who) memset(who, 0, sizeof *who);
+  if (!token || !token[0]) return -EACCES;
+  char hash[65];
+  secret_sha256_hex(token, hash);
+  int64_t now = wall_now();
+
+  pthread_mutex_lock(&auth.lock);
+  ssize_t i = auth.ready ? slot_find(hash) : -1;
+  if (i < 0) {
+    pthread_mutex_unlock(&auth.lock);
+    return -EACCES;
+  }
+  const session_slot_t *slot = &auth.slots[i];
+  if (slot->expires <= now) {
+    slot_remove((size_t)i);
+    store_t *store = auth.store;
+    pthread_mutex_unlock(&auth.lock);
+    (void)store_session_delete(store, hash);
+    return -EACCES;
+  }
+  if (who) {
+    copy_str(who->admin, sizeof who->admin, slot->admin);
+    copy_str(who->csrf, sizeof who->csrf, slot->csrf);
+    who->expires = slot->expires;
+  }
+  pthread_mutex_unlock(&auth.lock);
+  return 0;
+}
+
+int auth_logout(const char *token) {
+  if (!token || !token[0]) return -EACCES;
+  char hash[65];
+  secret_sha256_hex(token, hash);
+
+  pthread_mutex_lock(&auth.lock);
+  ssize_t i = auth.ready ? slot_find(hash) : -1;
+  if (i < 0) {
+    pthread_mutex_unlock(&auth.lock);
+    return -EACCES;
+  }
+  slot_remove((size_t)i);
+  store_t *store = auth.store;
+  pthread_mutex_unlock(&auth.lock);
+  /* The session is gone for this run either way; the store must forget it
+   * too, or it would come back at the next start. */
+  int r = store_session_delete(store, hash);
+  return r == -ENOENT ? 0 : r;
+}

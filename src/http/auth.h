@@ -1,0 +1,61 @@
+/* Administrator authentication: the first admin account, password logins,
+ * sessions (cookie for the admin page, bearer token for atriumctl: the same
+ * token, two carriers), CSRF tokens, and slowing down repeated failures.
+ *
+ * Sessions are kept in memory for the per-request check and written through
+ * to the store so that they survive a restart. Thread-safe. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+
+#define AUTH_ADMIN_NAME "admin"
+#define AUTH_INITIAL_PASSWORD_FILE "initial-admin-password"
+#define AUTH_SESSION_SECONDS (12 * 3600)
+#define AUTH_FAILURES_BEFORE_DELAY 5
+
+typedef struct auth_bootstrap {
+  bool created;          /* an admin account was created at this start */
+  bool password_from_env;
+  char password_file[4096]; /* where a generated password was written, when one was */
+  char *password;        /* the generated password (malloc'd, to print once), or NULL */
+} auth_bootstrap_t;
+
+/* Loads sessions from the store. When there is no admin account, creates
+ * AUTH_ADMIN_NAME with ATRIUM_ADMIN_PASSWORD (if set, at least 8 characters)
+ * or a random password written to <data_dir>/initial-admin-password (0600,
+ * the password and a newline). -EALREADY when already initialised; on
+ * failure a sentence in err, and auth stays uninitialised. */
+int auth_init(store_t *store, const char *data_dir, auth_bootstrap_t *boot, char *err, size_t errlen);
+void auth_bootstrap_clear(auth_bootstrap_t *boot);
+void auth_shutdown(void);
+
+typedef struct auth_session {
+  char *token; /* malloc'd; give to the client, never log */
+  char csrf[64];
+  char admin[128];
+  int64_t expires;
+} auth_session_t;
+
+/* 0 on success; -EACCES for a wrong user or password; -EAGAIN when this user
+ * or client address has failed too often recently (*retry_after seconds);
+ * -EIO for a store failure, -EINVAL before auth_init. client_addr may be NULL
+ * (then only the user name is counted). */
+int auth_login(const char *user, const char *password, const char *client_addr,
+               auth_session_t *out, int *retry_after);
+void auth_session_clear(auth_session_t *s);
+
+typedef struct auth_identity {
+  char admin[128];
+  char csrf[64];
+  int64_t expires;
+} auth_identity_t;
+
+/* 0 and *who filled for a live session token; -EACCES otherwise. */
+int auth_check_token(const char *token, auth_identity_t *who);
+/* 0 when the session was ended; -EACCES for an unknown or expired token; a
+ * store error when the session is gone from memory but not from the store. */
+int auth_logout(const char *token);

@@ -1,0 +1,115 @@
+/* /api/v1/session: admin login, "who am I" (so a reloaded admin page gets its
+ * CSRF token back), logout. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/api.h"
+#include "core/log.h"
+#include "core/metrics.h"
+
+static void format_time(int64_t t, char *buf, size_t len) {
+  time_t tt = (time_t)t;
+  struct tm tm;
+  if (!gmtime_r(&tt, &tm) || strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    snprintf(buf, len, "1970-01-01T00:00:00Z");
+}
+
+static int set_cookie(http_request_t *req, const char *value, int max_age) {
+  char cookie[512];
+  int n = snprintf(cookie, sizeof cookie, "%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%d%s",
+                   HTTP_SESSION_COOKIE, value, max_age, http_tls() ? "; Secure" : "");
+  if (n < 0 || (size_t)n >= sizeof cookie) return -ENOSPC;
+  return http_add_header(req, MHD_HTTP_HEADER_SET_COOKIE, cookie);
+}
+
+static const char *required_string(const json_t *body, const char *name, const char *message,
+                                   json_t *errors) {
+  const json_t *v = json_object_get(body, name);
+  if (json_is_string(v) && json_string_length(v) > 0) return json_string_value(v);
+  json_array_append_new(errors, json_pack("{s:s, s:s}", "key", name, "message", message));
+  return NULL;
+}
+
+enum MHD_Result api_session_login(http_request_t *req) {
+  const json_t *body = http_body_json(req);
+  if (!json_is_object(body))
+    return http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed", "Request body not an object",
+                              "The request body must be a JSON object: "
+                              "{\"user\": \"admin\", \"password\": \"...\"}.",
+                              NULL);
+  json_t *errors = json_array();
+  if (!errors) return http_reply_oom(req);
+  const char *user = required_string(body, "user", "user is required: the admin account name.",
+                                     errors);
+  const char *password = required_string(body, "password", "password is required.", errors);
+  if (!user || !password) {
+    enum MHD_Result r = http_reply_problem(
+        req, MHD_HTTP_UNPROCESSABLE_CONTENT, "validation", "Missing credentials",
+        "Send both \"user\" and \"password\" as non-empty strings.", errors);
+    json_decref(errors);
+    return r;
+  }
+  json_decref(errors);
+
+  auth_session_t s = {0};
+  int retry_after = 0;
+  int rc = auth_login(user, password, http_client_address(req), &s, &retry_after);
+  if (rc == -EACCES) {
+    metrics_login_failure();
+    log_notice("failed admin login for \"%.64s\" from %s", user, http_client_address(req));
+    http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"atrium\"");
+    return http_reply_problem(req, MHD_HTTP_UNAUTHORIZED, "invalid-credentials",
+                              "Wrong user name or password",
+                              "The user name or the password is wrong.", NULL);
+  }
+  if (rc == -EAGAIN) {
+    metrics_login_failure();
+    if (retry_after < 1) retry_after = 1;
+    char seconds[16], detail[200];
+    snprintf(seconds, sizeof seconds, "%d", retry_after);
+    snprintf(detail, sizeof detail,
+             "Too many failed logins for this user or address; try again in %d second%s.",
+             retry_after, retry_after == 1 ? "" : "s");
+    log_notice("admin login for \"%.64s\" from %s refused for %d s after repeated failures", user,
+               http_client_address(req), retry_after);
+    http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, seconds);
+    return http_reply_problem(req, MHD_HTTP_TOO_MANY_REQUESTS, "too-many-attempts",
+                              "Too many failed logins", detail, NULL);
+  }
+  if (rc != 0) {
+    log_err("admin login failed: %s", strerror(-rc));
+    auth_session_clear(&s);
+    return http_reply_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                              "Login not possible",
+                              "The session could not be created; see the server log.", NULL);
+  }
+  char expires[32];
+  format_time(s.expires, expires, sizeof expires);
+  if (set_cookie(req, s.token, AUTH_SESSION_SECONDS) != 0) {
+    auth_session_clear(&s);
+    return http_reply_oom(req);
+  }
+  log_info("admin \"%s\" logged in from %s", s.admin, http_client_address(req));
+  json_t *reply = json_pack("{s:s, s:s, s:s, s:s}", "token", s.token, "csrf", s.csrf, "expires",
+                            expires, "user", s.admin);
+  auth_session_clear(&s);
+  return http_reply_json(req, MHD_HTTP_OK, reply);
+}
+
+enum MHD_Result api_session_get(http_request_t *req) {
+  const auth_identity_t *who = http_identity(req);
+  char expires[32];
+  format_time(who->expires, expires, sizeof expires);
+  return http_reply_json(req, MHD_HTTP_OK,
+                         json_pack("{s:s, s:s, s:s}", "user", who->admin, "csrf", who->csrf,
+                                   "expires", expires));
+}
+
+enum MHD_Result api_session_logout(http_request_t *req) {
+  const char *token = http_token(req);
+  if (token) auth_logout(token);
+  if (set_cookie(req, "", 0) != 0) return http_reply_oom(req);
+  return http_reply_buffer(req, MHD_HTTP_NO_CONTENT, NULL, "", 0, NULL, NULL);
+}

@@ -1,0 +1,189 @@
+/* /client/v1/...: what desktop and mobile clients call. Not admin
+ * authenticated: a login gives a client token, /me checks it. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/api.h"
+#include "mod/directory/directory.h"
+#include "core/log.h"
+
+/* Failed logins slow down per login name and per client address, as admin
+ * logins do (auth.c): after THROTTLE_FREE failures, each further attempt
+ * waits 2^(n - THROTTLE_FREE) seconds, at most THROTTLE_MAX_WAIT, counted
+ * from the last failure. A small fixed table: entries collide rarely, and a
+ * collision only makes two keys share a counter. */
+#define THROTTLE_SLOTS 1024
+#define THROTTLE_FREE 5
+#define THROTTLE_MAX_WAIT 60
+#define THROTTLE_FORGET 900
+
+typedef struct throttle_slot {
+  uint64_t key;
+  unsigned failures;
+  int64_t last;
+} throttle_slot_t;
+
+static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
+static throttle_slot_t throttle[THROTTLE_SLOTS];
+
+static uint64_t fnv1a(const char *kind, const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (const char *p = kind; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
+  for (const char *p = s; *p; p++) h = (h ^ (unsigned char)(*p | 0x20)) * 1099511628211ull;
+  return h | 1; /* 0 marks a free slot */
+}
+
+static int64_t mono_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec;
+}
+
+/* (throttle_lock) Seconds to wait before this key may try again. */
+static int64_t throttle_wait(uint64_t key, int64_t now) {
+  throttle_slot_t *s = &throttle[key % THROTTLE_SLOTS];
+  if (s->key != key || now - s->last > THROTTLE_FORGET || s->failures < THROTTLE_FREE) return 0;
+  unsigned over = s->failures - THROTTLE_FREE;
+  int64_t wait = over >= 6 ? THROTTLE_MAX_WAIT : (int64_t)1 << over;
+  if (wait > THROTTLE_MAX_WAIT) wait = THROTTLE_MAX_WAIT;
+  int64_t left = s->last + wait - now;
+  return left > 0 ? left : 0;
+}
+
+static void throttle_note(uint64_t key, bool failed, int64_t now) {
+  throttle_slot_t *s = &throttle[key % THROTTLE_SLOTS];
+  if (!failed) {
+    if (s->key == key) memset(s, 0, sizeof *s);
+    return;
+  }
+  if (s->key != key || now - s->last > THROTTLE_FORGET) *s = (throttle_slot_t){.key = key};
+  s->failures++;
+  s->last = now;
+}
+
+/* A problem document with extension members (RFC 9457 allows them). */
+static enum MHD_Result reply_problem_ext(http_request_t *req, unsigned status, const char *slug,
+                                         const char *title, const char *detail, json_t *ext) {
+  json_t *doc = http_problem_json(status, slug, title, detail, NULL);
+  if (!doc) {
+    json_decref(ext);
+    return http_reply_oom(req);
+  }
+  if (ext) json_object_update(doc, ext);
+  json_decref(ext);
+  char *text = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  if (!text) return http_reply_oom(req);
+  if (status == MHD_HTTP_UNAUTHORIZED)
+    http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"atrium-client\"");
+  return http_reply_buffer(req, status, "application/problem+json", text, strlen(text), free,
+                           text);
+}
+
+static enum MHD_Result reply_field(http_request_t *req, const char *key, const char *message) {
+  json_t *errors = json_pack("[{s:s, s:s}]", "key", key, "message", message);
+  enum MHD_Result r = http_reply_problem(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "validation",
+                                         "Invalid login request", message, errors);
+  json_decref(errors);
+  return r;
+}
+
+enum MHD_Result api_client_login(http_request_t *req) {
+  const json_t *body = http_body_json(req);
+  if (!json_is_object(body))
+    return reply_field(req, "login", "Send {\"login\", \"password\", \"device\"?}.");
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)body, key, v) {
+    if (strcmp(key, "login") && strcmp(key, "password") && strcmp(key, "device"))
+      return reply_field(req, key, "Is not a field of a login; use login, password and device.");
+  }
+  const json_t *jl = json_object_get(body, "login"), *jp = json_object_get(body, "password");
+  if (!json_is_string(jl) || !json_string_length(jl))
+    return reply_field(req, "login", "Is required: the login name, name@domain.");
+  if (!json_is_string(jp))
+    return reply_field(req, "password", "Is required.");
+  const char *login = json_string_value(jl), *password = json_string_value(jp);
+
+  uint64_t kl = fnv1a("login:", login), ka = fnv1a("addr:", http_client_address(req));
+  int64_t now = mono_seconds();
+  pthread_mutex_lock(&throttle_lock);
+  int64_t wait = throttle_wait(kl, now), wa = throttle_wait(ka, now);
+  pthread_mutex_unlock(&throttle_lock);
+  if (wa > wait) wait = wa;
+  if (wait > 0) {
+    char retry[24], detail[200];
+    snprintf(retry, sizeof retry, "%lld", (long long)wait);
+    http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, retry);
+    snprintf(detail, sizeof detail, "Too many failed logins; try again in %lld seconds.",
+             (long long)wait);
+    return http_reply_problem(req, MHD_HTTP_TOO_MANY_REQUESTS, "too-many-attempts",
+                              "Too many failed logins", detail, NULL);
+  }
+
+  directory_error_t err = {0};
+  directory_login_t out;
+  int r = directory_login(http_store(req), login, password, json_object_get(body, "device"), &out,
+                          &err);
+  pthread_mutex_lock(&throttle_lock);
+  now = mono_seconds();
+  throttle_note(kl, r == -EACCES, now);
+  throttle_note(ka, r == -EACCES, now);
+  pthread_mutex_unlock(&throttle_lock);
+
+  enum MHD_Result ret;
+  if (r == 0) {
+    json_t *doc = json_pack("{s:s, s:s, s:I}", "token", out.token, "login", out.login, "expires",
+                            (json_int_t)out.expires);
+    ret = http_reply_json(req, MHD_HTTP_OK, doc);
+  } else if (r == -ESTALE) {
+    char detail[900];
+    snprintf(detail, sizeof detail,
+             "%s is a login name from before the server's domain changed; log in as %s (and "
+             "set up the login again on mobile devices).",
+             login, out.login);
+    ret = reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "login-renamed", "Login name changed",
+                            detail, json_pack("{s:s}", "login", out.login));
+  } else if (r == -EACCES) {
+    ret = reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Login failed",
+                            err.detail[0] ? err.detail
+                                          : "The login name or the password is wrong, or the "
+                                            "account is disabled.",
+                            NULL);
+  } else {
+    directory_login_clear(&out);
+    return api_directory_error(req, r, &err, "login");
+  }
+  directory_login_clear(&out);
+  directory_error_clear(&err);
+  return ret;
+}
+
+enum MHD_Result api_client_me(http_request_t *req) {
+  const char *token = http_bearer_token(http_header(req, MHD_HTTP_HEADER_AUTHORIZATION));
+  if (!token)
+    return reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Authentication required",
+                             "Send the client token from POST /client/v1/login as "
+                             "\"Authorization: Bearer <token>\".",
+                             NULL);
+  directory_error_t err = {0};
+  json_t *user = NULL;
+  int r = directory_token_user(http_store(req), token, &user, &err);
+  if (r == 0) return http_reply_json(req, MHD_HTTP_OK, user);
+  enum MHD_Result ret;
+  if (r == -ESTALE)
+    ret = reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "setup-again", "Set up the login again",
+                            err.detail, json_pack("{s:s}", "reason", "domain-changed"));
+  else if (r == -EACCES)
+    ret = reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Not logged in",
+                            err.detail, NULL);
+  else
+    return api_directory_error(req, r, &err, "token check");
+  directory_error_clear(&err);
+  return ret;
+}

@@ -1,0 +1,195 @@
+/* The directory: users, client logins (tokens and mobile device
+ * registrations), and the federation data of each user (presence
+ * subscriptions and external contacts).
+ *
+ * A user's login name and IM address are never stored: both are
+ * "<name>@<current domain>", derived when read. The current domain lives in
+ * the `domains` table as the newest "generation"; every earlier generation is
+ * kept so that an old login name can be recognised. Devices, client tokens
+ * and subscriptions record the generation they were made under, so after a
+ * domain change they read as "set up the login again" / "to be created again"
+ * without a single row being rewritten: the change is one INSERT, whatever the
+ * number of users.
+ *
+ * Functions return 0 or a negative errno-style code: -EINVAL (invalid input;
+ * *errors or err say what), -ENOENT (no such user), -EEXIST (name or Windows
+ * account taken), -EACCES (wrong credentials), -ESTALE (a login name or token
+ * from before a domain change), -EIO (store failure), -ENOMEM. Those marked
+ * "(locked)" run between store_lock() and store_unlock() (for the domain
+ * change, inside its transaction); the others lock the store themselves.
+ * Nothing here logs. */
+#pragma once
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store/store.h"
+#include "core/validate.h"
+
+#define DIRECTORY_NAME_MAX 64
+#define DIRECTORY_DISPLAY_NAME_MAX 256
+#define DIRECTORY_WINDOWS_ACCOUNT_MAX 256
+#define DIRECTORY_PASSWORD_MIN 8
+#define DIRECTORY_PASSWORD_MAX 1024
+#define DIRECTORY_REMOTE_MAX 320
+#define DIRECTORY_LIST_LIMIT_MAX 1000
+#define DIRECTORY_IMPORT_ERRORS_MAX 50
+#define DIRECTORY_TOKEN_SECONDS (30 * 24 * 3600)
+
+/* What went wrong, for the HTTP reply: a sentence, and the failing fields as
+ * [{"key", "message", "row"?, "line"?}]. */
+typedef struct directory_error {
+  char detail[512];
+  json_t *errors; /* NULL until something is added; release with directory_error_clear */
+} directory_error_t;
+
+void directory_error_clear(directory_error_t *e);
+
+/* ---- validation (pure) -------------------------------------------------------------- */
+
+/* A user's name, the local part of the login name: 1-64 of lower-case a-z,
+ * digits, '.', '_', '-', not starting or ending with '.' or '-', no "..".
+ * Upper case is refused, not folded, so that what the admin typed is what
+ * the users will type. */
+int directory_validate_name(const char *in, validate_error_t *err);
+
+/* "DOMAIN\sam" (NetBIOS domain 1-15 characters, sam 1-20, neither with
+ * "/\[]:;|=,+*?<>@" or control characters) or a UPN "user@dns.domain" (the
+ * domain a host name of two or more labels). Returned as given except the
+ * UPN's domain lower-cased and in A-labels; compared case-insensitively. */
+int directory_validate_windows_account(const char *in, char **out, validate_error_t *err);
+
+/* A remote federation address "user@host": local part 1-64 printable ASCII
+ * without spaces, '@', '<', '>' or quotes; host a DNS name of two or more
+ * labels. Lower-cased (hosts in A-labels). */
+int directory_validate_remote(const char *in, char **out, validate_error_t *err);
+
+/* ---- the domain generation -------------------------------------------------------------- */
+
+/* At start: makes `domain` (the settings' domain.name) the current domain.
+ * On a new store that is generation 1; when the store's current domain
+ * differs (the settings were restored from elsewhere), a new generation is
+ * recorded and *changed set, so that devices and subscriptions of the old
+ * one read as outdated. */
+int directory_sync_domain(store_t *store, const char *domain, const char *actor, bool *changed);
+
+/* (locked) The current generation and domain; *name malloc'd. */
+int directory_domain_current(store_t *store, int64_t *generation, char **name);
+
+/* What a domain change would touch, counted in the caller's transaction. */
+typedef struct directory_domain_counts {
+  int64_t generation;     /* the current one */
+  char old_domain[256];
+  int64_t users;
+  int64_t mobile_devices; /* registered under the current domain: must be set up again */
+  int64_t subscriptions;  /* every one: created again for the new IM address */
+  json_t *samples;        /* [{"old": "alice@old", "new": "alice@new"}], first by name */
+} directory_domain_counts_t;
+
+/* (locked) */
+int directory_domain_count(store_t *store, const char *new_domain, size_t samples,
+                           directory_domain_counts_t *out);
+void directory_domain_counts_clear(directory_domain_counts_t *c);
+
+/* (locked; inside the transaction of the domain change) Makes new_domain the
+ * current domain: one new generation. -ESTALE when the current generation is
+ * no longer `expected` (someone else changed it in between). */
+int directory_domain_advance(store_t *store, int64_t expected, const char *new_domain,
+                             const char *actor);
+
+/* ---- users ----------------------------------------------------------------------------- */
+
+/* A user document: {"name", "display_name", "windows_account", "enabled",
+ * "has_password", "login", "im_address", "created_at", "updated_at"}. */
+
+/* `in`: {"name", "display_name"?, "windows_account"?, "password"?, "enabled"?}.
+ * Passwords are hashed (Argon2id) before the store is locked. */
+int directory_user_create(store_t *store, const json_t *in, json_t **user, directory_error_t *err);
+/* `name` is the local part, or a login name with the current domain. */
+int directory_user_get(store_t *store, const char *name, json_t **user);
+/* `patch`: any of "name", "display_name", "windows_account", "password",
+ * "enabled"; null clears display_name, windows_account and password. */
+int directory_user_update(store_t *store, const char *name, const json_t *patch, json_t **user,
+                          directory_error_t *err);
+int directory_user_delete(store_t *store, const char *name);
+/* {"total", "offset", "limit", "users": [...]}, ordered by name. q (may be
+ * NULL) matches a substring of name, display name or Windows account,
+ * case-insensitively; "alice@example.com" searches for "alice". */
+int directory_user_list(store_t *store, const char *q, int64_t offset, int64_t limit,
+                        json_t **page);
+/* Integrated Windows login (Kerberos, issue 7): the user whose
+ * windows_account is `account` (case-insensitive). Unaffected by the domain. */
+int directory_find_by_windows_account(store_t *store, const char *account, json_t **user);
+
+/* ---- bulk import ------------------------------------------------------------------------- */
+
+typedef enum directory_import_kind {
+  DIRECTORY_IMPORT_USERS,         /* name, display_name, windows_account, password, enabled */
+  DIRECTORY_IMPORT_SUBSCRIPTIONS, /* user, remote, state */
+  DIRECTORY_IMPORT_CONTACTS,      /* user, remote, display_name */
+} directory_import_kind_t;
+
+typedef struct directory_batch directory_batch_t;
+
+/* Parses and validates a whole import: a JSON array of objects, or CSV
+ * (RFC 4180, a header row naming the columns, UTF-8, LF or CRLF) when csv is
+ * true. A JSON object {"csv": "<text>"} is read as that CSV (atriumctl sends
+ * files this way). Every row is checked; errors name the row (1-based data
+ * row) and, for CSV, the line where it starts. Pure: no store, no hashing. */
+int directory_import_parse(directory_import_kind_t kind, const char *data, size_t len, bool csv,
+                           directory_batch_t **out, directory_error_t *err);
+size_t directory_batch_rows(const directory_batch_t *b);
+void directory_batch_free(directory_batch_t *b); /* accepts NULL */
+
+/* Writes a parsed batch all or nothing, in one transaction (users'
+ * passwords are hashed first, outside the lock). A name that exists already
+ * or a user that does not exist is an error naming the row. */
+int directory_import_apply(store_t *store, directory_batch_t *b, int64_t *imported,
+                           directory_error_t *err);
+
+/* ---- federation data ------------------------------------------------------------------------ */
+
+/* {"total", "offset", "limit", "subscriptions": [{"user", "im_address", "remote", "state",
+ * "created_at"}]}; the state is "to-be-recreated" for every subscription made
+ * under an earlier domain. user/state (may be NULL) filter. */
+int directory_subscription_list(store_t *store, const char *user, const char *state,
+                                int64_t offset, int64_t limit, json_t **page);
+/* {"total", "offset", "limit", "contacts": [{"user", "remote", "display_name", "created_at"}]} */
+int directory_contact_list(store_t *store, const char *user, int64_t offset, int64_t limit,
+                           json_t **page);
+
+/* ---- client logins ------------------------------------------------------------------------ */
+
+typedef struct directory_login {
+  char *token;      /* malloc'd; give to the client, never log */
+  char login[330];  /* the login name, as it is now */
+  int64_t expires;
+} directory_login_t;
+
+/* `login` is "name@domain" (or the bare name); `device` (may be NULL) is
+ * {"id", "platform": "ios"|"android", "push_token"?} and registers a mobile
+ * device. -EACCES for wrong credentials or a disabled user; -ESTALE when the
+ * password is right but the login name carries an earlier domain: then
+ * `login` in *out is the name to use now. -EINVAL (err) for a malformed
+ * device. */
+int directory_login(store_t *store, const char *login, const char *password, const json_t *device,
+                    directory_login_t *out, directory_error_t *err);
+void directory_login_clear(directory_login_t *l);
+
+/* Integrated Windows login (issue 7): a desktop token for the user `name`
+ * (the local part), whom the caller has authenticated by Kerberos and found
+ * with directory_find_by_windows_account. No password; unaffected by domain
+ * changes. -EACCES (err->detail) for a disabled or vanished user. */
+int directory_login_windows(store_t *store, const char *name, directory_login_t *out,
+                            directory_error_t *err);
+
+/* The user behind a client token, as a user document with "device" (null or
+ * {"id", "platform", "login"}). -EACCES for an unknown or expired token or a
+ * disabled user; -ESTALE for a mobile device's token from before a domain
+ * change (err->detail says to set up the login again with the new name). */
+int directory_token_user(store_t *store, const char *token, json_t **user, directory_error_t *err);
+
+/* Frees what the module keeps (the timing-equaliser hash). */
+void directory_shutdown(void);

@@ -1,0 +1,229 @@
+/* The domain change: see domain_change.h. */
+#include "mod/directory/domain_change.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mod/directory/directory.h"
+#include "conf/settings.h"
+#include "core/validate.h"
+
+int domain_change_init(store_t *store, bool *changed, char *err, size_t errlen) {
+  settings_snapshot_t *snap = settings_acquire();
+  int r = directory_sync_domain(store, settings_string(snap, "domain.name"), "atriumd", changed);
+  if (r < 0)
+    snprintf(err, errlen, "Cannot record the domain %s in the directory: %s; check the store "
+             "(free space, permissions).", settings_string(snap, "domain.name"),
+             store_last_error(store));
+  settings_release(snap);
+  return r;
+}
+
+int domain_change_carry_fqdn(const char *fqdn_value, const char *old_domain,
+                             const char *new_domain, char **out) {
+  *out = NULL;
+  if (!fqdn_value || !*fqdn_value) return 0; /* blank follows the domain by itself */
+  if (strcmp(fqdn_value, old_domain) == 0) return (*out = strdup(new_domain)) ? 0 : -ENOMEM;
+  size_t vl = strlen(fqdn_value), ol = strlen(old_domain);
+  if (vl <= ol + 1 || fqdn_value[vl - ol - 1] != '.' || strcmp(fqdn_value + vl - ol, old_domain))
+    return 0;
+  size_t label = vl - ol - 1;
+  if (memchr(fqdn_value, '.', label)) return 0; /* not a direct sub-domain: left to the rules */
+  size_t len = label + 1 + strlen(new_domain) + 1;
+  if (!(*out = malloc(len))) return -ENOMEM;
+  snprintf(*out, len, "%.*s.%s", (int)label, fqdn_value, new_domain);
+  return 0;
+}
+
+void domain_change_result_clear(domain_change_result_t *r) {
+  if (!r) return;
+  json_decref(r->errors);
+  json_decref(r->document);
+  r->errors = r->document = NULL;
+}
+
+static int result_fail(domain_change_result_t *out, int status, const char *type,
+                       const char *title, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static int result_fail(domain_change_result_t *out, int status, const char *type,
+                       const char *title, const char *fmt, ...) {
+  out->status = status;
+  out->type = type;
+  snprintf(out->title, sizeof out->title, "%s", title);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(out->detail, sizeof out->detail, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+static void add_key_error(domain_change_result_t *out, const char *key, const char *msg) {
+  json_array_append_new(out->errors, json_pack("{s:s, s:s}", "key", key, "message", msg));
+}
+
+static const char federation_on[] =
+    "Federation is enabled. Deactivate federation globally first (set federation.enabled to "
+    "false: atriumctl set federation.enabled=false, or on the System settings page), then change "
+    "the domain, and switch federation on again afterwards.";
+
+typedef struct txn_ctx {
+  const char *old_domain, *new_domain, *actor;
+  const char *fqdn_old, *fqdn_new;
+  bool conflict;
+  directory_domain_counts_t counts;
+} txn_ctx_t;
+
+/* Runs inside the settings transaction, after domain.name/federation.fqdn
+ * and their audit entries: counts what changes, advances the directory's
+ * domain generation and writes the operation's own audit entry. */
+static int in_txn(store_t *store, void *vctx, char *err, size_t errlen) {
+  txn_ctx_t *c = vctx;
+  /* The change lock is held: this is the snapshot the change replaces, and
+   * nobody can switch federation on until the commit. */
+  settings_snapshot_t *snap = settings_acquire();
+  bool federation = settings_bool(snap, "federation.enabled");
+  settings_release(snap);
+  if (federation) {
+    c->conflict = true;
+    snprintf(err, errlen, "%s", federation_on);
+    return -EBUSY;
+  }
+  directory_domain_counts_clear(&c->counts);
+  int r = directory_domain_count(store, c->new_domain, DOMAIN_CHANGE_SAMPLES, &c->counts);
+  if (r == 0) r = directory_domain_advance(store, c->counts.generation, c->new_domain, c->actor);
+  if (r == 0) {
+    char summary[700];
+    snprintf(summary, sizeof summary,
+             "%s (%" PRId64 " users renamed, %" PRId64 " mobile devices to set up again, %" PRId64
+             " federation subscriptions to create again; federation.fqdn %s -> %s)",
+             c->new_domain, c->counts.users, c->counts.mobile_devices, c->counts.subscriptions,
+             c->fqdn_old, c->fqdn_new);
+    r = store_audit_add(store, c->actor, "domain.change", c->old_domain, summary);
+  }
+  if (r < 0 && r != -EBUSY)
+    snprintf(err, errlen, "the directory could not be moved to the new domain (%s)",
+             r == -ESTALE ? "the domain changed meanwhile" : store_last_error(store));
+  return r;
+}
+
+static json_t *preview_document(bool dry_run, const char *old_domain, const char *new_domain,
+                                const directory_domain_counts_t *c, const char *fqdn_old,
+                                const char *fqdn_new) {
+  return json_pack("{s:b, s:s, s:s, s:I, s:O, s:I, s:I, s:{s:s, s:s}}", "dry_run", dry_run,
+                   "old_domain", old_domain, "new_domain", new_domain, "users",
+                   (json_int_t)c->users, "samples", c->samples, "mobile_devices",
+                   (json_int_t)c->mobile_devices, "subscriptions", (json_int_t)c->subscriptions,
+                   "federation_fqdn", "old", fqdn_old, "new", fqdn_new);
+}
+
+int domain_change(store_t *store, const char *domain, bool dry_run, const char *actor,
+                  domain_change_result_t *out) {
+  memset(out, 0, sizeof *out);
+  if (!(out->errors = json_array()))
+    return result_fail(out, 500, "internal", "Out of memory", "The server ran out of memory.");
+  char *new_domain = NULL, *carried = NULL;
+  validate_error_t verr;
+  if (!domain || validate_host(domain, HOST_TWO_LABELS, &new_domain, &verr) != 0) {
+    add_key_error(out, "domain", domain ? verr.message : "Is required: the new domain.");
+    return result_fail(out, 422, "validation", "Invalid domain",
+                       "The new domain is not valid: %s", domain ? verr.message : "it is missing.");
+  }
+
+  settings_snapshot_t *snap = settings_acquire();
+  char old_domain[256], fqdn_old[256], fqdn_raw[256];
+  snprintf(old_domain, sizeof old_domain, "%s", settings_string(snap, "domain.name"));
+  snprintf(fqdn_old, sizeof fqdn_old, "%s", settings_string(snap, "federation.fqdn"));
+  /* The stored value, not the effective one: blank means "follow the domain". */
+  json_t *exported = settings_export(snap);
+  const char *raw = json_string_value(
+      json_object_get(json_object_get(exported, "settings"), "federation.fqdn"));
+  snprintf(fqdn_raw, sizeof fqdn_raw, "%s", raw ? raw : "");
+  json_decref(exported);
+  bool federation = settings_bool(snap, "federation.enabled");
+  settings_release(snap);
+
+  int rc = -1;
+  if (federation) {
+    add_key_error(out, "federation.enabled", "Must be false while the domain changes.");
+    result_fail(out, 409, "federation-enabled", "Deactivate federation first", "%s",
+                federation_on);
+    goto done;
+  }
+  if (strcmp(new_domain, old_domain) == 0) {
+    char msg[400];
+    snprintf(msg, sizeof msg, "Is already the domain of this server (%s); nothing to change.",
+             old_domain);
+    add_key_error(out, "domain", msg);
+    result_fail(out, 422, "validation", "Same domain",
+                "%s is already the domain of this server; give a different domain.", old_domain);
+    goto done;
+  }
+  if (domain_change_carry_fqdn(fqdn_raw, old_domain, new_domain, &carried) < 0) goto oom;
+  const char *fqdn_new = carried ? carried : fqdn_raw[0] ? fqdn_raw : new_domain;
+
+  if (dry_run) {
+    directory_domain_counts_t c = {0}; /* cleared below even when BEGIN fails */
+    store_lock(store);
+    sqlite3 *db = store_db(store);
+    /* One read transaction: the numbers belong together. */
+    int r = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
+    if (r == 0) r = directory_domain_count(store, new_domain, DOMAIN_CHANGE_SAMPLES, &c);
+    store_rollback(store);
+    store_unlock(store);
+    if (r < 0) {
+      directory_domain_counts_clear(&c);
+      result_fail(out, 500, "store", "The preview could not be made",
+                  "Reading the directory failed: %s. Check the server log.",
+                  store_last_error(store));
+      goto done;
+    }
+    out->document = preview_document(true, old_domain, new_domain, &c, fqdn_old, fqdn_new);
+    directory_domain_counts_clear(&c);
+    if (!out->document) goto oom;
+    out->status = 200;
+    rc = 0;
+    goto done;
+  }
+
+  json_t *changes = json_pack("{s:s}", "domain.name", new_domain);
+  if (!changes) goto oom;
+  if (carried) json_object_set_new(changes, "federation.fqdn", json_string(carried));
+  txn_ctx_t ctx = {.old_domain = old_domain, .new_domain = new_domain, .actor = actor,
+                   .fqdn_old = fqdn_old, .fqdn_new = fqdn_new};
+  settings_outcome_t so;
+  settings_change_operation(changes, actor, in_txn, &ctx, &so);
+  json_decref(changes);
+  if (ctx.conflict) {
+    add_key_error(out, "federation.enabled", "Must be false while the domain changes.");
+    result_fail(out, 409, "federation-enabled", "Deactivate federation first", "%s",
+                federation_on);
+  } else if (so.status != 200) {
+    result_fail(out, so.status, so.type ? so.type : "internal", so.title, "%s", so.detail);
+    if (so.errors) json_array_extend(out->errors, so.errors);
+  } else {
+    out->document = preview_document(false, old_domain, new_domain, &ctx.counts, fqdn_old,
+                                     fqdn_new);
+    if (out->document) {
+      out->status = 200;
+      rc = 0;
+    }
+  }
+  settings_outcome_clear(&so);
+  directory_domain_counts_clear(&ctx.counts);
+  if (out->status == 0) goto oom;
+  goto done;
+
+oom:
+  result_fail(out, 500, "internal", "Out of memory", "The server ran out of memory; nothing was "
+              "changed.");
+done:
+  free(new_domain);
+  free(carried);
+  return rc;
+}
