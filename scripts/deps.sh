@@ -5,7 +5,7 @@
 # and "make run" / "make test" promise to work there unaided.
 set -euo pipefail
 
-build_pkgs=(gcc make meson ninja-build pkg-config libmicrohttpd-dev libgnutls28-dev
+build_pkgs=(gcc make meson ninja-build pkg-config libmicrohttpd-dev libgnutls28-dev libuv1-dev
   libldap2-dev libkrb5-dev libwslay-dev
   libjansson-dev libsqlite3-dev libsodium-dev libcurl4-gnutls-dev liburiparser-dev
   libidn2-dev libxml2-dev libsystemd-dev

@@ -1,5 +1,7 @@
 /* atriumd: the Atrium server. Reads atlas.xml, opens the store, loads the
- * settings, starts the HTTP API and waits for a signal. */
+ * settings, starts the feature modules in the order of `modules` and the
+ * HTTP server with their routes, and waits for a signal; then stops them in
+ * the reverse order. */
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
@@ -12,20 +14,34 @@
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#include "mod/publishing/ad_publish.h"
-#include "http/api.h"
 #include "conf/atlas.h"
-#include "http/auth.h"
 #include "conf/catalogue.h"
-#include "mod/directory/directory.h"
-#include "mod/publishing/discovery.h"
-#include "mod/directory/domain_change.h"
-#include "http/http.h"
-#include "core/log.h"
-#include "mod/outbound/outbound.h"
-#include "core/secret.h"
 #include "conf/settings.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/secret.h"
+#include "http/auth.h"
+#include "http/http.h"
+#include "http/router.h"
+#include "mod/admin/admin.h"
+#include "mod/directory/directory.h"
+#include "mod/meeting/meeting.h"
+#include "mod/module.h"
+#include "mod/outbound/outbound.h"
+#include "mod/published/published.h"
+#include "mod/publishing/publishing.h"
+#include "mod/qos/qos.h"
+#include "mod/runtime/runtime.h"
+#include "store/sqlite/sqlite.h"
 #include "store/store.h"
+
+/* Start order; stopped in reverse. The runtime (event loop, worker pools)
+ * comes first, since the others use it. */
+static const atrium_module_t *const modules[] = {
+    &runtime_module,   &outbound_module, &directory_module, &admin_module,
+    &published_module, &meeting_module,  &publishing_module, &qos_module,
+};
+#define MODULE_COUNT (sizeof modules / sizeof modules[0])
 
 #define DEFAULT_ATLAS "/etc/atrium/atlas.xml"
 
@@ -121,16 +137,63 @@ static void print_banner(const atlas_config_t *atlas, const auth_bootstrap_t *bo
   fflush(stdout);
 }
 
+/* How far start-up got, so that one shutdown path undoes exactly that. */
+static struct {
+  size_t inited, started;
+  http_router_t *router;
+} up;
+
+static void write_store_metrics(FILE *f, void *store) { store_write_metrics(store, f); }
+
+static void write_router_metrics(FILE *f, void *router) { http_router_write_metrics(router, f); }
+
+static void write_module_metrics(FILE *f, void *module) {
+  ((const atrium_module_t *)module)->metrics(f);
+}
+
+/* Registers what every module brings before the first settings snapshot. */
+static int register_settings(char *err, size_t errlen) {
+  for (size_t i = 0; i < MODULE_COUNT; i++)
+    if (modules[i]->settings && settings_register_owner(modules[i]->settings) < 0) {
+      snprintf(err, errlen, "Too many modules own settings (at %s).", modules[i]->name);
+      return -ENOSPC;
+    }
+  return 0;
+}
+
+static int start_modules(const module_env_t *env, char *err, size_t errlen) {
+  modules_set(modules, MODULE_COUNT);
+  for (size_t i = 0; i < MODULE_COUNT; i++, up.inited++) {
+    const atrium_module_t *m = modules[i];
+    if (m->init && m->init(env, err, errlen) != 0) return -1;
+    if (m->metrics) metrics_register(write_module_metrics, (void *)m);
+  }
+  http_route_set_t sets[MODULE_COUNT];
+  for (size_t i = 0; i < MODULE_COUNT; i++)
+    sets[i] = (http_route_set_t){.owner = modules[i]->name, .routes = modules[i]->routes,
+                                 .count = modules[i]->route_count};
+  if (http_router_build(sets, MODULE_COUNT, &up.router, err, errlen) != 0) return -1;
+  metrics_register(write_router_metrics, up.router);
+  for (size_t i = 0; i < MODULE_COUNT; i++, up.started++)
+    if (modules[i]->start && modules[i]->start(err, errlen) != 0) return -1;
+  return 0;
+}
+
 /* Stops everything in the reverse order of start. Each step is safe when its
- * module never started, so every failure at start-up ends here too. */
+ * part never started, so every failure at start-up ends here too. */
 static void stop_all(secret_key_t *key, store_t *store) {
-  api_published_shutdown(); /* closes the meeting WebSockets while MHD still runs */
+  http_set_stopping();
+  for (size_t i = up.started; i-- > 0;)
+    if (modules[i]->drain) modules[i]->drain();
   http_stop();
-  discovery_shutdown();
-  ad_publish_shutdown();
-  outbound_shutdown();
+  for (size_t i = up.inited; i-- > 0;)
+    if (modules[i]->stop) modules[i]->stop();
+  up.inited = up.started = 0;
+  http_router_free(up.router);
+  up.router = NULL;
+  http_clear_reply_hooks();
+  metrics_clear();
   auth_shutdown();
-  directory_shutdown();
   settings_shutdown();
   secret_key_close(key);
   store_close(store);
@@ -205,23 +268,22 @@ int main(int argc, char **argv) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-  /* Before any thread exists: curl_global_init is not thread-safe. */
-  if (outbound_init(atlas.ca_bundle, err, sizeof err) != 0) {
-    log_err("%s", err);
-    return 1;
-  }
   if (ensure_data_dir(atlas.data_dir, err, sizeof err) != 0) {
     log_err("%s", err);
     return 1;
   }
   store_t *store = NULL;
-  if (store_open(atlas.data_dir, &store, err, sizeof err) != 0) {
+  const store_options_t so = {.data_dir = atlas.data_dir};
+  if (store_open(store_sqlite_backend(), &so, &store, err, sizeof err) != 0) {
     log_err("%s", err);
     return 1;
   }
+  metrics_register(write_store_metrics, store);
+  metrics_register(auth_write_metrics, NULL);
   secret_key_t *key = NULL;
   auth_bootstrap_t boot = {0};
   if (secret_key_open(atlas.data_dir, &key, err, sizeof err) != 0 ||
+      register_settings(err, sizeof err) != 0 ||
       settings_init(store, key, &atlas, environ, err, sizeof err) != 0 ||
       auth_init(store, atlas.data_dir, &boot, err, sizeof err) != 0)
     goto fail;
@@ -231,23 +293,9 @@ int main(int argc, char **argv) {
   else if (boot.created)
     log_notice("created the admin account \"%s\" with the password from ATRIUM_ADMIN_PASSWORD",
                AUTH_ADMIN_NAME);
-  /* The directory follows domain.name (its first generation at first start). */
-  bool domain_moved = false;
-  if (domain_change_init(store, &domain_moved, err, sizeof err) != 0) goto fail;
-  if (domain_moved)
-    log_warning("the directory was on another domain than domain.name; it now follows %s, and "
-                "mobile devices registered before must set up their login again",
-                "domain.name");
 
-  /* Issue 7: UDP discovery and AD publishing follow the settings from here on
-   * (apply hooks). A busy UDP port is not fatal: the admin sees it in
-   * GET /api/v1/publishing/status and can choose another port. */
-  {
-    settings_snapshot_t *snap = settings_acquire();
-    if (discovery_init(snap, err, sizeof err) != 0) log_warning("UDP discovery: %s", err);
-    if (ad_publish_init(snap, err, sizeof err) != 0) log_warning("AD publishing: %s", err);
-    settings_release(snap);
-  }
+  const module_env_t env = {.store = store, .key = key, .atlas = &atlas};
+  if (start_modules(&env, err, sizeof err) != 0) goto fail;
 
   http_config_t hc = {
       .address = atlas.listen_address,
@@ -256,10 +304,10 @@ int main(int argc, char **argv) {
       .tls_key = atlas.tls_key,
       .store = store,
       .trusted_proxies = atlas.trusted_proxies,
+      .router = up.router,
+      .defer_pool = runtime_io_pool(),
+      .connection_limit = (unsigned)runtime_connection_budget(),
   };
-  /* Issue 6: atlas.xml's path (re-read for {RetentionTime}), the privacy
-   * directories and the listen address (the reverse proxy's upstream). */
-  if (api_published_init(&atlas) != 0) log_warning("published pages: out of memory at start");
   if (http_start(&hc, err, sizeof err) != 0) goto fail;
 
   print_banner(&atlas, &boot);
@@ -280,7 +328,6 @@ int main(int argc, char **argv) {
   }
 
   sd_notify(0, "STOPPING=1\nSTATUS=Shutting down");
-  http_set_stopping();
   stop_all(key, store);
   log_info("stopped");
   return 0;

@@ -16,13 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <uriparser/Uri.h>
 
-#define MAX_HOOKS 32
-#define QOS_DEFAULT_DSCP 34 /* AF41, the recommended value for video */
-#define QOS_DEFAULT_RATE_MBPS 50
-#define QOS_NAME_HTTP "Web Meeting (HTTP)"
-#define QOS_NAME_HTTPS "Web Meeting (HTTPS)"
+#define MAX_OWNERS 32
 
 struct settings_snapshot {
   atomic_int refs;
@@ -35,12 +30,6 @@ struct settings_snapshot {
   size_t document_len;
 };
 
-typedef struct apply_hook {
-  const char *section;
-  settings_apply_fn fn;
-  void *ctx;
-} apply_hook_t;
-
 static struct {
   pthread_mutex_t swap_lock;   /* guards `current` and taking a reference to it */
   pthread_mutex_t change_lock; /* one change at a time */
@@ -51,8 +40,8 @@ static struct {
   json_t *env;              /* key -> value from ATRIUM_<KEY> */
   json_t *install_defaults; /* key -> value fixed at first start */
   json_t *load_warnings;    /* key -> message about an unusable stored value */
-  apply_hook_t hooks[MAX_HOOKS];
-  size_t hook_count;
+  const settings_owner_t *owners[MAX_OWNERS];
+  size_t owner_count;
 } S = {
     .swap_lock = PTHREAD_MUTEX_INITIALIZER,
     .change_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -122,6 +111,10 @@ json_int_t settings_int(const settings_snapshot_t *snap, const char *key) {
   return json_integer_value(settings_value(snap, key));
 }
 
+const json_t *settings_raw_value(const settings_snapshot_t *snap, const char *key) {
+  return snap->value[row_of(key)];
+}
+
 setting_source_t settings_source(const settings_snapshot_t *snap, const char *key) {
   return snap->source[row_of(key)];
 }
@@ -139,61 +132,12 @@ static const char *const source_names[] = {
     [SETTING_SOURCE_ENV] = "env",
 };
 
-/* Splits a normalised http(s) URL into host (with port when not the
- * default) and path without the trailing '/'. */
-static int url_host_path(const char *url, char *host, size_t hostlen, char *path, size_t pathlen) {
-  UriUriA uri;
-  const char *end = NULL;
-  if (uriParseSingleUriA(&uri, url, &end) != URI_SUCCESS) return -EINVAL;
-  int r = 0;
-  if (!uri.hostText.first) {
-    r = -EINVAL;
-  } else {
-    /* From the host to the end of the authority, keeping IPv6 brackets and the port. */
-    const char *hs = uri.hostText.first;
-    const char *he = uri.hostText.afterLast;
-    bool bracketed = hs > url && hs[-1] == '[';
-    if (bracketed) hs--, he++;
-    if (uri.portText.first) he = uri.portText.afterLast;
-    snprintf(host, hostlen, "%.*s", (int)(he - hs), hs);
-    const char *ps = he;
-    size_t n = strcspn(ps, "?#");
-    while (n && ps[n - 1] == '/') n--;
-    snprintf(path, pathlen, "%.*s", (int)n, ps);
-  }
-  uriFreeUriMembersA(&uri);
-  return r;
-}
-
-static json_t *qos_policy(const char *name, const char *url) {
-  return json_pack("{s:s, s:i, s:i, s:s, s:b, s:b}", "name", name, "dscp", QOS_DEFAULT_DSCP,
-                   "max_rate_mbps", QOS_DEFAULT_RATE_MBPS, "url", url, "include_subdirectories",
-                   1, "any_destination", 1);
-}
-
-/* The URLs the two default QoS policies name for a web meeting URL: the same
- * host and path, once with http and once with https. */
-static int qos_default_urls(const char *meeting_url, char *http, char *https, size_t len) {
-  char host[512], path[1024];
-  if (url_host_path(meeting_url, host, sizeof host, path, sizeof path) < 0) return -EINVAL;
-  /* The policy matches on host and path; a port belongs to one scheme only. */
-  char *colon = host[0] == '[' ? strstr(host, "]:") : strchr(host, ':');
-  if (colon) colon[host[0] == '[' ? 1 : 0] = '\0';
-  snprintf(http, len, "http://%s%s", host, path);
-  snprintf(https, len, "https://%s%s", host, path);
-  return 0;
-}
-
-static json_t *qos_default_policies(const char *meeting_url) {
-  char http[1600], https[1600];
-  if (qos_default_urls(meeting_url, http, https, sizeof http) < 0) return json_array();
-  return json_pack("[o, o]", qos_policy(QOS_NAME_HTTP, http), qos_policy(QOS_NAME_HTTPS, https));
-}
-
-static void add_warning(json_t *warnings, const char *key, const char *code, const char *fmt, ...)
+/* settings_warn_fn: wctx is the snapshot's warnings object. */
+static void snapshot_warn(void *wctx, const char *key, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-static void add_warning(json_t *warnings, const char *key, const char *code, const char *fmt, ...) {
+static void snapshot_warn(void *wctx, const char *key, const char *code, const char *fmt, ...) {
+  json_t *warnings = wctx;
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
@@ -235,11 +179,11 @@ static settings_snapshot_t *snapshot_build(const json_t *stored, const json_t *e
         snap->value[i] = json_incref(json_object_get(S.install_defaults, def->key));
       else if (def->default_json)
         snap->value[i] = json_loads(def->default_json, JSON_DECODE_ANY, NULL);
-      /* else: secrets stay NULL (unset); qos.policies is computed below. */
+      /* else: secrets stay NULL (unset); computed defaults come below. */
     }
     const char *why = json_string_value(json_object_get(S.load_warnings, def->key));
     if (why && snap->source[i] != SETTING_SOURCE_ENV)
-      add_warning(snap->warnings, def->key, "stored-value-ignored", "%s", why);
+      snapshot_warn(snap->warnings, def->key, "stored-value-ignored", "%s", why);
   }
 
   /* Effective values: blank-means-default resolved against the base URL or
@@ -261,24 +205,21 @@ static settings_snapshot_t *snapshot_build(const json_t *stored, const json_t *e
       snap->effective[i] = json_incref(snap->value[i]);
     }
   }
-  int i_qos = row_of("qos.policies");
-  if (!snap->value[i_qos]) {
-    snap->value[i_qos] = qos_default_policies(json_string_value(snap->effective[row_of("meeting.url")]));
-    snap->effective[i_qos] = json_incref(snap->value[i_qos]);
+  /* Defaults that depend on other settings, from the owner of the key. */
+  for (size_t i = 0; i < catalogue_count; i++) {
+    if (snap->value[i] || catalogue[i].default_json || catalogue[i].type == SETTING_SECRET)
+      continue;
+    for (size_t o = 0; o < S.owner_count && !snap->value[i]; o++)
+      if (S.owners[o]->computed_default)
+        snap->value[i] = S.owners[o]->computed_default(catalogue[i].key, snap);
+    /* No module computes it (a test without that module): null, not absent. */
+    if (!snap->value[i]) snap->value[i] = json_null();
+    snap->effective[i] = json_incref(snap->value[i]);
   }
 
   /* Warnings: accepted, but the admin should know. */
-  const char *meeting = settings_string(snap, "meeting.url");
-  if (strncmp(meeting, "http://", 7) == 0 &&
-      (settings_bool(snap, "meeting.enabled") || *json_string_value(snap->value[row_of("meeting.url")])))
-    add_warning(snap->warnings, "meeting.url", "unencrypted",
-                "Web meetings are reached unencrypted (%s). Use https except for temporary "
-                "testing.",
-                meeting);
-  if (settings_bool(snap, "mobile.push_use_proxy") && !settings_bool(snap, "proxy.enabled"))
-    add_warning(snap->warnings, "mobile.push_use_proxy", "proxy-disabled",
-                "Push notifications are to be sent through the proxy, but \"Use proxy server\" is "
-                "off: they go out directly until the proxy is enabled.");
+  for (size_t o = 0; o < S.owner_count; o++)
+    if (S.owners[o]->warn) S.owners[o]->warn(snap, snapshot_warn, snap->warnings);
   return snap;
 fail:
   snapshot_free(snap);
@@ -314,43 +255,45 @@ static int snapshot_render(settings_snapshot_t *snap) {
   return 0;
 }
 
-/* ---- cross-field rules ------------------------------------------------------------------ */
+/* ---- owners and their rules --------------------------------------------------------------- */
 
-static void add_error(json_t *errors, const char *key, const char *field, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void add_error(json_t *errors, const char *key, const char *field, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  json_t *e = json_pack("{s:s, s:s}", "key", key, "message", msg);
-  if (e && field && *field) json_object_set_new(e, "field", json_string(field));
-  json_array_append_new(errors, e);
+int settings_register_owner(const settings_owner_t *owner) {
+  pthread_mutex_lock(&S.change_lock);
+  int r = -ENOSPC;
+  if (S.owner_count < MAX_OWNERS) {
+    S.owners[S.owner_count++] = owner;
+    r = 0;
+  }
+  pthread_mutex_unlock(&S.change_lock);
+  return r;
 }
 
-static void check_cross_fields(const settings_snapshot_t *snap, json_t *errors) {
-  const char *domain = settings_string(snap, "domain.name");
-  const char *fqdn = settings_string(snap, "federation.fqdn");
-  size_t dl = strlen(domain), fl = strlen(fqdn);
-  if (strcmp(fqdn, domain) != 0) {
-    /* One label below: "<label>.<domain>" with no further dot in <label>. */
-    bool below = fl > dl + 1 && strcmp(fqdn + fl - dl, domain) == 0 && fqdn[fl - dl - 1] == '.' &&
-                 memchr(fqdn, '.', fl - dl - 1) == NULL;
-    if (!below)
-      add_error(errors, "federation.fqdn", NULL,
-                "Must be the domain %s or a direct sub-domain of it such as sip.%s; %s is not.",
-                domain, domain, fqdn);
+static bool has_error_for(const problem_t *p, const char *key) {
+  size_t i;
+  json_t *e;
+  json_array_foreach(p->errors, i, e) {
+    if (strcmp(json_string_value(json_object_get(e, "key")), key) == 0) return true;
   }
-  if (settings_bool(snap, "proxy.enabled") && !*settings_string(snap, "proxy.host"))
-    add_error(errors, "proxy.host", NULL,
-              "Is required when \"Use proxy server\" is on: enter the proxy's host name or IP "
-              "address, or turn the proxy off.");
-  if (settings_bool(snap, "proxy.auth_required") && !*settings_string(snap, "proxy.username"))
-    add_error(errors, "proxy.username", NULL,
-              "Is required when the proxy server requires authentication: enter the user name, "
-              "or turn authentication off.");
+  return false;
+}
+
+/* Every owner's cross-field rules on `snap`. A key that already has an
+ * error of its own (an invalid value, which the snapshot does not carry)
+ * gets no second one from a rule that saw its old value. */
+static void check_owners(const settings_snapshot_t *snap, problem_t *p) {
+  problem_t cross = PROBLEM_INIT;
+  for (size_t o = 0; o < S.owner_count; o++)
+    if (S.owners[o]->check) S.owners[o]->check(snap, &cross);
+  size_t i;
+  json_t *e;
+  json_t *keep = json_array();
+  json_array_foreach(cross.errors, i, e) {
+    if (!has_error_for(p, json_string_value(json_object_get(e, "key"))))
+      json_array_append(keep, e);
+  }
+  problem_add_errors(p, keep);
+  json_decref(keep);
+  problem_clear(&cross);
 }
 
 /* ---- persistence ------------------------------------------------------------------------- */
@@ -364,24 +307,21 @@ static char *audit_text(const setting_def_t *def, const json_t *v) {
   return value_text(v);
 }
 
-static int persist_row(const setting_def_t *def, const json_t *v) {
-  if (!v) return store_settings_delete(S.store, def->key);
-  if (def->type != SETTING_SECRET) {
-    char *text = value_text(v);
-    if (!text) return -ENOMEM;
-    int r = store_settings_put(S.store, def->key, text);
-    free(text);
-    return r;
-  }
+static int persist_row(store_txn_t *t, const setting_def_t *def, const json_t *v) {
+  if (!v) return store_settings_delete(t, def->key);
   char *sealed = NULL;
-  int r = secret_seal(S.key, json_string_value(v), &sealed);
-  if (r < 0) return r;
-  json_t *js = json_string(sealed);
-  free(sealed);
-  char *text = value_text(js);
+  json_t *js = NULL;
+  if (def->type == SETTING_SECRET) {
+    int r = secret_seal(S.key, json_string_value(v), &sealed);
+    if (r < 0) return r;
+    v = js = json_string(sealed);
+    free(sealed);
+    if (!js) return -ENOMEM;
+  }
+  char *text = value_text(v);
   json_decref(js);
   if (!text) return -ENOMEM;
-  r = store_settings_put(S.store, def->key, text);
+  int r = store_settings_put(t, def->key, text);
   free(text);
   return r;
 }
@@ -390,7 +330,6 @@ static int persist_row(const setting_def_t *def, const json_t *v) {
 
 static void outcome_init(settings_outcome_t *out) {
   memset(out, 0, sizeof *out);
-  out->errors = json_array();
   out->warnings = json_array();
 }
 
@@ -403,24 +342,9 @@ void settings_outcome_clear(settings_outcome_t *out) {
   if (!out) return;
   settings_release(out->snapshot);
   out->snapshot = NULL;
-  json_decref(out->errors);
+  problem_clear(&out->problem);
   json_decref(out->warnings);
-  out->errors = out->warnings = NULL;
-}
-
-static int outcome_fail(settings_outcome_t *out, int status, const char *type, const char *title,
-                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int outcome_fail(settings_outcome_t *out, int status, const char *type, const char *title,
-                        const char *fmt, ...) {
-  out->status = status;
-  out->type = type;
-  snprintf(out->title, sizeof out->title, "%s", title);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(out->detail, sizeof out->detail, fmt, ap);
-  va_end(ap);
-  return -1;
+  out->warnings = NULL;
 }
 
 static void collect_warnings(const settings_snapshot_t *snap, json_t *into) {
@@ -441,11 +365,11 @@ static void collect_warnings(const settings_snapshot_t *snap, json_t *into) {
  * to the ones in force are left out: that lets an export of this server (with
  * its domain and its environment-locked keys) be imported again. */
 static json_t *changes_from_body(const json_t *body, settings_op_t op,
-                                 const settings_snapshot_t *cur, settings_outcome_t *out) {
+                                 const settings_snapshot_t *cur, problem_t *p) {
   if (!json_is_object(body)) {
-    outcome_fail(out, 400, "malformed", "Malformed request",
-                 "The request body must be a JSON object mapping setting keys to values, such as "
-                 "{\"proxy.port\": 3128}.");
+    problem_set(p, 400, "malformed", "Malformed request",
+                "The request body must be a JSON object mapping setting keys to values, such as "
+                "{\"proxy.port\": 3128}.");
     return NULL;
   }
   if (op != SETTINGS_OP_IMPORT) return json_incref((json_t *)body);
@@ -454,15 +378,15 @@ static json_t *changes_from_body(const json_t *body, settings_op_t op,
   json_t *fv = json_object_get(body, "format_version");
   json_t *settings = json_object_get(body, "settings");
   if (!format || strcmp(format, "atrium-settings") != 0 || !json_is_object(settings)) {
-    outcome_fail(out, 400, "malformed", "Not a settings export",
-                 "The document must be an export of Atrium settings: an object with "
-                 "\"format\": \"atrium-settings\", \"format_version\": 1 and \"settings\".");
+    problem_set(p, 400, "malformed", "Not a settings export",
+                "The document must be an export of Atrium settings: an object with "
+                "\"format\": \"atrium-settings\", \"format_version\": 1 and \"settings\".");
     return NULL;
   }
   if (!json_is_integer(fv) || json_integer_value(fv) != 1) {
-    outcome_fail(out, 400, "malformed", "Unsupported export format",
-                 "This server reads format_version 1; the document has another version. Export "
-                 "it again from a server of this version.");
+    problem_set(p, 400, "malformed", "Unsupported export format",
+                "This server reads format_version 1; the document has another version. Export "
+                "it again from a server of this version.");
     return NULL;
   }
   json_t *changes = json_object();
@@ -477,69 +401,61 @@ static json_t *changes_from_body(const json_t *body, settings_op_t op,
   return changes;
 }
 
-/* When the web meeting URL moves, stored QoS policies that named the old
- * default URLs follow it; policies the admin pointed elsewhere stay. */
-static void qos_follow_meeting(json_t *stored, const settings_snapshot_t *cur,
-                               const char *new_meeting) {
-  json_t *policies = json_object_get(stored, "qos.policies");
-  if (!policies) return;
-  char old_http[1600], old_https[1600], new_http[1600], new_https[1600];
-  if (qos_default_urls(settings_string(cur, "meeting.url"), old_http, old_https, sizeof old_http) <
-          0 ||
-      qos_default_urls(new_meeting, new_http, new_https, sizeof new_http) < 0)
-    return;
-  json_t *copy = json_deep_copy(policies);
-  size_t i;
-  json_t *p;
-  json_array_foreach(copy, i, p) {
-    const char *url = json_string_value(json_object_get(p, "url"));
-    /* Decide before replacing: setting "url" frees the string `url` points to. */
-    const char *moved = !url ? NULL
-                        : strcmp(url, old_http) == 0  ? new_http
-                        : strcmp(url, old_https) == 0 ? new_https
-                                                      : NULL;
-    if (moved) json_object_set_new(p, "url", json_string(moved));
-  }
-  json_object_set_new(stored, "qos.policies", copy);
-}
-
-static bool section_changed(const char *section, const json_t *changed_keys) {
+static bool owner_changed(const settings_owner_t *owner, const json_t *changed_keys) {
   size_t i;
   json_t *k;
   json_array_foreach(changed_keys, i, k) {
     const setting_def_t *def = &catalogue[catalogue_find(json_string_value(k))];
-    if (strcmp(def->section, section) == 0) return true;
+    for (const char *const *sec = owner->sections; sec && *sec; sec++)
+      if (strcmp(def->section, *sec) == 0) return true;
+    for (const char *const *sec = owner->follows; sec && *sec; sec++)
+      if (strcmp(def->section, *sec) == 0) return true;
   }
   return false;
 }
 
-/* Runs the hooks of every changed section; on a failure undoes those that ran. */
+/* The first changed key of one of the owner's sections: the field an apply
+ * failure is shown beside. */
+static const char *owner_key(const settings_owner_t *owner, const json_t *changed_keys) {
+  size_t i;
+  json_t *k;
+  json_array_foreach(changed_keys, i, k) {
+    const char *key = json_string_value(k);
+    const char *section = catalogue[catalogue_find(key)].section;
+    for (const char *const *sec = owner->sections; sec && *sec; sec++)
+      if (strcmp(section, *sec) == 0) return key;
+  }
+  return owner->name;
+}
+
+/* Calls the apply hook of owners [from, to) that the change touches again
+ * with the roles swapped, newest first: undoes what they did. */
+static void undo_apply(size_t to, const settings_snapshot_t *old_snap,
+                       const settings_snapshot_t *new_snap, const json_t *changed_keys) {
+  for (size_t u = to; u-- > 0;) {
+    const settings_owner_t *o = S.owners[u];
+    if (!o->apply || !owner_changed(o, changed_keys)) continue;
+    char ignored[8];
+    o->apply(new_snap, old_snap, o->ctx, ignored, sizeof ignored);
+  }
+}
+
+/* Runs the hook of every owner the change touches, once each; on a failure
+ * undoes those that ran. */
 static int run_apply_hooks(const settings_snapshot_t *old_snap, const settings_snapshot_t *new_snap,
                            const json_t *changed_keys, settings_outcome_t *out) {
-  for (size_t h = 0; h < S.hook_count; h++) {
-    if (!section_changed(S.hooks[h].section, changed_keys)) continue;
+  for (size_t h = 0; h < S.owner_count; h++) {
+    const settings_owner_t *o = S.owners[h];
+    if (!o->apply || !owner_changed(o, changed_keys)) continue;
     char err[384] = "";
-    if (S.hooks[h].fn(old_snap, new_snap, S.hooks[h].ctx, err, sizeof err) == 0) continue;
-    for (size_t u = h; u-- > 0;)
-      if (section_changed(S.hooks[u].section, changed_keys)) {
-        char ignored[8];
-        S.hooks[u].fn(new_snap, old_snap, S.hooks[u].ctx, ignored, sizeof ignored);
-      }
-    const char *key = S.hooks[h].section;
-    size_t i;
-    json_t *k;
-    json_array_foreach(changed_keys, i, k) {
-      if (strcmp(catalogue[catalogue_find(json_string_value(k))].section, S.hooks[h].section) ==
-          0) {
-        key = json_string_value(k);
-        break;
-      }
-    }
-    add_error(out->errors, key, NULL, "%s", err[0] ? err : "Could not be applied.");
-    return outcome_fail(out, 422, "apply-failed", "The change could not be applied",
-                        "The server could not put the new %s settings into effect, so nothing was "
-                        "changed: %s",
-                        S.hooks[h].section, err[0] ? err : "no reason given");
+    if (o->apply(old_snap, new_snap, o->ctx, err, sizeof err) == 0) continue;
+    undo_apply(h, old_snap, new_snap, changed_keys);
+    problem_add_error(&out->problem, owner_key(o, changed_keys), "%s",
+                      err[0] ? err : "Could not be applied.");
+    return problem_set(&out->problem, 422, "apply-failed", "The change could not be applied",
+                       "The server could not put the new %s settings into effect, so nothing was "
+                       "changed: %s",
+                       o->name, err[0] ? err : "no reason given");
   }
   return 0;
 }
@@ -553,130 +469,151 @@ typedef struct change_opts {
   void *ctx;
 } change_opts_t;
 
-static int persist_change(const settings_snapshot_t *cur, const json_t *new_stored,
-                          const json_t *changed_keys, const char *actor, uint64_t version,
-                          const change_opts_t *opts, char *txn_err, size_t txn_errlen) {
-  store_lock(S.store);
-  int r = store_begin(S.store);
+typedef struct persist_ctx {
+  const json_t *new_stored, *changed_keys;
+  const char *actor;
+  uint64_t version;
+  const change_opts_t *opts;
+  problem_t *problem; /* set by in_txn when it refuses */
+} persist_ctx_t;
+
+static int persist_txn(store_txn_t *t, void *vctx) {
+  persist_ctx_t *c = vctx;
+  /* A retried transaction starts from scratch, and so does its problem. */
+  problem_clear(c->problem);
   size_t i;
   json_t *k;
-  json_array_foreach(changed_keys, i, k) {
-    if (r < 0) break;
+  int r = 0;
+  json_array_foreach(c->changed_keys, i, k) {
     const char *key = json_string_value(k);
     const setting_def_t *def = &catalogue[catalogue_find(key)];
-    json_t *nv = json_object_get(new_stored, key);
-    r = persist_row(def, nv);
-    if (r < 0) break;
+    json_t *nv = json_object_get(c->new_stored, key);
+    if ((r = persist_row(t, def, nv)) < 0) return r;
     char *old_text = audit_text(def, json_object_get(S.stored, key));
     char *new_text = audit_text(def, nv);
     /* A reset shows as the default it falls back to. */
     if (!new_text && def->default_json) new_text = strdup(def->default_json);
-    r = store_audit_add(S.store, actor, key, old_text, new_text);
+    r = store_audit_add(t, c->actor, key, old_text, new_text);
     free(old_text);
     free(new_text);
+    if (r < 0) return r;
   }
-  if (r == 0) r = store_settings_set_version(S.store, version);
-  if (r == 0 && opts->in_txn) {
-    r = opts->in_txn(S.store, opts->ctx, txn_err, txn_errlen);
-    if (r < 0 && !txn_err[0]) snprintf(txn_err, txn_errlen, "%s", store_last_error(S.store));
+  if ((r = store_settings_set_version(t, c->version)) < 0) return r;
+  if (c->opts->in_txn && (r = c->opts->in_txn(t, c->opts->ctx, c->problem)) < 0) return r;
+  return 0;
+}
+
+static int persist_change(const json_t *new_stored, const json_t *changed_keys, const char *actor,
+                          uint64_t version, const change_opts_t *opts, problem_t *txn_problem) {
+  persist_ctx_t c = {.new_stored = new_stored, .changed_keys = changed_keys, .actor = actor,
+                     .version = version, .opts = opts, .problem = txn_problem};
+  return store_run_txn(S.store, "settings change", persist_txn, &c);
+}
+
+/* Checks every key of the request into new_stored; the failing ones into
+ * out->problem (invalid values) or conflicts (keys that cannot be changed
+ * this way). */
+static void check_keys(const json_t *changes, const change_opts_t *opts, json_t *new_stored,
+                       settings_outcome_t *out, problem_t *conflicts) {
+  const char *key;
+  json_t *v;
+  json_object_foreach((json_t *)changes, key, v) {
+    int i = catalogue_find(key);
+    if (i < 0) {
+      problem_add_error(&out->problem, key,
+                        "Is not a setting of this server; GET /api/v1/settings/schema lists them.");
+      continue;
+    }
+    const setting_def_t *def = &catalogue[i];
+    if ((def->flags & SETTING_F_OPERATION_ONLY) && !opts->allow_operation_only) {
+      problem_add_error(conflicts, key,
+                        "Is changed only through the domain change operation (POST "
+                        "/api/v1/domain/change or `atriumctl domain change NEW`), which renames "
+                        "every user at once.");
+      continue;
+    }
+    if (json_object_get(S.env, key)) {
+      char env[128];
+      catalogue_env_name(def, env, sizeof env);
+      problem_add_error(conflicts, key,
+                        "Is set by the environment variable %s; remove it from the server's "
+                        "environment to manage this setting here.",
+                        env);
+      continue;
+    }
+    if (json_is_null(v) ||
+        (def->type == SETTING_SECRET && json_is_string(v) && !*json_string_value(v))) {
+      json_object_del(new_stored, key); /* back to the default / unset */
+      continue;
+    }
+    json_t *norm = NULL;
+    validate_error_t verr = {.field = ""};
+    if (catalogue_check(def, v, &norm, &verr) < 0) {
+      json_t *e = problem_add_error(&out->problem, key, "%s",
+                                    verr.message[0] ? verr.message : "Is invalid.");
+      if (e && verr.field[0]) json_object_set_new(e, "field", json_string(verr.field));
+      continue;
+    }
+    json_object_set_new(new_stored, key, norm);
   }
-  if (r == 0) r = store_commit(S.store);
-  if (r < 0) store_rollback(S.store);
-  store_unlock(S.store);
-  (void)cur;
-  return r;
 }
 
 static int change_locked(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
                          const change_opts_t *opts, settings_snapshot_t *cur,
                          settings_outcome_t *out) {
   out->version = cur->version;
-  json_t *changes = changes_from_body(body, op, cur, out);
+  json_t *changes = changes_from_body(body, op, cur, &out->problem);
   if (!changes) return -1;
 
   int rc = -1;
-  json_t *new_stored = NULL, *changed_keys = NULL, *conflicts = json_array();
+  json_t *new_stored = NULL, *changed_keys = NULL;
+  problem_t conflicts = PROBLEM_INIT;
   settings_snapshot_t *next = NULL;
 
   if (if_match >= 0 && (uint64_t)if_match != cur->version) {
-    outcome_fail(out, 412, "stale-version", "The settings have changed",
-                 "Someone changed the settings since you loaded them (your version %lld, now "
-                 "%llu). Reload them and make your change again.",
-                 (long long)if_match, (unsigned long long)cur->version);
+    problem_set(&out->problem, 412, "stale-version", "The settings have changed",
+                "Someone changed the settings since you loaded them (your version %lld, now "
+                "%llu). Reload them and make your change again.",
+                (long long)if_match, (unsigned long long)cur->version);
     goto done;
   }
 
-  new_stored = json_deep_copy(S.stored);
-  const char *key;
-  json_t *v;
-  json_object_foreach(changes, key, v) {
-    int i = catalogue_find(key);
-    if (i < 0) {
-      add_error(out->errors, key, NULL,
-                "Is not a setting of this server; GET /api/v1/settings/schema lists them.");
-      continue;
-    }
-    const setting_def_t *def = &catalogue[i];
-    if ((def->flags & SETTING_F_OPERATION_ONLY) && !opts->allow_operation_only) {
-      add_error(conflicts, key, NULL,
-                "Is changed only through the domain change operation (POST /api/v1/domain/change "
-                "or `atriumctl domain change NEW`), which renames every user at once.");
-      continue;
-    }
-    if (json_object_get(S.env, key)) {
-      char env[128];
-      catalogue_env_name(def, env, sizeof env);
-      add_error(conflicts, key, NULL,
-                "Is set by the environment variable %s; remove it from the server's environment "
-                "to manage this setting here.",
-                env);
-      continue;
-    }
-    if (json_is_null(v) || (def->type == SETTING_SECRET && json_is_string(v) &&
-                            !*json_string_value(v))) {
-      json_object_del(new_stored, key); /* back to the default / unset */
-      continue;
-    }
-    json_t *norm = NULL;
-    validate_error_t verr;
-    if (catalogue_check(def, v, &norm, &verr) < 0) {
-      add_error(out->errors, key, verr.field, "%s", verr.message[0] ? verr.message : "Is invalid.");
-      continue;
-    }
-    json_object_set_new(new_stored, key, norm);
-  }
-  if (json_array_size(conflicts)) {
-    json_array_extend(conflicts, out->errors);
-    json_array_clear(out->errors);
-    json_array_extend(out->errors, conflicts);
-    outcome_fail(out, 409, json_object_get(changes, "domain.name") ? "operation-only" : "env-locked",
-                 "Setting cannot be changed here",
-                 "%zu setting(s) in the request cannot be changed this way; nothing was changed.",
-                 json_array_size(conflicts));
+  if (!(new_stored = json_deep_copy(S.stored))) goto oom;
+  check_keys(changes, opts, new_stored, out, &conflicts);
+  if (problem_error_count(&conflicts)) {
+    size_t n = problem_error_count(&conflicts);
+    problem_add_errors(&conflicts, out->problem.errors);
+    problem_clear(&out->problem);
+    problem_add_errors(&out->problem, conflicts.errors);
+    problem_set(&out->problem, 409,
+                json_object_get(changes, "domain.name") ? "operation-only" : "env-locked",
+                "Setting cannot be changed here",
+                "%zu setting(s) in the request cannot be changed this way; nothing was changed.", n);
     goto done;
   }
-  if (json_array_size(out->errors)) {
-    outcome_fail(out, 422, "validation", "Invalid settings",
-                 "%zu setting(s) have invalid values; nothing was changed.",
-                 json_array_size(out->errors));
-    goto done;
-  }
+  size_t invalid = problem_error_count(&out->problem);
 
-  /* Derived change: QoS policies follow the meeting URL unless the request sets them. */
-  if (!json_object_get(changes, "qos.policies")) {
-    settings_snapshot_t *probe = snapshot_build(new_stored, S.env, cur->version);
-    if (!probe) goto oom;
-    if (strcmp(settings_string(probe, "meeting.url"), settings_string(cur, "meeting.url")) != 0)
-      qos_follow_meeting(new_stored, cur, settings_string(probe, "meeting.url"));
-    snapshot_free(probe);
-  }
+  /* Derived changes (the QoS policies follow the meeting URL), from a probe
+   * of what the request makes of the settings. */
+  settings_snapshot_t *probe = snapshot_build(new_stored, S.env, cur->version);
+  if (!probe) goto oom;
+  for (size_t o = 0; o < S.owner_count; o++)
+    if (S.owners[o]->derive) S.owners[o]->derive(cur, probe, changes, new_stored);
+  snapshot_free(probe);
 
+  /* The rules run even when some values were refused, on a snapshot that
+   * keeps those keys as they are: the answer lists every key to fix. */
   next = snapshot_build(new_stored, S.env, cur->version + 1);
   if (!next) goto oom;
-  check_cross_fields(next, out->errors);
-  if (json_array_size(out->errors)) {
-    outcome_fail(out, 422, "validation", "Invalid settings",
-                 "The settings do not fit together; nothing was changed.");
+  check_owners(next, &out->problem);
+  if (problem_error_count(&out->problem)) {
+    if (invalid)
+      problem_set(&out->problem, 422, "validation", "Invalid settings",
+                  "%zu setting(s) have invalid values; nothing was changed.",
+                  problem_error_count(&out->problem));
+    else
+      problem_set(&out->problem, 422, "validation", "Invalid settings",
+                  "The settings do not fit together; nothing was changed.");
     goto done;
   }
   collect_warnings(next, out->warnings);
@@ -691,25 +628,24 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
   out->changed = (int)json_array_size(changed_keys);
   if (op == SETTINGS_OP_VALIDATE || out->changed == 0) {
     out->snapshot = snapshot_ref(cur);
-    out->status = 200;
     rc = 0;
     goto done;
   }
 
   if (run_apply_hooks(cur, next, changed_keys, out) < 0) goto done;
-  char txn_err[384] = "";
-  int r = persist_change(cur, new_stored, changed_keys, actor, next->version, opts, txn_err,
-                         sizeof txn_err);
+  problem_t txn_problem = PROBLEM_INIT;
+  int r = persist_change(new_stored, changed_keys, actor, next->version, opts, &txn_problem);
   if (r < 0) {
-    for (size_t u = S.hook_count; u-- > 0;)
-      if (section_changed(S.hooks[u].section, changed_keys)) {
-        char ignored[8];
-        S.hooks[u].fn(next, cur, S.hooks[u].ctx, ignored, sizeof ignored);
-      }
-    outcome_fail(out, 500, "store", "The settings could not be saved",
-                 "Writing to the settings store failed, so nothing was changed: %s. Check the "
-                 "server log and the free space and permissions of the data directory.",
-                 txn_err[0] ? txn_err : store_last_error(S.store));
+    undo_apply(S.owner_count, cur, next, changed_keys);
+    if (problem_failed(&txn_problem)) {
+      out->problem = txn_problem;
+    } else {
+      problem_clear(&txn_problem);
+      problem_set(&out->problem, 500, "store", "The settings could not be saved",
+                  "Writing to the settings store failed, so nothing was changed: %s. Check the "
+                  "server log and the free space and permissions of the data directory.",
+                  store_last_error(S.store));
+    }
     goto done;
   }
   if (snapshot_render(next) < 0) goto oom; /* cannot happen after a successful build but OOM */
@@ -720,17 +656,17 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
   out->snapshot = snapshot_ref(next);
   snapshot_swap(next);
   next = NULL;
-  out->status = 200;
   rc = 0;
   goto done;
 
 oom:
-  outcome_fail(out, 500, "internal", "Out of memory", "The server ran out of memory; nothing was changed.");
+  problem_set(&out->problem, 500, "internal", "Out of memory",
+              "The server ran out of memory; nothing was changed.");
 done:
   snapshot_free(next);
   json_decref(new_stored);
   json_decref(changed_keys);
-  json_decref(conflicts);
+  problem_clear(&conflicts);
   json_decref(changes);
   return rc;
 }
@@ -739,8 +675,9 @@ done:
 static int change(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
                   const change_opts_t *opts, settings_outcome_t *out) {
   outcome_init(out);
-  if (!out->errors || !out->warnings)
-    return outcome_fail(out, 500, "internal", "Out of memory", "The server ran out of memory.");
+  if (!out->warnings)
+    return problem_set(&out->problem, 500, "internal", "Out of memory",
+                       "The server ran out of memory.");
   pthread_mutex_lock(&S.change_lock);
   settings_snapshot_t *cur = settings_acquire();
   int rc = change_locked(body, op, actor ? actor : "unknown", if_match, opts, cur, out);
@@ -763,17 +700,6 @@ int settings_change_operation(const json_t *changes, const char *actor, settings
 
 int settings_validate_body(const json_t *body, settings_outcome_t *out) {
   return settings_change(body, SETTINGS_OP_VALIDATE, NULL, -1, out);
-}
-
-int settings_register_apply(const char *section, settings_apply_fn fn, void *ctx) {
-  pthread_mutex_lock(&S.change_lock);
-  int r = -ENOSPC;
-  if (S.hook_count < MAX_HOOKS) {
-    S.hooks[S.hook_count++] = (apply_hook_t){.section = section, .fn = fn, .ctx = ctx};
-    r = 0;
-  }
-  pthread_mutex_unlock(&S.change_lock);
-  return r;
 }
 
 /* ---- schema and export --------------------------------------------------------------------- */
@@ -861,12 +787,26 @@ static void machine_domain(char *out, size_t len) {
   if (dot && strchr(dot + 1, '.')) snprintf(out, len, "%s", dot + 1);
 }
 
+typedef struct meta_write {
+  const char *name, *value;
+} meta_write_t;
+
+static int meta_write(store_txn_t *t, void *ctx) {
+  const meta_write_t *w = ctx;
+  return store_meta_put(t, w->name, w->value);
+}
+
 static int install_default(const char *key, const char *candidate, const char *fallback,
                            json_t **value, char *err, size_t errlen) {
   char meta[128];
   snprintf(meta, sizeof meta, "install.%s", key);
   char *text = NULL;
-  int r = store_meta_get(S.store, meta, &text);
+  store_txn_t *t;
+  int r = store_read_begin(S.store, "read the install defaults", &t);
+  if (r == 0) {
+    r = store_meta_get(t, meta, &text);
+    store_read_end(t);
+  }
   if (r == 0) {
     *value = json_string(text);
     free(text);
@@ -884,9 +824,8 @@ static int install_default(const char *key, const char *candidate, const char *f
   }
   json_decref(raw);
   if (!norm) return init_fail(err, errlen, "Cannot make a default for %s.", key);
-  store_lock(S.store);
-  r = store_meta_put(S.store, meta, json_string_value(norm));
-  store_unlock(S.store);
+  meta_write_t w = {.name = meta, .value = json_string_value(norm)};
+  r = store_run_txn(S.store, "fix an install default", meta_write, &w);
   if (r < 0) {
     json_decref(norm);
     return init_fail(err, errlen, "Cannot write the settings store: %s.", store_last_error(S.store));
@@ -997,7 +936,6 @@ int settings_init(store_t *store, const secret_key_t *key, const atlas_config_t 
   S.env = json_object();
   S.install_defaults = json_object();
   S.load_warnings = json_object();
-  S.hook_count = 0;
   if (!S.stored || !S.env || !S.install_defaults || !S.load_warnings)
     return init_fail(err, errlen, "Out of memory.");
 
@@ -1005,7 +943,13 @@ int settings_init(store_t *store, const secret_key_t *key, const atlas_config_t 
   if (r < 0) return r;
   json_t *raw = NULL;
   uint64_t version = 0;
-  if (store_settings_load(store, &raw, &version) < 0)
+  store_txn_t *t;
+  r = store_read_begin(store, "load the settings", &t);
+  if (r == 0) {
+    r = store_settings_load(t, &raw, &version);
+    store_read_end(t);
+  }
+  if (r < 0)
     return init_fail(err, errlen, "Cannot read the stored settings: %s.", store_last_error(store));
   r = load_stored(raw);
   json_decref(raw);
@@ -1015,8 +959,9 @@ int settings_init(store_t *store, const secret_key_t *key, const atlas_config_t 
 
   settings_snapshot_t *snap = snapshot_build(S.stored, S.env, version);
   if (!snap) return init_fail(err, errlen, "Out of memory.");
-  json_t *errors = json_array();
-  check_cross_fields(snap, errors);
+  problem_t checked = PROBLEM_INIT;
+  check_owners(snap, &checked);
+  json_t *errors = checked.errors;
   if (json_array_size(errors)) {
     json_t *e = json_array_get(errors, 0);
     r = init_fail(err, errlen,
@@ -1024,11 +969,11 @@ int settings_init(store_t *store, const secret_key_t *key, const atlas_config_t 
                   "variable or the stored value.",
                   json_string_value(json_object_get(e, "key")),
                   json_string_value(json_object_get(e, "message")));
-    json_decref(errors);
+    problem_clear(&checked);
     snapshot_free(snap);
     return r;
   }
-  json_decref(errors);
+  problem_clear(&checked);
   if (snapshot_render(snap) < 0) {
     snapshot_free(snap);
     return init_fail(err, errlen, "Out of memory.");
@@ -1044,5 +989,5 @@ void settings_shutdown(void) {
   json_decref(S.install_defaults);
   json_decref(S.load_warnings);
   S.stored = S.env = S.install_defaults = S.load_warnings = NULL;
-  S.hook_count = 0;
+  S.owner_count = 0;
 }

@@ -6,10 +6,13 @@
  * A change (settings_change) is validated whole against the catalogue and the
  * cross-field rules, written in one store transaction together with its audit
  * entries, and then made current by swapping the snapshot pointer. Each
- * affected section's apply hook runs once with (old, new) before the commit;
+ * affected owner's apply hook runs once with (old, new) before the commit;
  * a failing hook rolls the whole change back (hooks that already ran are
  * called again with (new, old)). Changes are serialised; reads never wait for
- * a change. */
+ * a change.
+ *
+ * The settings plane knows no feature: the feature modules that own the
+ * sections bring their rules (settings_owner_t) before settings_init. */
 #pragma once
 
 #include <jansson.h>
@@ -19,6 +22,7 @@
 
 #include "conf/atlas.h"
 #include "conf/catalogue.h"
+#include "core/problem.h"
 #include "core/secret.h"
 #include "store/store.h"
 
@@ -47,6 +51,9 @@ const char *settings_string(const settings_snapshot_t *snap, const char *key); /
 bool settings_bool(const settings_snapshot_t *snap, const char *key);
 json_int_t settings_int(const settings_snapshot_t *snap, const char *key);
 setting_source_t settings_source(const settings_snapshot_t *snap, const char *key);
+/* The value as set, before blank-means-default is resolved ("" for a blank
+ * URL). Borrowed. */
+const json_t *settings_raw_value(const settings_snapshot_t *snap, const char *key);
 
 /* The body of GET /api/v1/settings for this snapshot, serialised once:
  * {"version": n, "settings": {"<key>": {"value", "effective"?, "source",
@@ -61,13 +68,12 @@ typedef enum settings_op {
 
 /* What a change came to; maps one-to-one onto an HTTP reply. */
 typedef struct settings_outcome {
-  int status;         /* 200, 400, 409, 412, 422 or 500 */
-  const char *type;   /* problem slug: "malformed", "validation", "operation-only",
-                         "env-locked", "stale-version", "store" (NULL on success) */
-  char title[128];
-  char detail[512];
-  json_t *errors;     /* array of {"key", "message", "field"?}; empty on success */
-  json_t *warnings;   /* array of {"key", "message"} */
+  /* Status 0 on success; otherwise 400, 409, 412, 422 or 500 with the slug
+   * "malformed", "validation", "operation-only", "env-locked",
+   * "stale-version", "apply-failed" or "store", and every failing key in
+   * problem.errors ({"key", "message", "field"?}). */
+  problem_t problem;
+  json_t *warnings;   /* array of {"key", "code", "message"} */
   uint64_t version;   /* the settings version after the operation */
   int changed;        /* number of keys whose value changed */
   /* On success, a reference to the snapshot this operation left in force
@@ -79,8 +85,8 @@ typedef struct settings_outcome {
 
 /* `body` is the parsed JSON request body. `if_match` is the version from
  * If-Match, or -1 when absent. `actor` names who asked (for the audit log).
- * Always fills *out (release with settings_outcome_clear) and returns 0 when
- * out->status is 200, -1 otherwise. */
+ * Always fills *out (release with settings_outcome_clear) and returns 0 on
+ * success, -1 when out->problem says what failed. */
 int settings_change(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
                     settings_outcome_t *out);
 void settings_outcome_clear(settings_outcome_t *out);
@@ -93,19 +99,50 @@ json_t *settings_schema(void);
  * "version": n, "settings": {"<key>": value}} without secrets. New reference. */
 json_t *settings_export(const settings_snapshot_t *snap);
 
-/* Per-section apply hook: make the running server follow the new values.
- * Return 0, or a negative code with a sentence in err (the change is then
- * rolled back and err is shown to the admin). */
-typedef int (*settings_apply_fn)(const settings_snapshot_t *old_snap,
-                                 const settings_snapshot_t *new_snap, void *ctx, char *err,
-                                 size_t errlen);
-int settings_register_apply(const char *section, settings_apply_fn fn, void *ctx);
+/* ---- owners: the modules whose sections these are ---------------------------------- */
 
-/* Runs inside the store transaction of settings_change_operation, with the
- * store locked: write the operation's own rows through store_db(store).
- * Return 0, or a negative code with a sentence in err (everything is then
- * rolled back). */
-typedef int (*settings_txn_fn)(store_t *store, void *ctx, char *err, size_t errlen);
+typedef void (*settings_warn_fn)(void *wctx, const char *key, const char *code, const char *fmt,
+                                 ...) __attribute__((format(printf, 4, 5)));
+
+typedef struct settings_owner {
+  const char *name;            /* the module, for messages */
+  const char *const *sections; /* NULL-terminated: the sections it owns */
+  const char *const *follows;  /* NULL-terminated or NULL: other sections whose changes its
+                                  apply hook must also see (a published URL, the domain) */
+  /* Cross-field rules on a snapshot about to be made current (also checked
+   * at start): add an error per failing key with problem_add_error. */
+  void (*check)(const settings_snapshot_t *snap, problem_t *p);
+  /* Values whose default depends on other settings (default_json NULL and
+   * not a secret): the default for `key` given the snapshot built so far
+   * (every plain value and URL resolved), or NULL when the key is not the
+   * owner's. New reference. */
+  json_t *(*computed_default)(const char *key, const settings_snapshot_t *partial);
+  /* Derived changes: before the new snapshot is built, adjust the stored
+   * values `stored` (key -> value) that follow another setting. `cur` is in
+   * force, `probe` is what the request would make of it, `changes` the
+   * request. */
+  void (*derive)(const settings_snapshot_t *cur, const settings_snapshot_t *probe,
+                 const json_t *changes, json_t *stored);
+  /* Accepted but worth knowing: report through add(wctx, key, code, fmt...). */
+  void (*warn)(const settings_snapshot_t *snap, settings_warn_fn add, void *wctx);
+  /* Make the running server follow the new values: runs once per change in
+   * which any of the owner's sections (or those it follows) changed. Return 0, or a negative code
+   * with a sentence in err (the change is then rolled back and err is shown
+   * to the admin). */
+  int (*apply)(const settings_snapshot_t *old_snap, const settings_snapshot_t *new_snap,
+               void *ctx, char *err, size_t errlen);
+  void *ctx;
+} settings_owner_t;
+
+/* Before settings_init (the owners' defaults and rules shape the first
+ * snapshot). The owner must outlive the settings plane. 0 or -ENOSPC. */
+int settings_register_owner(const settings_owner_t *owner);
+
+/* Runs inside the store transaction of settings_change_operation: write the
+ * operation's own rows. Return 0, or a negative code with the problem set
+ * (nothing set: reported as a store failure); everything is then rolled
+ * back. */
+typedef int (*settings_txn_fn)(store_txn_t *txn, void *ctx, problem_t *p);
 
 /* For an operation that owns an operation-only key (the domain change sets
  * domain.name and federation.fqdn): like a PATCH of `changes`, but

@@ -1,29 +1,23 @@
-/* Prometheus metrics (text exposition format 0.0.4). Counters are C11
- * atomics: recording a request takes no lock. Requests are counted by route
- * pattern (not the raw path, which a client controls), method and status. */
+/* Prometheus metrics (text exposition format 0.0.4): a registry of the
+ * writers that add their lines to /metrics. Each part of the server (the
+ * router, the store, admin auth, every feature module) registers one at
+ * start and keeps its own counters, as C11 atomics, so that counting takes
+ * no lock. */
 #pragma once
 
 #include <stddef.h>
-#include <stdint.h>
 #include <stdio.h>
 
-#include "http/http.h"
-#include "store/store.h"
+#define METRICS_WRITERS_MAX 32
 
-/* slot: from http_route_match (the route table's count for an unmatched path). */
-void metrics_http_request(size_t slot, http_method_t method, unsigned status, uint64_t micros);
-void metrics_login_failure(void);
+/* Writes complete "# HELP"/"# TYPE"/sample lines. */
+typedef void (*metrics_write_fn)(FILE *f, void *ctx);
 
-/* A module that keeps its own counters (UDP discovery) writes its complete
- * "# HELP"/"# TYPE"/sample lines at the end of every exposition. At most
- * METRICS_RENDERERS_MAX; register at start, before the HTTP server runs.
- * 0 or -ENOSPC. */
-#define METRICS_RENDERERS_MAX 8
-typedef void (*metrics_render_fn)(FILE *f);
-int metrics_register(metrics_render_fn fn);
+/* Register before the HTTP server runs. 0 or -ENOSPC. */
+int metrics_register(metrics_write_fn fn, void *ctx);
+/* Forgets every writer (at shutdown, and between tests). */
+void metrics_clear(void);
 
-/* The whole exposition; *text malloc'd. store may be NULL. 0 or -ENOMEM. */
-int metrics_render(store_t *store, char **text, size_t *len);
-
-/* Zeroes every counter (tests). */
-void metrics_reset(void);
+/* atrium_build_info, then every writer in registration order; *text
+ * malloc'd. 0 or -ENOMEM. */
+int metrics_render(char **text, size_t *len);

@@ -324,6 +324,8 @@ void ctl_print_problem(const ctl_response_t *resp) {
     const char *key = json_text(e, "key");
     const char *message = json_text(e, "message");
     const char *field = json_text(e, "field");
+    /* A message the sentence above already says is not said twice. */
+    if (message && detail && strstr(detail, message)) continue;
     /* The field is a path inside the key's value ("[0].dscp"), so it extends the key. */
     fprintf(stderr, "  %s%s%s: %s\n", key ? key : "(request)",
             field && field[0] != '[' ? "." : "", field ? field : "",

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "ctl/client.h"
-#include "mod/publishing/discovery.h"
+#include "mod/publishing/discovery_wire.h"
 
 #define MAX_ADDRESSES 8
 #define MAX_ANSWERS 256

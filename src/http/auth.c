@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -283,24 +285,50 @@ static int write_password_file(const char *data_dir, const char *path, const cha
   return 0;
 }
 
+/* ---- the store's part ------------------------------------------------------------------ */
+
+static int txn_admin_create(store_txn_t *t, void *hash) {
+  return store_admin_create(t, AUTH_ADMIN_NAME, hash);
+}
+
+static int txn_session_put(store_txn_t *t, void *session) { return store_session_put(t, session); }
+
+static int txn_session_delete(store_txn_t *t, void *hash) { return store_session_delete(t, hash); }
+
+static int session_delete(store_t *store, const char *hash) {
+  return store_run_txn(store, "end an admin session", txn_session_delete, (void *)hash);
+}
+
+static int admin_count(store_t *store, int64_t *count) {
+  store_txn_t *t;
+  int r = store_read_begin(store, "count admin accounts", &t);
+  if (r < 0) return r;
+  r = store_admin_count(t, count);
+  store_read_end(t);
+  return r;
+}
+
+static int admin_hash(store_t *store, const char *user, char **hash) {
+  store_txn_t *t;
+  int r = store_read_begin(store, "admin login", &t);
+  if (r < 0) return r;
+  r = store_admin_get_hash(t, user, hash);
+  store_read_end(t);
+  return r;
+}
+
 static int create_admin(store_t *store, const char *hash, char *err, size_t errlen) {
-  store_lock(store);
-  int r = store_begin(store);
-  if (r == 0) r = store_admin_create(store, AUTH_ADMIN_NAME, hash);
-  if (r == 0) r = store_commit(store);
-  if (r != 0) {
+  int r = store_run_txn(store, "create the admin account", txn_admin_create, (void *)hash);
+  if (r != 0)
     set_err(err, errlen, "cannot create the administrator account \"%s\" in the store: %s",
             AUTH_ADMIN_NAME, store_last_error(store));
-    store_rollback(store);
-  }
-  store_unlock(store);
   return r;
 }
 
 static int bootstrap(store_t *store, const char *data_dir, auth_bootstrap_t *boot, char *err,
                      size_t errlen) {
   int64_t count = 0;
-  int r = store_admin_count(store, &count);
+  int r = admin_count(store, &count);
   if (r != 0) {
     set_err(err, errlen, "cannot count administrator accounts in the store: %s",
             store_last_error(store));
@@ -387,7 +415,7 @@ typedef struct load_ctx {
   int error;
 } load_ctx_t;
 
-/* Runs inside store_session_load_all, so it must not call the store: hashes
+/* Runs inside the store's transaction, so it must not call the store: hashes
  * pushed out of a full table are deleted afterwards. */
 static void load_session(const store_session_t *s, void *ctxp) {
   load_ctx_t *ctx = ctxp;
@@ -407,6 +435,19 @@ static void load_session(const store_session_t *s, void *ctxp) {
     ctx->cap_evicted = cap;
   }
   memcpy(ctx->evicted[ctx->n_evicted++], evicted, 65);
+}
+
+/* Forgets expired sessions, then loads the live ones. */
+static int txn_load_sessions(store_txn_t *t, void *vctx) {
+  load_ctx_t *ctx = vctx;
+  /* A retried transaction must not insert a session twice: start over. */
+  pthread_mutex_lock(&auth.lock);
+  memset(auth.slots, 0, AUTH_SESSION_SLOTS * sizeof *auth.slots);
+  auth.n_sessions = 0;
+  pthread_mutex_unlock(&auth.lock);
+  ctx->n_evicted = 0;
+  int r = store_session_purge(t, ctx->now);
+  return r < 0 ? r : store_session_each(t, load_session, ctx);
 }
 
 static void free_tables(void) {
@@ -465,10 +506,9 @@ int auth_init(store_t *store, const char *data_dir, auth_bootstrap_t *boot, char
   if (r != 0) goto fail;
 
   load_ctx_t ctx = {.now = wall_now()};
-  r = store_session_load_all(store, ctx.now, load_session, &ctx);
+  r = store_run_txn(store, "load admin sessions", txn_load_sessions, &ctx);
   if (r == 0) r = ctx.error;
-  for (size_t i = 0; r == 0 && i < ctx.n_evicted; i++)
-    (void)store_session_delete(store, ctx.evicted[i]);
+  for (size_t i = 0; r == 0 && i < ctx.n_evicted; i++) (void)session_delete(store, ctx.evicted[i]);
   free(ctx.evicted);
   if (r != 0) {
     set_err(err, errlen, "cannot load sessions from the store: %s", store_last_error(store));
@@ -507,6 +547,17 @@ void auth_shutdown(void) {
   pthread_mutex_unlock(&auth.lock);
 }
 
+/* Failed or refused admin logins, for /metrics. */
+static atomic_uint_fast64_t login_failures;
+
+void auth_write_metrics(FILE *f, void *ctx) {
+  fprintf(f,
+          "# HELP atrium_login_failures_total Failed or refused admin logins.\n"
+          "# TYPE atrium_login_failures_total counter\n"
+          "atrium_login_failures_total %llu\n",
+          (unsigned long long)atomic_load(&login_failures));
+}
+
 /* ---- login, check, logout ------------------------------------------------------------ */
 
 static int create_session(store_t *store, const char *user, auth_session_t *out) {
@@ -522,7 +573,7 @@ static int create_session(store_t *store, const char *user, auth_session_t *out)
     copy_str(s.csrf, sizeof s.csrf, csrf);
     s.created = wall_now();
     s.expires = s.created + AUTH_SESSION_SECONDS;
-    r = store_session_put(store, &s);
+    r = store_run_txn(store, "start an admin session", txn_session_put, &s);
   }
   char evicted[65] = "";
   if (r == 0) {
@@ -532,9 +583,9 @@ static int create_session(store_t *store, const char *user, auth_session_t *out)
     else
       r = -ECANCELED;
     pthread_mutex_unlock(&auth.lock);
-    if (r != 0) (void)store_session_delete(store, s.token_hash);
+    if (r != 0) (void)session_delete(store, s.token_hash);
   }
-  if (evicted[0]) (void)store_session_delete(store, evicted);
+  if (evicted[0]) (void)session_delete(store, evicted);
   if (r == 0) {
     out->token = token;
     token = NULL;
@@ -576,6 +627,7 @@ int auth_login(const char *user, const char *password, const char *client_addr,
   if (wait > 0) {
     pthread_mutex_unlock(&auth.lock);
     if (retry_after) *retry_after = (int)((wait + 999) / 1000);
+    atomic_fetch_add(&login_failures, 1);
     return -EAGAIN;
   }
   while (auth.verifying >= AUTH_MAX_CONCURRENT_VERIFY)
@@ -592,7 +644,7 @@ int auth_login(const char *user, const char *password, const char *client_addr,
   /* Every path below does exactly one Argon2id verification, so the time
    * taken does not tell whether the user name exists. */
   char *hash = NULL;
-  int r = strlen(user) < sizeof out->admin ? store_admin_get_hash(store, user, &hash) : -ENOENT;
+  int r = strlen(user) < sizeof out->admin ? admin_hash(store, user, &hash) : -ENOENT;
   int verdict;
   if (r == 0) {
     verdict = secret_password_verify(hash, password);
@@ -614,6 +666,7 @@ int auth_login(const char *user, const char *password, const char *client_addr,
     throttle_failure(THROTTLE_ADDRESS, addr_key, now);
   }
   pthread_mutex_unlock(&auth.lock);
+  if (verdict == -EACCES) atomic_fetch_add(&login_failures, 1);
   if (verdict != 0) return verdict == -EACCES ? -EACCES : -EIO;
 
   return create_session(store, user, out);
@@ -646,7 +699,7 @@ int auth_check_token(const char *token, auth_identity_t *who) {
     slot_remove((size_t)i);
     store_t *store = auth.store;
     pthread_mutex_unlock(&auth.lock);
-    (void)store_session_delete(store, hash);
+    (void)session_delete(store, hash);
     return -EACCES;
   }
   if (who) {
@@ -674,6 +727,6 @@ int auth_logout(const char *token) {
   pthread_mutex_unlock(&auth.lock);
   /* The session is gone for this run either way; the store must forget it
    * too, or it would come back at the next start. */
-  int r = store_session_delete(store, hash);
+  int r = session_delete(store, hash);
   return r == -ENOENT ? 0 : r;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <stdio.h>
+
 #include "store/store.h"
 
 #define AUTH_ADMIN_NAME "admin"
@@ -56,6 +58,9 @@ typedef struct auth_identity {
 
 /* 0 and *who filled for a live session token; -EACCES otherwise. */
 int auth_check_token(const char *token, auth_identity_t *who);
+/* atrium_login_failures_total (a metrics_write_fn). */
+void auth_write_metrics(FILE *f, void *ctx);
+
 /* 0 when the session was ended; -EACCES for an unknown or expired token; a
  * store error when the session is gone from memory but not from the store. */
 int auth_logout(const char *token);

@@ -1,3 +1,5 @@
+/* The HTTP server: libmicrohttpd, the checks every request passes before its
+ * handler, the reply helpers, and slow work handed to a worker pool. */
 #include "http/http.h"
 
 #include <arpa/inet.h>
@@ -14,129 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "http/api.h"
 #include "core/fileio.h"
 #include "core/log.h"
-#include "core/metrics.h"
 #include "core/netaddr.h"
-#include "mod/published/published.h"
-#include "mod/qos/qos.h"
-#include "conf/settings.h"
-
-/* ---- the route table ---------------------------------------------------------- */
-
-static const http_route_t routes[] = {
-    {.method = HTTP_POST, .path = "/api/v1/session", .handler = api_session_login,
-     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
-    {.method = HTTP_GET, .path = "/api/v1/session", .handler = api_session_get,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_DELETE, .path = "/api/v1/session", .handler = api_session_logout,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_GET, .path = "/api/v1/settings", .handler = api_settings_get,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_PATCH, .path = "/api/v1/settings", .handler = api_settings_patch,
-     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
-    {.method = HTTP_GET, .path = "/api/v1/settings/schema", .handler = api_settings_schema,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_POST, .path = "/api/v1/settings/validate", .handler = api_settings_validate,
-     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
-    {.method = HTTP_GET, .path = "/api/v1/settings/export", .handler = api_settings_export,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_POST, .path = "/api/v1/settings/import", .handler = api_settings_import,
-     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
-    {.method = HTTP_GET, .path = "/api/v1/audit", .handler = api_audit_list,
-     .auth = HTTP_AUTH_ADMIN},
-    /* Issue 5: "Test connection" with unsaved proxy values; {} or no body tests the saved ones. */
-    {.method = HTTP_POST, .path = "/api/v1/proxy/test", .handler = api_proxy_test,
-     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON_OPTIONAL},
-    {.method = HTTP_GET, .path = "/healthz", .handler = api_health, .auth = HTTP_AUTH_NONE},
-    /* Prometheus scrapes with a bearer token (bearer_token_file): no cookie. */
-    {.method = HTTP_GET, .path = "/metrics", .handler = api_metrics, .auth = HTTP_AUTH_ADMIN},
-    /* Issue 3: the directory, client logins and the domain change. The import
-     * routes come before /users/{name}: the first route that matches wins. */
-    {.method = HTTP_POST, .path = "/api/v1/users", .handler = api_users_create,
-     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
-    {.method = HTTP_GET, .path = "/api/v1/users", .handler = api_users_list,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_POST, .path = "/api/v1/users/import", .handler = api_users_import,
-     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW, .max_body = API_IMPORT_BODY_MAX},
-    {.method = HTTP_GET, .path = "/api/v1/users/{name}", .handler = api_users_get,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_PATCH, .path = "/api/v1/users/{name}", .handler = api_users_patch,
-     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
-    {.method = HTTP_DELETE, .path = "/api/v1/users/{name}", .handler = api_users_delete,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_GET, .path = "/api/v1/federation/subscriptions",
-     .handler = api_subscriptions_list, .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_POST, .path = "/api/v1/federation/subscriptions/import",
-     .handler = api_subscriptions_import, .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW,
-     .max_body = API_IMPORT_BODY_MAX},
-    {.method = HTTP_GET, .path = "/api/v1/federation/contacts", .handler = api_contacts_list,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_POST, .path = "/api/v1/federation/contacts/import",
-     .handler = api_contacts_import, .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW,
-     .max_body = API_IMPORT_BODY_MAX},
-    {.method = HTTP_POST, .path = "/api/v1/domain/change", .handler = api_domain_change,
-     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
-    {.method = HTTP_POST, .path = "/client/v1/login", .handler = api_client_login,
-     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
-    {.method = HTTP_GET, .path = "/client/v1/me", .handler = api_client_me,
-     .auth = HTTP_AUTH_NONE},
-    /* Issue 7: integrated Windows login (Negotiate, no body) and the publishing state. */
-    {.method = HTTP_POST, .path = "/client/v1/login/auto", .handler = api_login_auto,
-     .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/api/v1/publishing/status", .handler = api_publishing_status,
-     .auth = HTTP_AUTH_ADMIN},
-    /* Issue 4: the admin page (public files; the page logs in through the API). */
-    {.method = HTTP_GET, .path = "/", .handler = api_admin_root, .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/admin", .handler = api_admin_redirect, .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/admin/", .handler = api_admin_index, .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/admin/{file}", .handler = api_admin_asset,
-     .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/admin/{dir}/{file}", .handler = api_admin_asset,
-     .auth = HTTP_AUTH_NONE},
-    /* Issue 6: what the reverse proxy forwards, the privacy policy, and the
-     * published pages (public; the UM settings API checks a client token). */
-    {.method = HTTP_GET, .path = "/api/v1/reverse-proxy", .handler = api_reverse_proxy,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_GET, .path = "/api/v1/reverse-proxy/nginx", .handler = api_reverse_proxy_nginx,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_GET, .path = "/api/v1/privacy", .handler = api_privacy_info,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_GET, .path = "/api/v1/privacy/preview", .handler = api_privacy_preview,
-     .auth = HTTP_AUTH_ADMIN},
-    {.method = HTTP_GET, .path = "/client/v1/config", .handler = api_client_config,
-     .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/webapi/", .handler = api_webapi_info, .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/umsettings/", .handler = api_pages_um, .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_POST, .path = "/umsettings/api/login", .handler = api_pages_um_login,
-     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
-    {.method = HTTP_GET, .path = "/umsettings/api/notifications", .handler = api_pages_um_get,
-     .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_PUT, .path = "/umsettings/api/notifications", .handler = api_pages_um_put,
-     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
-    {.method = HTTP_GET, .path = "/umsettings/{file}", .handler = api_pages_asset,
-     .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/webmeeting/", .handler = api_pages_meeting,
-     .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/webmeeting/ws", .handler = api_pages_meeting_ws,
-     .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/webmeeting/privacy", .handler = api_pages_meeting_privacy,
-     .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/webmeeting/{file}", .handler = api_pages_asset,
-     .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/docs/", .handler = api_pages_docs, .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/docs/{page}", .handler = api_pages_docs, .auth = HTTP_AUTH_NONE},
-    {.method = HTTP_GET, .path = "/docs/{dir}/{page}", .handler = api_pages_docs,
-     .auth = HTTP_AUTH_NONE},
-};
-
-_Static_assert(sizeof routes / sizeof routes[0] <= HTTP_MAX_ROUTES, "raise HTTP_MAX_ROUTES");
-
-const http_route_t *http_routes(size_t *count) {
-  *count = sizeof routes / sizeof routes[0];
-  return routes;
-}
+#include "core/workpool.h"
+#include "http/router.h"
 
 static const char *const method_names[HTTP_METHOD_COUNT] = {
     [HTTP_GET] = "GET",     [HTTP_HEAD] = "HEAD",       [HTTP_POST] = "POST",
@@ -153,58 +37,6 @@ http_method_t http_method_parse(const char *name) {
 
 const char *http_method_name(http_method_t m) {
   return (unsigned)m < HTTP_METHOD_COUNT ? method_names[m] : "OTHER";
-}
-
-static bool path_matches(const char *pattern, const char *path) {
-  while (*pattern && *path) {
-    if (*pattern != '/' || *path != '/') return false;
-    pattern++;
-    path++;
-    const char *pe = strchrnul(pattern, '/'), *qe = strchrnul(path, '/');
-    size_t pl = (size_t)(pe - pattern), ql = (size_t)(qe - path);
-    if (pl >= 2 && pattern[0] == '{' && pattern[pl - 1] == '}') {
-      if (ql == 0) return false;
-    } else if (pl != ql || memcmp(pattern, path, pl) != 0) {
-      return false;
-    }
-    pattern = pe;
-    path = qe;
-  }
-  return *pattern == '\0' && *path == '\0';
-}
-
-const http_route_t *http_route_match(const http_route_t *table, size_t count, http_method_t method,
-                                     const char *path, unsigned *allowed, size_t *slot) {
-  const http_route_t *found = NULL;
-  unsigned allow = 0;
-  size_t first = count;
-  for (size_t i = 0; i < count; i++) {
-    if (!path_matches(table[i].path, path)) continue;
-    if (first == count) first = i;
-    allow |= 1u << table[i].method;
-    if (table[i].method == HTTP_GET) allow |= 1u << HTTP_HEAD;
-    bool same = table[i].method == method || (method == HTTP_HEAD && table[i].method == HTTP_GET);
-    if (!found && same)
-      found = &table[i];
-  }
-  if (allowed) *allowed = allow;
-  if (slot) *slot = first;
-  return found;
-}
-
-void http_allow_header(unsigned allowed, char *buf, size_t len) {
-  size_t n = 0;
-  if (len == 0) return;
-  buf[0] = '\0';
-  for (int m = 0; m < HTTP_OTHER; m++) {
-    if (!(allowed & (1u << m))) continue;
-    int w = snprintf(buf + n, len - n, "%s%s", n ? ", " : "", method_names[m]);
-    if (w < 0 || (size_t)w >= len - n) {
-      buf[n] = '\0'; /* whole method names only */
-      return;
-    }
-    n += (size_t)w;
-  }
 }
 
 /* ---- parsing helpers ------------------------------------------------------------- */
@@ -284,13 +116,8 @@ const char *http_bearer_token(const char *authorization) {
 
 json_t *http_problem_json(unsigned status, const char *slug, const char *title, const char *detail,
                           const json_t *errors) {
-  char type[160];
-  snprintf(type, sizeof type, "%s%s", HTTP_PROBLEM_TYPE_BASE, slug ? slug : "internal");
-  if (!title) title = MHD_get_reason_phrase_for(status);
-  json_t *errs = errors ? json_deep_copy(errors) : json_array();
-  if (!errs) return NULL;
-  return json_pack("{s:s, s:s, s:i, s:s, s:o}", "type", type, "title", title ? title : "",
-                   "status", (json_int_t)status, "detail", detail ? detail : "", "errors", errs);
+  if (!title || !*title) title = MHD_get_reason_phrase_for(status);
+  return problem_json(status, slug, title, detail, errors);
 }
 
 /* ---- the server -------------------------------------------------------------------- */
@@ -337,6 +164,8 @@ typedef struct http_job {
 static struct {
   struct MHD_Daemon *daemon;
   store_t *store;
+  http_router_t *router;
+  workpool_t *defer_pool;
   int port;
   bool tls;
   atomic_bool stopping;
@@ -356,7 +185,7 @@ static struct {
 #define HTTP_STOP_WAIT_SECONDS 30
 
 static const char oom_body[] =
-    "{\"type\":\"" HTTP_PROBLEM_TYPE_BASE "internal\",\"title\":\"Internal server error\","
+    "{\"type\":\"" PROBLEM_TYPE_BASE "internal\",\"title\":\"Internal server error\","
     "\"status\":500,\"detail\":\"The server ran out of memory; try again.\",\"errors\":[]}";
 
 struct MHD_Connection *http_connection(http_request_t *req) { return req->conn; }
@@ -522,90 +351,54 @@ const char *http_request_host(http_request_t *req) {
   return plain_authority(host) ? host : NULL;
 }
 
-/* ---- QoS (qos.policies) ---------------------------------------------------------- */
+/* ---- before-reply hooks ------------------------------------------------------------ */
 
-/* Per TCP connection (MHD's socket context): the marking its socket carries
- * now. Keep-alive connections carry requests of several policies, or none;
- * the socket is only touched when the next reply needs something else, so an
- * unmarked connection answering unmarked requests costs no system call. */
+/* Per TCP connection (MHD's socket context): one word per hook, zero on a
+ * new connection, for what the hook keeps per connection (the QoS marking a
+ * socket carries now). */
 typedef struct http_conn {
-  int dscp;           /* 0: unmarked */
-  long max_rate_mbps; /* 0: unlimited */
+  uint64_t words[HTTP_REPLY_HOOKS_MAX];
 } http_conn_t;
+
+static http_reply_hook_fn reply_hooks[HTTP_REPLY_HOOKS_MAX];
+static size_t reply_hook_count;
+
+int http_add_reply_hook(http_reply_hook_fn fn) {
+  if (server.daemon || reply_hook_count == HTTP_REPLY_HOOKS_MAX) return -ENOSPC;
+  reply_hooks[reply_hook_count++] = fn;
+  return 0;
+}
+
+void http_clear_reply_hooks(void) { reply_hook_count = 0; }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-    *socket_context = calloc(1, sizeof(http_conn_t)); /* NULL: this connection goes unmarked */
+    *socket_context = calloc(1, sizeof(http_conn_t)); /* NULL: the hooks skip this connection */
   } else {
     free(*socket_context);
     *socket_context = NULL;
   }
 }
 
-/* The path the client asked for. Behind a trusted reverse proxy that is the
- * published path (meeting.url's, say "/atrium/webmeeting/"), which the proxy
- * maps onto atriumd's internal one ("/webmeeting/"): policies name the
- * former, as they would on the documented product. */
-static const char *client_path(http_request_t *req, const settings_snapshot_t *snap, char *buf,
-                               size_t len) {
-  const char *path = http_path(req);
-  if (!http_via_trusted_proxy(req)) return path;
-  published_entry_t entries[PUBLISHED_MAX_ENTRIES];
-  int n = published_entries(snap, entries, PUBLISHED_MAX_ENTRIES);
-  for (int i = 0; i < n; i++) {
-    size_t il = strlen(entries[i].internal_path);
-    if (strncmp(path, entries[i].internal_path, il) != 0) continue;
-    int w = snprintf(buf, len, "%s%s", entries[i].path, path + il);
-    return w >= 0 && (size_t)w < len ? buf : path;
-  }
-  return path;
-}
-
-/* Gives the connection's socket the DSCP mark and rate limit of the policy
- * this request falls under, or clears them. Runs right before every reply is
- * queued, so a settings change counts from the next request on. */
-static void qos_prepare(http_request_t *req) {
+static void run_reply_hooks(http_request_t *req) {
+  if (!reply_hook_count) return;
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   http_conn_t *state = ci ? ci->socket_context : NULL;
-  if (!state) return;
-  int dscp = 0;
-  long rate = 0;
-  settings_snapshot_t *snap = settings_acquire();
-  if (snap) {
-    char buf[PUBLISHED_URL_MAX + 256];
-    const json_t *policy = qos_match(settings_value(snap, "qos.policies"),
-                                     http_request_scheme(req), http_request_host(req),
-                                     client_path(req, snap, buf, sizeof buf));
-    if (policy) {
-      dscp = (int)json_integer_value(json_object_get(policy, "dscp"));
-      rate = (long)json_integer_value(json_object_get(policy, "max_rate_mbps"));
-    }
-    settings_release(snap);
-  }
-  if (dscp == state->dscp && rate == state->max_rate_mbps) return;
-  ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+  const union MHD_ConnectionInfo *fi =
+      MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
   const union MHD_ConnectionInfo *ai =
       MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  if (!ci || !ai || !ai->client_addr) return;
-  int r = qos_apply_fd(ci->connect_fd, ai->client_addr->sa_family, dscp, rate);
-  if (r == 0) {
-    state->dscp = dscp;
-    state->max_rate_mbps = rate;
-    return;
-  }
-  /* Once: a kernel that refuses would otherwise say so on every request. */
-  static atomic_bool warned;
-  if (!atomic_exchange(&warned, true))
-    log_warning("QoS: cannot mark a connection (DSCP %d, %ld Mbit/s): %s", dscp, rate,
-                strerror(-r));
+  if (!state || !fi || !ai || !ai->client_addr) return;
+  for (size_t i = 0; i < reply_hook_count; i++)
+    reply_hooks[i](req, fi->connect_fd, ai->client_addr->sa_family, &state->words[i]);
 }
 
 /* The one place replies are queued. */
 static enum MHD_Result queue_reply(http_request_t *req, unsigned status,
                                    struct MHD_Response *resp) {
-  qos_prepare(req);
+  run_reply_hooks(req);
   return MHD_queue_response(req->conn, status, resp);
 }
 
@@ -710,6 +503,11 @@ enum MHD_Result http_reply_json(http_request_t *req, unsigned status, json_t *bo
   return reply_json_typed(req, status, body, "application/json");
 }
 
+enum MHD_Result http_reply_problem_of(http_request_t *req, const problem_t *p) {
+  unsigned status = p->status >= 400 && p->status <= 599 ? p->status : 500;
+  return http_reply_problem(req, status, p->slug, p->title, p->detail, p->errors);
+}
+
 enum MHD_Result http_reply_problem(http_request_t *req, unsigned status, const char *slug,
                                    const char *title, const char *detail, const json_t *errors) {
   return reply_json_typed(req, status, http_problem_json(status, slug, title, detail, errors),
@@ -791,10 +589,8 @@ static int64_t elapsed_us(const struct timespec *start) {
 /* First call for a request: route, authentication, media type, declared size.
  * Everything a handler must not have to check is answered here. */
 static enum MHD_Result begin_request(http_request_t *req, const char *url) {
-  size_t count;
-  const http_route_t *table = http_routes(&count);
   unsigned allowed;
-  req->route = http_route_match(table, count, req->method, url, &allowed, &req->slot);
+  req->route = http_router_match(server.router, req->method, url, &allowed, &req->slot);
   /* Kept for unmatched paths too: a QoS policy may cover their 404. */
   if (!(req->path = strdup(url))) return http_reply_oom(req);
   if (!req->route) {
@@ -912,14 +708,13 @@ static void jobs_add(int delta) {
   pthread_mutex_unlock(&server.jobs_lock);
 }
 
-static void *job_main(void *arg) {
+static void job_main(void *arg) {
   http_job_t *job = arg;
   job->work(job->ctx);
   atomic_store(&job->done, true);
   /* Resuming makes MHD call on_request again, which sees `done` and replies. */
   MHD_resume_connection(job->conn);
   jobs_add(-1);
-  return NULL;
 }
 
 enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn reply, void *ctx,
@@ -932,24 +727,21 @@ enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn
   *job = (http_job_t){.conn = req->conn, .work = work, .reply = reply, .ctx = ctx,
                       .free_ctx = free_ctx};
   atomic_init(&job->done, false);
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   jobs_add(1);
   req->job = job;
-  /* Suspend before the thread exists, so that its resume cannot come first. */
+  /* Suspend before the job is queued, so that its resume cannot come first. */
   MHD_suspend_connection(req->conn);
-  pthread_t t;
-  int r = pthread_create(&t, &attr, job_main, job);
-  pthread_attr_destroy(&attr);
+  int r = server.defer_pool ? workpool_submit(server.defer_pool, job_main, job) : -ESHUTDOWN;
   if (r != 0) {
     MHD_resume_connection(req->conn);
     jobs_add(-1);
     req->job = NULL;
     job_free(job);
-    return http_reply_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
-                              "Cannot start the work", "The server could not start a thread for "
-                              "this request; try again.", NULL);
+    http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "Server busy",
+                              "The server has too much slow work queued right now; try again "
+                              "in a few seconds.",
+                              NULL);
   }
   return MHD_YES;
 }
@@ -978,9 +770,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     req->conn = conn;
     clock_gettime(CLOCK_MONOTONIC, &req->start);
     req->method = http_method_parse(method);
-    size_t count;
-    http_routes(&count);
-    req->slot = count;
+    req->slot = http_router_patterns(server.router);
     /* MHD closes the connection after a reply queued before the request is
      * complete. Without a body the request is complete at the next call, so
      * the checks wait for it and keep-alive survives a 401 or 404; with a
@@ -1041,7 +831,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   int64_t us = elapsed_us(&req->start);
   const char *route = req->route ? req->route->path : "unmatched";
   if (req->status) {
-    metrics_http_request(req->slot, req->method, req->status, (uint64_t)(us < 0 ? 0 : us));
+    http_router_count(server.router, req->slot, req->method, req->status,
+                      (uint64_t)(us < 0 ? 0 : us));
     log_debug("%s %s %u %.3f ms", http_method_name(req->method), route, req->status, us / 1000.0);
   } else {
     log_debug("%s %s: no reply (connection ended, reason %d)", http_method_name(req->method),
@@ -1108,6 +899,8 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
     return -EALREADY;
   }
   server.store = cfg->store;
+  server.router = cfg->router;
+  server.defer_pool = cfg->defer_pool;
   atomic_store(&server.stopping, false);
 
   /* Accept "[::1]" as well as "::1". */
@@ -1130,7 +923,7 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
   struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons((uint16_t)cfg->port)};
   struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)cfg->port)};
   const struct sockaddr *sa;
-  /* ALLOW_UPGRADE: the web meeting's WebSocket (api_pages.c). */
+  /* ALLOW_UPGRADE: WebSockets (websocket.c). */
   unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_UPGRADE |
                    MHD_ALLOW_SUSPEND_RESUME;
   if (trusted_parse(cfg->trusted_proxies) != 0) {
@@ -1196,6 +989,12 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL};
+  /* WebSockets leave the server once upgraded (without TLS), so the limit
+   * is about requests in progress; it follows the descriptors the process
+   * may open rather than select()'s FD_SETSIZE, which epoll does not need. */
+  if (cfg->connection_limit > 0)
+    opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                        (intptr_t)cfg->connection_limit, NULL};
   if (tls) {
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, server.cert};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, server.key};
@@ -1247,9 +1046,6 @@ void http_stop(void) {
   pthread_mutex_unlock(&server.jobs_lock);
   if (server.daemon) MHD_stop_daemon(server.daemon);
   server.daemon = NULL;
-  /* The cached settings response holds a snapshot: drop it while settings
-   * are still alive. */
-  api_settings_cache_clear();
   if (server.oom) MHD_destroy_response(server.oom);
   server.oom = NULL;
   free_tls();

@@ -1,5 +1,7 @@
-/* The HTTP layer: libmicrohttpd daemon, route table, per-request context,
- * authentication of admin routes, and the reply helpers every handler uses.
+/* The HTTP layer: libmicrohttpd daemon, per-request context, authentication
+ * of admin routes, and the reply helpers every handler uses. It knows no
+ * feature: the routes come from the modules (http/router.h), and features
+ * that act on every reply (QoS marking) register a before-reply hook.
  *
  * Every reply goes through http_reply_json, http_reply_problem or
  * http_reply_buffer, so that the security headers, the status recorded for the
@@ -8,7 +10,7 @@
  * size or JSON syntax is wrong: the layer answers those itself.
  *
  * Problem documents (RFC 9457) use absolute type URIs under
- * HTTP_PROBLEM_TYPE_BASE: "https://atrium.invalid/problems/<slug>". The host is
+ * PROBLEM_TYPE_BASE: "https://atrium.invalid/problems/<slug>". The host is
  * in the reserved .invalid domain on purpose: the type is an identifier that
  * clients compare, not a page to fetch. */
 #pragma once
@@ -19,12 +21,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/problem.h"
 #include "http/auth.h"
 #include "store/store.h"
 
-#define HTTP_PROBLEM_TYPE_BASE "https://atrium.invalid/problems/"
 #define HTTP_BODY_MAX (256 * 1024)
-#define HTTP_MAX_ROUTES 64
+#define HTTP_REPLY_HOOKS_MAX 4
 #define HTTP_SESSION_COOKIE "atrium_session"
 #define HTTP_CSRF_HEADER "X-CSRF-Token"
 
@@ -64,6 +66,9 @@ typedef struct http_route {
   size_t max_body; /* 0: HTTP_BODY_MAX; bulk imports raise it */
 } http_route_t;
 
+struct http_router;
+struct workpool;
+
 typedef struct http_config {
   const char *address; /* IPv4 or IPv6 literal; "::" listens on both families */
   int port;            /* 0: any free port (see http_port) */
@@ -74,6 +79,9 @@ typedef struct http_config {
   /* atlas.xml <TrustedProxies>: IP literals or CIDRs separated by spaces, the
    * peers whose X-Forwarded-* headers are believed; NULL or "": none. */
   const char *trusted_proxies;
+  struct http_router *router;    /* every module's routes */
+  struct workpool *defer_pool;   /* where http_defer work runs */
+  unsigned connection_limit;     /* 0: libmicrohttpd's default */
 } http_config_t;
 
 /* Starts the daemon. Block the signals main waits for before calling this:
@@ -87,21 +95,20 @@ void http_stop(void); /* safe to call when not started */
 int http_port(void);
 bool http_tls(void);
 
-/* ---- the route table --------------------------------------------------------- */
+/* ---- methods ------------------------------------------------------------------------ */
 
-const http_route_t *http_routes(size_t *count);
 http_method_t http_method_parse(const char *name);
 const char *http_method_name(http_method_t m);
 
-/* Matches (method, path) against the table. Returns the route, or NULL; then
- * *allowed is the bit set (1u << http_method_t) of the methods the path does
- * accept (0: unknown path → 404; otherwise 405). *slot (may be NULL) is the
- * index of the first route with the same path, the key for metrics, or
- * `count` for an unmatched path. */
-const http_route_t *http_route_match(const http_route_t *table, size_t count, http_method_t method,
-                                     const char *path, unsigned *allowed, size_t *slot);
-/* "GET, HEAD, PATCH" for an allowed bit set, into buf. */
-void http_allow_header(unsigned allowed, char *buf, size_t len);
+/* ---- before-reply hooks ---------------------------------------------------------------- */
+
+/* Runs right before every reply is queued (a 101 included), on the server
+ * thread answering. fd and family are the TCP connection's; *conn_word is
+ * the hook's own value for this connection, zero on a new one. Register
+ * before http_start. 0 or -ENOSPC. */
+typedef void (*http_reply_hook_fn)(http_request_t *req, int fd, int family, uint64_t *conn_word);
+int http_add_reply_hook(http_reply_hook_fn fn);
+void http_clear_reply_hooks(void);
 
 /* ---- parsing helpers (exported for the unit tests) -------------------------- */
 
@@ -117,7 +124,8 @@ bool http_content_type_is_json(const char *header);
 const char *http_bearer_token(const char *authorization);
 
 /* {"type", "title", "status", "detail", "errors"}; errors is copied (an
- * empty array when NULL). New reference, NULL on OOM. */
+ * empty array when NULL); a NULL title is the status' reason phrase. New
+ * reference, NULL on OOM. */
 json_t *http_problem_json(unsigned status, const char *slug, const char *title, const char *detail,
                           const json_t *errors);
 
@@ -169,12 +177,13 @@ int http_paging(http_request_t *req, int64_t dflt, int64_t max, int64_t *offset,
 /* ---- slow work off the server's threads ------------------------------------------ */
 
 /* For a handler that must wait on something slow (an outbound connection
- * test): the connection is suspended, `work(ctx)` runs on a thread of its
- * own, and when it returns the connection is resumed and `reply(req, ctx)`
- * runs on a server thread to answer; then `free_ctx(ctx)` (may be NULL).
- * The server's few threads keep serving everyone else meanwhile, and
- * http_stop() waits for work in progress. The handler returns what this
- * returns. On failure to start the thread it answers 500 itself. */
+ * test): the connection is suspended, `work(ctx)` runs on the worker pool
+ * of http_config_t.defer_pool, and when it returns the connection is
+ * resumed and `reply(req, ctx)` runs on a server thread to answer; then
+ * `free_ctx(ctx)` (may be NULL). The server's few threads keep serving
+ * everyone else meanwhile, and http_stop() waits for work in progress. The
+ * handler returns what this returns. When the pool's queue is full it
+ * answers 503 with Retry-After itself. */
 /* The status of the reply queued for this request so far, 0 when none. */
 unsigned http_reply_status(const http_request_t *req);
 
@@ -188,6 +197,8 @@ enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn
 /* Takes ownership of body (json_decref'd here). NULL body means out of memory
  * and gives the 500 reply. */
 enum MHD_Result http_reply_json(http_request_t *req, unsigned status, json_t *body);
+/* The problem document of p (a status outside 400-599 answers 500). */
+enum MHD_Result http_reply_problem_of(http_request_t *req, const problem_t *p);
 /* errors (borrowed; NULL for none) is an array of {"key", "message"}. */
 enum MHD_Result http_reply_problem(http_request_t *req, unsigned status, const char *slug,
                                    const char *title, const char *detail, const json_t *errors);

@@ -1,96 +1,126 @@
-/* The persistent store: one SQLite database in the data directory.
+/* The store: everything the server keeps, as operations of the server's own
+ * domain ("commit a settings change with its audit rows", "advance the
+ * domain generation", "issue a client token"), never as SQL. A backend
+ * implements the operations (store/backend.h): SQLite, embedded and the
+ * default (store/sqlite/), and later PostgreSQL for several nodes. One
+ * conformance suite (tests/unit/test_store.c) runs against every backend.
  *
- * WAL mode, foreign keys on, synchronous=FULL (settings and accounts are small
- * and rare writes; a confirmed change must survive power loss). Schema
- * migrations are a table of SQL steps applied in order, tracked by
- * PRAGMA user_version, each in its own transaction.
+ * Transactions. Every operation takes a store_txn_t *, which comes from
  *
- * Concurrency: one connection, serialised by the store's mutex. Functions
- * marked "(locked)" must be called between store_lock() and store_unlock();
- * the others take the lock themselves. Functions return 0 or a negative
- * errno-style code (-EIO for an SQLite failure, -ENOENT for "no such row");
- * store_last_error() gives SQLite's message for logs. No function logs. */
+ *   store_run_txn(store, "name", fn, ctx)   a read-write transaction around
+ *        fn; fn returns >= 0 to commit and < 0 to roll back. When the backend
+ *        reports a serialisation failure (-EAGAIN: another transaction won),
+ *        the runner rolls back and runs fn again, at most STORE_TXN_ATTEMPTS
+ *        times in all, so fn must do nothing but store operations (or be
+ *        safe to repeat);
+ *   store_read_begin / store_read_end       a read-only snapshot for a few
+ *        reads that must agree with each other (a count and its page);
+ *   store_begin / store_commit, store_rollback   the same for writes, when
+ *        the caller handles -EAGAIN from the commit itself.
+ *
+ * Errors. Operations return 0 or a negative errno-style code: -ENOENT (no
+ * such row), -EEXIST (a unique name taken), -EINVAL (a reference to a row
+ * that does not exist, or a value the schema refuses), -EAGAIN (serialisation
+ * failure; retried by store_run_txn), -ENOMEM, -EIO (anything else). Every
+ * failure of the database is counted and its message kept in one place
+ * (store_error_count, store_last_error) whichever operation hit it. Nothing
+ * here logs.
+ *
+ * Threads: a store_t is shared by every thread; a store_txn_t belongs to the
+ * thread that began it until it ends. */
 #pragma once
 
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 typedef struct store store_t;
+typedef struct store_txn store_txn_t;
+typedef struct store_backend store_backend_t;
 
-#define STORE_FILE_NAME "atrium.db"
+#define STORE_TXN_ATTEMPTS 5
 
-/* Opens (creating when absent) <data_dir>/atrium.db and migrates it. The
- * data directory must exist. On failure writes a sentence into err. */
-int store_open(const char *data_dir, store_t **out, char *err, size_t errlen);
+typedef struct store_options {
+  const char *data_dir; /* SQLite: <data_dir>/atrium.db */
+  const char *conninfo; /* PostgreSQL: a libpq connection string */
+} store_options_t;
+
+/* Opens the store with the given backend (store_sqlite_backend(), ...) and
+ * migrates its schema. On failure a sentence in err. */
+int store_open(const store_backend_t *backend, const store_options_t *opts, store_t **out,
+               char *err, size_t errlen);
 void store_close(store_t *s); /* accepts NULL */
+const char *store_backend_name(const store_t *s);
 
-void store_lock(store_t *s);
-void store_unlock(store_t *s);
+typedef int (*store_txn_fn)(store_txn_t *txn, void *ctx);
+/* See the top of this file. `name` names the transaction in errors. Returns
+ * what fn returned, or the error of BEGIN/COMMIT. */
+int store_run_txn(store_t *s, const char *name, store_txn_fn fn, void *ctx);
+/* A read-write transaction; end it with store_commit (-EAGAIN: lost to
+ * another transaction, rolled back: try again) or store_rollback. Both free
+ * the handle. */
+int store_begin(store_t *s, const char *name, store_txn_t **txn);
+int store_commit(store_txn_t *txn);
+void store_rollback(store_txn_t *txn);
+/* A read-only transaction; end it with store_read_end whatever happened. */
+int store_read_begin(store_t *s, const char *name, store_txn_t **txn);
+void store_read_end(store_txn_t *txn);
+store_t *store_of(store_txn_t *txn);
 
-/* Transactions (locked). begin is BEGIN IMMEDIATE. */
-int store_begin(store_t *s);
-int store_commit(store_t *s);
-void store_rollback(store_t *s);
+/* Cross-node signals: after the commit of the transaction `txn`, every node
+ * listening on `channel` gets `payload`. A single-node backend (SQLite) has
+ * no other node: notify does nothing and listen never calls back. */
+int store_notify(store_txn_t *txn, const char *channel, const char *payload);
+typedef void (*store_listen_fn)(const char *channel, const char *payload, void *ctx);
+int store_listen(store_t *s, const char *channel, store_listen_fn fn, void *ctx);
 
+/* The last failure's message, copied per thread; never NULL. */
 const char *store_last_error(store_t *s);
-/* Number of SQLite failures since open (exported in /metrics). */
 uint64_t store_error_count(store_t *s);
-/* Schema version after migration (PRAGMA user_version). */
+/* "# HELP"/"# TYPE"/sample lines for /metrics. */
+void store_write_metrics(store_t *s, FILE *f);
 int store_schema_version(store_t *s);
-/* The schema version this code migrates to (the number of migration steps). */
-int store_code_schema_version(void);
-
-/* The time stamps every table uses: RFC 3339, UTC, milliseconds
- * ("2026-11-26T14:05:19.123Z"), so that they sort as text in time order. */
-void store_now_rfc3339(char out[32]);
-
-/* Runs PRAGMA integrity_check; 0 when "ok". */
+int store_code_schema_version(const store_t *s);
+/* 0 when the database reports itself undamaged. */
 int store_integrity_check(store_t *s);
 
-/* For later modules with their own tables (directory, ...): the raw handle.
- * Use only under store_lock(). */
-struct sqlite3 *store_db(store_t *s);
+/* RFC 3339, UTC, milliseconds ("2026-11-26T14:05:19.123Z"): the time stamps
+ * every table uses, so that they sort as text in time order. */
+void store_now_rfc3339(char out[32]);
 
-/* ---- settings ------------------------------------------------------------ */
+/* ---- settings ------------------------------------------------------------------- */
 
-/* Loads every stored setting: *values becomes a new JSON object mapping key
- * to the stored JSON value (secrets as the sealed string they were written
- * with); *version the settings version (0 for a new store). */
-int store_settings_load(store_t *s, json_t **values, uint64_t *version);
-/* (locked) Insert or replace one setting; value_json is its JSON text. */
-int store_settings_put(store_t *s, const char *key, const char *value_json);
-/* (locked) Remove one setting (it falls back to its default). */
-int store_settings_delete(store_t *s, const char *key);
-/* (locked) */
-int store_settings_set_version(store_t *s, uint64_t version);
+/* Every stored setting: *values maps key to the stored JSON value (secrets as
+ * the sealed string they were written with); *version the settings version
+ * (0 for a new store). */
+int store_settings_load(store_txn_t *t, json_t **values, uint64_t *version);
+int store_settings_version(store_txn_t *t, uint64_t *version);
+int store_settings_put(store_txn_t *t, const char *key, const char *value_json);
+int store_settings_delete(store_txn_t *t, const char *key);
+int store_settings_set_version(store_txn_t *t, uint64_t version);
 
-/* Small key/value table for values fixed at first start (the install
- * defaults of server.public_url and domain.name, ...). *value is malloc'd;
- * -ENOENT when absent. */
-int store_meta_get(store_t *s, const char *name, char **value);
-/* (locked) */
-int store_meta_put(store_t *s, const char *name, const char *value);
+/* Values fixed at first start (install defaults). *value malloc'd; -ENOENT. */
+int store_meta_get(store_txn_t *t, const char *name, char **value);
+int store_meta_put(store_txn_t *t, const char *name, const char *value);
 
-/* ---- audit log ------------------------------------------------------------ */
+/* ---- audit log ------------------------------------------------------------------- */
 
-/* (locked) One entry, time = now (UTC, RFC 3339 with milliseconds). old_text
- * and new_text are what the log shows (already redacted for secrets); NULL is
- * stored as null ("was not set", "reset to default"). */
-int store_audit_add(store_t *s, const char *actor, const char *key, const char *old_text,
+/* old_text/new_text are what the log shows (secrets already redacted); NULL
+ * is stored as null. The time is now. */
+int store_audit_add(store_txn_t *t, const char *actor, const char *key, const char *old_text,
                     const char *new_text);
-/* Newest first: *out = {"total": n, "offset": o, "limit": l,
- *   "entries": [{"id", "time", "actor", "key", "old", "new"}]} */
-int store_audit_list(store_t *s, int64_t offset, int64_t limit, json_t **out);
+#define STORE_AUDIT_LIMIT_MAX 500
+/* Newest first: {"total", "offset", "limit", "entries": [{"id", "time", "actor", "key", "old",
+ * "new"}]}. */
+int store_audit_list(store_txn_t *t, int64_t offset, int64_t limit, json_t **page);
 
-/* ---- admin accounts and sessions -------------------------------------------- */
+/* ---- admin accounts and sessions ---------------------------------------------------- */
 
-int store_admin_count(store_t *s, int64_t *count);
-/* (locked) */
-int store_admin_create(store_t *s, const char *name, const char *password_hash);
-/* *hash malloc'd; -ENOENT for an unknown name. */
-int store_admin_get_hash(store_t *s, const char *name, char **hash);
+int store_admin_count(store_txn_t *t, int64_t *count);
+int store_admin_create(store_txn_t *t, const char *name, const char *password_hash);
+int store_admin_get_hash(store_txn_t *t, const char *name, char **hash); /* malloc'd */
 
 typedef struct store_session {
   char token_hash[65]; /* hex SHA-256 of the token: tokens themselves are never stored */
@@ -100,8 +130,128 @@ typedef struct store_session {
   int64_t expires;     /* unix seconds */
 } store_session_t;
 
-int store_session_put(store_t *s, const store_session_t *session);
-int store_session_delete(store_t *s, const char *token_hash);
-/* Calls fn for every session that has not expired at `now`; deletes the rest. */
-int store_session_load_all(store_t *s, int64_t now, void (*fn)(const store_session_t *, void *),
-                           void *ctx);
+int store_session_put(store_txn_t *t, const store_session_t *session);
+int store_session_delete(store_txn_t *t, const char *token_hash);
+int store_session_purge(store_txn_t *t, int64_t now); /* those expired at `now` */
+/* fn must not use the store. */
+int store_session_each(store_txn_t *t, void (*fn)(const store_session_t *, void *), void *ctx);
+
+/* ---- the directory: domain generations ----------------------------------------------- */
+
+/* The newest generation and its domain. -ENOENT on a new store. */
+int store_domain_current(store_txn_t *t, int64_t *generation, char *name, size_t len);
+int store_domain_add(store_txn_t *t, int64_t generation, const char *name, const char *actor);
+/* Whether `name` was the domain of a generation before `before`. */
+int store_domain_was(store_txn_t *t, const char *name, int64_t before, bool *was);
+
+typedef struct store_domain_counts {
+  int64_t users;
+  int64_t mobile_devices; /* registered under the given generation */
+  int64_t subscriptions;
+} store_domain_counts_t;
+int store_domain_counts(store_txn_t *t, int64_t generation, store_domain_counts_t *out);
+
+/* ---- the directory: users ------------------------------------------------------------- */
+
+#define STORE_USER_NAME_MAX 64
+#define STORE_USER_TEXT_MAX 256 /* display name, Windows account: bytes */
+#define STORE_REMOTE_MAX 320
+
+typedef struct store_user {
+  int64_t id;
+  char name[STORE_USER_NAME_MAX + 1];
+  bool has_display_name, has_windows_account;
+  char display_name[STORE_USER_TEXT_MAX + 1];
+  char windows_account[STORE_USER_TEXT_MAX + 1];
+  bool enabled, has_password;
+  char created_at[32], updated_at[32];
+} store_user_t;
+
+/* What a create or update writes: each set_* flag picks the new value; a
+ * NULL string with its flag set stores null (clears it). */
+typedef struct store_user_write {
+  bool set_name, set_display_name, set_windows_account, set_password_hash, set_enabled;
+  const char *name, *display_name, *windows_account, *password_hash;
+  bool enabled;
+} store_user_write_t;
+
+/* -EEXIST when the name or the Windows account is taken; *conflict (may be
+ * NULL) is then "name" or "windows_account". */
+int store_user_insert(store_txn_t *t, const store_user_write_t *u, const char **conflict);
+/* -ENOENT when there is no user `name`. */
+int store_user_update(store_txn_t *t, const char *name, const store_user_write_t *u,
+                      const char **conflict);
+int store_user_delete(store_txn_t *t, const char *name);
+int store_user_get(store_txn_t *t, const char *name, store_user_t *out);
+/* Case-insensitive. */
+int store_user_by_windows_account(store_txn_t *t, const char *account, store_user_t *out);
+/* For a password login: *hash malloc'd, NULL when the user has none. */
+int store_user_credentials(store_txn_t *t, const char *name, int64_t *id, char **hash,
+                           bool *enabled);
+
+/* Users ordered by name. q (NULL: all) matches a substring of the name,
+ * display name or Windows account case-insensitively, or `exact` (may be
+ * NULL) as the whole name. *total counts every match. */
+typedef void (*store_user_fn)(const store_user_t *user, void *ctx);
+int store_user_list(store_txn_t *t, const char *q, const char *exact, int64_t offset,
+                    int64_t limit, int64_t *total, store_user_fn fn, void *ctx);
+/* The first `limit` names in order (the domain change's samples). */
+int store_user_names(store_txn_t *t, int64_t limit, void (*fn)(const char *name, void *ctx),
+                     void *ctx);
+
+/* ---- the directory: devices and client tokens ------------------------------------------- */
+
+int store_device_put(store_txn_t *t, int64_t user_id, const char *device_id, const char *platform,
+                     const char *push_token, const char *login, int64_t generation);
+/* Revokes the tokens of one device of a user. */
+int store_tokens_delete_device(store_txn_t *t, int64_t user_id, const char *device_id);
+/* Removes a user's tokens that expired at `now`. */
+int store_tokens_purge(store_txn_t *t, int64_t user_id, int64_t now);
+int store_token_put(store_txn_t *t, const char *token_hash, int64_t user_id,
+                    const char *device_id, int64_t generation, int64_t created, int64_t expires);
+
+typedef struct store_token {
+  store_user_t user;
+  int64_t generation, expires;
+  bool mobile;            /* issued to a device (device_id not null) */
+  char device_id[129];
+  bool device_registered; /* the device's row still exists */
+  char platform[16];
+  char login[400];        /* the login name the device used */
+  bool has_issued_domain;
+  char issued_domain[256]; /* the domain of the token's generation */
+} store_token_t;
+/* -ENOENT for an unknown token. */
+int store_token_find(store_txn_t *t, const char *token_hash, store_token_t *out);
+
+/* ---- the directory: federation data ---------------------------------------------------------- */
+
+/* -ENOENT when there is no user `user`; -EEXIST for a second row of the same
+ * (user, remote). */
+int store_subscription_insert(store_txn_t *t, const char *user, const char *remote,
+                              const char *state, int64_t generation);
+int store_contact_insert(store_txn_t *t, const char *user, const char *remote,
+                         const char *display_name);
+
+typedef struct store_federation_row {
+  const char *user, *remote;
+  const char *state;        /* subscriptions: "to-be-recreated" when made before the generation */
+  const char *display_name; /* contacts; NULL when none */
+  const char *created_at;
+} store_federation_row_t;
+typedef void (*store_federation_fn)(const store_federation_row_t *row, void *ctx);
+/* user/state: "" or NULL for any. `generation` is the current one. */
+int store_subscription_list(store_txn_t *t, const char *user, const char *state,
+                            int64_t generation, int64_t offset, int64_t limit, int64_t *total,
+                            store_federation_fn fn, void *ctx);
+int store_contact_list(store_txn_t *t, const char *user, int64_t offset, int64_t limit,
+                       int64_t *total, store_federation_fn fn, void *ctx);
+
+/* ---- users' notification preferences (voicemail, fax, SMS) ------------------------------------ */
+
+typedef void (*store_pref_fn)(const char *channel, bool notify, const char *email, bool attach,
+                              void *ctx);
+/* -ENOENT when there is no user `user`. Channels without a row are not reported. */
+int store_prefs_get(store_txn_t *t, const char *user, store_pref_fn fn, void *ctx);
+int store_pref_put(store_txn_t *t, const char *user, const char *channel, bool notify,
+                   const char *email, bool attach);

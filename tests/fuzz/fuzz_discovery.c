@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mod/publishing/discovery.h"
+#include "mod/publishing/discovery_wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

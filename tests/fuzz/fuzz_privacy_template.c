@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mod/published/privacy.h"
+#include "mod/meeting/privacy.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "conf/settings.h"
+#include "store/sqlite/sqlite.h"
 
 static store_t *store;
 static secret_key_t *key;
@@ -24,7 +25,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   atlas.listen_port = 8080;
   snprintf(atlas.domain, sizeof atlas.domain, "example.com");
   char *env[] = {NULL};
-  if (store_open(dir, &store, err, sizeof err) < 0 || secret_key_open(dir, &key, err, sizeof err) < 0 ||
+  const store_options_t so = {.data_dir = dir};
+  if (store_open(store_sqlite_backend(), &so, &store, err, sizeof err) < 0 ||
+      secret_key_open(dir, &key, err, sizeof err) < 0 ||
       settings_init(store, key, &atlas, env, err, sizeof err) < 0) {
     fprintf(stderr, "fuzz init: %s\n", err);
     abort();
@@ -39,8 +42,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   settings_outcome_t out;
   settings_validate_body(body, &out);
   /* Every refusal must say why. */
-  if (out.status != 200 && out.detail[0] == '\0') abort();
-  if (out.status == 422 && json_array_size(out.errors) == 0) abort();
+  if (out.problem.status && out.problem.detail[0] == '\0') abort();
+  if (out.problem.status == 422 && problem_error_count(&out.problem) == 0) abort();
   settings_outcome_clear(&out);
   json_decref(body);
   return 0;

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1) return 0;
   directory_import_kind_t kind = (directory_import_kind_t)((data[0] & 0x7f) % 3);
   bool csv = data[0] & 0x80;
-  directory_error_t err = {0};
+  problem_t err = {0};
   directory_batch_t *batch = NULL;
   int r = directory_import_parse(kind, (const char *)data + 1, size - 1, csv, &batch, &err);
   if (r == 0) {
@@ -34,6 +34,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (err.errors && json_array_size(err.errors) > DIRECTORY_IMPORT_ERRORS_MAX) abort();
   }
   directory_batch_free(batch);
-  directory_error_clear(&err);
+  problem_clear(&err);
   return 0;
 }

@@ -21,6 +21,7 @@
 #include "http/auth.h"
 #include "fixture_dir.h"
 #include "core/secret.h"
+#include "store/sqlite/sqlite.h"
 #include "store/store.h"
 
 #define ENV_PASSWORD "correct horse battery"
@@ -33,7 +34,29 @@ typedef struct fixture {
 
 static void open_store(fixture_t *f) {
   char err[512];
-  if (store_open(f->dir, &f->store, err, sizeof err) != 0) fail_msg("store_open: %s", err);
+  const store_options_t so = {.data_dir = f->dir};
+  if (store_open(store_sqlite_backend(), &so, &f->store, err, sizeof err) != 0)
+    fail_msg("store_open: %s", err);
+}
+
+static int64_t admin_count(store_t *s) {
+  store_txn_t *t;
+  int64_t n = -1;
+  assert_int_equal(store_read_begin(s, "test", &t), 0);
+  assert_int_equal(store_admin_count(t, &n), 0);
+  store_read_end(t);
+  return n;
+}
+
+static int session_put(store_t *s, const store_session_t *x) {
+  store_txn_t *t;
+  assert_int_equal(store_begin(s, "test", &t), 0);
+  int r = store_session_put(t, x);
+  if (r < 0) {
+    store_rollback(t);
+    return r;
+  }
+  return store_commit(t);
 }
 
 static void start_auth(fixture_t *f) {
@@ -120,9 +143,7 @@ static void test_bootstrap_env(void **state) {
   restart(f);
   assert_false(f->boot.created);
   assert_null(f->boot.password);
-  int64_t count = 0;
-  assert_int_equal(store_admin_count(f->store, &count), 0);
-  assert_int_equal(count, 1);
+  assert_int_equal(admin_count(f->store), 1);
 }
 
 static void test_bootstrap_short_env(void **state) {
@@ -134,9 +155,7 @@ static void test_bootstrap_short_env(void **state) {
   assert_non_null(strstr(err, "8 characters"));
   assert_null(strstr(err, "Abc1234"));
   assert_false(f->boot.created);
-  int64_t count = -1;
-  assert_int_equal(store_admin_count(f->store, &count), 0);
-  assert_int_equal(count, 0);
+  assert_int_equal(admin_count(f->store), 0);
   /* A failed init leaves nothing behind: a corrected start works. */
   setenv("ATRIUM_ADMIN_PASSWORD", ENV_PASSWORD, 1);
   start_auth(f);
@@ -215,16 +234,21 @@ static void test_bootstrap_generated(void **state) {
 
 /* ---- login, tokens, sessions ------------------------------------------------------ */
 
-static int64_t count_rows(store_t *store, const char *sql, const char *arg) {
-  store_lock(store);
+/* Counts rows on a second connection to the SQLite file, as an operator's
+ * sqlite3 would. */
+static int64_t count_rows(const char *dir, const char *sql, const char *arg) {
+  char path[1200];
+  snprintf(path, sizeof path, "%s/%s", dir, STORE_SQLITE_FILE_NAME);
+  sqlite3 *db = NULL;
   sqlite3_stmt *st = NULL;
   int64_t n = -1;
-  if (sqlite3_prepare_v2(store_db(store), sql, -1, &st, NULL) == SQLITE_OK) {
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK) {
     if (arg) sqlite3_bind_text(st, 1, arg, -1, SQLITE_STATIC);
     if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
   }
   sqlite3_finalize(st);
-  store_unlock(store);
+  sqlite3_close(db);
   return n;
 }
 
@@ -272,17 +296,17 @@ static void test_login_and_sessions(void **state) {
   /* The store keeps hashes, never tokens. */
   char hash[65];
   secret_sha256_hex(a.token, hash);
-  assert_int_equal(count_rows(f->store, "SELECT count(*) FROM sessions WHERE token_hash = ?1", hash),
+  assert_int_equal(count_rows(f->dir, "SELECT count(*) FROM sessions WHERE token_hash = ?1", hash),
                    1);
   assert_int_equal(
-      count_rows(f->store, "SELECT count(*) FROM sessions WHERE token_hash = ?1", a.token), 0);
+      count_rows(f->dir, "SELECT count(*) FROM sessions WHERE token_hash = ?1", a.token), 0);
 
   /* Logout ends that session only, here and in the store. */
   assert_int_equal(auth_logout(a.token), 0);
   assert_int_equal(auth_check_token(a.token, NULL), -EACCES);
   assert_int_equal(auth_check_token(b.token, NULL), 0);
   assert_int_equal(auth_logout(a.token), -EACCES);
-  assert_int_equal(count_rows(f->store, "SELECT count(*) FROM sessions WHERE token_hash = ?1", hash),
+  assert_int_equal(count_rows(f->dir, "SELECT count(*) FROM sessions WHERE token_hash = ?1", hash),
                    0);
 
   /* Sessions survive a restart of auth on a reopened store. */
@@ -322,11 +346,11 @@ static void test_expired_sessions(void **state) {
   secret_sha256_hex("expired-token", s.token_hash);
   s.created = now - 2 * AUTH_SESSION_SECONDS;
   s.expires = now - 1;
-  assert_int_equal(store_session_put(f->store, &s), 0);
+  assert_int_equal(session_put(f->store, &s), 0);
   secret_sha256_hex("live-token", s.token_hash);
   s.created = now;
   s.expires = now + 100;
-  assert_int_equal(store_session_put(f->store, &s), 0);
+  assert_int_equal(session_put(f->store, &s), 0);
   restart(f);
   assert_int_equal(auth_check_token("expired-token", NULL), -EACCES);
   assert_int_equal(auth_check_token("live-token", NULL), 0);
@@ -341,10 +365,8 @@ static void test_session_capacity(void **state) {
   start_auth(f);
   enum { CAP = 4096, EXTRA = 10, TOTAL = CAP + EXTRA };
   int64_t now = (int64_t)time(NULL);
-  store_t *st = f->store;
-  store_lock(st);
-  assert_int_equal(store_begin(st), 0);
-  store_unlock(st);
+  store_txn_t *st;
+  assert_int_equal(store_begin(f->store, "test", &st), 0);
   for (int i = 0; i < TOTAL; i++) {
     char token[32];
     snprintf(token, sizeof token, "tok-%d", i);
@@ -353,12 +375,10 @@ static void test_session_capacity(void **state) {
     secret_sha256_hex(token, s.token_hash);
     assert_int_equal(store_session_put(st, &s), 0);
   }
-  store_lock(st);
   assert_int_equal(store_commit(st), 0);
-  store_unlock(st);
 
   restart(f);
-  assert_int_equal(count_rows(f->store, "SELECT count(*) FROM sessions", NULL), CAP);
+  assert_int_equal(count_rows(f->dir, "SELECT count(*) FROM sessions", NULL), CAP);
   for (int i = 0; i < TOTAL; i++) {
     char token[32];
     snprintf(token, sizeof token, "tok-%d", i);

@@ -16,6 +16,7 @@
 
 #include "mod/directory/directory.h"
 #include "mod/directory/domain_change.h"
+#include "store/sqlite/sqlite.h"
 #include "fixture.h"
 #include "conf/settings.h"
 
@@ -40,14 +41,18 @@ static json_t *parse(const char *text) {
   return j;
 }
 
+/* One number from the SQLite file, on a connection of the test's own. */
 static int64_t sql_int(fixture_t *f, const char *sql) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/%s", f->dir, STORE_SQLITE_FILE_NAME);
+  sqlite3 *db;
   sqlite3_stmt *st;
-  store_lock(f->store);
-  assert_int_equal(sqlite3_prepare_v2(store_db(f->store), sql, -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
   assert_int_equal(sqlite3_step(st), SQLITE_ROW);
   int64_t v = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
-  store_unlock(f->store);
+  sqlite3_close(db);
   return v;
 }
 
@@ -125,7 +130,7 @@ static void test_fqdn_carry(void **state) {
 
 static void test_user_crud(void **state) {
   fixture_t *f = *state;
-  directory_error_t err = {0};
+  problem_t err = {0};
   json_t *in = parse("{\"name\": \"alice\", \"display_name\": \"Alice Liddell\", "
                      "\"windows_account\": \"CORP\\\\alice\"}");
   json_t *user = NULL;
@@ -137,19 +142,19 @@ static void test_user_crud(void **state) {
   json_decref(user);
   /* same name, or same Windows account in another case: taken */
   assert_int_equal(directory_user_create(f->store, in, &user, &err), -EEXIST);
-  directory_error_clear(&err);
+  problem_clear(&err);
   json_decref(in);
   in = parse("{\"name\": \"alice2\", \"windows_account\": \"corp\\\\ALICE\"}");
   assert_int_equal(directory_user_create(f->store, in, &user, &err), -EEXIST);
   assert_string_equal(json_string_value(json_object_get(json_array_get(err.errors, 0), "key")),
                       "windows_account");
-  directory_error_clear(&err);
+  problem_clear(&err);
   json_decref(in);
   /* invalid fields are all named */
   in = parse("{\"name\": \"Bad Name\", \"windows_account\": \"nope\", \"colour\": 1}");
   assert_int_equal(directory_user_create(f->store, in, &user, &err), -EINVAL);
   assert_int_equal(json_array_size(err.errors), 3);
-  directory_error_clear(&err);
+  problem_clear(&err);
   json_decref(in);
 
   assert_int_equal(directory_user_get(f->store, "alice@old.example", &user), 0);
@@ -179,7 +184,7 @@ static void test_user_crud(void **state) {
 }
 
 static int import_text(fixture_t *f, directory_import_kind_t kind, const char *text, bool csv,
-                       directory_error_t *err) {
+                       problem_t *err) {
   directory_batch_t *b = NULL;
   int r = directory_import_parse(kind, text, strlen(text), csv, &b, err);
   int64_t n = 0;
@@ -193,11 +198,11 @@ static int import_text(fixture_t *f, directory_import_kind_t kind, const char *t
   return r < 0 ? r : (int)n;
 }
 
-static json_t *first_error(directory_error_t *err) { return json_array_get(err->errors, 0); }
+static json_t *first_error(problem_t *err) { return json_array_get(err->errors, 0); }
 
 static void test_imports(void **state) {
   fixture_t *f = *state;
-  directory_error_t err = {0};
+  problem_t err = {0};
   const char *csv = "\xEF\xBB\xBFName, Display_Name ,windows_account,enabled\r\n"
                     "carol,\"Carol, the \"\"second\"\"\",CORP\\carol,yes\r\n"
                     "\r\n"
@@ -220,7 +225,7 @@ static void test_imports(void **state) {
   assert_int_equal(json_integer_value(json_object_get(e, "row")), 3);
   assert_int_equal(json_integer_value(json_object_get(e, "line")), 4);
   assert_string_equal(json_string_value(json_object_get(e, "key")), "name");
-  directory_error_clear(&err);
+  problem_clear(&err);
   assert_int_equal(directory_user_get(f->store, "frank", &user), -ENOENT);
 
   /* a duplicate with the store: refused at that row, the rows before rolled back */
@@ -228,19 +233,19 @@ static void test_imports(void **state) {
                                "[{\"name\": \"frank\"}, {\"name\": \"carol\"}]", false, &err),
                    -EINVAL);
   assert_int_equal(json_integer_value(json_object_get(first_error(&err), "row")), 2);
-  directory_error_clear(&err);
+  problem_clear(&err);
   assert_int_equal(directory_user_get(f->store, "frank", &user), -ENOENT);
 
   /* malformed CSV: an unknown column, an unclosed quote, a field count */
   assert_int_equal(import_text(f, DIRECTORY_IMPORT_USERS, "name,shoe\nx,1\n", true, &err), -EINVAL);
   assert_string_equal(json_string_value(json_object_get(first_error(&err), "key")), "shoe");
-  directory_error_clear(&err);
+  problem_clear(&err);
   assert_int_equal(import_text(f, DIRECTORY_IMPORT_USERS, "name\n\"open\n", true, &err), -EINVAL);
-  directory_error_clear(&err);
+  problem_clear(&err);
   assert_int_equal(import_text(f, DIRECTORY_IMPORT_USERS, "name,display_name\nx\n", true, &err),
                    -EINVAL);
   assert_int_equal(json_integer_value(json_object_get(first_error(&err), "line")), 2);
-  directory_error_clear(&err);
+  problem_clear(&err);
   assert_int_equal(import_text(f, DIRECTORY_IMPORT_USERS, "{\"csv\": \"name\\nhugo\\n\"}", false,
                                &err), 1);
 
@@ -255,17 +260,17 @@ static void test_imports(void **state) {
                    -EINVAL);
   assert_non_null(strstr(json_string_value(json_object_get(first_error(&err), "message")),
                          "no user"));
-  directory_error_clear(&err);
+  problem_clear(&err);
   assert_int_equal(import_text(f, DIRECTORY_IMPORT_SUBSCRIPTIONS,
                                "[{\"user\": \"carol\", \"remote\": \"bob@partner.example\"}]",
                                false, &err),
                    -EINVAL);
-  directory_error_clear(&err);
+  problem_clear(&err);
   assert_int_equal(import_text(f, DIRECTORY_IMPORT_SUBSCRIPTIONS,
                                "[{\"user\": \"carol\", \"remote\": \"x@y.example\", "
                                "\"state\": \"weird\"}]", false, &err),
                    -EINVAL);
-  directory_error_clear(&err);
+  problem_clear(&err);
   assert_int_equal(import_text(f, DIRECTORY_IMPORT_CONTACTS,
                                "[{\"user\": \"carol\", \"remote\": \"x@y.example\", "
                                "\"display_name\": \"X\"}]", false, &err),
@@ -284,30 +289,30 @@ static void test_imports(void **state) {
 static int change(fixture_t *f, const char *domain, bool dry, domain_change_result_t *res) {
   (void)f;
   domain_change(f->store, domain, dry, "tester", res);
-  return res->status;
+  return res->problem.status ? (int)res->problem.status : 200;
 }
 
 static void test_domain_change_refusals(void **state) {
   fixture_t *f = *state;
   domain_change_result_t res;
   assert_int_equal(change(f, "not a domain", true, &res), 422);
-  assert_string_equal(json_string_value(json_object_get(json_array_get(res.errors, 0), "key")),
+  assert_string_equal(json_string_value(json_object_get(json_array_get(res.problem.errors, 0), "key")),
                       "domain");
   domain_change_result_clear(&res);
   assert_int_equal(change(f, "intranet", true, &res), 422);
   domain_change_result_clear(&res);
   assert_int_equal(change(f, "OLD.example.", true, &res), 422); /* the same, normalised */
-  assert_non_null(strstr(res.detail, "already"));
+  assert_non_null(strstr(res.problem.detail, "already"));
   domain_change_result_clear(&res);
 
   settings_outcome_t so;
   json_t *on = parse("{\"federation.enabled\": true}");
   settings_change(on, SETTINGS_OP_PATCH, "tester", -1, &so);
-  assert_int_equal(so.status, 200);
+  assert_int_equal(outcome_status(&so), 200);
   settings_outcome_clear(&so);
   json_decref(on);
   assert_int_equal(change(f, "new.example", false, &res), 409);
-  assert_non_null(strstr(res.detail, "Deactivate federation"));
+  assert_non_null(strstr(res.problem.detail, "Deactivate federation"));
   domain_change_result_clear(&res);
   assert_int_equal(change(f, "new.example", true, &res), 409);
   domain_change_result_clear(&res);
@@ -331,7 +336,7 @@ static void test_domain_change_refusals(void **state) {
 
 static void test_login_and_domain_change(void **state) {
   fixture_t *f = *state;
-  directory_error_t err = {0};
+  problem_t err = {0};
   json_t *in = parse("{\"name\": \"alice\", \"password\": \"wonderland-1\", "
                      "\"windows_account\": \"CORP\\\\alice\"}");
   json_t *user = NULL;
@@ -347,7 +352,7 @@ static void test_login_and_domain_change(void **state) {
   settings_outcome_t so;
   json_t *fq = parse("{\"federation.fqdn\": \"sip.old.example\"}");
   settings_change(fq, SETTINGS_OP_PATCH, "tester", -1, &so);
-  assert_int_equal(so.status, 200);
+  assert_int_equal(outcome_status(&so), 200);
   settings_outcome_clear(&so);
   json_decref(fq);
 
@@ -364,7 +369,7 @@ static void test_login_and_domain_change(void **state) {
   dev = parse("{\"id\": \"phone-1\", \"platform\": \"blackberry\"}");
   directory_login_t bad;
   assert_int_equal(directory_login(f->store, "alice", "wonderland-1", dev, &bad, &err), -EINVAL);
-  directory_error_clear(&err);
+  problem_clear(&err);
   json_decref(dev);
   assert_int_equal(directory_token_user(f->store, mob.token, &user, &err), 0);
   assert_string_equal(json_string_value(json_object_get(json_object_get(user, "device"), "id")),
@@ -417,7 +422,7 @@ static void test_login_and_domain_change(void **state) {
   assert_int_equal(directory_token_user(f->store, mob.token, &user, &err), -ESTALE);
   assert_non_null(strstr(err.detail, "set up the login again"));
   assert_non_null(strstr(err.detail, "alice@new.example"));
-  directory_error_clear(&err);
+  problem_clear(&err);
   assert_int_equal(directory_token_user(f->store, desk.token, &user, &err), 0);
   assert_string_equal(json_string_value(json_object_get(user, "login")), "alice@new.example");
   json_decref(user);

@@ -1,5 +1,5 @@
-/* The HTTP layer's pure parts: route matching, header and query parsing,
- * problem documents, the metrics exposition. The server itself is exercised
+/* The HTTP layer's pure parts: the router built from modules' rows, header
+ * and query parsing, problem documents, the metrics exposition. The server itself is exercised
  * by the integration tests, which talk to a real atriumd. */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,15 +11,68 @@
 
 #include <cmocka.h>
 
-#include "http/api.h"
-#include "http/http.h"
 #include "core/metrics.h"
+#include "http/http.h"
+#include "http/router.h"
+
+/* Handlers are only compared by address here. */
+static enum MHD_Result h_settings_get(http_request_t *req) { return MHD_NO; }
+static enum MHD_Result h_settings_patch(http_request_t *req) { return MHD_NO; }
+static enum MHD_Result h_schema(http_request_t *req) { return MHD_NO; }
+static enum MHD_Result h_other(http_request_t *req) { return MHD_NO; }
+static enum MHD_Result h_user(http_request_t *req) { return MHD_NO; }
+static enum MHD_Result h_import(http_request_t *req) { return MHD_NO; }
+
+/* Rows as two modules would bring them (the shapes of the real ones). */
+static const http_route_t admin_rows[] = {
+    {.method = HTTP_POST, .path = "/api/v1/session", .handler = h_other, .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/api/v1/session", .handler = h_other, .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_DELETE, .path = "/api/v1/session", .handler = h_other,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/api/v1/settings", .handler = h_settings_get,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_PATCH, .path = "/api/v1/settings", .handler = h_settings_patch,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/api/v1/settings/schema", .handler = h_schema,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/settings/validate", .handler = h_other,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/settings/import", .handler = h_other,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/api/v1/audit", .handler = h_other, .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/healthz", .handler = h_other, .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/metrics", .handler = h_other, .auth = HTTP_AUTH_ADMIN},
+};
+/* The parameter row comes first on purpose: the literal must still win. */
+static const http_route_t user_rows[] = {
+    {.method = HTTP_GET, .path = "/api/v1/users", .handler = h_other},
+    {.method = HTTP_POST, .path = "/api/v1/users/{name}", .handler = h_user},
+    {.method = HTTP_GET, .path = "/api/v1/users/{name}", .handler = h_user},
+    {.method = HTTP_DELETE, .path = "/api/v1/users/{name}", .handler = h_user},
+    {.method = HTTP_POST, .path = "/api/v1/users/import", .handler = h_import},
+};
+
+static http_router_t *router;
+
+static int build(void **state) {
+  const http_route_set_t sets[] = {
+      {.owner = "admin", .routes = admin_rows, .count = sizeof admin_rows / sizeof admin_rows[0]},
+      {.owner = "directory", .routes = user_rows,
+       .count = sizeof user_rows / sizeof user_rows[0]},
+  };
+  char err[256];
+  return http_router_build(sets, 2, &router, err, sizeof err);
+}
+
+static int unbuild(void **state) {
+  http_router_free(router);
+  router = NULL;
+  return 0;
+}
 
 static const http_route_t *match(const char *method, const char *path, unsigned *allowed,
                                  size_t *slot) {
-  size_t n;
-  const http_route_t *t = http_routes(&n);
-  return http_route_match(t, n, http_method_parse(method), path, allowed, slot);
+  return http_router_match(router, http_method_parse(method), path, allowed, slot);
 }
 
 static void test_route_known(void **state) {
@@ -27,12 +80,12 @@ static void test_route_known(void **state) {
   size_t slot;
   const http_route_t *r = match("GET", "/api/v1/settings", &allowed, &slot);
   assert_non_null(r);
-  assert_ptr_equal(r->handler, api_settings_get);
+  assert_ptr_equal(r->handler, h_settings_get);
   assert_int_equal(r->auth, HTTP_AUTH_ADMIN);
 
   r = match("PATCH", "/api/v1/settings", &allowed, NULL);
   assert_non_null(r);
-  assert_ptr_equal(r->handler, api_settings_patch);
+  assert_ptr_equal(r->handler, h_settings_patch);
   assert_int_equal(r->body, HTTP_BODY_JSON);
 
   /* Same path, same metrics slot, whatever the method. */
@@ -51,13 +104,13 @@ static void test_route_known(void **state) {
   assert_int_equal(r->auth, HTTP_AUTH_ADMIN);
   r = match("GET", "/api/v1/settings/schema", NULL, NULL);
   assert_non_null(r);
-  assert_ptr_equal(r->handler, api_settings_schema);
+  assert_ptr_equal(r->handler, h_schema);
 }
 
 static void test_route_head_is_get(void **state) {
   const http_route_t *r = match("HEAD", "/api/v1/settings", NULL, NULL);
   assert_non_null(r);
-  assert_ptr_equal(r->handler, api_settings_get);
+  assert_ptr_equal(r->handler, h_settings_get);
   /* No GET route, no HEAD. */
   unsigned allowed;
   assert_null(match("HEAD", "/api/v1/settings/import", &allowed, NULL));
@@ -65,8 +118,7 @@ static void test_route_head_is_get(void **state) {
 }
 
 static void test_route_unknown(void **state) {
-  size_t n;
-  http_routes(&n);
+  size_t n = http_router_patterns(router);
   unsigned allowed = 99;
   size_t slot = 0;
   assert_null(match("GET", "/api/v1/nothing", &allowed, &slot));
@@ -115,30 +167,55 @@ static void test_route_wrong_method(void **state) {
 }
 
 static void test_route_parameters(void **state) {
-  static const http_route_t table[] = {
-      {.method = HTTP_GET, .path = "/api/v1/users"},
-      {.method = HTTP_GET, .path = "/api/v1/users/{name}"},
-      {.method = HTTP_DELETE, .path = "/api/v1/users/{name}"},
-      {.method = HTTP_POST, .path = "/api/v1/users/import"},
-  };
-  size_t n = sizeof table / sizeof table[0];
   unsigned allowed;
-  size_t slot;
-  assert_ptr_equal(http_route_match(table, n, HTTP_GET, "/api/v1/users/alice", &allowed, &slot),
-                   &table[1]);
-  assert_int_equal(slot, 1);
-  assert_ptr_equal(http_route_match(table, n, HTTP_DELETE, "/api/v1/users/bob", NULL, NULL),
-                   &table[2]);
+  size_t slot, slot_user;
+  const http_route_t *r = match("GET", "/api/v1/users/alice", &allowed, &slot_user);
+  assert_non_null(r);
+  assert_ptr_equal(r->handler, h_user);
+  r = match("DELETE", "/api/v1/users/bob", NULL, &slot);
+  assert_ptr_equal(r->handler, h_user);
+  assert_int_equal(slot, slot_user);
   /* A parameter matches exactly one non-empty segment. */
-  assert_null(http_route_match(table, n, HTTP_GET, "/api/v1/users/", &allowed, NULL));
+  assert_null(match("GET", "/api/v1/users/", &allowed, NULL));
   assert_int_equal(allowed, 0);
-  assert_null(http_route_match(table, n, HTTP_GET, "/api/v1/users/a/b", &allowed, NULL));
+  assert_null(match("GET", "/api/v1/users/a/b", &allowed, NULL));
   assert_int_equal(allowed, 0);
-  /* "import" is also a {name}: the method decides, and GET finds the user. */
-  assert_ptr_equal(http_route_match(table, n, HTTP_POST, "/api/v1/users/import", NULL, NULL),
-                   &table[3]);
-  assert_ptr_equal(http_route_match(table, n, HTTP_GET, "/api/v1/users/import", NULL, NULL),
-                   &table[1]);
+  /* A literal segment wins over a parameter whatever the order the module
+   * listed them in; "import" is still a {name} for the other methods. */
+  r = match("POST", "/api/v1/users/import", NULL, &slot);
+  assert_ptr_equal(r->handler, h_import);
+  assert_int_not_equal(slot, slot_user);
+  r = match("GET", "/api/v1/users/import", NULL, &slot);
+  assert_ptr_equal(r->handler, h_user);
+  assert_int_equal(slot, slot_user);
+  r = match("POST", "/api/v1/users/carol", NULL, NULL);
+  assert_ptr_equal(r->handler, h_user);
+}
+
+static void test_route_conflicts(void **state) {
+  /* Two rows that answer the same requests: a start-up error naming both. */
+  static const http_route_t a[] = {{.method = HTTP_GET, .path = "/admin/{file}", .handler = h_other}};
+  static const http_route_t b[] = {{.method = HTTP_GET, .path = "/admin/{name}", .handler = h_user}};
+  const http_route_set_t sets[] = {{.owner = "admin", .routes = a, .count = 1},
+                                   {.owner = "meeting", .routes = b, .count = 1}};
+  http_router_t *r = NULL;
+  char err[256] = "";
+  assert_int_equal(http_router_build(sets, 2, &r, err, sizeof err), -EEXIST);
+  assert_null(r);
+  assert_non_null(strstr(err, "GET /admin/{file} of the module admin"));
+  assert_non_null(strstr(err, "GET /admin/{name} of the module meeting"));
+  /* The same path with another method, or another literal, is no conflict. */
+  static const http_route_t c[] = {{.method = HTTP_POST, .path = "/admin/{file}", .handler = h_user},
+                                   {.method = HTTP_GET, .path = "/admin/x", .handler = h_user}};
+  const http_route_set_t ok[] = {{.owner = "admin", .routes = a, .count = 1},
+                                 {.owner = "other", .routes = c, .count = 2}};
+  assert_int_equal(http_router_build(ok, 2, &r, err, sizeof err), 0);
+  http_router_free(r);
+  /* A row without a handler or a path that is not absolute is refused. */
+  static const http_route_t bad[] = {{.method = HTTP_GET, .path = "admin", .handler = h_user}};
+  const http_route_set_t badset[] = {{.owner = "broken", .routes = bad, .count = 1}};
+  assert_int_equal(http_router_build(badset, 1, &r, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "broken"));
 }
 
 static void test_method_names(void **state) {
@@ -268,21 +345,23 @@ static void test_problem_shape(void **state) {
   json_decref(p);
 }
 
+static void write_router(FILE *f, void *r) { http_router_write_metrics(r, f); }
+
 static void test_metrics_render(void **state) {
-  metrics_reset();
-  size_t n, slot;
-  http_routes(&n);
+  http_router_reset_counters(router);
+  metrics_clear();
+  metrics_register(write_router, router);
+  size_t n = http_router_patterns(router), slot;
   match("GET", "/api/v1/settings", NULL, &slot);
-  metrics_http_request(slot, HTTP_GET, 200, 300);
-  metrics_http_request(slot, HTTP_GET, 200, 300);
-  metrics_http_request(slot, HTTP_PATCH, 422, 2000000);
-  metrics_http_request(n, HTTP_GET, 404, 10);
-  metrics_http_request(n, HTTP_OTHER, 418, 10);
-  metrics_login_failure();
+  http_router_count(router, slot, HTTP_GET, 200, 300);
+  http_router_count(router, slot, HTTP_GET, 200, 300);
+  http_router_count(router, slot, HTTP_PATCH, 422, 2000000);
+  http_router_count(router, n, HTTP_GET, 404, 10);
+  http_router_count(router, n, HTTP_OTHER, 418, 10);
 
   char *text;
   size_t len;
-  assert_int_equal(metrics_render(NULL, &text, &len), 0);
+  assert_int_equal(metrics_render(&text, &len), 0);
   assert_int_equal(strlen(text), len);
   assert_non_null(strstr(text, "atrium_build_info{version=\"" ATRIUM_VERSION "\"} 1\n"));
   assert_non_null(strstr(
@@ -303,23 +382,23 @@ static void test_metrics_render(void **state) {
       strstr(text, "atrium_http_request_duration_seconds_count{route=\"/api/v1/settings\"} 3\n"));
   assert_non_null(
       strstr(text, "atrium_http_request_duration_seconds_sum{route=\"/api/v1/settings\"} 2.000600\n"));
-  assert_non_null(strstr(text, "atrium_login_failures_total 1\n"));
   /* Routes nobody asked for stay out. */
   assert_null(strstr(text, "route=\"/api/v1/audit\""));
   /* Every line is a comment or a sample; the text ends with a newline. */
   assert_true(len > 0 && text[len - 1] == '\n');
   free(text);
-  metrics_reset();
+  metrics_clear();
 }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_route_known),      cmocka_unit_test(test_route_head_is_get),
       cmocka_unit_test(test_route_unknown),    cmocka_unit_test(test_route_wrong_method),
-      cmocka_unit_test(test_route_parameters), cmocka_unit_test(test_method_names),
+      cmocka_unit_test(test_route_parameters), cmocka_unit_test(test_route_conflicts),
+      cmocka_unit_test(test_method_names),
       cmocka_unit_test(test_if_match),         cmocka_unit_test(test_int_param),
       cmocka_unit_test(test_content_type),     cmocka_unit_test(test_bearer),
       cmocka_unit_test(test_problem_shape),    cmocka_unit_test(test_metrics_render),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  return cmocka_run_group_tests(tests, build, unbuild);
 }

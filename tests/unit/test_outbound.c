@@ -343,7 +343,7 @@ static void patch_ok(const char *text) {
   assert_non_null(body);
   settings_outcome_t out;
   settings_change(body, SETTINGS_OP_PATCH, "tester", -1, &out);
-  if (out.status != 200) fail_msg("PATCH %s: %d %s", text, out.status, out.detail);
+  if (outcome_status(&out) != 200) fail_msg("PATCH %s: %d %s", text, outcome_status(&out), out.problem.detail);
   settings_outcome_clear(&out);
   json_decref(body);
 }

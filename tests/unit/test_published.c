@@ -17,7 +17,7 @@
 
 #include "conf/atlas.h"
 #include "fixture.h"
-#include "mod/published/privacy.h"
+#include "mod/meeting/privacy.h"
 #include "mod/published/published.h"
 #include "core/secret.h"
 #include "conf/settings.h"
@@ -28,9 +28,9 @@ static void patch(const char *json) {
   assert_non_null(body);
   settings_outcome_t out;
   settings_change(body, SETTINGS_OP_PATCH, "tester", -1, &out);
-  if (out.status != 200) {
-    char *e = json_dumps(out.errors, 0);
-    fail_msg("PATCH %s: %d %s %s", json, out.status, out.detail, e ? e : "");
+  if (outcome_status(&out) != 200) {
+    char *e = json_dumps(out.problem.errors, 0);
+    fail_msg("PATCH %s: %d %s %s", json, outcome_status(&out), out.problem.detail, e ? e : "");
   }
   settings_outcome_clear(&out);
   json_decref(body);

@@ -1,12 +1,12 @@
 /* /healthz (liveness, no authentication) and /metrics (Prometheus). */
 #include <stdlib.h>
 
-#include "http/api.h"
+#include "mod/admin/internal.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "conf/settings.h"
 
-enum MHD_Result api_health(http_request_t *req) {
+enum MHD_Result admin_health(http_request_t *req) {
   /* Kept cheap on purpose: no store access, a load balancer may poll often. */
   if (http_stopping()) {
     http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");
@@ -22,10 +22,10 @@ enum MHD_Result api_health(http_request_t *req) {
                                    "settings_version", version));
 }
 
-enum MHD_Result api_metrics(http_request_t *req) {
+enum MHD_Result admin_metrics(http_request_t *req) {
   char *text;
   size_t len;
-  if (metrics_render(http_store(req), &text, &len) != 0) return http_reply_oom(req);
+  if (metrics_render(&text, &len) != 0) return http_reply_oom(req);
   return http_reply_buffer(req, MHD_HTTP_OK, "text/plain; version=0.0.4; charset=utf-8", text, len,
                            free, text);
 }

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "mod/admin/assets.h"
-#include "http/api.h"
+#include "mod/admin/internal.h"
 
 #define ADMIN_PREFIX "/admin/"
 
@@ -20,12 +20,12 @@ static enum MHD_Result reply_redirect(http_request_t *req, unsigned status, cons
 
 /* The path of GET / answers with the admin page: the server has no other
  * page for a browser. Found, not permanent: a later start page may exist. */
-enum MHD_Result api_admin_root(http_request_t *req) {
+enum MHD_Result admin_page_root(http_request_t *req) {
   return reply_redirect(req, MHD_HTTP_FOUND, ADMIN_PREFIX);
 }
 
 /* /admin without the slash: the page's relative links need the directory. */
-enum MHD_Result api_admin_redirect(http_request_t *req) {
+enum MHD_Result admin_page_redirect(http_request_t *req) {
   return reply_redirect(req, MHD_HTTP_MOVED_PERMANENTLY, ADMIN_PREFIX);
 }
 
@@ -62,7 +62,7 @@ static enum MHD_Result reply_asset(http_request_t *req, const admin_asset_t *a) 
   return http_reply_buffer(req, MHD_HTTP_OK, a->content_type, a->bytes, a->length, NULL, NULL);
 }
 
-enum MHD_Result api_admin_index(http_request_t *req) {
+enum MHD_Result admin_page_index(http_request_t *req) {
   const admin_asset_t *a = admin_asset_find("index.html");
   if (!a)
     return http_reply_problem(req, MHD_HTTP_NOT_FOUND, "not-found", "Admin page missing",
@@ -72,7 +72,7 @@ enum MHD_Result api_admin_index(http_request_t *req) {
   return reply_asset(req, a);
 }
 
-enum MHD_Result api_admin_asset(http_request_t *req) {
+enum MHD_Result admin_page_asset(http_request_t *req) {
   const char *path = http_path(req);
   const admin_asset_t *a = NULL;
   if (path && strncmp(path, ADMIN_PREFIX, sizeof ADMIN_PREFIX - 1) == 0)

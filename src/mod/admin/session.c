@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http/api.h"
+#include "mod/admin/internal.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -32,7 +32,7 @@ static const char *required_string(const json_t *body, const char *name, const c
   return NULL;
 }
 
-enum MHD_Result api_session_login(http_request_t *req) {
+enum MHD_Result admin_session_login(http_request_t *req) {
   const json_t *body = http_body_json(req);
   if (!json_is_object(body))
     return http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed", "Request body not an object",
@@ -57,7 +57,6 @@ enum MHD_Result api_session_login(http_request_t *req) {
   int retry_after = 0;
   int rc = auth_login(user, password, http_client_address(req), &s, &retry_after);
   if (rc == -EACCES) {
-    metrics_login_failure();
     log_notice("failed admin login for \"%.64s\" from %s", user, http_client_address(req));
     http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"atrium\"");
     return http_reply_problem(req, MHD_HTTP_UNAUTHORIZED, "invalid-credentials",
@@ -65,7 +64,6 @@ enum MHD_Result api_session_login(http_request_t *req) {
                               "The user name or the password is wrong.", NULL);
   }
   if (rc == -EAGAIN) {
-    metrics_login_failure();
     if (retry_after < 1) retry_after = 1;
     char seconds[16], detail[200];
     snprintf(seconds, sizeof seconds, "%d", retry_after);
@@ -98,7 +96,7 @@ enum MHD_Result api_session_login(http_request_t *req) {
   return http_reply_json(req, MHD_HTTP_OK, reply);
 }
 
-enum MHD_Result api_session_get(http_request_t *req) {
+enum MHD_Result admin_session_get(http_request_t *req) {
   const auth_identity_t *who = http_identity(req);
   char expires[32];
   format_time(who->expires, expires, sizeof expires);
@@ -107,7 +105,7 @@ enum MHD_Result api_session_get(http_request_t *req) {
                                    "expires", expires));
 }
 
-enum MHD_Result api_session_logout(http_request_t *req) {
+enum MHD_Result admin_session_logout(http_request_t *req) {
   const char *token = http_token(req);
   if (token) auth_logout(token);
   if (set_cookie(req, "", 0) != 0) return http_reply_oom(req);

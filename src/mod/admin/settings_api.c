@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "http/api.h"
+#include "mod/admin/internal.h"
 #include "core/log.h"
 #include "conf/settings.h"
 
@@ -49,7 +49,7 @@ static struct MHD_Response *document_response(settings_snapshot_t *snap) {
   return resp;
 }
 
-void api_settings_cache_clear(void) {
+void admin_settings_cache_clear(void) {
   pthread_mutex_lock(&cache_lock);
   if (cache_resp) MHD_destroy_response(cache_resp);
   cache_resp = NULL;
@@ -118,18 +118,16 @@ static enum MHD_Result reply_document(http_request_t *req) {
   return reply_snapshot(req, settings_acquire());
 }
 
-enum MHD_Result api_settings_get(http_request_t *req) { return reply_document(req); }
+enum MHD_Result admin_settings_get(http_request_t *req) { return reply_document(req); }
 
-enum MHD_Result api_settings_schema(http_request_t *req) {
+enum MHD_Result admin_settings_schema(http_request_t *req) {
   return http_reply_json(req, MHD_HTTP_OK, settings_schema());
 }
 
 static enum MHD_Result reply_outcome_problem(http_request_t *req, const settings_outcome_t *out) {
-  unsigned status = out->status >= 400 && out->status <= 599 ? (unsigned)out->status : 500;
-  if (status >= 500)
-    log_err("settings change by %s failed: %s", http_identity(req)->admin, out->detail);
-  return http_reply_problem(req, status, out->type ? out->type : "internal",
-                            out->title[0] ? out->title : NULL, out->detail, out->errors);
+  if (out->problem.status >= 500)
+    log_err("settings change by %s failed: %s", http_identity(req)->admin, out->problem.detail);
+  return http_reply_problem_of(req, &out->problem);
 }
 
 static bool parse_if_match(http_request_t *req, int64_t *if_match, enum MHD_Result *ret) {
@@ -164,13 +162,13 @@ static bool change(http_request_t *req, settings_op_t op, int64_t if_match, sett
                    enum MHD_Result *ret) {
   memset(out, 0, sizeof *out);
   settings_change(http_body_json(req), op, http_identity(req)->admin, if_match, out);
-  if (out->status == 200) return true;
+  if (!problem_failed(&out->problem)) return true;
   *ret = reply_outcome_problem(req, out);
   settings_outcome_clear(out);
   return false;
 }
 
-enum MHD_Result api_settings_patch(http_request_t *req) {
+enum MHD_Result admin_settings_patch(http_request_t *req) {
   enum MHD_Result ret;
   int64_t if_match;
   if (!parse_if_match(req, &if_match, &ret)) return ret;
@@ -184,7 +182,7 @@ enum MHD_Result api_settings_patch(http_request_t *req) {
   return reply_snapshot(req, snap);
 }
 
-enum MHD_Result api_settings_validate(http_request_t *req) {
+enum MHD_Result admin_settings_validate(http_request_t *req) {
   enum MHD_Result ret;
   int64_t if_match;
   if (!parse_if_match(req, &if_match, &ret)) return ret;
@@ -198,7 +196,7 @@ enum MHD_Result api_settings_validate(http_request_t *req) {
                                   : NULL);
 }
 
-enum MHD_Result api_settings_export(http_request_t *req) {
+enum MHD_Result admin_settings_export(http_request_t *req) {
   settings_snapshot_t *snap = settings_acquire();
   if (!snap) return reply_not_ready(req);
   json_t *doc = settings_export(snap);
@@ -208,7 +206,7 @@ enum MHD_Result api_settings_export(http_request_t *req) {
   return http_reply_json(req, MHD_HTTP_OK, doc);
 }
 
-enum MHD_Result api_settings_import(http_request_t *req) {
+enum MHD_Result admin_settings_import(http_request_t *req) {
   enum MHD_Result ret;
   int64_t if_match;
   if (!parse_if_match(req, &if_match, &ret)) return ret;

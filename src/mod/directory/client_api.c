@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http/api.h"
+#include "mod/directory/internal.h"
 #include "mod/directory/directory.h"
 #include "core/log.h"
 
@@ -93,7 +93,7 @@ static enum MHD_Result reply_field(http_request_t *req, const char *key, const c
   return r;
 }
 
-enum MHD_Result api_client_login(http_request_t *req) {
+enum MHD_Result directory_client_login(http_request_t *req) {
   const json_t *body = http_body_json(req);
   if (!json_is_object(body))
     return reply_field(req, "login", "Send {\"login\", \"password\", \"device\"?}.");
@@ -126,7 +126,7 @@ enum MHD_Result api_client_login(http_request_t *req) {
                               "Too many failed logins", detail, NULL);
   }
 
-  directory_error_t err = {0};
+  problem_t err = {0};
   directory_login_t out;
   int r = directory_login(http_store(req), login, password, json_object_get(body, "device"), &out,
                           &err);
@@ -157,21 +157,21 @@ enum MHD_Result api_client_login(http_request_t *req) {
                             NULL);
   } else {
     directory_login_clear(&out);
-    return api_directory_error(req, r, &err, "login");
+    return directory_reply_error(req, r, &err, "login");
   }
   directory_login_clear(&out);
-  directory_error_clear(&err);
+  problem_clear(&err);
   return ret;
 }
 
-enum MHD_Result api_client_me(http_request_t *req) {
+enum MHD_Result directory_client_me(http_request_t *req) {
   const char *token = http_bearer_token(http_header(req, MHD_HTTP_HEADER_AUTHORIZATION));
   if (!token)
     return reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Authentication required",
                              "Send the client token from POST /client/v1/login as "
                              "\"Authorization: Bearer <token>\".",
                              NULL);
-  directory_error_t err = {0};
+  problem_t err = {0};
   json_t *user = NULL;
   int r = directory_token_user(http_store(req), token, &user, &err);
   if (r == 0) return http_reply_json(req, MHD_HTTP_OK, user);
@@ -183,7 +183,7 @@ enum MHD_Result api_client_me(http_request_t *req) {
     ret = reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Not logged in",
                             err.detail, NULL);
   else
-    return api_directory_error(req, r, &err, "token check");
-  directory_error_clear(&err);
+    return directory_reply_error(req, r, &err, "token check");
+  problem_clear(&err);
   return ret;
 }

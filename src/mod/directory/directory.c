@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,17 +30,10 @@ static void lower_ascii(char *s) {
 
 static int64_t now_seconds(void) { return (int64_t)time(NULL); }
 
-void directory_error_clear(directory_error_t *e) {
-  if (!e) return;
-  json_decref(e->errors);
-  e->errors = NULL;
-  e->detail[0] = '\0';
-}
-
-static void set_detail(directory_error_t *e, const char *fmt, ...)
+static void set_detail(problem_t *e, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-static void set_detail(directory_error_t *e, const char *fmt, ...) {
+static void set_detail(problem_t *e, const char *fmt, ...) {
   if (!e) return;
   va_list ap;
   va_start(ap, fmt);
@@ -50,10 +42,10 @@ static void set_detail(directory_error_t *e, const char *fmt, ...) {
 }
 
 /* row and line are 0 when they do not apply. */
-static void add_error(directory_error_t *e, const char *key, size_t row, size_t line,
+static void add_error(problem_t *e, const char *key, size_t row, size_t line,
                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void add_error(directory_error_t *e, const char *key, size_t row, size_t line,
+static void add_error(problem_t *e, const char *key, size_t row, size_t line,
                       const char *fmt, ...) {
   if (!e) return;
   if (!e->errors && !(e->errors = json_array())) return;
@@ -84,7 +76,7 @@ static void add_error(directory_error_t *e, const char *key, size_t row, size_t 
   json_array_append_new(e->errors, o);
 }
 
-static size_t error_count(const directory_error_t *e) {
+static size_t error_count(const problem_t *e) {
   return e && e->errors ? json_array_size(e->errors) : 0;
 }
 
@@ -229,129 +221,43 @@ static int parse_bool_text(const char *s, bool *out) {
   return -EINVAL;
 }
 
-/* ---- SQL helpers ------------------------------------------------------------------- */
+/* ---- store helpers ------------------------------------------------------------------- */
 
-static int sql_fail(sqlite3 *db) {
-  int rc = sqlite3_extended_errcode(db);
-  if (rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY) return -EEXIST;
-  if ((rc & 0xff) == SQLITE_CONSTRAINT) return -EINVAL;
-  if ((rc & 0xff) == SQLITE_NOMEM) return -ENOMEM;
-  return -EIO;
-}
 
-static int prepare(sqlite3 *db, const char *sql, sqlite3_stmt **st) {
-  if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) {
-    *st = NULL;
-    return sql_fail(db);
-  }
-  return 0;
-}
-
-static void bind_text_or_null(sqlite3_stmt *st, int i, const char *s) {
-  if (s)
-    sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-  else
-    sqlite3_bind_null(st, i);
-}
-
-/* Runs a statement that returns no rows and finalizes it: 0 or sql_fail(). */
-static int step_done(sqlite3 *db, sqlite3_stmt *st) {
-  int r = sqlite3_step(st) == SQLITE_DONE ? 0 : sql_fail(db);
-  sqlite3_finalize(st);
-  return r;
-}
-
-static int exec_sql(sqlite3 *db, const char *sql) {
-  return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : sql_fail(db);
-}
-
-static json_t *column_string(sqlite3_stmt *st, int col) {
-  if (sqlite3_column_type(st, col) == SQLITE_NULL) return json_null();
-  const char *t = (const char *)sqlite3_column_text(st, col);
-  json_t *j = json_stringn(t ? t : "", (size_t)sqlite3_column_bytes(st, col));
-  return j ? j : json_null();
-}
 
 /* ---- the domain generation ------------------------------------------------------------ */
 
-int directory_domain_current(store_t *store, int64_t *generation, char **name) {
-  sqlite3 *db = store_db(store);
-  sqlite3_stmt *st;
+int directory_domain_current(store_txn_t *t, int64_t *generation, char **name) {
+  char buf[256];
   *generation = 0;
   if (name) *name = NULL;
-  int r = prepare(db, "SELECT generation, name FROM domains ORDER BY generation DESC LIMIT 1", &st);
-  if (r < 0) return r;
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    *generation = sqlite3_column_int64(st, 0);
-    if (name && !(*name = strdup((const char *)sqlite3_column_text(st, 1)))) r = -ENOMEM;
-  } else {
-    r = rc == SQLITE_DONE ? -ENOENT : sql_fail(db);
-  }
-  sqlite3_finalize(st);
+  int r = store_domain_current(t, generation, buf, sizeof buf);
+  if (r == 0 && name && !(*name = strdup(buf))) r = -ENOMEM;
   return r;
 }
 
-/* The current generation and domain name, the name copied into buf. */
-static int domain_current_copy(store_t *store, int64_t *generation, char *buf, size_t len) {
-  char *name = NULL;
-  int r = directory_domain_current(store, generation, &name);
-  if (r < 0) return r;
-  snprintf(buf, len, "%s", name);
-  free(name);
-  return 0;
-}
+typedef struct sync_ctx {
+  const char *domain, *actor;
+  bool changed;
+} sync_ctx_t;
 
-static int insert_generation(sqlite3 *db, int64_t generation, const char *name, const char *actor) {
-  sqlite3_stmt *st;
-  int r = prepare(db, "INSERT INTO domains (generation, name, since, actor) VALUES (?1, ?2, ?3, ?4)",
-                  &st);
-  if (r < 0) return r;
-  char now[32];
-  store_now_rfc3339(now);
-  sqlite3_bind_int64(st, 1, generation);
-  sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 4, actor, -1, SQLITE_STATIC);
-  return step_done(db, st);
+static int sync_txn(store_txn_t *t, void *vctx) {
+  sync_ctx_t *c = vctx;
+  c->changed = false;
+  int64_t gen = 0;
+  char name[256];
+  int r = store_domain_current(t, &gen, name, sizeof name);
+  if (r == -ENOENT) return store_domain_add(t, 1, c->domain, c->actor);
+  if (r < 0 || strcmp(name, c->domain) == 0) return r;
+  r = store_domain_add(t, gen + 1, c->domain, c->actor);
+  c->changed = r == 0;
+  return r;
 }
 
 int directory_sync_domain(store_t *store, const char *domain, const char *actor, bool *changed) {
-  *changed = false;
-  store_lock(store);
-  sqlite3 *db = store_db(store);
-  int r = store_begin(store);
-  int64_t gen = 0;
-  char *name = NULL;
-  if (r == 0) {
-    r = directory_domain_current(store, &gen, &name);
-    if (r == -ENOENT) {
-      r = insert_generation(db, 1, domain, actor);
-    } else if (r == 0 && strcmp(name, domain) != 0) {
-      r = insert_generation(db, gen + 1, domain, actor);
-      *changed = r == 0;
-    }
-  }
-  if (r == 0) r = store_commit(store);
-  if (r < 0) {
-    store_rollback(store);
-    *changed = false;
-  }
-  store_unlock(store);
-  free(name);
-  return r;
-}
-
-static int count_query(sqlite3 *db, const char *sql, int64_t param, int64_t *out) {
-  sqlite3_stmt *st;
-  int r = prepare(db, sql, &st);
-  if (r < 0) return r;
-  if (sqlite3_bind_parameter_count(st) > 0) sqlite3_bind_int64(st, 1, param);
-  if (sqlite3_step(st) == SQLITE_ROW)
-    *out = sqlite3_column_int64(st, 0);
-  else
-    r = sql_fail(db);
-  sqlite3_finalize(st);
+  sync_ctx_t c = {.domain = domain, .actor = actor};
+  int r = store_run_txn(store, "record the domain", sync_txn, &c);
+  *changed = r == 0 && c.changed;
   return r;
 }
 
@@ -361,67 +267,65 @@ void directory_domain_counts_clear(directory_domain_counts_t *c) {
   c->samples = NULL;
 }
 
-int directory_domain_count(store_t *store, const char *new_domain, size_t samples,
-                           directory_domain_counts_t *out) {
-  memset(out, 0, sizeof *out);
-  sqlite3 *db = store_db(store);
-  int r = domain_current_copy(store, &out->generation, out->old_domain, sizeof out->old_domain);
-  if (r < 0) return r;
-  if ((r = count_query(db, "SELECT count(*) FROM users", 0, &out->users)) < 0 ||
-      (r = count_query(db, "SELECT count(*) FROM devices WHERE generation = ?1", out->generation,
-                       &out->mobile_devices)) < 0 ||
-      (r = count_query(db, "SELECT count(*) FROM subscriptions", 0, &out->subscriptions)) < 0)
-    return r;
-  if (!(out->samples = json_array())) return -ENOMEM;
-  sqlite3_stmt *st;
-  if ((r = prepare(db, "SELECT name FROM users ORDER BY name LIMIT ?1", &st)) < 0) return r;
-  sqlite3_bind_int64(st, 1, (int64_t)samples);
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const char *n = (const char *)sqlite3_column_text(st, 0);
-    char a[400], b[400];
-    snprintf(a, sizeof a, "%s@%s", n, out->old_domain);
-    snprintf(b, sizeof b, "%s@%s", n, new_domain);
-    if (json_array_append_new(out->samples, json_pack("{s:s, s:s}", "old", a, "new", b)) < 0) {
-      r = -ENOMEM;
-      break;
-    }
-  }
-  if (r == 0 && rc != SQLITE_DONE) r = sql_fail(db);
-  sqlite3_finalize(st);
-  return r;
+typedef struct samples_ctx {
+  json_t *list;
+  const char *old_domain, *new_domain;
+  int error;
+} samples_ctx_t;
+
+static void add_sample(const char *name, void *vctx) {
+  samples_ctx_t *c = vctx;
+  char a[400], b[400];
+  snprintf(a, sizeof a, "%s@%s", name ? name : "", c->old_domain);
+  snprintf(b, sizeof b, "%s@%s", name ? name : "", c->new_domain);
+  if (json_array_append_new(c->list, json_pack("{s:s, s:s}", "old", a, "new", b)) < 0)
+    c->error = -ENOMEM;
 }
 
-int directory_domain_advance(store_t *store, int64_t expected, const char *new_domain,
+int directory_domain_count(store_txn_t *t, const char *new_domain, size_t samples,
+                           directory_domain_counts_t *out) {
+  memset(out, 0, sizeof *out);
+  int r = store_domain_current(t, &out->generation, out->old_domain, sizeof out->old_domain);
+  if (r < 0) return r;
+  store_domain_counts_t n;
+  if ((r = store_domain_counts(t, out->generation, &n)) < 0) return r;
+  out->users = n.users;
+  out->mobile_devices = n.mobile_devices;
+  out->subscriptions = n.subscriptions;
+  if (!(out->samples = json_array())) return -ENOMEM;
+  samples_ctx_t c = {.list = out->samples, .old_domain = out->old_domain,
+                     .new_domain = new_domain};
+  r = store_user_names(t, (int64_t)samples, add_sample, &c);
+  return r < 0 ? r : c.error;
+}
+
+int directory_domain_advance(store_txn_t *t, int64_t expected, const char *new_domain,
                              const char *actor) {
   int64_t gen;
-  int r = directory_domain_current(store, &gen, NULL);
+  char name[256];
+  int r = store_domain_current(t, &gen, name, sizeof name);
   if (r < 0) return r;
   if (gen != expected) return -ESTALE;
-  return insert_generation(store_db(store), gen + 1, new_domain, actor);
+  return store_domain_add(t, gen + 1, new_domain, actor);
 }
 
 /* ---- users ------------------------------------------------------------------------------ */
 
-#define USER_COLUMNS_OF(t)                                                                       \
-  t "name, " t "display_name, " t "windows_account, " t "enabled, " t "password_hash IS NOT "    \
-  "NULL, " t "created_at, " t "updated_at"
-#define USER_COLUMNS USER_COLUMNS_OF("")
+static json_t *opt_string(bool has, const char *s) { return has ? json_string(s) : json_null(); }
 
-/* Builds a user document from USER_COLUMNS starting at column `c`. */
-static json_t *user_doc(sqlite3_stmt *st, int c, const char *domain) {
-  const char *name = (const char *)sqlite3_column_text(st, c);
+/* A user document for the API. */
+static json_t *user_doc(const store_user_t *u, const char *domain) {
   char addr[400];
-  snprintf(addr, sizeof addr, "%s@%s", name ? name : "", domain);
-  return json_pack("{s:o, s:o, s:o, s:b, s:b, s:s, s:s, s:o, s:o}", "name", column_string(st, c),
-                   "display_name", column_string(st, c + 1), "windows_account",
-                   column_string(st, c + 2), "enabled", sqlite3_column_int(st, c + 3) != 0,
-                   "has_password", sqlite3_column_int(st, c + 4) != 0, "login", addr,
-                   "im_address", addr, "created_at", column_string(st, c + 5), "updated_at",
-                   column_string(st, c + 6));
+  snprintf(addr, sizeof addr, "%s@%s", u->name, domain);
+  return json_pack("{s:s, s:o, s:o, s:b, s:b, s:s, s:s, s:s, s:s}", "name", u->name,
+                   "display_name", opt_string(u->has_display_name, u->display_name),
+                   "windows_account", opt_string(u->has_windows_account, u->windows_account),
+                   "enabled", u->enabled, "has_password", u->has_password, "login", addr,
+                   "im_address", addr, "created_at", u->created_at, "updated_at",
+                   u->updated_at);
 }
 
-/* (locked) The local part for a user reference: "alice", or "alice@<current domain>". */
+/* The local part for a user reference: "alice", or "alice@<current domain>". */
 static int resolve_name(const char *ref, const char *domain, char *out, size_t outlen) {
   const char *at = strrchr(ref, '@');
   size_t n = at ? (size_t)(at - ref) : strlen(ref);
@@ -433,66 +337,45 @@ static int resolve_name(const char *ref, const char *domain, char *out, size_t o
   return 0;
 }
 
-/* (locked) The local part of a user reference under the current domain. */
-static int current_local_name(store_t *store, const char *ref, char *out, size_t outlen) {
+/* The local part of a user reference under the current domain. */
+static int current_local_name(store_txn_t *t, const char *ref, char *out, size_t outlen,
+                              char *domain, size_t domainlen) {
   int64_t gen;
-  char *domain = NULL;
-  int r = directory_domain_current(store, &gen, &domain);
-  if (r == 0) r = resolve_name(ref, domain, out, outlen);
-  free(domain);
-  return r;
+  int r = store_domain_current(t, &gen, domain, domainlen);
+  return r < 0 ? r : resolve_name(ref, domain, out, outlen);
 }
 
-/* (locked) The user in the one row that `sql` (USER_COLUMNS, ?1 = key) finds; -ENOENT when
- * none. */
-static int user_by(sqlite3 *db, const char *sql, const char *key, const char *domain,
-                   json_t **user) {
-  sqlite3_stmt *st;
-  int r = prepare(db, sql, &st);
-  if (r < 0) return r;
-  sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW)
-    r = (*user = user_doc(st, 0, domain)) ? 0 : -ENOMEM;
-  else
-    r = rc == SQLITE_DONE ? -ENOENT : sql_fail(db);
-  sqlite3_finalize(st);
-  return r;
-}
-
-/* (locked) */
-static int get_user_locked(store_t *store, const char *ref, json_t **user) {
-  int64_t gen;
-  char *domain = NULL;
-  int r = directory_domain_current(store, &gen, &domain);
-  if (r < 0) return r;
-  char name[DIRECTORY_NAME_MAX + 1];
-  if ((r = resolve_name(ref, domain, name, sizeof name)) == 0)
-    r = user_by(store_db(store), "SELECT " USER_COLUMNS " FROM users WHERE name = ?1", name,
-                domain, user);
-  free(domain);
+static int get_user_in(store_txn_t *t, const char *ref, json_t **user) {
+  char name[DIRECTORY_NAME_MAX + 1], domain[256];
+  int r = current_local_name(t, ref, name, sizeof name, domain, sizeof domain);
+  store_user_t u;
+  if (r == 0) r = store_user_get(t, name, &u);
+  if (r == 0 && !(*user = user_doc(&u, domain))) r = -ENOMEM;
   return r;
 }
 
 int directory_user_get(store_t *store, const char *name, json_t **user) {
   *user = NULL;
-  store_lock(store);
-  int r = get_user_locked(store, name, user);
-  store_unlock(store);
+  store_txn_t *t;
+  int r = store_read_begin(store, "read a user", &t);
+  if (r < 0) return r;
+  r = get_user_in(t, name, user);
+  store_read_end(t);
   return r;
 }
 
 int directory_find_by_windows_account(store_t *store, const char *account, json_t **user) {
   *user = NULL;
-  store_lock(store);
+  store_txn_t *t;
+  int r = store_read_begin(store, "find a Windows account", &t);
+  if (r < 0) return r;
   int64_t gen;
-  char *domain = NULL;
-  int r = directory_domain_current(store, &gen, &domain);
-  if (r == 0)
-    r = user_by(store_db(store), "SELECT " USER_COLUMNS " FROM users WHERE windows_account = ?1",
-                account, domain, user);
-  store_unlock(store);
-  free(domain);
+  char domain[256];
+  store_user_t u;
+  r = store_domain_current(t, &gen, domain, sizeof domain);
+  if (r == 0) r = store_user_by_windows_account(t, account, &u);
+  if (r == 0 && !(*user = user_doc(&u, domain))) r = -ENOMEM;
+  store_read_end(t);
   return r;
 }
 
@@ -513,7 +396,7 @@ static void user_input_clear(user_input_t *u) {
 
 /* Validates an API object; hashes the password. `create` requires a name and
  * refuses nulls for it. */
-static int user_input_parse(const json_t *in, bool create, user_input_t *u, directory_error_t *err) {
+static int user_input_parse(const json_t *in, bool create, user_input_t *u, problem_t *err) {
   memset(u, 0, sizeof *u);
   if (!json_is_object(in)) {
     set_detail(err, "The request body must be a JSON object describing the user.");
@@ -582,154 +465,93 @@ static int user_input_parse(const json_t *in, bool create, user_input_t *u, dire
   return 0;
 }
 
-/* Which unique constraint a failed write hit, as an API field name. */
-static const char *conflict_field(sqlite3 *db) {
-  const char *m = sqlite3_errmsg(db);
-  if (strstr(m, "windows_account")) return "windows_account";
-  if (strstr(m, "remote")) return "remote";
-  return "name";
+/* What a validated API object writes. */
+static store_user_write_t user_write_of(const user_input_t *u) {
+  return (store_user_write_t){
+      .set_name = u->has_name, .name = u->name,
+      .set_display_name = u->has_display, .display_name = u->display,
+      .set_windows_account = u->has_windows, .windows_account = u->windows,
+      .set_password_hash = u->has_password, .password_hash = u->password_hash,
+      .set_enabled = u->has_enabled, .enabled = u->enabled};
 }
 
-static void conflict_error(sqlite3 *db, directory_error_t *err, const char *name,
+static void conflict_error(problem_t *err, const char *field, const char *name,
                            const char *windows, size_t row, size_t line) {
-  const char *f = conflict_field(db);
-  if (strcmp(f, "windows_account") == 0)
-    add_error(err, f, row, line, "The Windows account %s belongs to another user already%s.",
-              windows ? windows : "", row ? " (or to an earlier row)" : "");
+  if (field && strcmp(field, "windows_account") == 0)
+    add_error(err, "windows_account", row, line,
+              "The Windows account %s belongs to another user already%s.", windows ? windows : "",
+              row ? " (or to an earlier row)" : "");
   else
-    add_error(err, f, row, line, "A user named %s exists already%s.", name ? name : "",
+    add_error(err, "name", row, line, "A user named %s exists already%s.", name ? name : "",
               row ? " (or an earlier row has the same name)" : "");
 }
 
-/* Steps the INSERT or UPDATE of a user; a taken name or Windows account becomes a field error
- * and a detail saying the user was not `what` ("created", "changed"). */
-static int user_write(sqlite3 *db, sqlite3_stmt *st, const user_input_t *u, const char *what,
-                      directory_error_t *err) {
-  if (sqlite3_step(st) == SQLITE_DONE) return 0;
-  int r = sql_fail(db);
-  if (r == -EEXIST) {
-    conflict_error(db, err, u->name, u->windows, 0, 0);
-    set_detail(err, "The user was not %s: the %s is taken.", what, conflict_field(db));
+typedef struct user_txn {
+  const user_input_t *in;
+  const char *ref; /* update: the user as named in the request */
+  json_t *user;
+  problem_t *err;
+  bool update;
+} user_txn_t;
+
+static int user_txn(store_txn_t *t, void *vctx) {
+  user_txn_t *c = vctx;
+  json_decref(c->user);
+  c->user = NULL;
+  store_user_write_t w = user_write_of(c->in);
+  const char *conflict = NULL, *name = c->in->name;
+  char local[DIRECTORY_NAME_MAX + 1], domain[256];
+  int r;
+  if (c->update) {
+    if ((r = current_local_name(t, c->ref, local, sizeof local, domain, sizeof domain)) < 0)
+      return r;
+    r = store_user_update(t, local, &w, &conflict);
+    if (!c->in->has_name) name = local;
+  } else {
+    r = store_user_insert(t, &w, &conflict);
   }
+  if (r == -EEXIST) {
+    conflict_error(c->err, conflict, c->in->name, c->in->windows, 0, 0);
+    set_detail(c->err, "The user was not %s: the %s is taken.", c->update ? "changed" : "created",
+               conflict ? conflict : "name");
+  }
+  return r < 0 ? r : get_user_in(t, name, &c->user);
+}
+
+static int user_write(store_t *store, const char *ref, const json_t *in, bool update,
+                      json_t **user, problem_t *err) {
+  *user = NULL;
+  user_input_t u;
+  int r = user_input_parse(in, !update, &u, err);
+  if (r == 0) {
+    user_txn_t c = {.in = &u, .ref = ref, .err = err, .update = update};
+    r = store_run_txn(store, update ? "change a user" : "create a user", user_txn, &c);
+    if (r == 0)
+      *user = c.user;
+    else
+      json_decref(c.user);
+  }
+  user_input_clear(&u);
   return r;
 }
 
-int directory_user_create(store_t *store, const json_t *in, json_t **user, directory_error_t *err) {
-  *user = NULL;
-  user_input_t u;
-  int r = user_input_parse(in, true, &u, err);
-  if (r < 0) {
-    user_input_clear(&u);
-    return r;
-  }
-  store_lock(store);
-  sqlite3 *db = store_db(store);
-  sqlite3_stmt *st;
-  if ((r = prepare(db,
-                   "INSERT INTO users (name, display_name, windows_account, password_hash, "
-                   "enabled, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-                   &st)) == 0) {
-    char now[32];
-    store_now_rfc3339(now);
-    sqlite3_bind_text(st, 1, u.name, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 2, u.display);
-    bind_text_or_null(st, 3, u.windows);
-    bind_text_or_null(st, 4, u.password_hash);
-    sqlite3_bind_int(st, 5, u.has_enabled ? u.enabled : 1);
-    sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-    r = user_write(db, st, &u, "created", err);
-    sqlite3_finalize(st);
-  }
-  if (r == 0) r = get_user_locked(store, u.name, user);
-  store_unlock(store);
-  user_input_clear(&u);
-  return r;
+int directory_user_create(store_t *store, const json_t *in, json_t **user, problem_t *err) {
+  return user_write(store, NULL, in, false, user, err);
 }
 
 int directory_user_update(store_t *store, const char *name, const json_t *patch, json_t **user,
-                          directory_error_t *err) {
-  *user = NULL;
-  user_input_t u;
-  int r = user_input_parse(patch, false, &u, err);
-  if (r < 0) {
-    user_input_clear(&u);
-    return r;
-  }
-  store_lock(store);
-  sqlite3 *db = store_db(store);
-  char local[DIRECTORY_NAME_MAX + 1];
-  sqlite3_stmt *st = NULL;
-  if ((r = current_local_name(store, name, local, sizeof local)) < 0) goto out;
-  /* One statement whatever the fields: each "has" flag picks new or old. */
-  if ((r = prepare(db,
-                   "UPDATE users SET "
-                   "name = CASE WHEN ?1 THEN ?2 ELSE name END, "
-                   "display_name = CASE WHEN ?3 THEN ?4 ELSE display_name END, "
-                   "windows_account = CASE WHEN ?5 THEN ?6 ELSE windows_account END, "
-                   "password_hash = CASE WHEN ?7 THEN ?8 ELSE password_hash END, "
-                   "enabled = CASE WHEN ?9 THEN ?10 ELSE enabled END, "
-                   "updated_at = ?11 WHERE name = ?12",
-                   &st)) < 0)
-    goto out;
-  char now[32];
-  store_now_rfc3339(now);
-  sqlite3_bind_int(st, 1, u.has_name);
-  bind_text_or_null(st, 2, u.name);
-  sqlite3_bind_int(st, 3, u.has_display);
-  bind_text_or_null(st, 4, u.display);
-  sqlite3_bind_int(st, 5, u.has_windows);
-  bind_text_or_null(st, 6, u.windows);
-  sqlite3_bind_int(st, 7, u.has_password);
-  bind_text_or_null(st, 8, u.password_hash);
-  sqlite3_bind_int(st, 9, u.has_enabled);
-  sqlite3_bind_int(st, 10, u.enabled);
-  sqlite3_bind_text(st, 11, now, -1, SQLITE_STATIC);
-  sqlite3_bind_text(st, 12, local, -1, SQLITE_STATIC);
-  if ((r = user_write(db, st, &u, "changed", err)) < 0) goto out;
-  if (sqlite3_changes(db) == 0) {
-    r = -ENOENT;
-    goto out;
-  }
-  r = get_user_locked(store, u.has_name ? u.name : local, user);
-out:
-  sqlite3_finalize(st);
-  store_unlock(store);
-  user_input_clear(&u);
-  return r;
+                          problem_t *err) {
+  return user_write(store, name, patch, true, user, err);
+}
+
+static int delete_txn(store_txn_t *t, void *ref) {
+  char local[DIRECTORY_NAME_MAX + 1], domain[256];
+  int r = current_local_name(t, ref, local, sizeof local, domain, sizeof domain);
+  return r < 0 ? r : store_user_delete(t, local);
 }
 
 int directory_user_delete(store_t *store, const char *name) {
-  store_lock(store);
-  sqlite3 *db = store_db(store);
-  char local[DIRECTORY_NAME_MAX + 1];
-  sqlite3_stmt *st = NULL;
-  int r = current_local_name(store, name, local, sizeof local);
-  if (r == 0 && (r = prepare(db, "DELETE FROM users WHERE name = ?1", &st)) == 0) {
-    sqlite3_bind_text(st, 1, local, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE)
-      r = sql_fail(db);
-    else if (sqlite3_changes(db) == 0)
-      r = -ENOENT;
-  }
-  sqlite3_finalize(st);
-  store_unlock(store);
-  return r;
-}
-
-/* "%q%" with LIKE's wildcards escaped by '\'. */
-static char *like_pattern(const char *q) {
-  size_t n = strlen(q);
-  char *p = malloc(2 * n + 3);
-  if (!p) return NULL;
-  size_t o = 0;
-  p[o++] = '%';
-  for (size_t i = 0; i < n; i++) {
-    if (q[i] == '%' || q[i] == '_' || q[i] == '\\') p[o++] = '\\';
-    p[o++] = q[i];
-  }
-  p[o++] = '%';
-  p[o] = '\0';
-  return p;
+  return store_run_txn(store, "delete a user", delete_txn, (void *)name);
 }
 
 /* The list answer {total, offset, limit, <key>: items}; takes items. r < 0 drops them. */
@@ -748,72 +570,39 @@ static int64_t clamp_limit(int64_t limit) {
   return limit < 1 ? 1 : limit > DIRECTORY_LIST_LIMIT_MAX ? DIRECTORY_LIST_LIMIT_MAX : limit;
 }
 
+typedef struct list_ctx {
+  json_t *items;
+  const char *domain;
+  int error;
+} list_ctx_t;
+
+static void list_user(const store_user_t *u, void *vctx) {
+  list_ctx_t *c = vctx;
+  if (json_array_append_new(c->items, user_doc(u, c->domain)) < 0) c->error = -ENOMEM;
+}
+
 int directory_user_list(store_t *store, const char *q, int64_t offset, int64_t limit,
                         json_t **page) {
   *page = NULL;
   if (offset < 0) offset = 0;
   limit = clamp_limit(limit);
   if (q && !*q) q = NULL;
-  char *pattern = q ? like_pattern(q) : NULL;
   json_t *users = json_array();
-  if ((q && !pattern) || !users) {
-    free(pattern);
-    json_decref(users);
-    return -ENOMEM;
-  }
-  store_lock(store);
-  sqlite3 *db = store_db(store);
+  if (!users) return -ENOMEM;
+  store_txn_t *t;
+  int r = store_read_begin(store, "list users", &t);
+  if (r < 0) return make_page(r, 0, offset, limit, "users", users, page);
   int64_t gen, total = 0;
-  char *domain = NULL;
-  sqlite3_stmt *st = NULL;
+  char domain[256];
   char exact[DIRECTORY_NAME_MAX + 1] = "";
-  int r = exec_sql(db, "BEGIN");
-  if (r == 0) r = directory_domain_current(store, &gen, &domain);
-  if (r < 0) goto out;
+  r = store_domain_current(t, &gen, domain, sizeof domain);
   /* "alice@<current domain>" finds alice by her login name. */
-  if (q && strchr(q, '@') && resolve_name(q, domain, exact, sizeof exact) < 0) exact[0] = '\0';
-  static const char where[] =
-      " WHERE ?1 IS NULL OR name LIKE ?1 ESCAPE '\\' OR display_name LIKE ?1 ESCAPE '\\' "
-      "OR windows_account LIKE ?1 ESCAPE '\\' OR name = ?2";
-  {
-    char sql[512];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM users%s", q ? where : "");
-    if ((r = prepare(db, sql, &st)) < 0) goto out;
-    if (q) {
-      sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 2, exact, -1, SQLITE_STATIC);
-    }
-    if (sqlite3_step(st) == SQLITE_ROW)
-      total = sqlite3_column_int64(st, 0);
-    else
-      r = sql_fail(db);
-    sqlite3_finalize(st);
-    st = NULL;
-    if (r < 0) goto out;
-    snprintf(sql, sizeof sql, "SELECT " USER_COLUMNS " FROM users%s ORDER BY name LIMIT ?3 OFFSET ?4",
-             q ? where : " WHERE ?1 IS NULL AND ?2 IS NULL");
-    if ((r = prepare(db, sql, &st)) < 0) goto out;
-    if (q) {
-      sqlite3_bind_text(st, 1, pattern, -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 2, exact, -1, SQLITE_STATIC);
-    }
-    sqlite3_bind_int64(st, 3, limit);
-    sqlite3_bind_int64(st, 4, offset);
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      if (json_array_append_new(users, user_doc(st, 0, domain)) < 0) {
-        r = -ENOMEM;
-        break;
-      }
-    }
-    if (r == 0 && rc != SQLITE_DONE) r = sql_fail(db);
-  }
-out:
-  sqlite3_finalize(st);
-  store_rollback(store); /* ends the read transaction */
-  store_unlock(store);
-  free(domain);
-  free(pattern);
+  if (r == 0 && q && strchr(q, '@') && resolve_name(q, domain, exact, sizeof exact) < 0)
+    exact[0] = '\0';
+  list_ctx_t c = {.items = users, .domain = domain};
+  if (r == 0) r = store_user_list(t, q, exact, offset, limit, &total, list_user, &c);
+  if (r == 0) r = c.error;
+  store_read_end(t);
   return make_page(r, total, offset, limit, "users", users, page);
 }
 
@@ -874,7 +663,7 @@ void directory_batch_free(directory_batch_t *b) {
 /* Checks one row given as column texts (NULL: absent or empty) and appends
  * it to the batch. Errors go to err and the row is dropped. */
 static int add_row(directory_batch_t *b, const char *const vals[ROW_FIELDS], size_t row,
-                   size_t line, directory_error_t *err) {
+                   size_t line, problem_t *err) {
   const import_kind_t *k = &kinds[b->kind];
   import_row_t r = {.enabled = true, .line = (uint32_t)line};
   bool bad = false;
@@ -948,11 +737,11 @@ static int add_row(directory_batch_t *b, const char *const vals[ROW_FIELDS], siz
   return 0;
 }
 
-static bool too_many_errors(const directory_error_t *err) {
+static bool too_many_errors(const problem_t *err) {
   return error_count(err) >= DIRECTORY_IMPORT_ERRORS_MAX;
 }
 
-static int parse_json_rows(directory_batch_t *b, const json_t *arr, directory_error_t *err) {
+static int parse_json_rows(directory_batch_t *b, const json_t *arr, problem_t *err) {
   const import_kind_t *k = &kinds[b->kind];
   size_t i;
   json_t *obj;
@@ -1125,7 +914,7 @@ static int csv_next(csv_reader_t *c, size_t *line, char *msg, size_t msglen) {
 static const char *csv_field(const csv_reader_t *c, size_t i) { return c->buf + c->offs[i]; }
 
 static int parse_csv_rows(directory_batch_t *b, const char *data, size_t len,
-                          directory_error_t *err) {
+                          problem_t *err) {
   const import_kind_t *k = &kinds[b->kind];
   csv_reader_t c = {.p = data, .end = data + len, .line = 1};
   if (len >= 3 && memcmp(data, "\xEF\xBB\xBF", 3) == 0) c.p += 3; /* Excel writes a BOM */
@@ -1215,7 +1004,7 @@ out:
 }
 
 int directory_import_parse(directory_import_kind_t kind, const char *data, size_t len, bool csv,
-                           directory_batch_t **out, directory_error_t *err) {
+                           directory_batch_t **out, problem_t *err) {
   *out = NULL;
   if ((unsigned)kind >= sizeof kinds / sizeof kinds[0]) return -EINVAL;
   directory_batch_t *b = calloc(1, sizeof *b);
@@ -1273,10 +1062,74 @@ static const char *row_user_local(char *buf, size_t len, const char *ref) {
   return buf;
 }
 
+typedef struct import_txn {
+  directory_batch_t *b;
+  problem_t *err;
+} import_txn_t;
+
+static int import_txn(store_txn_t *t, void *vctx) {
+  import_txn_t *c = vctx;
+  directory_batch_t *b = c->b;
+  /* A retried transaction reports only its own errors. */
+  problem_clear(c->err);
+  int64_t gen = 0;
+  char domain[256];
+  int r = store_domain_current(t, &gen, domain, sizeof domain);
+  if (r < 0) return r;
+  for (size_t i = 0; i < b->count; i++) {
+    import_row_t *row = &b->rows[i];
+    size_t rowno = i + 1;
+    char local[DIRECTORY_NAME_MAX + 2];
+    const char *conflict = NULL;
+    if (b->kind == DIRECTORY_IMPORT_USERS) {
+      store_user_write_t w = {.set_name = true, .name = row->f[0],
+                              .set_display_name = true, .display_name = row->f[1],
+                              .set_windows_account = true, .windows_account = row->f[2],
+                              .set_password_hash = true, .password_hash = row->f[3],
+                              .set_enabled = true, .enabled = row->enabled};
+      r = store_user_insert(t, &w, &conflict);
+      if (r == -EEXIST) {
+        conflict_error(c->err, conflict, row->f[0], row->f[2], rowno, row->line);
+        r = -EINVAL;
+      }
+    } else {
+      const char *at = strrchr(row->f[0], '@');
+      if (at && strcasecmp(at + 1, domain) != 0) {
+        add_error(c->err, "user", rowno, row->line,
+                  "%s is not an address of this server's domain %s; write the user's name.",
+                  row->f[0], domain);
+        r = -EINVAL;
+        break;
+      }
+      row_user_local(local, sizeof local, row->f[0]);
+      if (b->kind == DIRECTORY_IMPORT_SUBSCRIPTIONS)
+        r = store_subscription_insert(t, local, row->f[1], row->f[2] ? row->f[2] : "active", gen);
+      else
+        r = store_contact_insert(t, local, row->f[1], row->f[2]);
+      if (r == -EEXIST) {
+        add_error(c->err, "remote", rowno, row->line,
+                  "%s has a %s for %s already (or an earlier row has).", local,
+                  kinds[b->kind].what, row->f[1]);
+        r = -EINVAL;
+      } else if (r == -ENOENT) {
+        add_error(c->err, "user", rowno, row->line, "There is no user named %s.", local);
+        r = -EINVAL;
+      }
+    }
+    if (r < 0) break;
+  }
+  if (r == -EINVAL && !c->err->detail[0])
+    set_detail(c->err, "The import was refused at row %zu; nothing was imported.",
+               error_count(c->err) ? (size_t)json_integer_value(json_object_get(
+                                         json_array_get(c->err->errors, 0), "row"))
+                                   : 0);
+  return r;
+}
+
 int directory_import_apply(store_t *store, directory_batch_t *b, int64_t *imported,
-                           directory_error_t *err) {
+                           problem_t *err) {
   *imported = 0;
-  /* Hashing is the slow part: done before the store is locked. */
+  /* Hashing is the slow part: done before the transaction begins. */
   if (b->kind == DIRECTORY_IMPORT_USERS) {
     for (size_t i = 0; i < b->count; i++) {
       char *pw = b->rows[i].f[3];
@@ -1289,90 +1142,39 @@ int directory_import_apply(store_t *store, directory_batch_t *b, int64_t *import
       if (r < 0) return r;
     }
   }
-  store_lock(store);
-  sqlite3 *db = store_db(store);
-  sqlite3_stmt *st = NULL;
-  int64_t gen = 0;
-  char *domain = NULL;
-  int r = store_begin(store);
-  if (r == 0) r = directory_domain_current(store, &gen, &domain);
-  if (r < 0) goto out;
-  static const char *const sql[] = {
-      [DIRECTORY_IMPORT_USERS] =
-          "INSERT INTO users (name, display_name, windows_account, password_hash, enabled, "
-          "created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-      [DIRECTORY_IMPORT_SUBSCRIPTIONS] =
-          "INSERT INTO subscriptions (user_id, remote, state, generation, created_at) "
-          "SELECT id, ?2, ?3, ?5, ?6 FROM users WHERE name = ?1",
-      [DIRECTORY_IMPORT_CONTACTS] =
-          "INSERT INTO contacts (user_id, remote, display_name, created_at) "
-          "SELECT id, ?2, ?3, ?6 FROM users WHERE name = ?1",
-  };
-  if ((r = prepare(db, sql[b->kind], &st)) < 0) goto out;
-  char now[32];
-  store_now_rfc3339(now);
-  for (size_t i = 0; i < b->count; i++) {
-    import_row_t *row = &b->rows[i];
-    size_t rowno = i + 1;
-    char local[DIRECTORY_NAME_MAX + 2];
-    sqlite3_reset(st);
-    if (b->kind == DIRECTORY_IMPORT_USERS) {
-      sqlite3_bind_text(st, 1, row->f[0], -1, SQLITE_STATIC);
-      bind_text_or_null(st, 2, row->f[1]);
-      bind_text_or_null(st, 3, row->f[2]);
-      bind_text_or_null(st, 4, row->f[3]);
-      sqlite3_bind_int(st, 5, row->enabled);
-    } else {
-      const char *at = strrchr(row->f[0], '@');
-      if (at && strcasecmp(at + 1, domain) != 0) {
-        add_error(err, "user", rowno, row->line, "%s is not an address of this server's domain "
-                  "%s; write the user's name.", row->f[0], domain);
-        r = -EINVAL;
-        goto out;
-      }
-      sqlite3_bind_text(st, 1, row_user_local(local, sizeof local, row->f[0]), -1, SQLITE_STATIC);
-      sqlite3_bind_text(st, 2, row->f[1], -1, SQLITE_STATIC);
-      if (b->kind == DIRECTORY_IMPORT_SUBSCRIPTIONS)
-        sqlite3_bind_text(st, 3, row->f[2] ? row->f[2] : "active", -1, SQLITE_STATIC);
-      else
-        bind_text_or_null(st, 3, row->f[2]);
-      sqlite3_bind_int64(st, 5, gen);
-    }
-    sqlite3_bind_text(st, 6, now, -1, SQLITE_STATIC);
-    if (sqlite3_step(st) != SQLITE_DONE) {
-      r = sql_fail(db);
-      if (r == -EEXIST && b->kind == DIRECTORY_IMPORT_USERS) {
-        conflict_error(db, err, row->f[0], row->f[2], rowno, row->line);
-        r = -EINVAL;
-      } else if (r == -EEXIST) {
-        add_error(err, "remote", rowno, row->line, "%s has a %s for %s already (or an earlier row "
-                  "has).", local, kinds[b->kind].what, row->f[1]);
-        r = -EINVAL;
-      }
-      goto out;
-    }
-    if (b->kind != DIRECTORY_IMPORT_USERS && sqlite3_changes(db) == 0) {
-      add_error(err, "user", rowno, row->line, "There is no user named %s.", local);
-      r = -EINVAL;
-      goto out;
-    }
-  }
-  r = store_commit(store);
+  import_txn_t c = {.b = b, .err = err};
+  int r = store_run_txn(store, "import", import_txn, &c);
   if (r == 0) *imported = (int64_t)b->count;
-out:
-  if (r == -EINVAL && !err->detail[0])
-    set_detail(err, "The import was refused at row %zu; nothing was imported.",
-               error_count(err) ? (size_t)json_integer_value(json_object_get(
-                                      json_array_get(err->errors, 0), "row"))
-                                : 0);
-  sqlite3_finalize(st);
-  if (r < 0) store_rollback(store);
-  store_unlock(store);
-  free(domain);
   return r;
 }
 
 /* ---- federation data: lists -------------------------------------------------------------------- */
+
+typedef struct fed_ctx {
+  json_t *items;
+  const char *domain;
+  bool subscriptions;
+  int error;
+} fed_ctx_t;
+
+static json_t *text_or_null(const char *s) { return s ? json_string(s) : json_null(); }
+
+static void fed_row(const store_federation_row_t *row, void *vctx) {
+  fed_ctx_t *c = vctx;
+  json_t *o;
+  if (c->subscriptions) {
+    char addr[400];
+    snprintf(addr, sizeof addr, "%s@%s", row->user ? row->user : "", c->domain);
+    o = json_pack("{s:o, s:s, s:o, s:o, s:o}", "user", text_or_null(row->user), "im_address",
+                  addr, "remote", text_or_null(row->remote), "state", text_or_null(row->state),
+                  "created_at", text_or_null(row->created_at));
+  } else {
+    o = json_pack("{s:o, s:o, s:o, s:o}", "user", text_or_null(row->user), "remote",
+                  text_or_null(row->remote), "display_name", text_or_null(row->display_name),
+                  "created_at", text_or_null(row->created_at));
+  }
+  if (json_array_append_new(c->items, o) < 0) c->error = -ENOMEM;
+}
 
 /* Shared by the subscription and contact lists: one count and one page. */
 static int federation_list(store_t *store, bool subscriptions, const char *user, const char *state,
@@ -1382,78 +1184,23 @@ static int federation_list(store_t *store, bool subscriptions, const char *user,
   limit = clamp_limit(limit);
   json_t *items = json_array();
   if (!items) return -ENOMEM;
-  store_lock(store);
-  sqlite3 *db = store_db(store);
+  const char *key = subscriptions ? "subscriptions" : "contacts";
+  store_txn_t *t;
+  int r = store_read_begin(store, subscriptions ? "list subscriptions" : "list contacts", &t);
+  if (r < 0) return make_page(r, 0, offset, limit, key, items, page);
   int64_t gen = 0, total = 0;
-  char *domain = NULL;
+  char domain[256];
   char local[DIRECTORY_NAME_MAX + 2] = "";
-  sqlite3_stmt *st = NULL;
-  int r = exec_sql(db, "BEGIN");
-  if (r == 0) r = directory_domain_current(store, &gen, &domain);
-  if (r < 0) goto out;
   if (user && *user) row_user_local(local, sizeof local, user);
-  /* A subscription made under an earlier domain is to be created again. */
-  static const char eff_state[] =
-      "CASE WHEN s.generation < ?3 THEN 'to-be-recreated' ELSE s.state END";
-  char where[400];
-  if (subscriptions)
-    snprintf(where, sizeof where,
-             " FROM subscriptions s JOIN users u ON u.id = s.user_id WHERE (?1 = '' OR u.name = ?1)"
-             " AND (?2 = '' OR %s = ?2)", eff_state);
-  else
-    snprintf(where, sizeof where,
-             " FROM contacts s JOIN users u ON u.id = s.user_id WHERE (?1 = '' OR u.name = ?1)"
-             " AND ?2 = '' AND ?3 = ?3");
-  char sql[900];
-  for (int pass = 0; pass < 2 && r == 0; pass++) {
-    if (pass == 0)
-      snprintf(sql, sizeof sql, "SELECT count(*)%s", where);
-    else if (subscriptions)
-      snprintf(sql, sizeof sql, "SELECT u.name, s.remote, %s, s.created_at%s "
-               "ORDER BY s.id LIMIT ?4 OFFSET ?5", eff_state, where);
-    else
-      snprintf(sql, sizeof sql, "SELECT u.name, s.remote, s.display_name, s.created_at%s "
-               "ORDER BY s.id LIMIT ?4 OFFSET ?5", where);
-    if ((r = prepare(db, sql, &st)) < 0) break;
-    sqlite3_bind_text(st, 1, local, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, state ? state : "", -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, gen);
-    if (pass == 1) {
-      sqlite3_bind_int64(st, 4, limit);
-      sqlite3_bind_int64(st, 5, offset);
-    }
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      if (pass == 0) {
-        total = sqlite3_column_int64(st, 0);
-        continue;
-      }
-      const char *n = (const char *)sqlite3_column_text(st, 0);
-      char addr[400];
-      snprintf(addr, sizeof addr, "%s@%s", n ? n : "", domain);
-      json_t *o = subscriptions
-                      ? json_pack("{s:o, s:s, s:o, s:o, s:o}", "user", column_string(st, 0),
-                                  "im_address", addr, "remote", column_string(st, 1), "state",
-                                  column_string(st, 2), "created_at", column_string(st, 3))
-                      : json_pack("{s:o, s:o, s:o, s:o}", "user", column_string(st, 0), "remote",
-                                  column_string(st, 1), "display_name", column_string(st, 2),
-                                  "created_at", column_string(st, 3));
-      if (json_array_append_new(items, o) < 0) {
-        r = -ENOMEM;
-        break;
-      }
-    }
-    if (r == 0 && rc != SQLITE_DONE) r = sql_fail(db);
-    sqlite3_finalize(st);
-    st = NULL;
-  }
-out:
-  sqlite3_finalize(st);
-  store_rollback(store); /* ends the read transaction */
-  store_unlock(store);
-  free(domain);
-  return make_page(r, total, offset, limit, subscriptions ? "subscriptions" : "contacts", items,
-                   page);
+  fed_ctx_t c = {.items = items, .domain = domain, .subscriptions = subscriptions};
+  r = store_domain_current(t, &gen, domain, sizeof domain);
+  if (r == 0)
+    r = subscriptions ? store_subscription_list(t, local, state, gen, offset, limit, &total,
+                                                fed_row, &c)
+                      : store_contact_list(t, local, offset, limit, &total, fed_row, &c);
+  if (r == 0) r = c.error;
+  store_read_end(t);
+  return make_page(r, total, offset, limit, key, items, page);
 }
 
 int directory_subscription_list(store_t *store, const char *user, const char *state,
@@ -1493,7 +1240,7 @@ typedef struct device_input {
   const char *id, *platform, *push_token;
 } device_input_t;
 
-static int device_parse(const json_t *device, device_input_t *d, directory_error_t *err) {
+static int device_parse(const json_t *device, device_input_t *d, problem_t *err) {
   memset(d, 0, sizeof *d);
   if (!device || json_is_null(device)) return 0;
   if (!json_is_object(device)) {
@@ -1545,6 +1292,7 @@ static int device_parse(const json_t *device, device_input_t *d, directory_error
   return 0;
 }
 
+
 typedef struct login_lookup {
   int64_t user_id;
   char *hash;
@@ -1555,10 +1303,9 @@ typedef struct login_lookup {
   char local[DIRECTORY_NAME_MAX + 1];
 } login_lookup_t;
 
-/* (locked) Finds the user a login name means. -ENOENT when none. */
-static int login_lookup(store_t *store, const char *login, login_lookup_t *out) {
-  sqlite3 *db = store_db(store);
-  int r = domain_current_copy(store, &out->generation, out->domain, sizeof out->domain);
+/* Finds the user a login name means. -ENOENT when none. */
+static int login_lookup(store_txn_t *t, const char *login, login_lookup_t *out) {
+  int r = store_domain_current(t, &out->generation, out->domain, sizeof out->domain);
   if (r < 0) return r;
   const char *at = strrchr(login, '@');
   size_t n = at ? (size_t)(at - login) : strlen(login);
@@ -1570,105 +1317,75 @@ static int login_lookup(store_t *store, const char *login, login_lookup_t *out) 
     char *host = NULL;
     validate_error_t verr;
     if (validate_host(at + 1, HOST_TWO_LABELS, &host, &verr) != 0) return -ENOENT;
-    bool current = strcmp(host, out->domain) == 0;
-    if (!current) {
-      sqlite3_stmt *st;
-      if ((r = prepare(db, "SELECT 1 FROM domains WHERE name = ?1 AND generation < ?2", &st)) < 0) {
-        free(host);
-        return r;
-      }
-      sqlite3_bind_text(st, 1, host, -1, SQLITE_STATIC);
-      sqlite3_bind_int64(st, 2, out->generation);
-      int rc = sqlite3_step(st);
-      sqlite3_finalize(st);
+    if (strcmp(host, out->domain) != 0) {
+      bool was = false;
+      r = store_domain_was(t, host, out->generation, &was);
       free(host);
-      if (rc != SQLITE_ROW) return rc == SQLITE_DONE ? -ENOENT : sql_fail(db);
+      if (r < 0) return r;
+      if (!was) return -ENOENT;
       out->stale_domain = true;
     } else {
       free(host);
     }
   }
-  sqlite3_stmt *st;
-  if ((r = prepare(db, "SELECT id, password_hash, enabled FROM users WHERE name = ?1", &st)) < 0)
-    return r;
-  sqlite3_bind_text(st, 1, out->local, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    out->user_id = sqlite3_column_int64(st, 0);
-    const char *h = (const char *)sqlite3_column_text(st, 1);
-    out->enabled = sqlite3_column_int(st, 2) != 0;
-    if (h && !(out->hash = strdup(h))) r = -ENOMEM;
-  } else {
-    r = rc == SQLITE_DONE ? -ENOENT : sql_fail(db);
+  return store_user_credentials(t, out->local, &out->user_id, &out->hash, &out->enabled);
+}
+
+/* The device row and the token. */
+static int issue_token(store_txn_t *t, const login_lookup_t *who, const device_input_t *dev,
+                       const char *login_used, directory_login_t *out) {
+  int64_t now = now_seconds();
+  char hash[65];
+  free(out->token);
+  out->token = NULL;
+  int r = secret_random_token(32, &out->token);
+  if (r < 0) return r;
+  secret_sha256_hex(out->token, hash);
+  if (dev->id) {
+    if ((r = store_device_put(t, who->user_id, dev->id, dev->platform, dev->push_token,
+                              login_used, who->generation)) < 0)
+      return r;
+    /* One device, one live token: a new login replaces the last one. */
+    if ((r = store_tokens_delete_device(t, who->user_id, dev->id)) < 0) return r;
   }
-  sqlite3_finalize(st);
+  if ((r = store_tokens_purge(t, who->user_id, now)) < 0) return r;
+  out->expires = now + DIRECTORY_TOKEN_SECONDS;
+  return store_token_put(t, hash, who->user_id, dev->id, who->generation, now, out->expires);
+}
+
+typedef struct login_txn {
+  const login_lookup_t *who;
+  const device_input_t *dev;
+  const char *login_used;
+  directory_login_t *out;
+} login_txn_t;
+
+static int login_txn(store_txn_t *t, void *vctx) {
+  login_txn_t *c = vctx;
+  int64_t gen;
+  char domain[256];
+  int r = store_domain_current(t, &gen, domain, sizeof domain);
+  /* The domain changed while the password was checked: the name is stale. */
+  if (r == 0 && gen != c->who->generation) r = -ESTALE;
+  return r < 0 ? r : issue_token(t, c->who, c->dev, c->login_used, c->out);
+}
+
+static int lookup(store_t *store, const char *login, login_lookup_t *who) {
+  store_txn_t *t;
+  int r = store_read_begin(store, "client login", &t);
+  if (r < 0) return r;
+  r = login_lookup(t, login, who);
+  store_read_end(t);
   return r;
 }
 
-/* (locked, in a transaction) The device row and the token. */
-static int issue_token(store_t *store, const login_lookup_t *who, const device_input_t *dev,
-                       const char *login_used, directory_login_t *out) {
-  sqlite3 *db = store_db(store);
-  sqlite3_stmt *st = NULL;
-  char now[32];
-  store_now_rfc3339(now);
-  int64_t t = now_seconds();
-  int r = 0;
-  char hash[65];
-  if ((r = secret_random_token(32, &out->token)) < 0) return r;
-  secret_sha256_hex(out->token, hash);
-  if (dev->id) {
-    if ((r = prepare(db,
-                     "INSERT INTO devices (user_id, device_id, platform, push_token, login, "
-                     "generation, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) "
-                     "ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform, "
-                     "push_token = excluded.push_token, login = excluded.login, "
-                     "generation = excluded.generation, updated_at = excluded.updated_at",
-                     &st)) < 0)
-      return r;
-    sqlite3_bind_int64(st, 1, who->user_id);
-    sqlite3_bind_text(st, 2, dev->id, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, dev->platform, -1, SQLITE_STATIC);
-    bind_text_or_null(st, 4, dev->push_token);
-    sqlite3_bind_text(st, 5, login_used, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 6, who->generation);
-    sqlite3_bind_text(st, 7, now, -1, SQLITE_STATIC);
-    if ((r = step_done(db, st)) < 0) return r;
-    /* One device, one live token: a new login replaces the last one. */
-    if ((r = prepare(db, "DELETE FROM client_tokens WHERE user_id = ?1 AND device_id = ?2", &st)) <
-        0)
-      return r;
-    sqlite3_bind_int64(st, 1, who->user_id);
-    sqlite3_bind_text(st, 2, dev->id, -1, SQLITE_STATIC);
-    if ((r = step_done(db, st)) < 0) return r;
-  }
-  if ((r = prepare(db, "DELETE FROM client_tokens WHERE user_id = ?1 AND expires <= ?2", &st)) < 0)
-    return r;
-  sqlite3_bind_int64(st, 1, who->user_id);
-  sqlite3_bind_int64(st, 2, t);
-  if ((r = step_done(db, st)) < 0) return r;
-  if ((r = prepare(db,
-                   "INSERT INTO client_tokens (token_hash, user_id, device_id, generation, created, "
-                   "expires) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                   &st)) < 0)
-    return r;
-  out->expires = t + DIRECTORY_TOKEN_SECONDS;
-  sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-  sqlite3_bind_int64(st, 2, who->user_id);
-  bind_text_or_null(st, 3, dev->id);
-  sqlite3_bind_int64(st, 4, who->generation);
-  sqlite3_bind_int64(st, 5, t);
-  sqlite3_bind_int64(st, 6, out->expires);
-  return step_done(db, st);
-}
-
-/* (locked, in a transaction) Commits a login or rolls it back, unlocks the store, and drops
- * the token of a login that failed. */
-static int login_finish(store_t *store, int r, directory_login_t *out) {
-  if (r == 0) r = store_commit(store);
-  if (r < 0) store_rollback(store);
-  store_unlock(store);
+/* Issues the token; on failure none is left in *out. */
+static int login_finish(store_t *store, const login_lookup_t *who, const device_input_t *dev,
+                        const char *login_used, directory_login_t *out) {
+  login_txn_t c = {.who = who, .dev = dev, .login_used = login_used, .out = out};
+  int r = store_run_txn(store, "issue a client token", login_txn, &c);
   if (r < 0) {
+    if (out->token) explicit_bzero(out->token, strlen(out->token));
     free(out->token);
     out->token = NULL;
   }
@@ -1676,7 +1393,7 @@ static int login_finish(store_t *store, int r, directory_login_t *out) {
 }
 
 int directory_login(store_t *store, const char *login, const char *password, const json_t *device,
-                    directory_login_t *out, directory_error_t *err) {
+                    directory_login_t *out, problem_t *err) {
   memset(out, 0, sizeof *out);
   device_input_t dev;
   int r = device_parse(device, &dev, err);
@@ -1684,31 +1401,23 @@ int directory_login(store_t *store, const char *login, const char *password, con
   if (!login || !password || strlen(login) > 400) return -EACCES;
 
   login_lookup_t who = {0};
-  store_lock(store);
-  r = login_lookup(store, login, &who);
-  store_unlock(store);
+  r = lookup(store, login, &who);
   if (r < 0 && r != -ENOENT) return r;
 
-  /* Argon2id outside the lock: it is the slow part, and logins must not
-   * queue behind each other on the store. */
+  /* Argon2id outside any transaction: it is the slow part, and logins must
+   * not queue behind each other on the store. */
   pthread_once(&dummy_once, make_dummy_hash);
   const char *hash = who.hash ? who.hash : dummy_hash;
   int v = hash ? secret_password_verify(hash, password) : -EACCES;
   bool ok = r == 0 && who.hash && v == 0 && who.enabled;
   free(who.hash);
+  who.hash = NULL;
   if (!ok) return -EACCES;
   snprintf(out->login, sizeof out->login, "%s@%s", who.local, who.domain);
   if (who.stale_domain) return -ESTALE;
 
-  store_lock(store);
-  int64_t gen;
-  r = store_begin(store);
-  if (r == 0) r = directory_domain_current(store, &gen, NULL);
-  /* The domain changed while the password was checked: the name is stale. */
-  if (r == 0 && gen != who.generation) r = -EAGAIN;
-  if (r == 0) r = issue_token(store, &who, &dev, login, out);
-  r = login_finish(store, r, out);
-  if (r == -EAGAIN) {
+  r = login_finish(store, &who, &dev, login, out);
+  if (r == -ESTALE) {
     set_detail(err, "The server's domain changed just now; log in again.");
     return -EACCES;
   }
@@ -1716,28 +1425,31 @@ int directory_login(store_t *store, const char *login, const char *password, con
 }
 
 int directory_login_windows(store_t *store, const char *name, directory_login_t *out,
-                            directory_error_t *err) {
+                            problem_t *err) {
   memset(out, 0, sizeof *out);
   if (!name || strchr(name, '@')) return -EINVAL;
   login_lookup_t who = {0};
   const device_input_t none = {0};
-  store_lock(store);
-  int r = store_begin(store);
-  if (r == 0) r = login_lookup(store, name, &who);
+  int r = lookup(store, name, &who);
   free(who.hash);
+  who.hash = NULL;
   if (r == -ENOENT || (r == 0 && !who.enabled)) {
     set_detail(err, r == 0 ? "The user %s is disabled; ask the administrator to enable it."
-                           : "There is no user %s any more.", name);
-    r = -EACCES;
+                           : "There is no user %s any more.",
+               name);
+    return -EACCES;
   }
-  if (r == 0) {
-    snprintf(out->login, sizeof out->login, "%s@%s", who.local, who.domain);
-    r = issue_token(store, &who, &none, out->login, out);
+  if (r < 0) return r;
+  snprintf(out->login, sizeof out->login, "%s@%s", who.local, who.domain);
+  r = login_finish(store, &who, &none, out->login, out);
+  if (r == -ESTALE) {
+    set_detail(err, "The server's domain changed just now; log in again.");
+    return -EACCES;
   }
-  return login_finish(store, r, out);
+  return r;
 }
 
-int directory_token_user(store_t *store, const char *token, json_t **user, directory_error_t *err) {
+int directory_token_user(store_t *store, const char *token, json_t **user, problem_t *err) {
   *user = NULL;
   if (!token || !*token || strlen(token) > 256) {
     set_detail(err, "The token is not valid; log in again.");
@@ -1745,63 +1457,44 @@ int directory_token_user(store_t *store, const char *token, json_t **user, direc
   }
   char hash[65];
   secret_sha256_hex(token, hash);
-  store_lock(store);
-  sqlite3 *db = store_db(store);
+  store_txn_t *t;
+  int r = store_read_begin(store, "check a client token", &t);
+  if (r < 0) return r;
   int64_t gen = 0;
-  char *domain = NULL;
-  sqlite3_stmt *st = NULL;
-  int r = directory_domain_current(store, &gen, &domain);
-  if (r < 0) goto out;
-  if ((r = prepare(db,
-                   "SELECT t.device_id, t.generation, t.expires, d.platform, d.login, "
-                   "d.generation, (SELECT name FROM domains WHERE generation = t.generation), "
-                   USER_COLUMNS_OF("u.") " FROM client_tokens t JOIN users u ON u.id = t.user_id "
-                   "LEFT JOIN devices d ON d.user_id = t.user_id AND d.device_id = t.device_id "
-                   "WHERE t.token_hash = ?1",
-                   &st)) < 0)
-    goto out;
-  sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-  int rc = sqlite3_step(st);
-  if (rc != SQLITE_ROW) {
-    r = rc == SQLITE_DONE ? -EACCES : sql_fail(db);
-    if (r == -EACCES) set_detail(err, "The token is not valid (logged out or replaced); log in "
-                                      "again.");
-    goto out;
+  char domain[256];
+  store_token_t tok;
+  r = store_domain_current(t, &gen, domain, sizeof domain);
+  if (r == 0) r = store_token_find(t, hash, &tok);
+  store_read_end(t);
+  if (r == -ENOENT) {
+    set_detail(err, "The token is not valid (logged out or replaced); log in again.");
+    return -EACCES;
   }
-  const char *name = (const char *)sqlite3_column_text(st, 7);
-  bool mobile = sqlite3_column_type(st, 0) != SQLITE_NULL;
-  if (sqlite3_column_int64(st, 2) <= now_seconds()) {
+  if (r < 0) return r;
+  const char *name = tok.user.name;
+  if (tok.expires <= now_seconds()) {
     set_detail(err, "The token has expired; log in again.");
-    r = -EACCES;
-  } else if (!sqlite3_column_int(st, 10)) {
+    return -EACCES;
+  }
+  if (!tok.user.enabled) {
     set_detail(err, "The account %s@%s is disabled; ask your administrator.", name, domain);
-    r = -EACCES;
-  } else if (mobile && sqlite3_column_int64(st, 1) < gen) {
-    const char *old = (const char *)sqlite3_column_text(st, 6);
+    return -EACCES;
+  }
+  if (tok.mobile && tok.generation < gen) {
     set_detail(err, "The server's domain changed from %s to %s: set up the login again on this "
-               "device with the login name %s@%s.", old ? old : "an earlier domain", domain, name,
+                    "device with the login name %s@%s.",
+               tok.has_issued_domain ? tok.issued_domain : "an earlier domain", domain, name,
                domain);
-    r = -ESTALE;
-  } else if (mobile && sqlite3_column_type(st, 3) == SQLITE_NULL) {
+    return -ESTALE;
+  }
+  if (tok.mobile && !tok.device_registered) {
     set_detail(err, "This device's registration was removed; set up the login again.");
-    r = -EACCES;
+    return -EACCES;
   }
-  if (r < 0) goto out;
-  if (!(*user = user_doc(st, 7, domain))) {
-    r = -ENOMEM;
-    goto out;
-  }
-  json_t *d = mobile ? json_pack("{s:o, s:o, s:o}", "id", column_string(st, 0), "platform",
-                                 column_string(st, 3), "login", column_string(st, 4))
-                     : json_null();
+  if (!(*user = user_doc(&tok.user, domain))) return -ENOMEM;
+  json_t *d = tok.mobile ? json_pack("{s:s, s:s, s:s}", "id", tok.device_id, "platform",
+                                     tok.platform, "login", tok.login)
+                         : json_null();
   json_object_set_new(*user, "device", d ? d : json_null());
-out:
-  sqlite3_finalize(st);
-  store_unlock(store);
-  free(domain);
-  if (r < 0) {
-    json_decref(*user);
-    *user = NULL;
-  }
-  return r;
+  return 0;
 }

@@ -12,12 +12,11 @@
  * number of users.
  *
  * Functions return 0 or a negative errno-style code: -EINVAL (invalid input;
- * *errors or err say what), -ENOENT (no such user), -EEXIST (name or Windows
+ * the problem_t says what), -ENOENT (no such user), -EEXIST (name or Windows
  * account taken), -EACCES (wrong credentials), -ESTALE (a login name or token
- * from before a domain change), -EIO (store failure), -ENOMEM. Those marked
- * "(locked)" run between store_lock() and store_unlock() (for the domain
- * change, inside its transaction); the others lock the store themselves.
- * Nothing here logs. */
+ * from before a domain change), -EIO (store failure), -ENOMEM. Those that
+ * take a store_txn_t run in the caller's transaction (the domain change's);
+ * the others run their own. Nothing here logs. */
 #pragma once
 
 #include <jansson.h>
@@ -25,6 +24,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/problem.h"
+#include "http/http.h"
+#include "mod/module.h"
 #include "store/store.h"
 #include "core/validate.h"
 
@@ -38,14 +40,9 @@
 #define DIRECTORY_IMPORT_ERRORS_MAX 50
 #define DIRECTORY_TOKEN_SECONDS (30 * 24 * 3600)
 
-/* What went wrong, for the HTTP reply: a sentence, and the failing fields as
- * [{"key", "message", "row"?, "line"?}]. */
-typedef struct directory_error {
-  char detail[512];
-  json_t *errors; /* NULL until something is added; release with directory_error_clear */
-} directory_error_t;
-
-void directory_error_clear(directory_error_t *e);
+/* What went wrong, for the HTTP reply, is a problem_t: the sentence in
+ * detail, the failing fields in errors ([{"key", "message", "row"?,
+ * "line"?}]); the caller picks the status from the return code. */
 
 /* ---- validation (pure) -------------------------------------------------------------- */
 
@@ -75,8 +72,8 @@ int directory_validate_remote(const char *in, char **out, validate_error_t *err)
  * one read as outdated. */
 int directory_sync_domain(store_t *store, const char *domain, const char *actor, bool *changed);
 
-/* (locked) The current generation and domain; *name malloc'd. */
-int directory_domain_current(store_t *store, int64_t *generation, char **name);
+/* The current generation and domain; *name malloc'd. */
+int directory_domain_current(store_txn_t *txn, int64_t *generation, char **name);
 
 /* What a domain change would touch, counted in the caller's transaction. */
 typedef struct directory_domain_counts {
@@ -88,15 +85,15 @@ typedef struct directory_domain_counts {
   json_t *samples;        /* [{"old": "alice@old", "new": "alice@new"}], first by name */
 } directory_domain_counts_t;
 
-/* (locked) */
-int directory_domain_count(store_t *store, const char *new_domain, size_t samples,
+/* Counted in the caller's transaction. */
+int directory_domain_count(store_txn_t *txn, const char *new_domain, size_t samples,
                            directory_domain_counts_t *out);
 void directory_domain_counts_clear(directory_domain_counts_t *c);
 
-/* (locked; inside the transaction of the domain change) Makes new_domain the
- * current domain: one new generation. -ESTALE when the current generation is
- * no longer `expected` (someone else changed it in between). */
-int directory_domain_advance(store_t *store, int64_t expected, const char *new_domain,
+/* Inside the transaction of the domain change: makes new_domain the current
+ * domain, one new generation. -ESTALE when the current generation is no
+ * longer `expected` (someone else changed it in between). */
+int directory_domain_advance(store_txn_t *txn, int64_t expected, const char *new_domain,
                              const char *actor);
 
 /* ---- users ----------------------------------------------------------------------------- */
@@ -105,14 +102,14 @@ int directory_domain_advance(store_t *store, int64_t expected, const char *new_d
  * "has_password", "login", "im_address", "created_at", "updated_at"}. */
 
 /* `in`: {"name", "display_name"?, "windows_account"?, "password"?, "enabled"?}.
- * Passwords are hashed (Argon2id) before the store is locked. */
-int directory_user_create(store_t *store, const json_t *in, json_t **user, directory_error_t *err);
+ * Passwords are hashed (Argon2id) before the transaction begins. */
+int directory_user_create(store_t *store, const json_t *in, json_t **user, problem_t *err);
 /* `name` is the local part, or a login name with the current domain. */
 int directory_user_get(store_t *store, const char *name, json_t **user);
 /* `patch`: any of "name", "display_name", "windows_account", "password",
  * "enabled"; null clears display_name, windows_account and password. */
 int directory_user_update(store_t *store, const char *name, const json_t *patch, json_t **user,
-                          directory_error_t *err);
+                          problem_t *err);
 int directory_user_delete(store_t *store, const char *name);
 /* {"total", "offset", "limit", "users": [...]}, ordered by name. q (may be
  * NULL) matches a substring of name, display name or Windows account,
@@ -139,7 +136,7 @@ typedef struct directory_batch directory_batch_t;
  * files this way). Every row is checked; errors name the row (1-based data
  * row) and, for CSV, the line where it starts. Pure: no store, no hashing. */
 int directory_import_parse(directory_import_kind_t kind, const char *data, size_t len, bool csv,
-                           directory_batch_t **out, directory_error_t *err);
+                           directory_batch_t **out, problem_t *err);
 size_t directory_batch_rows(const directory_batch_t *b);
 void directory_batch_free(directory_batch_t *b); /* accepts NULL */
 
@@ -147,7 +144,7 @@ void directory_batch_free(directory_batch_t *b); /* accepts NULL */
  * passwords are hashed first, outside the lock). A name that exists already
  * or a user that does not exist is an error naming the row. */
 int directory_import_apply(store_t *store, directory_batch_t *b, int64_t *imported,
-                           directory_error_t *err);
+                           problem_t *err);
 
 /* ---- federation data ------------------------------------------------------------------------ */
 
@@ -175,7 +172,7 @@ typedef struct directory_login {
  * `login` in *out is the name to use now. -EINVAL (err) for a malformed
  * device. */
 int directory_login(store_t *store, const char *login, const char *password, const json_t *device,
-                    directory_login_t *out, directory_error_t *err);
+                    directory_login_t *out, problem_t *err);
 void directory_login_clear(directory_login_t *l);
 
 /* Integrated Windows login (issue 7): a desktop token for the user `name`
@@ -183,13 +180,25 @@ void directory_login_clear(directory_login_t *l);
  * with directory_find_by_windows_account. No password; unaffected by domain
  * changes. -EACCES (err->detail) for a disabled or vanished user. */
 int directory_login_windows(store_t *store, const char *name, directory_login_t *out,
-                            directory_error_t *err);
+                            problem_t *err);
 
 /* The user behind a client token, as a user document with "device" (null or
  * {"id", "platform", "login"}). -EACCES for an unknown or expired token or a
  * disabled user; -ESTALE for a mobile device's token from before a domain
  * change (err->detail says to set up the login again with the new name). */
-int directory_token_user(store_t *store, const char *token, json_t **user, directory_error_t *err);
+int directory_token_user(store_t *store, const char *token, json_t **user, problem_t *err);
 
 /* Frees what the module keeps (the timing-equaliser hash). */
 void directory_shutdown(void);
+
+/* ---- the module ---------------------------------------------------------------------------- */
+
+extern const atrium_module_t directory_module;
+
+/* Replies for a directory failure: r a negative errno, err (may be NULL)
+ * what the directory said (cleared here), `what` names the thing for
+ * messages ("user", "login"). */
+enum MHD_Result directory_reply_error(http_request_t *req, int r, problem_t *err,
+                                      const char *what);
+/* POST /client/v1/login, also the UM settings page's login. */
+enum MHD_Result directory_client_login(http_request_t *req);

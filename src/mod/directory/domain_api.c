@@ -1,19 +1,22 @@
 /* POST /api/v1/domain/change: preview (dry run) or apply a domain change. */
 #include <string.h>
 
-#include "http/api.h"
+#include "mod/directory/internal.h"
+#include "mod/directory/directory.h"
 #include "mod/directory/domain_change.h"
 #include "core/log.h"
 
 static enum MHD_Result reply_field(http_request_t *req, const char *key, const char *message) {
-  json_t *errors = json_pack("[{s:s, s:s}]", "key", key, "message", message);
-  enum MHD_Result r = http_reply_problem(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "validation",
-                                         "Invalid request", message, errors);
-  json_decref(errors);
+  problem_t p = PROBLEM_INIT;
+  problem_add_error(&p, key, "%s", message);
+  problem_set(&p, MHD_HTTP_UNPROCESSABLE_CONTENT, "validation", "Invalid request",
+              "The request is not a valid domain change; nothing was changed.");
+  enum MHD_Result r = http_reply_problem_of(req, &p);
+  problem_clear(&p);
   return r;
 }
 
-enum MHD_Result api_domain_change(http_request_t *req) {
+enum MHD_Result directory_domain_change_api(http_request_t *req) {
   const json_t *body = http_body_json(req);
   if (!json_is_object(body))
     return reply_field(req, "domain", "Send {\"domain\": \"new.example.com\", \"dry_run\": true}.");
@@ -34,7 +37,7 @@ enum MHD_Result api_domain_change(http_request_t *req) {
   domain_change(http_store(req), json_string_value(jd), dry_run, who ? who->admin : "unknown",
                 &res);
   enum MHD_Result ret;
-  if (res.status == 200) {
+  if (!problem_failed(&res.problem)) {
     if (!dry_run)
       log_notice("%s changed the domain from %s to %s",
                  who ? who->admin : "unknown",
@@ -42,9 +45,8 @@ enum MHD_Result api_domain_change(http_request_t *req) {
                  json_string_value(json_object_get(res.document, "new_domain")));
     ret = http_reply_json(req, MHD_HTTP_OK, json_incref(res.document));
   } else {
-    if (res.status >= 500) log_err("domain change failed: %s", res.detail);
-    ret = http_reply_problem(req, (unsigned)res.status, res.type, res.title, res.detail,
-                             res.errors);
+    if (res.problem.status >= 500) log_err("domain change failed: %s", res.problem.detail);
+    ret = http_reply_problem_of(req, &res.problem);
   }
   domain_change_result_clear(&res);
   return ret;

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,29 +41,9 @@ int domain_change_carry_fqdn(const char *fqdn_value, const char *old_domain,
 
 void domain_change_result_clear(domain_change_result_t *r) {
   if (!r) return;
-  json_decref(r->errors);
+  problem_clear(&r->problem);
   json_decref(r->document);
-  r->errors = r->document = NULL;
-}
-
-static int result_fail(domain_change_result_t *out, int status, const char *type,
-                       const char *title, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-
-static int result_fail(domain_change_result_t *out, int status, const char *type,
-                       const char *title, const char *fmt, ...) {
-  out->status = status;
-  out->type = type;
-  snprintf(out->title, sizeof out->title, "%s", title);
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(out->detail, sizeof out->detail, fmt, ap);
-  va_end(ap);
-  return -1;
-}
-
-static void add_key_error(domain_change_result_t *out, const char *key, const char *msg) {
-  json_array_append_new(out->errors, json_pack("{s:s, s:s}", "key", key, "message", msg));
+  r->document = NULL;
 }
 
 static const char federation_on[] =
@@ -75,14 +54,13 @@ static const char federation_on[] =
 typedef struct txn_ctx {
   const char *old_domain, *new_domain, *actor;
   const char *fqdn_old, *fqdn_new;
-  bool conflict;
   directory_domain_counts_t counts;
 } txn_ctx_t;
 
 /* Runs inside the settings transaction, after domain.name/federation.fqdn
  * and their audit entries: counts what changes, advances the directory's
  * domain generation and writes the operation's own audit entry. */
-static int in_txn(store_t *store, void *vctx, char *err, size_t errlen) {
+static int in_txn(store_txn_t *t, void *vctx, problem_t *p) {
   txn_ctx_t *c = vctx;
   /* The change lock is held: this is the snapshot the change replaces, and
    * nobody can switch federation on until the commit. */
@@ -90,13 +68,13 @@ static int in_txn(store_t *store, void *vctx, char *err, size_t errlen) {
   bool federation = settings_bool(snap, "federation.enabled");
   settings_release(snap);
   if (federation) {
-    c->conflict = true;
-    snprintf(err, errlen, "%s", federation_on);
-    return -EBUSY;
+    problem_add_error(p, "federation.enabled", "Must be false while the domain changes.");
+    return problem_set(p, 409, "federation-enabled", "Deactivate federation first", "%s",
+                       federation_on);
   }
   directory_domain_counts_clear(&c->counts);
-  int r = directory_domain_count(store, c->new_domain, DOMAIN_CHANGE_SAMPLES, &c->counts);
-  if (r == 0) r = directory_domain_advance(store, c->counts.generation, c->new_domain, c->actor);
+  int r = directory_domain_count(t, c->new_domain, DOMAIN_CHANGE_SAMPLES, &c->counts);
+  if (r == 0) r = directory_domain_advance(t, c->counts.generation, c->new_domain, c->actor);
   if (r == 0) {
     char summary[700];
     snprintf(summary, sizeof summary,
@@ -104,11 +82,13 @@ static int in_txn(store_t *store, void *vctx, char *err, size_t errlen) {
              " federation subscriptions to create again; federation.fqdn %s -> %s)",
              c->new_domain, c->counts.users, c->counts.mobile_devices, c->counts.subscriptions,
              c->fqdn_old, c->fqdn_new);
-    r = store_audit_add(store, c->actor, "domain.change", c->old_domain, summary);
+    r = store_audit_add(t, c->actor, "domain.change", c->old_domain, summary);
   }
-  if (r < 0 && r != -EBUSY)
-    snprintf(err, errlen, "the directory could not be moved to the new domain (%s)",
-             r == -ESTALE ? "the domain changed meanwhile" : store_last_error(store));
+  if (r < 0 && r != -EAGAIN)
+    problem_set(p, 500, "store", "The domain could not be changed",
+                "The directory could not be moved to the new domain (%s), so nothing was "
+                "changed. Check the server log.",
+                r == -ESTALE ? "the domain changed meanwhile" : store_last_error(store_of(t)));
   return r;
 }
 
@@ -122,17 +102,26 @@ static json_t *preview_document(bool dry_run, const char *old_domain, const char
                    "federation_fqdn", "old", fqdn_old, "new", fqdn_new);
 }
 
+/* One read transaction: the numbers belong together. */
+static int preview_counts(store_t *store, const char *new_domain, directory_domain_counts_t *c) {
+  store_txn_t *t;
+  int r = store_read_begin(store, "preview the domain change", &t);
+  if (r < 0) return r;
+  r = directory_domain_count(t, new_domain, DOMAIN_CHANGE_SAMPLES, c);
+  store_read_end(t);
+  return r;
+}
+
 int domain_change(store_t *store, const char *domain, bool dry_run, const char *actor,
                   domain_change_result_t *out) {
   memset(out, 0, sizeof *out);
-  if (!(out->errors = json_array()))
-    return result_fail(out, 500, "internal", "Out of memory", "The server ran out of memory.");
+  problem_t *p = &out->problem;
   char *new_domain = NULL, *carried = NULL;
   validate_error_t verr;
   if (!domain || validate_host(domain, HOST_TWO_LABELS, &new_domain, &verr) != 0) {
-    add_key_error(out, "domain", domain ? verr.message : "Is required: the new domain.");
-    return result_fail(out, 422, "validation", "Invalid domain",
-                       "The new domain is not valid: %s", domain ? verr.message : "it is missing.");
+    problem_add_error(p, "domain", "%s", domain ? verr.message : "Is required: the new domain.");
+    return problem_set(p, 422, "validation", "Invalid domain",
+                       "The new domain is not valid; nothing was changed.");
   }
 
   settings_snapshot_t *snap = settings_acquire();
@@ -150,17 +139,14 @@ int domain_change(store_t *store, const char *domain, bool dry_run, const char *
 
   int rc = -1;
   if (federation) {
-    add_key_error(out, "federation.enabled", "Must be false while the domain changes.");
-    result_fail(out, 409, "federation-enabled", "Deactivate federation first", "%s",
-                federation_on);
+    problem_add_error(p, "federation.enabled", "Must be false while the domain changes.");
+    problem_set(p, 409, "federation-enabled", "Deactivate federation first", "%s", federation_on);
     goto done;
   }
   if (strcmp(new_domain, old_domain) == 0) {
-    char msg[400];
-    snprintf(msg, sizeof msg, "Is already the domain of this server (%s); nothing to change.",
-             old_domain);
-    add_key_error(out, "domain", msg);
-    result_fail(out, 422, "validation", "Same domain",
+    problem_add_error(p, "domain", "Is already the domain of this server (%s); nothing to change.",
+                      old_domain);
+    problem_set(p, 422, "validation", "Same domain",
                 "%s is already the domain of this server; give a different domain.", old_domain);
     goto done;
   }
@@ -168,17 +154,11 @@ int domain_change(store_t *store, const char *domain, bool dry_run, const char *
   const char *fqdn_new = carried ? carried : fqdn_raw[0] ? fqdn_raw : new_domain;
 
   if (dry_run) {
-    directory_domain_counts_t c = {0}; /* cleared below even when BEGIN fails */
-    store_lock(store);
-    sqlite3 *db = store_db(store);
-    /* One read transaction: the numbers belong together. */
-    int r = sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) == SQLITE_OK ? 0 : -EIO;
-    if (r == 0) r = directory_domain_count(store, new_domain, DOMAIN_CHANGE_SAMPLES, &c);
-    store_rollback(store);
-    store_unlock(store);
+    directory_domain_counts_t c = {0};
+    int r = preview_counts(store, new_domain, &c);
     if (r < 0) {
       directory_domain_counts_clear(&c);
-      result_fail(out, 500, "store", "The preview could not be made",
+      problem_set(p, 500, "store", "The preview could not be made",
                   "Reading the directory failed: %s. Check the server log.",
                   store_last_error(store));
       goto done;
@@ -186,7 +166,6 @@ int domain_change(store_t *store, const char *domain, bool dry_run, const char *
     out->document = preview_document(true, old_domain, new_domain, &c, fqdn_old, fqdn_new);
     directory_domain_counts_clear(&c);
     if (!out->document) goto oom;
-    out->status = 200;
     rc = 0;
     goto done;
   }
@@ -199,29 +178,21 @@ int domain_change(store_t *store, const char *domain, bool dry_run, const char *
   settings_outcome_t so;
   settings_change_operation(changes, actor, in_txn, &ctx, &so);
   json_decref(changes);
-  if (ctx.conflict) {
-    add_key_error(out, "federation.enabled", "Must be false while the domain changes.");
-    result_fail(out, 409, "federation-enabled", "Deactivate federation first", "%s",
-                federation_on);
-  } else if (so.status != 200) {
-    result_fail(out, so.status, so.type ? so.type : "internal", so.title, "%s", so.detail);
-    if (so.errors) json_array_extend(out->errors, so.errors);
+  if (problem_failed(&so.problem)) {
+    *p = so.problem;
+    problem_init(&so.problem);
   } else {
     out->document = preview_document(false, old_domain, new_domain, &ctx.counts, fqdn_old,
                                      fqdn_new);
-    if (out->document) {
-      out->status = 200;
-      rc = 0;
-    }
+    if (out->document) rc = 0;
   }
   settings_outcome_clear(&so);
   directory_domain_counts_clear(&ctx.counts);
-  if (out->status == 0) goto oom;
-  goto done;
+  if (rc == 0 || problem_failed(p)) goto done;
 
 oom:
-  result_fail(out, 500, "internal", "Out of memory", "The server ran out of memory; nothing was "
-              "changed.");
+  problem_set(p, 500, "internal", "Out of memory",
+              "The server ran out of memory; nothing was changed.");
 done:
   free(new_domain);
   free(carried);

@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "core/problem.h"
 #include "store/store.h"
 
 #define DOMAIN_CHANGE_SAMPLES 5
@@ -17,19 +18,15 @@ int domain_change_init(store_t *store, bool *changed, char *err, size_t errlen);
 
 /* What came of a request; maps one-to-one onto the HTTP reply. */
 typedef struct domain_change_result {
-  int status;       /* 200, 409, 422 or 500 */
-  const char *type; /* problem slug when status != 200 */
-  char title[128];
-  char detail[512];
-  json_t *errors;   /* [{"key", "message"}] */
-  json_t *document; /* on 200: {"dry_run", "old_domain", "new_domain", "users", "samples",
-                       "mobile_devices", "subscriptions", "federation_fqdn": {"old", "new"}} */
+  problem_t problem; /* status 0 on success; else 409, 422 or 500 */
+  json_t *document;  /* on success: {"dry_run", "old_domain", "new_domain", "users", "samples",
+                        "mobile_devices", "subscriptions", "federation_fqdn": {"old", "new"}} */
 } domain_change_result_t;
 
 /* `domain` as typed (Unicode is converted to A-labels). dry_run counts what
  * would change without changing anything; otherwise the change is applied
  * and the document tells what was changed (counted in the same
- * transaction). Always fills *out; returns 0 when out->status is 200. */
+ * transaction). Always fills *out; returns 0 on success. */
 int domain_change(store_t *store, const char *domain, bool dry_run, const char *actor,
                   domain_change_result_t *out);
 void domain_change_result_clear(domain_change_result_t *r);

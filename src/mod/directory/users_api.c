@@ -5,13 +5,13 @@
 #include <string.h>
 #include <strings.h>
 
-#include "http/api.h"
+#include "mod/directory/internal.h"
 #include "mod/directory/directory.h"
 #include "core/log.h"
 
 #define LIST_LIMIT_DEFAULT 50
 
-enum MHD_Result api_directory_error(http_request_t *req, int r, directory_error_t *err,
+enum MHD_Result directory_reply_error(http_request_t *req, int r, problem_t *err,
                                     const char *what) {
   enum MHD_Result ret;
   const char *detail = err && err->detail[0] ? err->detail : NULL;
@@ -42,7 +42,7 @@ enum MHD_Result api_directory_error(http_request_t *req, int r, directory_error_
                              "See the server log.",
                              NULL);
   }
-  directory_error_clear(err);
+  problem_clear(err);
   return ret;
 }
 
@@ -52,11 +52,11 @@ static const char *path_name(http_request_t *req) {
   return p ? p + 1 : "";
 }
 
-enum MHD_Result api_users_create(http_request_t *req) {
-  directory_error_t err = {0};
+enum MHD_Result directory_users_create(http_request_t *req) {
+  problem_t err = {0};
   json_t *user = NULL;
   int r = directory_user_create(http_store(req), http_body_json(req), &user, &err);
-  if (r < 0) return api_directory_error(req, r, &err, "user");
+  if (r < 0) return directory_reply_error(req, r, &err, "user");
   char location[128];
   snprintf(location, sizeof location, "/api/v1/users/%s",
            json_string_value(json_object_get(user, "name")));
@@ -64,7 +64,7 @@ enum MHD_Result api_users_create(http_request_t *req) {
   return http_reply_json(req, MHD_HTTP_CREATED, user);
 }
 
-enum MHD_Result api_users_list(http_request_t *req) {
+enum MHD_Result directory_users_list(http_request_t *req) {
   int64_t offset, limit;
   enum MHD_Result ret;
   if (http_paging(req, LIST_LIMIT_DEFAULT, DIRECTORY_LIST_LIMIT_MAX, &offset, &limit, &ret) < 0)
@@ -73,28 +73,28 @@ enum MHD_Result api_users_list(http_request_t *req) {
   if (q && strlen(q) > 256) return http_reply_bad_param(req, "q", "at most 256 characters");
   json_t *page = NULL;
   int r = directory_user_list(http_store(req), q, offset, limit, &page);
-  if (r < 0) return api_directory_error(req, r, NULL, "user list");
+  if (r < 0) return directory_reply_error(req, r, NULL, "user list");
   return http_reply_json(req, MHD_HTTP_OK, page);
 }
 
-enum MHD_Result api_users_get(http_request_t *req) {
+enum MHD_Result directory_users_get(http_request_t *req) {
   json_t *user = NULL;
   int r = directory_user_get(http_store(req), path_name(req), &user);
-  if (r < 0) return api_directory_error(req, r, NULL, "user");
+  if (r < 0) return directory_reply_error(req, r, NULL, "user");
   return http_reply_json(req, MHD_HTTP_OK, user);
 }
 
-enum MHD_Result api_users_patch(http_request_t *req) {
-  directory_error_t err = {0};
+enum MHD_Result directory_users_patch(http_request_t *req) {
+  problem_t err = {0};
   json_t *user = NULL;
   int r = directory_user_update(http_store(req), path_name(req), http_body_json(req), &user, &err);
-  if (r < 0) return api_directory_error(req, r, &err, "user");
+  if (r < 0) return directory_reply_error(req, r, &err, "user");
   return http_reply_json(req, MHD_HTTP_OK, user);
 }
 
-enum MHD_Result api_users_delete(http_request_t *req) {
+enum MHD_Result directory_users_delete(http_request_t *req) {
   int r = directory_user_delete(http_store(req), path_name(req));
-  if (r < 0) return api_directory_error(req, r, NULL, "user");
+  if (r < 0) return directory_reply_error(req, r, NULL, "user");
   return http_reply_buffer(req, MHD_HTTP_NO_CONTENT, NULL, "", 0, NULL, NULL);
 }
 
@@ -127,30 +127,30 @@ static enum MHD_Result import(http_request_t *req, directory_import_kind_t kind,
   if (!data || len == 0)
     return http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed", "Request body missing",
                               "The import is empty; send the rows to import.", NULL);
-  directory_error_t err = {0};
+  problem_t err = {0};
   directory_batch_t *batch = NULL;
   int r = directory_import_parse(kind, data, len, csv, &batch, &err);
   int64_t imported = 0;
   if (r == 0) r = directory_import_apply(http_store(req), batch, &imported, &err);
   directory_batch_free(batch);
-  if (r < 0) return api_directory_error(req, r, &err, what);
+  if (r < 0) return directory_reply_error(req, r, &err, what);
   log_info("imported %lld %s(s)", (long long)imported, what);
   return http_reply_json(req, MHD_HTTP_OK, json_pack("{s:I}", "imported", (json_int_t)imported));
 }
 
-enum MHD_Result api_users_import(http_request_t *req) {
+enum MHD_Result directory_users_import(http_request_t *req) {
   return import(req, DIRECTORY_IMPORT_USERS, "user");
 }
 
-enum MHD_Result api_subscriptions_import(http_request_t *req) {
+enum MHD_Result directory_subscriptions_import(http_request_t *req) {
   return import(req, DIRECTORY_IMPORT_SUBSCRIPTIONS, "subscription");
 }
 
-enum MHD_Result api_contacts_import(http_request_t *req) {
+enum MHD_Result directory_contacts_import(http_request_t *req) {
   return import(req, DIRECTORY_IMPORT_CONTACTS, "contact");
 }
 
-enum MHD_Result api_subscriptions_list(http_request_t *req) {
+enum MHD_Result directory_subscriptions_list(http_request_t *req) {
   int64_t offset, limit;
   enum MHD_Result ret;
   if (http_paging(req, LIST_LIMIT_DEFAULT, DIRECTORY_LIST_LIMIT_MAX, &offset, &limit, &ret) < 0)
@@ -163,11 +163,11 @@ enum MHD_Result api_subscriptions_list(http_request_t *req) {
   if (user && strlen(user) > 400) return http_reply_bad_param(req, "user", "a user name");
   json_t *page = NULL;
   int r = directory_subscription_list(http_store(req), user, state, offset, limit, &page);
-  if (r < 0) return api_directory_error(req, r, NULL, "subscription list");
+  if (r < 0) return directory_reply_error(req, r, NULL, "subscription list");
   return http_reply_json(req, MHD_HTTP_OK, page);
 }
 
-enum MHD_Result api_contacts_list(http_request_t *req) {
+enum MHD_Result directory_contacts_list(http_request_t *req) {
   int64_t offset, limit;
   enum MHD_Result ret;
   if (http_paging(req, LIST_LIMIT_DEFAULT, DIRECTORY_LIST_LIMIT_MAX, &offset, &limit, &ret) < 0)
@@ -176,6 +176,6 @@ enum MHD_Result api_contacts_list(http_request_t *req) {
   if (user && strlen(user) > 400) return http_reply_bad_param(req, "user", "a user name");
   json_t *page = NULL;
   int r = directory_contact_list(http_store(req), user, offset, limit, &page);
-  if (r < 0) return api_directory_error(req, r, NULL, "contact list");
+  if (r < 0) return directory_reply_error(req, r, NULL, "contact list");
   return http_reply_json(req, MHD_HTTP_OK, page);
 }

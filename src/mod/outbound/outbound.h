@@ -24,6 +24,9 @@
 #include <stddef.h>
 
 #include "conf/settings.h"
+#include "mod/module.h"
+
+extern const atrium_module_t outbound_module;
 
 #define OUTBOUND_CONNECT_TIMEOUT_MS 10000L
 #define OUTBOUND_TIMEOUT_MS 30000L

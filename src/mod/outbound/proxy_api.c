@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "http/api.h"
+#include "mod/outbound/internal.h"
 #include "core/log.h"
 #include "mod/outbound/proxy_test.h"
 #include "conf/settings.h"
@@ -79,7 +79,7 @@ static void read_timeout(void) {
   timeout_ms = v;
 }
 
-enum MHD_Result api_proxy_test(http_request_t *req) {
+enum MHD_Result outbound_proxy_test_api(http_request_t *req) {
   pthread_once(&timeout_once, read_timeout);
   settings_snapshot_t *snap = settings_acquire();
   if (!snap) {

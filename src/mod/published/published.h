@@ -13,6 +13,8 @@
 #include <stddef.h>
 
 #include "conf/settings.h"
+#include "http/http.h"
+#include "mod/module.h"
 
 /* Internal paths atriumd serves each published feature under. */
 #define PUBLISHED_PATH_CLIENT "/client/"
@@ -99,3 +101,12 @@ typedef struct published_doc {
 
 extern const published_doc_t published_docs[];
 extern const size_t published_docs_count;
+
+/* The compiled-in file at `path` (relative to docs/, "index.html",
+ * "pages.css"), or NULL. */
+const published_doc_t *published_doc_find(const char *path);
+/* A published page's style (pages.css) or its one script, by the last
+ * segment of the request path; 404 for anything else. */
+enum MHD_Result published_reply_asset(http_request_t *req, const char *script);
+
+extern const atrium_module_t published_module;

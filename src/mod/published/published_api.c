@@ -1,61 +1,25 @@
 /* Published URLs over HTTP: the mobile configuration document, the telephony
- * web API base, the reverse-proxy list and nginx block, and the privacy
- * policy (its admin preview and the rendering the meeting page uses). */
+ * web API base, the reverse-proxy list and nginx block. */
 #include <errno.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "http/api.h"
+#include "mod/published/internal.h"
 #include "conf/atlas.h"
 #include "core/log.h"
-#include "mod/published/privacy.h"
 #include "mod/published/published.h"
 #include "conf/settings.h"
 
 static struct {
   char listen_address[64];
   char trusted[2048];
-  char install[4096];
-  char custom[4096];
-  privacy_retention_t *retention;
-  pthread_mutex_t lock; /* guards template_errno */
-  int template_errno[PRIVACY_LANG_COUNT];
-} P = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} P;
 
-static void log_retention(int days, bool changed, const char *why) {
-  if (!changed) return;
-  if (days < 0)
-    log_warning("privacy policy: %s; the meeting page says the retention time could not be "
-                "determined until atlas.xml is fixed",
-                why);
-  else
-    log_info("privacy policy: retention time %d days (from atlas.xml)", days);
-}
-
-int api_published_init(const struct atlas_config *atlas) {
+void published_api_init(const atlas_config_t *atlas) {
   snprintf(P.listen_address, sizeof P.listen_address, "%s", atlas->listen_address);
   snprintf(P.trusted, sizeof P.trusted, "%s", atlas->trusted_proxies);
-  privacy_dirs(atlas->privacy_install, atlas->privacy_custom, atlas->path, P.install,
-               sizeof P.install, P.custom, sizeof P.custom);
-  privacy_retention_free(P.retention);
-  P.retention = privacy_retention_new(atlas->path);
-  if (!P.retention) return -ENOMEM;
-  int days;
-  bool changed;
-  char why[512];
-  privacy_retention_get(P.retention, &days, &changed, why, sizeof why);
-  log_retention(days, changed, why);
-  log_info("privacy policy templates: %s (customised copies in %s)", P.install, P.custom);
-  return 0;
-}
-
-void api_published_shutdown(void) {
-  api_pages_shutdown();
-  privacy_retention_free(P.retention);
-  P.retention = NULL;
 }
 
 static void upstream(published_upstream_t *up) {
@@ -64,14 +28,14 @@ static void upstream(published_upstream_t *up) {
 
 /* ---- mobile app and telephony web API ------------------------------------------- */
 
-enum MHD_Result api_client_config(http_request_t *req) {
+enum MHD_Result published_client_config_api(http_request_t *req) {
   settings_snapshot_t *snap = settings_acquire();
   json_t *doc = published_client_config(snap);
   settings_release(snap);
   return http_reply_json(req, MHD_HTTP_OK, doc);
 }
 
-enum MHD_Result api_webapi_info(http_request_t *req) {
+enum MHD_Result published_webapi_api(http_request_t *req) {
   settings_snapshot_t *snap = settings_acquire();
   const char *url = settings_string(snap, "mobile.webapi_url");
   const char *host = http_request_host(req);
@@ -92,7 +56,7 @@ enum MHD_Result api_webapi_info(http_request_t *req) {
 
 /* ---- reverse proxy ------------------------------------------------------------------ */
 
-enum MHD_Result api_reverse_proxy(http_request_t *req) {
+enum MHD_Result published_reverse_proxy_api(http_request_t *req) {
   published_upstream_t up;
   upstream(&up);
   settings_snapshot_t *snap = settings_acquire();
@@ -137,7 +101,7 @@ static int parse_bool_param(const char *v, bool dflt, bool *out) {
 
 static void release_free(void *p) { free(p); }
 
-enum MHD_Result api_reverse_proxy_nginx(http_request_t *req) {
+enum MHD_Result published_nginx_api(http_request_t *req) {
   published_nginx_opts_t opts = {.listen = http_query(req, "listen")};
   if (opts.listen && !*opts.listen) opts.listen = NULL;
   if (parse_bool_param(http_query(req, "tls"), true, &opts.tls) != 0) {
@@ -167,103 +131,3 @@ enum MHD_Result api_reverse_proxy_nginx(http_request_t *req) {
                            release_free, text);
 }
 
-/* ---- privacy policy --------------------------------------------------------------- */
-
-/* A template problem is logged when it first appears (or changes), not at
- * every page view. */
-static void note_template(privacy_lang_t lang, int r, const char *path) {
-  pthread_mutex_lock(&P.lock);
-  bool news = P.template_errno[lang] != r;
-  P.template_errno[lang] = r;
-  pthread_mutex_unlock(&P.lock);
-  if (!news || r == 0) return;
-  if (r == -ENOENT)
-    log_warning("privacy policy: no %s in %s or %s; the meeting page shows no privacy policy "
-                "until it is installed",
-                privacy_template_name(lang), P.custom, P.install);
-  else
-    log_warning("privacy policy: cannot read %s: %s", path, strerror(-r));
-}
-
-static int render_policy(privacy_lang_t lang, char **html, size_t *len, privacy_template_t *t,
-                         int *days) {
-  bool changed;
-  char why[512];
-  privacy_retention_get(P.retention, days, &changed, why, sizeof why);
-  log_retention(*days, changed, why);
-  int r = privacy_template_load(P.install, P.custom, lang, t);
-  note_template(lang, r, t->path);
-  if (r != 0) return r;
-  r = privacy_render(t->text, t->len, *days, lang, html, len);
-  if (r != 0) log_warning("privacy policy: cannot render %s: %s", t->path, strerror(-r));
-  return r;
-}
-
-int api_privacy_render(int lang, char **html, size_t *len) {
-  privacy_template_t t;
-  int days;
-  if (lang < 0 || lang >= PRIVACY_LANG_COUNT) lang = PRIVACY_LANG_EN;
-  int r = render_policy((privacy_lang_t)lang, html, len, &t, &days);
-  privacy_template_clear(&t);
-  return r;
-}
-
-enum MHD_Result api_privacy_info(http_request_t *req) {
-  int days;
-  bool changed;
-  char why[512];
-  privacy_retention_get(P.retention, &days, &changed, why, sizeof why);
-  log_retention(days, changed, why);
-  json_t *templates = json_array();
-  for (int l = 0; l < PRIVACY_LANG_COUNT; l++) {
-    privacy_template_t t;
-    int r = privacy_template_load(P.install, P.custom, (privacy_lang_t)l, &t);
-    json_array_append_new(
-        templates, json_pack("{s:s, s:s, s:s, s:o}", "lang", privacy_lang_code(l), "file",
-                             privacy_template_name(l), "source",
-                             r == 0 ? (t.custom ? "custom" : "install")
-                                    : r == -ENOENT ? "missing" : "unreadable",
-                             "path", r == 0 || r != -ENOENT ? json_string(t.path) : json_null()));
-    privacy_template_clear(&t);
-  }
-  json_t *doc = json_pack("{s:s, s:s, s:o, s:o, s:o}", "install_directory", P.install,
-                          "custom_directory", P.custom, "templates", templates, "retention_days",
-                          days >= 0 ? json_integer(days) : json_null(), "retention_error",
-                          days >= 0 ? json_null() : json_string(why));
-  return http_reply_json(req, MHD_HTTP_OK, doc);
-}
-
-enum MHD_Result api_privacy_preview(http_request_t *req) {
-  privacy_lang_t lang = privacy_pick_language(http_query(req, "lang"),
-                                              http_header(req, MHD_HTTP_HEADER_ACCEPT_LANGUAGE));
-  privacy_template_t t;
-  int days;
-  char *html = NULL;
-  size_t len = 0;
-  int r = render_policy(lang, &html, &len, &t, &days);
-  if (r == -ENOENT) {
-    privacy_template_clear(&t);
-    char detail[600];
-    snprintf(detail, sizeof detail,
-             "There is no %s in %.200s or %.200s; install the templates or run "
-             "'atriumctl privacy customize'.",
-             privacy_template_name(lang), P.custom, P.install);
-    return http_reply_problem(req, MHD_HTTP_NOT_FOUND, "privacy-template-missing",
-                              "Privacy policy template missing", detail, NULL);
-  }
-  if (r != 0) {
-    char detail[600];
-    snprintf(detail, sizeof detail, "The template %.400s cannot be used: %s.", t.path,
-             strerror(-r));
-    privacy_template_clear(&t);
-    return http_reply_problem(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "privacy-template",
-                              "Privacy policy template unusable", detail, NULL);
-  }
-  json_t *doc = json_pack("{s:s, s:s, s:s, s:o, s:s#}", "lang", privacy_lang_code(lang),
-                          "source", t.custom ? "custom" : "install", "path", t.path,
-                          "retention_days", days >= 0 ? json_integer(days) : json_null(), "html",
-                          html, len);
-  privacy_template_clear(&t);
-  free(html);
-  return http_reply_json(req, MHD_HTTP_OK, doc);
-}

@@ -32,7 +32,7 @@ typedef struct target {
 static struct {
   pthread_mutex_t lock;
   pthread_cond_t cond; /* CLOCK_MONOTONIC */
-  bool started, stop, hooks_registered, enabled;
+  bool started, stop, enabled;
   uint64_t generation; /* bumped on every change of `desired` */
   target_t desired;
   pthread_t thread;
@@ -298,7 +298,7 @@ static void *worker_main(void *arg) {
 
 /* ---- hooks ------------------------------------------------------------------------------------- */
 
-static void follow(const settings_snapshot_t *snap) {
+void ad_publish_follow(const settings_snapshot_t *snap) {
   target_t t;
   target_from(snap, &t);
   pthread_mutex_lock(&A.lock);
@@ -313,22 +313,7 @@ static void follow(const settings_snapshot_t *snap) {
   wipe(&t);
 }
 
-static int apply(const settings_snapshot_t *old_snap, const settings_snapshot_t *new_snap,
-                 void *ctx, char *err, size_t errlen) {
-  follow(new_snap);
-  return 0;
-}
-
-int ad_publish_init(const settings_snapshot_t *snap, char *err, size_t errlen) {
-  if (!A.hooks_registered) {
-    static const char *const sections[] = {"login", "ad", "server", "domain"};
-    for (size_t i = 0; i < sizeof sections / sizeof sections[0]; i++)
-      if (settings_register_apply(sections[i], apply, NULL) < 0) {
-        snprintf(err, errlen, "Cannot register the AD publisher (too many modules).");
-        return -ENOSPC;
-      }
-    A.hooks_registered = true;
-  }
+int ad_publish_start(const settings_snapshot_t *snap, char *err, size_t errlen) {
   if (A.started) return 0;
   pthread_condattr_t ca;
   pthread_condattr_init(&ca);
@@ -337,7 +322,7 @@ int ad_publish_init(const settings_snapshot_t *snap, char *err, size_t errlen) {
   pthread_condattr_destroy(&ca);
   A.stop = false;
   snprintf(A.state, sizeof A.state, "off");
-  follow(snap);
+  ad_publish_follow(snap);
   int e = pthread_create(&A.thread, NULL, worker_main, NULL);
   if (e != 0) {
     pthread_cond_destroy(&A.cond);
@@ -359,7 +344,6 @@ void ad_publish_shutdown(void) {
     A.started = false;
   }
   wipe(&A.desired);
-  A.hooks_registered = false; /* settings_shutdown forgets them */
 }
 
 void ad_publish_get_status(ad_publish_status_t *out) {

@@ -26,9 +26,11 @@
 #define AD_SCP_RDN "CN=Atrium Server"
 #define AD_SERVICE_CLASS "Atrium"
 
-/* Registers the apply hooks and starts the worker, which then publishes,
- * updates or removes the object as the snapshot says. */
-int ad_publish_init(const settings_snapshot_t *snap, char *err, size_t errlen);
+/* Starts the worker, which then publishes, updates or removes the object as
+ * the snapshot says. */
+int ad_publish_start(const settings_snapshot_t *snap, char *err, size_t errlen);
+/* Makes the worker follow new settings (login, ad, server, domain). */
+void ad_publish_follow(const settings_snapshot_t *snap);
 /* Stops the worker (waits at most for one LDAP operation's timeout). Safe
  * when never started. The object is left as it is: publishing survives a
  * restart. */

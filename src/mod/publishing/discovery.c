@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include "core/log.h"
-#include "core/metrics.h"
 #include "conf/settings.h"
 
 /* A desktop client asks once or twice at start: 5 at once, then 2 a second
@@ -40,8 +39,6 @@ static struct {
   int fd4, fd6, stop_fd;
   pthread_t thread;
   char message[256];
-  bool hook_registered;
-  bool metrics_registered; /* metrics keeps its renderers for the life of the process */
 } D = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd4 = -1, .fd6 = -1, .stop_fd = -1};
 
 static atomic_uint_fast64_t n_queries, n_answers, n_dropped[DISCOVERY_DROP_COUNT];
@@ -56,7 +53,7 @@ static void count_drop(discovery_drop_t why) {
   atomic_fetch_add_explicit(&n_dropped[why], 1, memory_order_relaxed);
 }
 
-static void metrics_lines(FILE *f) {
+void discovery_write_metrics(FILE *f) {
   fprintf(f,
           "# HELP atrium_discovery_datagrams_total UDP discovery datagrams received.\n"
           "# TYPE atrium_discovery_datagrams_total counter\n"
@@ -299,8 +296,8 @@ static int follow(const settings_snapshot_t *snap, char *err, size_t errlen) {
   return r;
 }
 
-static int apply_login(const settings_snapshot_t *old_snap, const settings_snapshot_t *new_snap,
-                       void *ctx, char *err, size_t errlen) {
+int discovery_apply(const settings_snapshot_t *old_snap, const settings_snapshot_t *new_snap,
+                    char *err, size_t errlen) {
   if (settings_bool(old_snap, "login.publish_address") ==
           settings_bool(new_snap, "login.publish_address") &&
       settings_int(old_snap, "login.discovery_port") ==
@@ -317,15 +314,7 @@ static int apply_login(const settings_snapshot_t *old_snap, const settings_snaps
   return r;
 }
 
-int discovery_init(const settings_snapshot_t *snap, char *err, size_t errlen) {
-  if (!D.hook_registered) {
-    if (settings_register_apply("login", apply_login, NULL) < 0 ||
-        (!D.metrics_registered && metrics_register(metrics_lines) < 0)) {
-      snprintf(err, errlen, "Cannot register the discovery responder (too many modules).");
-      return -ENOSPC;
-    }
-    D.hook_registered = D.metrics_registered = true;
-  }
+int discovery_start(const settings_snapshot_t *snap, char *err, size_t errlen) {
   int r = follow(snap, err, errlen);
   if (r == 0 && settings_bool(snap, "login.publish_address"))
     log_info("UDP discovery: answering on port %lld",
@@ -337,8 +326,6 @@ void discovery_shutdown(void) {
   pthread_mutex_lock(&D.lock);
   stop_locked();
   pthread_mutex_unlock(&D.lock);
-  /* settings_shutdown forgets the hooks; a later init registers again. */
-  D.hook_registered = false;
 }
 
 void discovery_get_status(discovery_status_t *out) {

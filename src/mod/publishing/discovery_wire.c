@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mod/publishing/discovery.h"
+#include "mod/publishing/discovery_wire.h"
 
 static const char *const drop_names[DISCOVERY_DROP_COUNT] = {
     [DISCOVERY_DROP_TRUNCATED] = "truncated", [DISCOVERY_DROP_OVERSIZED] = "oversized",

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "mod/publishing/ad_publish.h"
-#include "http/api.h"
+#include "mod/publishing/internal.h"
 #include "mod/directory/directory.h"
 #include "mod/publishing/discovery.h"
 #include "mod/publishing/kerberos.h"
@@ -65,7 +65,7 @@ static enum MHD_Result login_user(http_request_t *req, const char *principal) {
     return refuse(req, MHD_HTTP_FORBIDDEN, "user-disabled", "User disabled", detail);
   }
   directory_login_t login = {0};
-  directory_error_t derr = {0};
+  problem_t derr = {0};
   r = directory_login_windows(store, name, &login, &derr);
   json_decref(user);
   enum MHD_Result ret;
@@ -80,11 +80,11 @@ static enum MHD_Result login_user(http_request_t *req, const char *principal) {
                                     login.login, "expires", (json_int_t)login.expires));
   }
   directory_login_clear(&login);
-  directory_error_clear(&derr);
+  problem_clear(&derr);
   return ret;
 }
 
-enum MHD_Result api_login_auto(http_request_t *req) {
+enum MHD_Result publishing_login_auto(http_request_t *req) {
   settings_snapshot_t *snap = settings_acquire();
   bool allowed = settings_bool(snap, "login.allow_automatic");
   char keytab[4096];
@@ -163,7 +163,7 @@ static json_t *time_or_null(int64_t t) {
   return json_string(buf);
 }
 
-enum MHD_Result api_publishing_status(http_request_t *req) {
+enum MHD_Result publishing_status_api(http_request_t *req) {
   discovery_status_t d;
   discovery_get_status(&d);
   ad_publish_status_t a;

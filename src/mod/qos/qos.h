@@ -9,6 +9,10 @@
 
 #include <jansson.h>
 
+#include "mod/module.h"
+
+extern const atrium_module_t qos_module;
+
 /* The first policy of `policies` (the validated value of qos.policies: an
  * array of {"name", "dscp", "max_rate_mbps", "url", "include_subdirectories",
  * "any_destination"}) whose URL matches the request, or NULL. Borrowed from

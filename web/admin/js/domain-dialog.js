@@ -5,6 +5,14 @@ import * as api from './api.js';
 import { h } from './dom.js';
 import { bindText } from './i18n.js';
 
+/* The problem's sentence and its fields' messages, each once: a message the
+ * sentence already holds is not repeated. */
+function problemSentences(r) {
+  const head = api.problemText(r);
+  const rest = (r.json?.errors ?? []).map((e) => e.message).filter((m) => m && !head.includes(m));
+  return [head, ...rest].join(' ');
+}
+
 export function createDomainDialog({ onApplied }) {
   const title = bindText(h('h2', { id: 'domain-dialog-title' }), 'dialog.title');
   const intro = h('p', { class: 'intro', id: 'domain-dialog-intro' });
@@ -80,7 +88,7 @@ export function createDomainDialog({ onApplied }) {
       showPreview(r.json);
       confirm.focus();
     } else {
-      const detail = [api.problemText(r), ...(r.json?.errors ?? []).map((e) => e.message)].join(' ');
+      const detail = problemSentences(r);
       say('error', 'dialog.preview_failed', { detail });
       input.focus();
     }
@@ -106,7 +114,7 @@ export function createDomainDialog({ onApplied }) {
       await onApplied();
     } else {
       applyBtn.disabled = false;
-      const detail = [api.problemText(r), ...(r.json?.errors ?? []).map((e) => e.message)].join(' ');
+      const detail = problemSentences(r);
       say('error', 'dialog.failed', { detail });
     }
   });

@@ -1,6 +1,6 @@
 /* The privacy policy: language choice, templates with override precedence,
  * the {RetentionTime} renderer, and the retention time from atlas.xml. */
-#include "mod/published/privacy.h"
+#include "mod/meeting/privacy.h"
 
 #include <errno.h>
 #include <limits.h>

@@ -1,0 +1,83 @@
+/* The directory module: users, client logins, federation data and the
+ * domain change, with the rule that ties federation.fqdn to the domain. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "mod/directory/directory.h"
+#include "mod/directory/domain_change.h"
+#include "mod/directory/internal.h"
+
+static const http_route_t routes[] = {
+    {.method = HTTP_POST, .path = "/api/v1/users", .handler = directory_users_create,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/api/v1/users", .handler = directory_users_list,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/users/import", .handler = directory_users_import,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW, .max_body = DIRECTORY_IMPORT_BODY_MAX},
+    {.method = HTTP_GET, .path = "/api/v1/users/{name}", .handler = directory_users_get,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_PATCH, .path = "/api/v1/users/{name}", .handler = directory_users_patch,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+    {.method = HTTP_DELETE, .path = "/api/v1/users/{name}", .handler = directory_users_delete,
+     .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_GET, .path = "/api/v1/federation/subscriptions",
+     .handler = directory_subscriptions_list, .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/federation/subscriptions/import",
+     .handler = directory_subscriptions_import, .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW,
+     .max_body = DIRECTORY_IMPORT_BODY_MAX},
+    {.method = HTTP_GET, .path = "/api/v1/federation/contacts",
+     .handler = directory_contacts_list, .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/federation/contacts/import",
+     .handler = directory_contacts_import, .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW,
+     .max_body = DIRECTORY_IMPORT_BODY_MAX},
+    {.method = HTTP_POST, .path = "/api/v1/domain/change", .handler = directory_domain_change_api,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
+    {.method = HTTP_POST, .path = "/client/v1/login", .handler = directory_client_login,
+     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/client/v1/me", .handler = directory_client_me,
+     .auth = HTTP_AUTH_NONE},
+};
+
+/* federation.fqdn is the domain or one label below it. */
+static void check(const settings_snapshot_t *snap, problem_t *p) {
+  const char *domain = settings_string(snap, "domain.name");
+  const char *fqdn = settings_string(snap, "federation.fqdn");
+  size_t dl = strlen(domain), fl = strlen(fqdn);
+  if (strcmp(fqdn, domain) == 0) return;
+  /* One label below: "<label>.<domain>" with no further dot in <label>. */
+  bool below = fl > dl + 1 && strcmp(fqdn + fl - dl, domain) == 0 && fqdn[fl - dl - 1] == '.' &&
+               memchr(fqdn, '.', fl - dl - 1) == NULL;
+  if (!below)
+    problem_add_error(p, "federation.fqdn",
+                      "Must be the domain %s or a direct sub-domain of it such as sip.%s; %s is "
+                      "not.",
+                      domain, domain, fqdn);
+}
+
+static const char *const sections[] = {"domain", "federation", NULL};
+
+static const settings_owner_t owner = {
+    .name = "directory",
+    .sections = sections,
+    .check = check,
+};
+
+static int init(const module_env_t *env, char *err, size_t errlen) {
+  /* The directory follows domain.name (its first generation at first start). */
+  bool moved = false;
+  int r = domain_change_init(env->store, &moved, err, errlen);
+  if (r == 0 && moved)
+    log_warning("the directory was on another domain than domain.name; it now follows it, and "
+                "mobile devices registered before must set up their login again");
+  return r;
+}
+
+const atrium_module_t directory_module = {
+    .name = "directory",
+    MODULE_ROUTES(routes),
+    .settings = &owner,
+    .init = init,
+    .stop = directory_shutdown,
+};

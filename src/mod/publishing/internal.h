@@ -1,0 +1,8 @@
+/* Inside the publishing module: the handlers of its routes (module.c lists them). */
+#pragma once
+
+#include "http/http.h"
+
+/* login_auto.c: POST /client/v1/login/auto (HTTP Negotiate), GET /api/v1/publishing/status */
+enum MHD_Result publishing_login_auto(http_request_t *req);
+enum MHD_Result publishing_status_api(http_request_t *req);

@@ -1,0 +1,77 @@
+#include "mod/runtime/runtime.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <sys/resource.h>
+
+#include "core/log.h"
+
+#define CPU_QUEUE_MAX 4096
+#define IO_THREADS 4
+#define IO_QUEUE_MAX 256
+
+static struct {
+  loop_t *loop;
+  workpool_t *cpu, *io;
+  size_t budget;
+} R;
+
+loop_t *runtime_loop(void) { return R.loop; }
+workpool_t *runtime_cpu_pool(void) { return R.cpu; }
+workpool_t *runtime_io_pool(void) { return R.io; }
+size_t runtime_connection_budget(void) { return R.budget; }
+
+/* The soft limit up to the hard one: an idle WebSocket costs a descriptor,
+ * and the soft default (often 1024) would cap users far below what memory
+ * allows. */
+static void raise_fd_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rlim_t want = rl.rlim_max;
+    rl.rlim_cur = want;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
+  }
+  rlim_t cur = rl.rlim_cur == RLIM_INFINITY ? 1u << 20 : rl.rlim_cur;
+  R.budget = cur > RUNTIME_FD_RESERVE ? (size_t)(cur - RUNTIME_FD_RESERVE) : 0;
+  log_info("descriptor limit %llu: room for %zu long-lived connections",
+           (unsigned long long)cur, R.budget);
+}
+
+static int start(char *err, size_t errlen) {
+  raise_fd_limit();
+  R.loop = loop_new("runtime");
+  R.cpu = workpool_new("cpu", 0, CPU_QUEUE_MAX);
+  R.io = workpool_new("blocking", IO_THREADS, IO_QUEUE_MAX);
+  if (!R.loop || !R.cpu || !R.io) {
+    snprintf(err, errlen, "Out of memory starting the event loop and worker pools.");
+    return -ENOMEM;
+  }
+  int r = loop_start(R.loop, err, errlen);
+  if (r == 0) r = workpool_start(R.cpu, err, errlen);
+  if (r == 0) r = workpool_start(R.io, err, errlen);
+  return r;
+}
+
+static void stop(void) {
+  loop_free(R.loop);
+  workpool_free(R.cpu);
+  workpool_free(R.io);
+  R.loop = NULL;
+  R.cpu = R.io = NULL;
+}
+
+static void metrics(FILE *f) {
+  workpool_t *pools[2];
+  size_t n = 0;
+  if (R.cpu) pools[n++] = R.cpu;
+  if (R.io) pools[n++] = R.io;
+  workpool_write_metrics(f, pools, n);
+}
+
+const atrium_module_t runtime_module = {
+    .name = "runtime",
+    .start = start,
+    .stop = stop,
+    .metrics = metrics,
+};

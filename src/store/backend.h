@@ -1,0 +1,101 @@
+/* What a store backend implements (store/sqlite/, later store/pg/): the
+ * connection and transaction primitives, and one function per operation of
+ * store.h with the same meaning. store.c runs transactions, retries
+ * serialisation failures, and keeps the error count and message; a backend
+ * reports every database failure through store_backend_failed so that it is
+ * counted whichever operation hit it. Only store/ and its backends include
+ * this file. */
+#pragma once
+
+#include "store/store.h"
+
+struct store_txn {
+  store_t *store;
+  void *conn;       /* the backend's connection for this transaction */
+  const char *name; /* for error messages */
+  bool write;
+};
+
+struct store_backend {
+  const char *name;
+  int schema_version; /* the version this code migrates to */
+
+  /* Opens and migrates; *db is the backend's state, passed to the rest. */
+  int (*open)(store_t *s, const store_options_t *opts, void **db, char *err, size_t errlen);
+  void (*close)(void *db);
+  /* A connection with an open transaction (write: read-write), or an error;
+   * end it with commit or rollback, which give the connection back. */
+  int (*begin)(void *db, bool write, void **conn);
+  int (*commit)(store_txn_t *t); /* -EAGAIN: serialisation failure, rolled back */
+  void (*rollback)(store_txn_t *t);
+  int (*notify)(store_txn_t *t, const char *channel, const char *payload);
+  int (*listen)(void *db, const char *channel, store_listen_fn fn, void *ctx);
+  int (*schema)(void *db);
+  int (*integrity_check)(void *db);
+
+  int (*settings_load)(store_txn_t *t, json_t **values, uint64_t *version);
+  int (*settings_version)(store_txn_t *t, uint64_t *version);
+  int (*settings_put)(store_txn_t *t, const char *key, const char *value_json);
+  int (*settings_delete)(store_txn_t *t, const char *key);
+  int (*settings_set_version)(store_txn_t *t, uint64_t version);
+  int (*meta_get)(store_txn_t *t, const char *name, char **value);
+  int (*meta_put)(store_txn_t *t, const char *name, const char *value);
+
+  int (*audit_add)(store_txn_t *t, const char *actor, const char *key, const char *old_text,
+                   const char *new_text);
+  int (*audit_list)(store_txn_t *t, int64_t offset, int64_t limit, json_t **page);
+
+  int (*admin_count)(store_txn_t *t, int64_t *count);
+  int (*admin_create)(store_txn_t *t, const char *name, const char *password_hash);
+  int (*admin_get_hash)(store_txn_t *t, const char *name, char **hash);
+  int (*session_put)(store_txn_t *t, const store_session_t *session);
+  int (*session_delete)(store_txn_t *t, const char *token_hash);
+  int (*session_purge)(store_txn_t *t, int64_t now);
+  int (*session_each)(store_txn_t *t, void (*fn)(const store_session_t *, void *), void *ctx);
+
+  int (*domain_current)(store_txn_t *t, int64_t *generation, char *name, size_t len);
+  int (*domain_add)(store_txn_t *t, int64_t generation, const char *name, const char *actor);
+  int (*domain_was)(store_txn_t *t, const char *name, int64_t before, bool *was);
+  int (*domain_counts)(store_txn_t *t, int64_t generation, store_domain_counts_t *out);
+
+  int (*user_insert)(store_txn_t *t, const store_user_write_t *u, const char **conflict);
+  int (*user_update)(store_txn_t *t, const char *name, const store_user_write_t *u,
+                     const char **conflict);
+  int (*user_delete)(store_txn_t *t, const char *name);
+  int (*user_get)(store_txn_t *t, const char *name, store_user_t *out);
+  int (*user_by_windows_account)(store_txn_t *t, const char *account, store_user_t *out);
+  int (*user_credentials)(store_txn_t *t, const char *name, int64_t *id, char **hash,
+                          bool *enabled);
+  int (*user_list)(store_txn_t *t, const char *q, const char *exact, int64_t offset, int64_t limit,
+                   int64_t *total, store_user_fn fn, void *ctx);
+  int (*user_names)(store_txn_t *t, int64_t limit, void (*fn)(const char *name, void *ctx),
+                    void *ctx);
+
+  int (*device_put)(store_txn_t *t, int64_t user_id, const char *device_id, const char *platform,
+                    const char *push_token, const char *login, int64_t generation);
+  int (*tokens_delete_device)(store_txn_t *t, int64_t user_id, const char *device_id);
+  int (*tokens_purge)(store_txn_t *t, int64_t user_id, int64_t now);
+  int (*token_put)(store_txn_t *t, const char *token_hash, int64_t user_id, const char *device_id,
+                   int64_t generation, int64_t created, int64_t expires);
+  int (*token_find)(store_txn_t *t, const char *token_hash, store_token_t *out);
+
+  int (*subscription_insert)(store_txn_t *t, const char *user, const char *remote,
+                             const char *state, int64_t generation);
+  int (*contact_insert)(store_txn_t *t, const char *user, const char *remote,
+                        const char *display_name);
+  int (*subscription_list)(store_txn_t *t, const char *user, const char *state, int64_t generation,
+                           int64_t offset, int64_t limit, int64_t *total, store_federation_fn fn,
+                           void *ctx);
+  int (*contact_list)(store_txn_t *t, const char *user, int64_t offset, int64_t limit,
+                      int64_t *total, store_federation_fn fn, void *ctx);
+
+  int (*prefs_get)(store_txn_t *t, const char *user, store_pref_fn fn, void *ctx);
+  int (*pref_put)(store_txn_t *t, const char *user, const char *channel, bool notify,
+                  const char *email, bool attach);
+};
+
+/* Records a database failure: counts it and keeps the message (printf
+ * format) for store_last_error. Returns `code` for `return
+ * store_backend_failed(...)`. */
+int store_backend_failed(store_t *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));

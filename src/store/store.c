@@ -1,0 +1,348 @@
+/* The store's front: opening a backend, running transactions with bounded
+ * retries, one place for errors, and the operations handed to the backend.
+ * See store.h and backend.h. */
+#include "store/store.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store/backend.h"
+
+struct store {
+  const store_backend_t *be;
+  void *db;
+  atomic_uint_fast64_t errors;
+  atomic_uint_fast64_t retries; /* transactions run again after a serialisation failure */
+  /* Guarded by its own mutex: store_last_error may be called by any thread. */
+  pthread_mutex_t err_lock;
+  char last_error[512];
+};
+
+int store_open(const store_backend_t *backend, const store_options_t *opts, store_t **out,
+               char *err, size_t errlen) {
+  *out = NULL;
+  if (errlen) err[0] = '\0';
+  store_t *s = calloc(1, sizeof *s);
+  if (!s) {
+    snprintf(err, errlen, "out of memory opening the store");
+    return -ENOMEM;
+  }
+  s->be = backend;
+  pthread_mutex_init(&s->err_lock, NULL);
+  atomic_init(&s->errors, 0);
+  atomic_init(&s->retries, 0);
+  int r = backend->open(s, opts, &s->db, err, errlen);
+  if (r < 0) {
+    store_close(s);
+    return r;
+  }
+  *out = s;
+  return 0;
+}
+
+void store_close(store_t *s) {
+  if (!s) return;
+  if (s->db) s->be->close(s->db);
+  pthread_mutex_destroy(&s->err_lock);
+  free(s);
+}
+
+const char *store_backend_name(const store_t *s) { return s->be->name; }
+
+int store_backend_failed(store_t *s, int code, const char *fmt, ...) {
+  atomic_fetch_add(&s->errors, 1);
+  pthread_mutex_lock(&s->err_lock);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(s->last_error, sizeof s->last_error, fmt, ap);
+  va_end(ap);
+  pthread_mutex_unlock(&s->err_lock);
+  return code;
+}
+
+const char *store_last_error(store_t *s) {
+  /* A copy per thread: another thread's failure may overwrite the store's
+   * buffer while the caller is still formatting this one. */
+  static _Thread_local char copy[512];
+  if (!s) return "no store";
+  pthread_mutex_lock(&s->err_lock);
+  memcpy(copy, s->last_error, sizeof copy);
+  pthread_mutex_unlock(&s->err_lock);
+  return copy;
+}
+
+uint64_t store_error_count(store_t *s) { return s ? (uint64_t)atomic_load(&s->errors) : 0; }
+
+void store_write_metrics(store_t *s, FILE *f) {
+  fprintf(f,
+          "# HELP atrium_store_errors_total Failures of the store's database since the server "
+          "started.\n"
+          "# TYPE atrium_store_errors_total counter\n"
+          "atrium_store_errors_total %llu\n"
+          "# HELP atrium_store_txn_retries_total Transactions run again after a serialisation "
+          "failure.\n"
+          "# TYPE atrium_store_txn_retries_total counter\n"
+          "atrium_store_txn_retries_total %llu\n"
+          "# HELP atrium_store_info The store's backend; always 1.\n"
+          "# TYPE atrium_store_info gauge\n"
+          "atrium_store_info{backend=\"%s\"} 1\n",
+          (unsigned long long)atomic_load(&s->errors),
+          (unsigned long long)atomic_load(&s->retries), s->be->name);
+}
+
+int store_schema_version(store_t *s) { return s->be->schema(s->db); }
+int store_code_schema_version(const store_t *s) { return s->be->schema_version; }
+int store_integrity_check(store_t *s) { return s->be->integrity_check(s->db); }
+store_t *store_of(store_txn_t *txn) { return txn->store; }
+
+void store_now_rfc3339(char out[32]) {
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+  snprintf(out + n, 32 - n, ".%03ldZ", ts.tv_nsec / 1000000L);
+}
+
+/* ---- transactions ---------------------------------------------------------------- */
+
+int store_run_txn(store_t *s, const char *name, store_txn_fn fn, void *ctx) {
+  int r = -EAGAIN;
+  for (int attempt = 0; attempt < STORE_TXN_ATTEMPTS && r == -EAGAIN; attempt++) {
+    if (attempt) atomic_fetch_add(&s->retries, 1);
+    store_txn_t t = {.store = s, .name = name, .write = true};
+    r = s->be->begin(s->db, true, &t.conn);
+    if (r < 0) continue;
+    r = fn(&t, ctx);
+    if (r < 0) {
+      s->be->rollback(&t);
+      continue;
+    }
+    int c = s->be->commit(&t);
+    if (c < 0) r = c;
+  }
+  if (r == -EAGAIN)
+    store_backend_failed(s, r,
+                         "%s: gave up after %d attempts that each conflicted with another "
+                         "transaction",
+                         name, STORE_TXN_ATTEMPTS);
+  return r;
+}
+
+static int begin_heap(store_t *s, const char *name, bool write, store_txn_t **txn) {
+  *txn = NULL;
+  store_txn_t *t = calloc(1, sizeof *t);
+  if (!t) return -ENOMEM;
+  *t = (store_txn_t){.store = s, .name = name, .write = write};
+  int r = s->be->begin(s->db, write, &t->conn);
+  if (r < 0) {
+    free(t);
+    return r;
+  }
+  *txn = t;
+  return 0;
+}
+
+int store_begin(store_t *s, const char *name, store_txn_t **txn) {
+  return begin_heap(s, name, true, txn);
+}
+
+int store_commit(store_txn_t *t) {
+  int r = t->store->be->commit(t);
+  free(t);
+  return r;
+}
+
+void store_rollback(store_txn_t *t) {
+  if (!t) return;
+  t->store->be->rollback(t);
+  free(t);
+}
+
+int store_read_begin(store_t *s, const char *name, store_txn_t **txn) {
+  return begin_heap(s, name, false, txn);
+}
+
+void store_read_end(store_txn_t *t) { store_rollback(t); }
+
+int store_notify(store_txn_t *t, const char *channel, const char *payload) {
+  return t->store->be->notify(t, channel, payload);
+}
+
+int store_listen(store_t *s, const char *channel, store_listen_fn fn, void *ctx) {
+  return s->be->listen(s->db, channel, fn, ctx);
+}
+
+/* ---- operations: handed to the backend ----------------------------------------------- */
+
+int store_settings_load(store_txn_t *t, json_t **values, uint64_t *version) {
+  return t->store->be->settings_load(t, values, version);
+}
+
+int store_settings_version(store_txn_t *t, uint64_t *version) {
+  return t->store->be->settings_version(t, version);
+}
+
+int store_settings_put(store_txn_t *t, const char *key, const char *value_json) {
+  return t->store->be->settings_put(t, key, value_json);
+}
+
+int store_settings_delete(store_txn_t *t, const char *key) {
+  return t->store->be->settings_delete(t, key);
+}
+
+int store_settings_set_version(store_txn_t *t, uint64_t version) {
+  return t->store->be->settings_set_version(t, version);
+}
+
+int store_meta_get(store_txn_t *t, const char *name, char **value) {
+  return t->store->be->meta_get(t, name, value);
+}
+
+int store_meta_put(store_txn_t *t, const char *name, const char *value) {
+  return t->store->be->meta_put(t, name, value);
+}
+
+int store_audit_add(store_txn_t *t, const char *actor, const char *key, const char *old_text,
+                    const char *new_text) {
+  return t->store->be->audit_add(t, actor, key, old_text, new_text);
+}
+
+int store_audit_list(store_txn_t *t, int64_t offset, int64_t limit, json_t **page) {
+  return t->store->be->audit_list(t, offset, limit, page);
+}
+
+int store_admin_count(store_txn_t *t, int64_t *count) {
+  return t->store->be->admin_count(t, count);
+}
+
+int store_admin_create(store_txn_t *t, const char *name, const char *password_hash) {
+  return t->store->be->admin_create(t, name, password_hash);
+}
+
+int store_admin_get_hash(store_txn_t *t, const char *name, char **hash) {
+  return t->store->be->admin_get_hash(t, name, hash);
+}
+
+int store_session_put(store_txn_t *t, const store_session_t *session) {
+  return t->store->be->session_put(t, session);
+}
+
+int store_session_delete(store_txn_t *t, const char *token_hash) {
+  return t->store->be->session_delete(t, token_hash);
+}
+
+int store_session_purge(store_txn_t *t, int64_t now) { return t->store->be->session_purge(t, now); }
+
+int store_session_each(store_txn_t *t, void (*fn)(const store_session_t *, void *), void *ctx) {
+  return t->store->be->session_each(t, fn, ctx);
+}
+
+int store_domain_current(store_txn_t *t, int64_t *generation, char *name, size_t len) {
+  return t->store->be->domain_current(t, generation, name, len);
+}
+
+int store_domain_add(store_txn_t *t, int64_t generation, const char *name, const char *actor) {
+  return t->store->be->domain_add(t, generation, name, actor);
+}
+
+int store_domain_was(store_txn_t *t, const char *name, int64_t before, bool *was) {
+  return t->store->be->domain_was(t, name, before, was);
+}
+
+int store_domain_counts(store_txn_t *t, int64_t generation, store_domain_counts_t *out) {
+  return t->store->be->domain_counts(t, generation, out);
+}
+
+int store_user_insert(store_txn_t *t, const store_user_write_t *u, const char **conflict) {
+  return t->store->be->user_insert(t, u, conflict);
+}
+
+int store_user_update(store_txn_t *t, const char *name, const store_user_write_t *u,
+                      const char **conflict) {
+  return t->store->be->user_update(t, name, u, conflict);
+}
+
+int store_user_delete(store_txn_t *t, const char *name) {
+  return t->store->be->user_delete(t, name);
+}
+
+int store_user_get(store_txn_t *t, const char *name, store_user_t *out) {
+  return t->store->be->user_get(t, name, out);
+}
+
+int store_user_by_windows_account(store_txn_t *t, const char *account, store_user_t *out) {
+  return t->store->be->user_by_windows_account(t, account, out);
+}
+
+int store_user_credentials(store_txn_t *t, const char *name, int64_t *id, char **hash,
+                           bool *enabled) {
+  return t->store->be->user_credentials(t, name, id, hash, enabled);
+}
+
+int store_user_list(store_txn_t *t, const char *q, const char *exact, int64_t offset, int64_t limit,
+                    int64_t *total, store_user_fn fn, void *ctx) {
+  return t->store->be->user_list(t, q, exact, offset, limit, total, fn, ctx);
+}
+
+int store_user_names(store_txn_t *t, int64_t limit, void (*fn)(const char *name, void *ctx),
+                     void *ctx) {
+  return t->store->be->user_names(t, limit, fn, ctx);
+}
+
+int store_device_put(store_txn_t *t, int64_t user_id, const char *device_id, const char *platform,
+                     const char *push_token, const char *login, int64_t generation) {
+  return t->store->be->device_put(t, user_id, device_id, platform, push_token, login, generation);
+}
+
+int store_tokens_delete_device(store_txn_t *t, int64_t user_id, const char *device_id) {
+  return t->store->be->tokens_delete_device(t, user_id, device_id);
+}
+
+int store_tokens_purge(store_txn_t *t, int64_t user_id, int64_t now) {
+  return t->store->be->tokens_purge(t, user_id, now);
+}
+
+int store_token_put(store_txn_t *t, const char *token_hash, int64_t user_id, const char *device_id,
+                    int64_t generation, int64_t created, int64_t expires) {
+  return t->store->be->token_put(t, token_hash, user_id, device_id, generation, created, expires);
+}
+
+int store_token_find(store_txn_t *t, const char *token_hash, store_token_t *out) {
+  return t->store->be->token_find(t, token_hash, out);
+}
+
+int store_subscription_insert(store_txn_t *t, const char *user, const char *remote,
+                              const char *state, int64_t generation) {
+  return t->store->be->subscription_insert(t, user, remote, state, generation);
+}
+
+int store_contact_insert(store_txn_t *t, const char *user, const char *remote,
+                         const char *display_name) {
+  return t->store->be->contact_insert(t, user, remote, display_name);
+}
+
+int store_subscription_list(store_txn_t *t, const char *user, const char *state, int64_t generation,
+                            int64_t offset, int64_t limit, int64_t *total, store_federation_fn fn,
+                            void *ctx) {
+  return t->store->be->subscription_list(t, user, state, generation, offset, limit, total, fn, ctx);
+}
+
+int store_contact_list(store_txn_t *t, const char *user, int64_t offset, int64_t limit,
+                       int64_t *total, store_federation_fn fn, void *ctx) {
+  return t->store->be->contact_list(t, user, offset, limit, total, fn, ctx);
+}
+
+int store_prefs_get(store_txn_t *t, const char *user, store_pref_fn fn, void *ctx) {
+  return t->store->be->prefs_get(t, user, fn, ctx);
+}
+
+int store_pref_put(store_txn_t *t, const char *user, const char *channel, bool notify,
+                   const char *email, bool attach) {
+  return t->store->be->pref_put(t, user, channel, notify, email, attach);
+}
