@@ -110,8 +110,9 @@ describe('serviceConnectionPoint on a real slapd', { skip }, () => {
     assert.ok(!st.message.includes(bad));
     assert.ok(st.failures >= 1);
     assert.equal(typeof st.next_retry_seconds, 'number');
-    assert.ok(!srv.output().includes(bad), 'the password reached the log');
-    assert.match(srv.output(), /AD publishing: .*Invalid credentials/);
+    const logged = await srv.waitOutput(/AD publishing: .*Invalid credentials/);
+    assert.ok(!logged.includes(bad), 'the password reached the log');
+    assert.match(logged, /AD publishing: .*Invalid credentials/);
     r = await patch({ 'ad.bind_password': ROOT_PW });
     assert.equal(r.status, 200, r.text);
     await waitFor((x, s) => s.state === 'published' && x?.serviceBindingInformation?.[0] === 'https://wrong.example.com',

@@ -2,9 +2,11 @@
 // a temporary data directory, and offers small helpers for the REST API and
 // for atriumctl. Every wait is bounded.
 import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -138,6 +140,23 @@ export async function startServer(opts = {}) {
   const server = {
     url, port, dir, dataDir, atlasPath, adminPassword, proc,
     output: () => out,
+    /** atriumd's stdout and stderr arrive through pipes, possibly after the
+     * HTTP answer that followed the log line: wait (bounded) for a match. */
+    async waitOutput(re, ms = 5000) {
+      const until = Date.now() + ms;
+      while (!re.test(out) && Date.now() < until) await sleep(25);
+      return out;
+    },
+    /** Waits until the output has not grown for quietMs (at most ms). */
+    async settleOutput(quietMs = 300, ms = 5000) {
+      const until = Date.now() + ms;
+      let last = out.length, since = Date.now();
+      while (Date.now() < until && Date.now() - since < quietMs) {
+        await sleep(25);
+        if (out.length !== last) { last = out.length; since = Date.now(); }
+      }
+      return out;
+    },
     async login(user = 'admin', password = adminPassword) {
       const r = await apiCall(url, 'POST', '/api/v1/session', { body: { user, password } });
       if (r.status !== 200 || !r.json?.token) {
@@ -272,4 +291,89 @@ export function problemKeys(r, status, assert) {
 export function auditValue(x) {
   if (typeof x !== 'string') return x;
   try { return JSON.parse(x); } catch { return x; }
+}
+
+/** A minimal RFC 6455 client (Node 20 has none): connects to path on port,
+ * resolves {sock, send(text), next(ms) -> the next text message, close()}.
+ * Frames from the server are unmasked; ours are masked, as the RFC asks. */
+export function wsOpen(port, path, { headers = {}, timeoutMs = 10000, host = '127.0.0.1' } = {}) {
+  return new Promise((resolve, reject) => {
+    const key = crypto.randomBytes(16).toString('base64');
+    const req = http.request({ host, port, path, timeout: timeoutMs,
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': key, ...headers } });
+    req.on('timeout', () => req.destroy(new Error('WebSocket handshake timed out')));
+    req.on('error', reject);
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => reject(Object.assign(new Error(`no upgrade: HTTP ${res.statusCode}`),
+        { status: res.statusCode, body })));
+    });
+    req.on('upgrade', (res, sock, head) => {
+      let buf = head?.length ? Buffer.from(head) : Buffer.alloc(0);
+      const messages = [];
+      const waiters = [];
+      let closed = false;
+      const deliver = () => {
+        while (messages.length && waiters.length) waiters.shift().resolve(messages.shift());
+      };
+      sock.on('error', () => {});
+      sock.on('close', () => {
+        closed = true;
+        for (const w of waiters.splice(0)) w.reject(new Error('WebSocket closed'));
+      });
+      sock.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        for (;;) {
+          if (buf.length < 2) break;
+          let len = buf[1] & 0x7f, off = 2;
+          if (len === 126) { if (buf.length < 4) break; len = buf.readUInt16BE(2); off = 4; }
+          else if (len === 127) { if (buf.length < 10) break; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+          if (buf.length < off + len) break;
+          const opcode = buf[0] & 0x0f;
+          const payload = buf.subarray(off, off + len);
+          buf = buf.subarray(off + len);
+          if (opcode === 1 || opcode === 2) messages.push(opcode === 1 ? payload.toString() : payload);
+          else if (opcode === 8) messages.push({ close: payload.length >= 2 ? payload.readUInt16BE(0) : 1005,
+            reason: payload.subarray(2).toString() });
+        }
+        deliver();
+      });
+      const frame = (opcode, payload) => {
+        const mask = crypto.randomBytes(4);
+        const len = payload.length;
+        const head2 = len < 126 ? Buffer.from([0x80 | opcode, 0x80 | len])
+          : len < 65536 ? Buffer.from([0x80 | opcode, 0xfe, len >> 8, len & 0xff])
+            : Buffer.concat([Buffer.from([0x80 | opcode, 0xff]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(len)); return b; })()]);
+        return Buffer.concat([head2, mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]);
+      };
+      resolve({
+        sock,
+        send: (text) => sock.write(frame(1, Buffer.from(text))),
+        sendBinary: (bytes) => sock.write(frame(2, Buffer.from(bytes))),
+        next: (ms = 10000) => new Promise((res2, rej2) => {
+          if (messages.length) { res2(messages.shift()); return; }
+          if (closed) { rej2(new Error('WebSocket closed')); return; }
+          const t = setTimeout(() => {
+            const i = waiters.findIndex((w) => w.resolve === done);
+            if (i >= 0) waiters.splice(i, 1);
+            rej2(new Error(`no WebSocket message within ${ms} ms`));
+          }, ms);
+          const done = (m) => { clearTimeout(t); res2(m); };
+          waiters.push({ resolve: done, reject: (e) => { clearTimeout(t); rej2(e); } });
+        }),
+        close: () => { if (!closed) sock.end(frame(8, Buffer.from([0x03, 0xe8]))); },
+        closed: () => closed,
+      });
+    });
+    req.end();
+  });
+}
+
+/** Threads of a process, from /proc. */
+export function threadCount(pid) {
+  const m = /^Threads:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) : -1;
 }

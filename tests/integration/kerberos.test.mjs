@@ -127,7 +127,7 @@ describe('automatic login with a real KDC', { skip }, () => {
     const r = await auto('alice');
     assert.equal(r.status, 503, r.text);
     assert.equal(r.json.type, 'https://atrium.invalid/problems/kerberos-unavailable');
-    assert.match(srv.output(), /missing\.keytab cannot be read/);
+    assert.match(await srv.waitOutput(/missing\.keytab cannot be read/), /missing\.keytab cannot be read/);
     p = await patch({ 'login.kerberos_keytab': kdc.keytab });
     assert.equal(p.status, 200, p.text);
     assert.equal((await auto('alice')).status, 200);

@@ -98,8 +98,8 @@ test('a broken or missing atlas.xml: a sentence on the page, one warning, no cra
   }
   const de = await page({}, '?lang=de');
   assert.match(de.text, new RegExp(UNKNOWN_DE));
-  await sleep(100);
-  const warnings = srv.output().split('\n').filter((l) => /warning: privacy policy:/.test(l));
+  const warnings = (await srv.settleOutput()).split('\n')
+    .filter((l) => /warning: privacy policy:/.test(l));
   assert.equal(warnings.length, 1, `once per change, not per request:\n${warnings.join('\n')}`);
   const info = await srv.api('GET', '/api/v1/privacy', { token });
   assert.equal(info.json.retention_days, null);
@@ -109,8 +109,8 @@ test('a broken or missing atlas.xml: a sentence on the page, one warning, no cra
   let r = await page({}, '?lang=en');
   assert.equal(r.status, 200);
   assert.match(r.text, /could not be determined/);
-  await sleep(100);
-  assert.equal(srv.output().split('\n').filter((l) => /warning: privacy policy:/.test(l)).length, 2);
+  assert.equal((await srv.settleOutput()).split('\n')
+    .filter((l) => /warning: privacy policy:/.test(l)).length, 2);
 
   // Back: the number returns, and the server still serves everything else.
   const xml = '<?xml version="1.0"?><Atlas>'

@@ -130,7 +130,8 @@ describe('proxy test', { skip, timeout: 180000 }, () => {
     const j = await proxyTest(viaProxy(squidOpen));
     assert.equal(j.ok, true, j.message);
     assert.equal(license.requests.length, before + 1);
-    assert.match(squidOpen.accessLog(), new RegExp(`CONNECT localhost:${license.port}`));
+    const re = new RegExp(`CONNECT localhost:${license.port}`);
+    assert.match(await squidOpen.waitAccessLog(re), re);
   });
 
   test('Basic: right password passes, wrong or missing is a 407 with its own sentence', async () => {
@@ -140,7 +141,7 @@ describe('proxy test', { skip, timeout: 180000 }, () => {
     });
     let j = await proxyTest(basic(BASIC_PW));
     assert.equal(j.ok, true, j.message);
-    assert.match(squidBasic.accessLog(), new RegExp(`${BASIC_USER}`));
+    assert.match(await squidBasic.waitAccessLog(new RegExp(BASIC_USER)), new RegExp(BASIC_USER));
 
     j = await proxyTest(basic(WRONG_PW));
     assert.equal(j.ok, false);
@@ -320,7 +321,8 @@ describe('proxy test', { skip, timeout: 180000 }, () => {
 
   test('invalid values: 422 naming each key, and no traffic at all', async () => {
     const licenseBefore = license.requests.length;
-    const logs = [squidOpen.accessLog(), squidBasic.accessLog(), squidDigest.accessLog()];
+    const logs = [await squidOpen.settleAccessLog(), await squidBasic.settleAccessLog(),
+      await squidDigest.settleAccessLog()];
     const cases = [
       [{ 'proxy.port': 0 }, ['proxy.port']],
       [{ 'proxy.port': '3128' }, ['proxy.port']],
@@ -342,8 +344,8 @@ describe('proxy test', { skip, timeout: 180000 }, () => {
     const r = await api('POST', '/api/v1/proxy/test', [1, 2]);
     assert.equal(r.status, 400, r.text);
     assert.equal(license.requests.length, licenseBefore);
-    assert.deepEqual([squidOpen.accessLog(), squidBasic.accessLog(), squidDigest.accessLog()],
-      logs);
+    assert.deepEqual([await squidOpen.settleAccessLog(), await squidBasic.settleAccessLog(),
+      await squidDigest.settleAccessLog()], logs);
     assert.equal(untrusted.requests.length, 0);
   });
 
@@ -431,7 +433,7 @@ describe('proxy test', { skip, timeout: 180000 }, () => {
     // One more round with every password, at the most verbose log level.
     await proxyTest(viaProxy(squidBasic, { 'proxy.auth_required': true,
       'proxy.username': BASIC_USER, 'proxy.password': WRONG_PW }));
-    const out = server.output();
+    const out = await server.waitOutput(/proxy test: stage=proxy_auth, elapsed=\d+ ms/);
     assert.match(out, /proxy test: stage=proxy_auth, elapsed=\d+ ms/);
     for (const pw of ALL_PASSWORDS) {
       assert.ok(!out.includes(pw), `the server output holds ${pw}`);

@@ -126,6 +126,29 @@ export async function startSquid(opts = {}) {
     dir,
     output: () => out + readLog('cache.log'),
     accessLog: () => readLog('access.log'),
+    /** squid writes a tunnel's access-log line when the tunnel closes, after
+     * the client has its answer: wait (bounded) for a line matching re. */
+    async waitAccessLog(re, ms = 5000) {
+      const until = Date.now() + ms;
+      let log = readLog('access.log');
+      while (!re.test(log) && Date.now() < until) {
+        await new Promise((r) => setTimeout(r, 50));
+        log = readLog('access.log');
+      }
+      return log;
+    },
+    /** Waits until the access log has not changed for quietMs (at most ms),
+     * so that a snapshot of it is not overtaken by a line still on its way. */
+    async settleAccessLog(quietMs = 400, ms = 5000) {
+      const until = Date.now() + ms;
+      let last = readLog('access.log'), since = Date.now();
+      while (Date.now() < until && Date.now() - since < quietMs) {
+        await new Promise((r) => setTimeout(r, 50));
+        const now = readLog('access.log');
+        if (now !== last) { last = now; since = Date.now(); }
+      }
+      return last;
+    },
     async stop() {
       if (!(await waitExit(proc, 0))) {
         proc.kill('SIGTERM');
