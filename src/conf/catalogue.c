@@ -621,7 +621,7 @@ static void write_default(FILE *f, const setting_def_t *def) {
 
 void catalogue_write_markdown(FILE *f) {
   fputs("# Settings reference\n\n"
-        "Generated from the catalogue table (`src/catalogue.c`) by "
+        "Generated from the catalogue table (`src/conf/catalogue.c`) by "
         "`atriumd --settings-reference`; a test fails when this file and the table differ.\n\n"
         "Every setting can be overridden by an environment variable (shown below) unless noted; "
         "the API then reports `\"source\": \"env\"` and refuses to change it.\n",
