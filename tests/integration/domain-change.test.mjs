@@ -89,6 +89,8 @@ describe('domain change', () => {
     for (const bad of ['intranet', 'bad domain.example', '-x.example', '', 'a..example']) {
       r = await api('POST', '/api/v1/domain/change', { body: { domain: bad, dry_run: true } });
       assert.deepEqual(problemKeys(r, 422, assert), ['domain'], `${bad}: ${r.text}`);
+      // The rule is said once: beside the field, not again in the sentence.
+      assert.ok(!r.json.detail.includes(r.json.errors[0].message), r.text);
     }
     r = await api('POST', '/api/v1/domain/change', { body: { domain: 'OLD.Example', dry_run: true } });
     assert.deepEqual(problemKeys(r, 422, assert), ['domain']);
