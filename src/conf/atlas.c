@@ -6,11 +6,13 @@
 #include <errno.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -658,4 +660,88 @@ int atlas_retention_days(const atlas_config_t *cfg) {
   if (!cfg) return -1;
   int im = cfg->im_delete_after_days, journal = cfg->journal_delete_after_days;
   return im > journal ? im : journal;
+}
+
+/* ---- values read while running -------------------------------------------------- */
+
+struct atlas_watch {
+  pthread_mutex_t lock;
+  char *path;
+  bool read_once;
+  /* The identity of the file last parsed; exists=false when stat failed. */
+  bool exists;
+  int stat_errno;
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime, ctime;
+  atlas_live_t live;
+  char err[512];
+};
+
+atlas_watch_t *atlas_watch_new(const char *path) {
+  atlas_watch_t *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  if (!(w->path = strdup(path ? path : ""))) {
+    free(w);
+    return NULL;
+  }
+  pthread_mutex_init(&w->lock, NULL);
+  return w;
+}
+
+void atlas_watch_free(atlas_watch_t *w) {
+  if (!w) return;
+  pthread_mutex_destroy(&w->lock);
+  free(w->path);
+  free(w);
+}
+
+const char *atlas_watch_path(const atlas_watch_t *w) { return w->path; }
+
+static bool same_time(struct timespec a, struct timespec b) {
+  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
+}
+
+void atlas_watch_get(atlas_watch_t *w, atlas_live_t *out, bool *changed, char *err,
+                     size_t errlen) {
+  struct stat st;
+  bool exists = stat(w->path, &st) == 0;
+  int serr = exists ? 0 : errno;
+  pthread_mutex_lock(&w->lock);
+  bool same = w->read_once && exists == w->exists &&
+              (exists ? w->dev == st.st_dev && w->ino == st.st_ino && w->size == st.st_size &&
+                            same_time(w->mtime, st.st_mtim) && same_time(w->ctime, st.st_ctim)
+                      : w->stat_errno == serr);
+  if (changed) *changed = !same;
+  if (!same) {
+    w->read_once = true;
+    w->exists = exists;
+    w->stat_errno = serr;
+    w->live = (atlas_live_t){.ok = false, .im_delete_after_days = -1,
+                             .journal_delete_after_days = -1};
+    w->err[0] = '\0';
+    if (exists) {
+      w->dev = st.st_dev;
+      w->ino = st.st_ino;
+      w->size = st.st_size;
+      w->mtime = st.st_mtim;
+      w->ctime = st.st_ctim;
+      atlas_config_t *cfg = malloc(sizeof *cfg);
+      if (!cfg) {
+        snprintf(w->err, sizeof w->err, "out of memory reading %s", w->path);
+        w->read_once = false; /* try again next time */
+      } else if (atlas_load(w->path, cfg, w->err, sizeof w->err) == 0) {
+        w->live.ok = true;
+        w->live.im_delete_after_days = cfg->im_delete_after_days;
+        w->live.journal_delete_after_days = cfg->journal_delete_after_days;
+      }
+      free(cfg);
+    } else {
+      snprintf(w->err, sizeof w->err, "cannot read %s: %s", w->path, strerror(serr));
+    }
+  }
+  *out = w->live;
+  if (err && errlen) snprintf(err, errlen, "%s", w->err);
+  pthread_mutex_unlock(&w->lock);
 }

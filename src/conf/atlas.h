@@ -63,3 +63,27 @@ int atlas_parse_memory(const char *buf, size_t len, const char *base_dir, atlas_
 
 /* The larger of the two retention values, or -1 when neither is given. */
 int atlas_retention_days(const atlas_config_t *cfg);
+
+/* ---- values read while running -------------------------------------------------- */
+
+/* The values of atlas.xml that take effect without a restart
+ * (IMDeleteAfterDays, JournalDeleteAfterDays), read again when the file
+ * changes. Thread-safe. */
+typedef struct atlas_watch atlas_watch_t;
+
+typedef struct atlas_live {
+  bool ok; /* the file was read and is valid; otherwise err says why */
+  int im_delete_after_days;      /* -1 when not given */
+  int journal_delete_after_days; /* -1 when not given */
+} atlas_live_t;
+
+/* path is copied. NULL on out of memory. */
+atlas_watch_t *atlas_watch_new(const char *path);
+void atlas_watch_free(atlas_watch_t *w); /* accepts NULL */
+const char *atlas_watch_path(const atlas_watch_t *w);
+/* The values now. The file is parsed again only when its inode, size,
+ * mtime or ctime changed; *changed (may be NULL) is true when this call read
+ * it anew (the first call, or a change since): the moment to log, once per
+ * change. */
+void atlas_watch_get(atlas_watch_t *w, atlas_live_t *out, bool *changed, char *err,
+                     size_t errlen);

@@ -205,85 +205,40 @@ int privacy_render(const char *tmpl, size_t len, int days, privacy_lang_t lang, 
 /* ---- retention time ------------------------------------------------------------ */
 
 struct privacy_retention {
-  pthread_mutex_t lock;
-  char *path;
-  bool read_once;
-  /* The identity of the file last parsed; exists=false when stat failed. */
-  bool exists;
-  int stat_errno;
-  dev_t dev;
-  ino_t ino;
-  off_t size;
-  struct timespec mtime, ctime;
-  int days;
-  char err[512];
+  atlas_watch_t *watch;
 };
 
 privacy_retention_t *privacy_retention_new(const char *atlas_path) {
   privacy_retention_t *r = calloc(1, sizeof *r);
   if (!r) return NULL;
-  r->path = strdup(atlas_path ? atlas_path : "");
-  if (!r->path) {
+  if (!(r->watch = atlas_watch_new(atlas_path))) {
     free(r);
     return NULL;
   }
-  pthread_mutex_init(&r->lock, NULL);
-  r->days = -1;
   return r;
 }
 
 void privacy_retention_free(privacy_retention_t *r) {
   if (!r) return;
-  pthread_mutex_destroy(&r->lock);
-  free(r->path);
+  atlas_watch_free(r->watch);
   free(r);
-}
-
-static bool same_time(struct timespec a, struct timespec b) {
-  return a.tv_sec == b.tv_sec && a.tv_nsec == b.tv_nsec;
 }
 
 void privacy_retention_get(privacy_retention_t *r, int *days, bool *changed, char *err,
                            size_t errlen) {
-  struct stat st;
-  bool exists = stat(r->path, &st) == 0;
-  int serr = exists ? 0 : errno;
-  pthread_mutex_lock(&r->lock);
-  bool same = r->read_once && exists == r->exists &&
-              (exists ? r->dev == st.st_dev && r->ino == st.st_ino && r->size == st.st_size &&
-                            same_time(r->mtime, st.st_mtim) && same_time(r->ctime, st.st_ctim)
-                      : r->stat_errno == serr);
-  *changed = !same;
-  if (!same) {
-    r->read_once = true;
-    r->exists = exists;
-    r->stat_errno = serr;
-    r->days = -1;
-    r->err[0] = '\0';
-    if (exists) {
-      r->dev = st.st_dev;
-      r->ino = st.st_ino;
-      r->size = st.st_size;
-      r->mtime = st.st_mtim;
-      r->ctime = st.st_ctim;
-      atlas_config_t *cfg = malloc(sizeof *cfg);
-      if (!cfg) {
-        snprintf(r->err, sizeof r->err, "out of memory reading %s", r->path);
-        r->read_once = false; /* try again next time */
-      } else if (atlas_load(r->path, cfg, r->err, sizeof r->err) == 0) {
-        r->days = atlas_retention_days(cfg);
-        if (r->days < 0)
-          snprintf(r->err, sizeof r->err,
-                   "%s gives neither <IMDeleteAfterDays> nor <JournalDeleteAfterDays>; the "
-                   "privacy policy cannot state the retention time",
-                   r->path);
-      }
-      free(cfg);
-    } else {
-      snprintf(r->err, sizeof r->err, "cannot read %s: %s", r->path, strerror(serr));
-    }
+  atlas_live_t live;
+  char why[512];
+  atlas_watch_get(r->watch, &live, changed, why, sizeof why);
+  *days = -1;
+  if (live.ok) {
+    *days = live.im_delete_after_days > live.journal_delete_after_days
+                ? live.im_delete_after_days
+                : live.journal_delete_after_days;
+    if (*days < 0)
+      snprintf(why, sizeof why,
+               "%s gives neither <IMDeleteAfterDays> nor <JournalDeleteAfterDays>; the privacy "
+               "policy cannot state the retention time",
+               atlas_watch_path(r->watch));
   }
-  *days = r->days;
-  if (err && errlen) snprintf(err, errlen, "%s", r->err);
-  pthread_mutex_unlock(&r->lock);
+  if (err && errlen) snprintf(err, errlen, "%s", *days >= 0 ? "" : why);
 }

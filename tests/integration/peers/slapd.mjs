@@ -44,6 +44,9 @@ export function ldapTool(cmd, args, input) {
     p.stdout.on('data', (d) => { out += d; });
     p.stderr.on('data', (d) => { out += d; });
     p.on('close', (code) => { clearTimeout(t); resolve({ code, out }); });
+    // A tool that fails at once (the directory is not up yet) closes its
+    // stdin before we write: that is its answer, not the test's error.
+    p.stdin.on('error', () => {});
     p.stdin.end(input ?? '');
   });
 }
