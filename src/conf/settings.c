@@ -656,6 +656,9 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
   out->snapshot = snapshot_ref(next);
   snapshot_swap(next);
   next = NULL;
+  for (size_t o = 0; o < S.owner_count; o++)
+    if (S.owners[o]->committed && owner_changed(S.owners[o], changed_keys))
+      S.owners[o]->committed(cur, out->snapshot, S.owners[o]->ctx);
   rc = 0;
   goto done;
 

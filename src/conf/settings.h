@@ -131,6 +131,11 @@ typedef struct settings_owner {
    * to the admin). */
   int (*apply)(const settings_snapshot_t *old_snap, const settings_snapshot_t *new_snap,
                void *ctx, char *err, size_t errlen);
+  /* After the change is committed and in force (the same owners as apply):
+   * for what must not happen unless the change holds (telling clients the
+   * domain changed). Cannot fail. */
+  void (*committed)(const settings_snapshot_t *old_snap, const settings_snapshot_t *new_snap,
+                    void *ctx);
   void *ctx;
 } settings_owner_t;
 

@@ -190,6 +190,18 @@ static void on_timer(uv_timer_t *t) {
   uv_timer_start(&ws->timer, on_timer, left, 0);
 }
 
+/* Queues a message and sends what the socket takes now: no round through
+ * the poll. */
+static int queue_and_send(ws_t *ws, const struct wslay_event_msg *msg) {
+  if (wslay_event_queue_msg(ws->ctx, msg) != 0) return -ENOMEM;
+  if (wslay_event_send(ws->ctx) != 0) {
+    ws_destroy(ws);
+    return -EPIPE;
+  }
+  ws_update(ws);
+  return 0;
+}
+
 int ws_send(ws_t *ws, bool binary, const void *data, size_t len) {
   if (ws->closing || ws->destroying) return -EPIPE;
   if (ws_queued(ws) + len > ws->max_queued) {
@@ -198,14 +210,13 @@ int ws_send(ws_t *ws, bool binary, const void *data, size_t len) {
   }
   struct wslay_event_msg msg = {.opcode = binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME,
                                 .msg = data, .msg_length = len};
-  if (wslay_event_queue_msg(ws->ctx, &msg) != 0) return -ENOMEM;
-  /* Straight out when the socket takes it: no round through the poll. */
-  if (wslay_event_send(ws->ctx) != 0) {
-    ws_destroy(ws);
-    return -EPIPE;
-  }
-  ws_update(ws);
-  return 0;
+  return queue_and_send(ws, &msg);
+}
+
+int ws_ping(ws_t *ws) {
+  if (ws->closing || ws->destroying) return -EPIPE;
+  struct wslay_event_msg msg = {.opcode = WSLAY_PING, .msg = NULL, .msg_length = 0};
+  return queue_and_send(ws, &msg);
 }
 
 void ws_close(ws_t *ws, uint16_t code, const char *reason) {
@@ -351,7 +362,8 @@ static enum MHD_Result refuse(http_request_t *req, const ws_options_t *o, unsign
     http_add_header(req, "Upgrade", "websocket");
     http_add_header(req, "Sec-WebSocket-Version", "13");
   }
-  return http_reply_problem(req, status, "websocket", "WebSocket handshake refused", detail, NULL);
+  return http_reply_problem(req, status, status == MHD_HTTP_FORBIDDEN ? "origin" : "websocket",
+                            "WebSocket handshake refused", detail, NULL);
 }
 
 enum MHD_Result http_websocket(http_request_t *req, const ws_options_t *opts) {

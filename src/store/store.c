@@ -91,8 +91,8 @@ void store_write_metrics(store_t *s, FILE *f) {
           "# HELP atrium_store_info The store's backend; always 1.\n"
           "# TYPE atrium_store_info gauge\n"
           "atrium_store_info{backend=\"%s\"} 1\n",
-          (unsigned long long)atomic_load(&s->errors),
-          (unsigned long long)atomic_load(&s->retries), s->be->name);
+          (unsigned long long)atomic_load(&s->errors), (unsigned long long)atomic_load(&s->retries),
+          s->be->name);
 }
 
 int store_schema_version(store_t *s) { return s->be->schema(s->db); }
@@ -304,6 +304,14 @@ int store_tokens_delete_device(store_txn_t *t, int64_t user_id, const char *devi
   return t->store->be->tokens_delete_device(t, user_id, device_id);
 }
 
+int store_token_delete(store_txn_t *t, const char *token_hash) {
+  return t->store->be->token_delete(t, token_hash);
+}
+
+int store_tokens_delete_user(store_txn_t *t, int64_t user_id, int64_t *deleted) {
+  return t->store->be->tokens_delete_user(t, user_id, deleted);
+}
+
 int store_tokens_purge(store_txn_t *t, int64_t user_id, int64_t now) {
   return t->store->be->tokens_purge(t, user_id, now);
 }
@@ -345,4 +353,70 @@ int store_prefs_get(store_txn_t *t, const char *user, store_pref_fn fn, void *ct
 int store_pref_put(store_txn_t *t, const char *user, const char *channel, bool notify,
                    const char *email, bool attach) {
   return t->store->be->pref_put(t, user, channel, notify, email, attach);
+}
+int store_message_get(store_txn_t *t, int64_t id, store_message_t *out) {
+  return t->store->be->message_get(t, id, out);
+}
+
+int store_message_add(store_txn_t *t, store_message_t *m) {
+  return t->store->be->message_add(t, m);
+}
+
+int store_messages_pending(store_txn_t *t, int64_t recipient, int64_t after, int64_t limit,
+                           store_message_fn fn, void *ctx) {
+  return t->store->be->messages_pending(t, recipient, after, limit, fn, ctx);
+}
+
+int store_messages_delivered(store_txn_t *t, int64_t recipient, int64_t upto, const char *time,
+                             int64_t limit, store_message_fn fn, void *ctx) {
+  return t->store->be->messages_delivered(t, recipient, upto, time, limit, fn, ctx);
+}
+
+int store_messages_read(store_txn_t *t, int64_t reader, int64_t peer, int64_t upto,
+                        const char *time, int64_t *marked, int64_t *newest) {
+  return t->store->be->messages_read(t, reader, peer, upto, time, marked, newest);
+}
+
+int store_message_history(store_txn_t *t, int64_t user, int64_t peer, int64_t before, int64_t limit,
+                          store_message_fn fn, void *ctx) {
+  return t->store->be->message_history(t, user, peer, before, limit, fn, ctx);
+}
+
+int store_journal_chat(store_txn_t *t, int64_t user, const char *peer, const char *direction,
+                       const char *started, int64_t created_ms, int64_t count) {
+  return t->store->be->journal_chat(t, user, peer, direction, started, created_ms, count);
+}
+
+int store_journal_add(store_txn_t *t, store_journal_t *e) {
+  return t->store->be->journal_add(t, e);
+}
+
+int store_journal_list(store_txn_t *t, int64_t user, int64_t before, int64_t limit,
+                       store_journal_fn fn, void *ctx) {
+  return t->store->be->journal_list(t, user, before, limit, fn, ctx);
+}
+
+int store_retention_messages(store_txn_t *t, int64_t cutoff_ms, bool delivered_only, int64_t limit,
+                             int64_t *deleted) {
+  return t->store->be->retention_messages(t, cutoff_ms, delivered_only, limit, deleted);
+}
+
+int store_retention_journal(store_txn_t *t, int64_t cutoff_ms, int64_t limit, int64_t *deleted) {
+  return t->store->be->retention_journal(t, cutoff_ms, limit, deleted);
+}
+
+int store_roster_put(store_txn_t *t, int64_t user, int64_t contact, const char *remote) {
+  return t->store->be->roster_put(t, user, contact, remote);
+}
+
+int store_roster_delete(store_txn_t *t, int64_t user, int64_t contact, const char *remote) {
+  return t->store->be->roster_delete(t, user, contact, remote);
+}
+
+int store_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx) {
+  return t->store->be->roster_list(t, user, fn, ctx);
+}
+
+int store_user_by_id(store_txn_t *t, int64_t id, store_user_t *out) {
+  return t->store->be->user_by_id(t, id, out);
 }

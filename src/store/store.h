@@ -205,6 +205,10 @@ int store_device_put(store_txn_t *t, int64_t user_id, const char *device_id, con
                      const char *push_token, const char *login, int64_t generation);
 /* Revokes the tokens of one device of a user. */
 int store_tokens_delete_device(store_txn_t *t, int64_t user_id, const char *device_id);
+/* Revokes one token (a client logging out); -ENOENT when unknown. */
+int store_token_delete(store_txn_t *t, const char *token_hash);
+/* Revokes every token of a user ("sign out everywhere"); *deleted: how many. */
+int store_tokens_delete_user(store_txn_t *t, int64_t user_id, int64_t *deleted);
 /* Removes a user's tokens that expired at `now`. */
 int store_tokens_purge(store_txn_t *t, int64_t user_id, int64_t now);
 int store_token_put(store_txn_t *t, const char *token_hash, int64_t user_id,
@@ -255,3 +259,89 @@ typedef void (*store_pref_fn)(const char *channel, bool notify, const char *emai
 int store_prefs_get(store_txn_t *t, const char *user, store_pref_fn fn, void *ctx);
 int store_pref_put(store_txn_t *t, const char *user, const char *channel, bool notify,
                    const char *email, bool attach);
+
+/* ---- real-time: messages, the journal, contact lists -------------------------------------- */
+
+#define STORE_MESSAGE_TEXT_MAX (16 * 1024)
+
+/* One chat message. Exactly one of sender / sender_remote is set, and one of
+ * recipient / recipient_remote (a federated address). */
+typedef struct store_message {
+  int64_t id; /* set by store_message_add: increasing in commit order */
+  int64_t sender, recipient; /* users.id, 0 when remote */
+  const char *sender_remote, *recipient_remote;
+  const char *sender_name, *recipient_name; /* read back: the local users' names */
+  const char *text;
+  char time[32];      /* RFC 3339, milliseconds */
+  int64_t created_ms; /* unix milliseconds: what retention compares */
+  bool delivered, read;
+} store_message_t;
+
+int store_message_add(store_txn_t *t, store_message_t *m);
+/* One message (-ENOENT). */
+int store_message_get(store_txn_t *t, int64_t id, store_message_t *out);
+typedef void (*store_message_fn)(const store_message_t *m, void *ctx);
+/* The messages to `recipient` that no client of theirs has received, id >
+ * after, oldest first, at most limit. */
+int store_messages_pending(store_txn_t *t, int64_t recipient, int64_t after, int64_t limit,
+                           store_message_fn fn, void *ctx);
+/* Marks delivered every message to `recipient` with id <= upto not yet
+ * delivered; fn is called for each one marked (at most limit). */
+int store_messages_delivered(store_txn_t *t, int64_t recipient, int64_t upto, const char *time,
+                             int64_t limit, store_message_fn fn, void *ctx);
+/* Marks read every message from `peer` (a user) to `reader` with id <= upto
+ * not yet read (delivered too, if it was not). *marked: how many; *newest:
+ * the newest id marked (0: none). */
+int store_messages_read(store_txn_t *t, int64_t reader, int64_t peer, int64_t upto,
+                        const char *time, int64_t *marked, int64_t *newest);
+/* The conversation of `user` with the user `peer`, newest first, id < before
+ * (0: from the newest), at most limit. */
+int store_message_history(store_txn_t *t, int64_t user, int64_t peer, int64_t before,
+                          int64_t limit, store_message_fn fn, void *ctx);
+
+typedef struct store_journal {
+  int64_t id;
+  int64_t user;
+  const char *kind;      /* "chat", "call", "meeting" */
+  const char *direction; /* "in", "out" */
+  const char *peer;      /* an address */
+  char started[32];      /* RFC 3339 */
+  int64_t duration_s;    /* -1: none */
+  int answered;          /* -1: none, else 0/1 */
+  int64_t messages;      /* chats: the day's count; 0 otherwise */
+  int64_t created_ms;
+} store_journal_t;
+
+/* `count` chat messages of `user` with `peer` on the day of started: one
+ * entry per peer and day, its count raised by count. */
+int store_journal_chat(store_txn_t *t, int64_t user, const char *peer, const char *direction,
+                       const char *started, int64_t created_ms, int64_t count);
+int store_journal_add(store_txn_t *t, store_journal_t *e);
+typedef void (*store_journal_fn)(const store_journal_t *e, void *ctx);
+/* Newest first, id < before (0: from the newest), at most limit. */
+int store_journal_list(store_txn_t *t, int64_t user, int64_t before, int64_t limit,
+                       store_journal_fn fn, void *ctx);
+
+/* Retention: deletes at most `limit` rows created before cutoff_ms; with
+ * delivered_only, the messages that a client has received whatever their
+ * age instead (IMDeleteAfterDays 0). *deleted: how many went. */
+int store_retention_messages(store_txn_t *t, int64_t cutoff_ms, bool delivered_only,
+                             int64_t limit, int64_t *deleted);
+int store_retention_journal(store_txn_t *t, int64_t cutoff_ms, int64_t limit, int64_t *deleted);
+
+/* A user's own contact list: a local user (contact > 0) or a federated
+ * address (remote). */
+int store_roster_put(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
+/* -ENOENT when it was not on the list. */
+int store_roster_delete(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
+typedef struct store_roster_row {
+  int64_t contact;          /* users.id, 0 for a federated address */
+  const char *name;         /* local: the user's name */
+  const char *display_name; /* local: may be NULL */
+  const char *remote;       /* federated: the address */
+} store_roster_row_t;
+typedef void (*store_roster_fn)(const store_roster_row_t *row, void *ctx);
+/* Local contacts ordered by name, then federated ones by address. */
+int store_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
+/* The user of an id (-ENOENT). */
+int store_user_by_id(store_txn_t *t, int64_t id, store_user_t *out);

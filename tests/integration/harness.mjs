@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '..', '..');
 export const ATRIUMD = process.env.ATRIUMD || path.join(REPO, 'build', 'atriumd');
+/** tests/tools/store-tool of the same build: rows of a chosen age. */
+export const STORE_TOOL = process.env.ATRIUM_STORE_TOOL || path.join(path.dirname(ATRIUMD), 'tests', 'tools', 'store-tool');
 export const ATRIUMCTL = process.env.ATRIUMCTL || path.join(REPO, 'build', 'atriumctl');
 export const DEFAULT_ADMIN_PASSWORD = 'admin-test-pass-1';
 
@@ -99,7 +101,8 @@ export async function apiCall(baseUrl, method, p, { body, token, headers = {}, r
 
 /**
  * Starts atriumd. opts: {env, atlas (extra XML inside <Atlas>), dataDir,
- * adminPassword, keep, startTimeoutMs}.
+ * adminPassword, keep, startTimeoutMs, imDays, journalDays (the retention
+ * days, 90 and 365 unless given; null leaves the element out)}.
  */
 export async function startServer(opts = {}) {
   const adminPassword = opts.adminPassword ?? DEFAULT_ADMIN_PASSWORD;
@@ -111,8 +114,8 @@ export async function startServer(opts = {}) {
   const xml = '<?xml version="1.0"?><Atlas>'
     + `<Listen address="127.0.0.1" port="${port}"/>`
     + `<DataDirectory>${xmlEscape(dataDir)}</DataDirectory>`
-    + '<IMDeleteAfterDays>90</IMDeleteAfterDays>'
-    + '<JournalDeleteAfterDays>365</JournalDeleteAfterDays>'
+    + (opts.imDays === null ? '' : `<IMDeleteAfterDays>${opts.imDays ?? 90}</IMDeleteAfterDays>`)
+    + (opts.journalDays === null ? '' : `<JournalDeleteAfterDays>${opts.journalDays ?? 365}</JournalDeleteAfterDays>`)
     + (opts.atlas ?? '')
     + '</Atlas>\n';
   await fsp.writeFile(atlasPath, xml);
@@ -315,7 +318,7 @@ export function wsOpen(port, path, { headers = {}, timeoutMs = 10000, host = '12
       let buf = head?.length ? Buffer.from(head) : Buffer.alloc(0);
       const messages = [];
       const waiters = [];
-      let closed = false;
+      let closed = false, sentClose = false;
       const deliver = () => {
         while (messages.length && waiters.length) waiters.shift().resolve(messages.shift());
       };
@@ -324,8 +327,7 @@ export function wsOpen(port, path, { headers = {}, timeoutMs = 10000, host = '12
         closed = true;
         for (const w of waiters.splice(0)) w.reject(new Error('WebSocket closed'));
       });
-      sock.on('data', (d) => {
-        buf = Buffer.concat([buf, d]);
+      const parse = () => {
         for (;;) {
           if (buf.length < 2) break;
           let len = buf[1] & 0x7f, off = 2;
@@ -336,10 +338,19 @@ export function wsOpen(port, path, { headers = {}, timeoutMs = 10000, host = '12
           const payload = buf.subarray(off, off + len);
           buf = buf.subarray(off + len);
           if (opcode === 1 || opcode === 2) messages.push(opcode === 1 ? payload.toString() : payload);
-          else if (opcode === 8) messages.push({ close: payload.length >= 2 ? payload.readUInt16BE(0) : 1005,
-            reason: payload.subarray(2).toString() });
+          else if (opcode === 8) {
+            messages.push({ close: payload.length >= 2 ? payload.readUInt16BE(0) : 1005,
+              reason: payload.subarray(2).toString() });
+            // The closing handshake: the same code back, then the end.
+            if (!sentClose) { sentClose = true; sock.end(frame(8, payload.subarray(0, 2))); }
+          }
+          else if (opcode === 9 && !closed) sock.write(frame(10, Buffer.from(payload))); // a pong, as RFC 6455 asks
         }
         deliver();
+      };
+      sock.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        parse();
       });
       const frame = (opcode, payload) => {
         const mask = crypto.randomBytes(4);
@@ -349,6 +360,8 @@ export function wsOpen(port, path, { headers = {}, timeoutMs = 10000, host = '12
             : Buffer.concat([Buffer.from([0x80 | opcode, 0xff]), (() => { const b = Buffer.alloc(8); b.writeBigUInt64BE(BigInt(len)); return b; })()]);
         return Buffer.concat([head2, mask, Buffer.from(payload.map((b, i) => b ^ mask[i % 4]))]);
       };
+      // Frames the server sent right after its 101 arrive with the head.
+      if (buf.length) parse();
       resolve({
         sock,
         send: (text) => sock.write(frame(1, Buffer.from(text))),
@@ -364,7 +377,7 @@ export function wsOpen(port, path, { headers = {}, timeoutMs = 10000, host = '12
           const done = (m) => { clearTimeout(t); res2(m); };
           waiters.push({ resolve: done, reject: (e) => { clearTimeout(t); rej2(e); } });
         }),
-        close: () => { if (!closed) sock.end(frame(8, Buffer.from([0x03, 0xe8]))); },
+        close: () => { if (!closed && !sentClose) { sentClose = true; sock.end(frame(8, Buffer.from([0x03, 0xe8]))); } },
         closed: () => closed,
       });
     });

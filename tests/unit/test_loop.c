@@ -8,12 +8,14 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "core/loop.h"
+#include "core/map.h"
 #include "core/workpool.h"
 
 typedef struct order {
@@ -178,6 +180,44 @@ static void test_full_queue_refuses(void **state) {
   workpool_free(p);
 }
 
+/* The map the loops index their state with: every key found after inserts,
+ * deletions in any order and growth, and nothing found that was deleted. */
+static void test_map(void **state) {
+  map_t *m = map_new();
+  assert_non_null(m);
+  enum { N = 20000 };
+  static int values[N];
+  char key[32];
+  for (int i = 0; i < N; i++) {
+    values[i] = i;
+    snprintf(key, sizeof key, "user-%d", i);
+    assert_int_equal(map_put_str(m, key, &values[i]), 0);
+  }
+  assert_int_equal(map_count(m), N);
+  for (int i = 0; i < N; i += 3) {
+    snprintf(key, sizeof key, "user-%d", i);
+    assert_ptr_equal(map_del_str(m, key), &values[i]);
+    assert_null(map_del_str(m, key));
+  }
+  for (int i = 0; i < N; i++) {
+    snprintf(key, sizeof key, "user-%d", i);
+    int *v = map_get_str(m, key);
+    if (i % 3 == 0)
+      assert_null(v);
+    else
+      assert_ptr_equal(v, &values[i]);
+  }
+  /* Replacing keeps one entry; integer keys live beside string keys. */
+  assert_int_equal(map_put_str(m, "user-1", &values[5]), 0);
+  assert_ptr_equal(map_get_str(m, "user-1"), &values[5]);
+  assert_int_equal(map_put_u64(m, 42, &values[7]), 0);
+  assert_ptr_equal(map_get_u64(m, 42), &values[7]);
+  assert_null(map_get_u64(m, 43));
+  assert_int_equal(map_count(m), N - (N + 2) / 3 + 1);
+  map_free(m);
+  map_free(NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_post_runs_in_order_on_the_loop),
@@ -185,6 +225,7 @@ int main(void) {
       cmocka_unit_test(test_timer_on_the_loop),
       cmocka_unit_test(test_pool_runs_everything_it_accepted),
       cmocka_unit_test(test_full_queue_refuses),
+      cmocka_unit_test(test_map),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -164,26 +164,64 @@ enum MHD_Result directory_client_login(http_request_t *req) {
   return ret;
 }
 
-enum MHD_Result directory_client_me(http_request_t *req) {
-  const char *token = http_bearer_token(http_header(req, MHD_HTTP_HEADER_AUTHORIZATION));
-  if (!token)
-    return reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Authentication required",
-                             "Send the client token from POST /client/v1/login as "
-                             "\"Authorization: Bearer <token>\".",
-                             NULL);
+int directory_client_user_token(http_request_t *req, const char *token, json_t **user,
+                                enum MHD_Result *reply) {
+  *user = NULL;
+  if (!token) {
+    *reply = reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+                               "Authentication required",
+                               "Send the client token from POST /client/v1/login as "
+                               "\"Authorization: Bearer <token>\".",
+                               NULL);
+    return -EACCES;
+  }
   problem_t err = {0};
-  json_t *user = NULL;
-  int r = directory_token_user(http_store(req), token, &user, &err);
-  if (r == 0) return http_reply_json(req, MHD_HTTP_OK, user);
-  enum MHD_Result ret;
+  int r = directory_token_user(http_store(req), token, user, &err);
+  if (r == 0) return 0;
   if (r == -ESTALE)
-    ret = reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "setup-again", "Set up the login again",
-                            err.detail, json_pack("{s:s}", "reason", "domain-changed"));
+    *reply = reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "setup-again", "Set up the login again",
+                               err.detail, json_pack("{s:s}", "reason", "domain-changed"));
   else if (r == -EACCES)
-    ret = reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Not logged in",
-                            err.detail, NULL);
+    *reply = reply_problem_ext(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Not logged in",
+                               err.detail, NULL);
   else
-    return directory_reply_error(req, r, &err, "token check");
+    *reply = directory_reply_error(req, r, &err, "token check");
   problem_clear(&err);
-  return ret;
+  return r;
+}
+
+int directory_client_user(http_request_t *req, json_t **user, enum MHD_Result *reply) {
+  return directory_client_user_token(
+      req, http_bearer_token(http_header(req, MHD_HTTP_HEADER_AUTHORIZATION)), user, reply);
+}
+
+/* DELETE /client/v1/login: logs this client out (its token no longer
+ * works); with ?everywhere=1 every client of the user, whose open
+ * connections then close with bye "signed_out". */
+enum MHD_Result directory_client_logout(http_request_t *req) {
+  json_t *user;
+  enum MHD_Result reply;
+  if (directory_client_user(req, &user, &reply) < 0) return reply;
+  const char *everywhere = http_query(req, "everywhere");
+  if (everywhere && strcmp(everywhere, "1") && strcmp(everywhere, "0")) {
+    json_decref(user);
+    return http_reply_bad_param(req, "everywhere", "1 or 0");
+  }
+  int r;
+  if (everywhere && !strcmp(everywhere, "1"))
+    r = directory_user_sign_out(http_store(req), json_string_value(json_object_get(user, "name")),
+                                NULL);
+  else
+    r = directory_token_revoke(http_store(req),
+                               http_bearer_token(http_header(req, MHD_HTTP_HEADER_AUTHORIZATION)));
+  json_decref(user);
+  if (r < 0 && r != -ENOENT) return directory_reply_error(req, r, NULL, "logout");
+  return http_reply_buffer(req, MHD_HTTP_NO_CONTENT, NULL, "", 0, NULL, NULL);
+}
+
+enum MHD_Result directory_client_me(http_request_t *req) {
+  json_t *user;
+  enum MHD_Result reply;
+  if (directory_client_user(req, &user, &reply) < 0) return reply;
+  return http_reply_json(req, MHD_HTTP_OK, user);
 }

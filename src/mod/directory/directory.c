@@ -492,7 +492,32 @@ typedef struct user_txn {
   json_t *user;
   problem_t *err;
   bool update;
+  char local[DIRECTORY_NAME_MAX + 1]; /* update: the name before the change */
 } user_txn_t;
+
+/* ---- who is told of a change ------------------------------------------------------------- */
+
+#define LISTENERS_MAX 8
+
+static struct {
+  directory_listener_fn fn;
+  void *ctx;
+} listeners[LISTENERS_MAX];
+static size_t listener_count;
+
+int directory_listen(directory_listener_fn fn, void *ctx) {
+  if (listener_count == LISTENERS_MAX) return -ENOSPC;
+  listeners[listener_count].fn = fn;
+  listeners[listener_count].ctx = ctx;
+  listener_count++;
+  return 0;
+}
+
+void directory_listeners_clear(void) { listener_count = 0; }
+
+static void tell(directory_event_t ev, const char *name) {
+  for (size_t i = 0; i < listener_count; i++) listeners[i].fn(ev, name, listeners[i].ctx);
+}
 
 static int user_txn(store_txn_t *t, void *vctx) {
   user_txn_t *c = vctx;
@@ -500,13 +525,13 @@ static int user_txn(store_txn_t *t, void *vctx) {
   c->user = NULL;
   store_user_write_t w = user_write_of(c->in);
   const char *conflict = NULL, *name = c->in->name;
-  char local[DIRECTORY_NAME_MAX + 1], domain[256];
+  char domain[256];
   int r;
   if (c->update) {
-    if ((r = current_local_name(t, c->ref, local, sizeof local, domain, sizeof domain)) < 0)
+    if ((r = current_local_name(t, c->ref, c->local, sizeof c->local, domain, sizeof domain)) < 0)
       return r;
-    r = store_user_update(t, local, &w, &conflict);
-    if (!c->in->has_name) name = local;
+    r = store_user_update(t, c->local, &w, &conflict);
+    if (!c->in->has_name) name = c->local;
   } else {
     r = store_user_insert(t, &w, &conflict);
   }
@@ -530,6 +555,12 @@ static int user_write(store_t *store, const char *ref, const json_t *in, bool up
       *user = c.user;
     else
       json_decref(c.user);
+    /* After the commit: those holding the user's sessions act on it. */
+    if (r == 0 && update) {
+      if (u.has_enabled && !u.enabled) tell(DIRECTORY_USER_DISABLED, c.local);
+      if (u.has_name && strcmp(u.name, c.local) != 0) tell(DIRECTORY_USER_RENAMED, c.local);
+      if (u.has_password) tell(DIRECTORY_USER_PASSWORD, c.local);
+    }
   }
   user_input_clear(&u);
   return r;
@@ -544,14 +575,54 @@ int directory_user_update(store_t *store, const char *name, const json_t *patch,
   return user_write(store, name, patch, true, user, err);
 }
 
-static int delete_txn(store_txn_t *t, void *ref) {
-  char local[DIRECTORY_NAME_MAX + 1], domain[256];
-  int r = current_local_name(t, ref, local, sizeof local, domain, sizeof domain);
-  return r < 0 ? r : store_user_delete(t, local);
+typedef struct delete_ctx {
+  const char *ref;
+  char local[DIRECTORY_NAME_MAX + 1];
+} delete_ctx_t;
+
+static int delete_txn(store_txn_t *t, void *vctx) {
+  delete_ctx_t *c = vctx;
+  char domain[256];
+  int r = current_local_name(t, c->ref, c->local, sizeof c->local, domain, sizeof domain);
+  return r < 0 ? r : store_user_delete(t, c->local);
 }
 
 int directory_user_delete(store_t *store, const char *name) {
-  return store_run_txn(store, "delete a user", delete_txn, (void *)name);
+  delete_ctx_t c = {.ref = name};
+  int r = store_run_txn(store, "delete a user", delete_txn, &c);
+  if (r == 0) tell(DIRECTORY_USER_DELETED, c.local);
+  return r;
+}
+
+typedef struct sign_out_ctx {
+  const char *ref;
+  char local[DIRECTORY_NAME_MAX + 1];
+  int64_t revoked;
+} sign_out_ctx_t;
+
+static int sign_out_txn(store_txn_t *t, void *vctx) {
+  sign_out_ctx_t *c = vctx;
+  char domain[256];
+  int r = current_local_name(t, c->ref, c->local, sizeof c->local, domain, sizeof domain);
+  store_user_t u;
+  if (r == 0) r = store_user_get(t, c->local, &u);
+  return r < 0 ? r : store_tokens_delete_user(t, u.id, &c->revoked);
+}
+
+int directory_user_sign_out(store_t *store, const char *name, int64_t *revoked) {
+  sign_out_ctx_t c = {.ref = name};
+  int r = store_run_txn(store, "sign a user out everywhere", sign_out_txn, &c);
+  if (r == 0) tell(DIRECTORY_USER_SIGNED_OUT, c.local);
+  if (revoked) *revoked = r == 0 ? c.revoked : 0;
+  return r;
+}
+
+static int revoke_txn(store_txn_t *t, void *ctx) { return store_token_delete(t, ctx); }
+
+int directory_token_revoke(store_t *store, const char *token) {
+  char hash[65];
+  secret_sha256_hex(token, hash);
+  return store_run_txn(store, "log a client out", revoke_txn, hash);
 }
 
 /* The list answer {total, offset, limit, <key>: items}; takes items. r < 0 drops them. */

@@ -111,6 +111,11 @@ int directory_user_get(store_t *store, const char *name, json_t **user);
 int directory_user_update(store_t *store, const char *name, const json_t *patch, json_t **user,
                           problem_t *err);
 int directory_user_delete(store_t *store, const char *name);
+/* "Sign out everywhere": revokes every client token of the user (desktop,
+ * web and mobile must log in again); *revoked (may be NULL) how many. */
+int directory_user_sign_out(store_t *store, const char *name, int64_t *revoked);
+/* A client logging out: revokes this one token (-ENOENT when unknown). */
+int directory_token_revoke(store_t *store, const char *token);
 /* {"total", "offset", "limit", "users": [...]}, ordered by name. q (may be
  * NULL) matches a substring of name, display name or Windows account,
  * case-insensitively; "alice@example.com" searches for "alice". */
@@ -191,6 +196,25 @@ int directory_token_user(store_t *store, const char *token, json_t **user, probl
 /* Frees what the module keeps (the timing-equaliser hash). */
 void directory_shutdown(void);
 
+/* ---- who is told of a change -------------------------------------------------------------- */
+
+/* What happened to a user, after it is committed: the holders of the user's
+ * sessions (client connections, push registrations) act on it. */
+typedef enum directory_event {
+  DIRECTORY_USER_DISABLED,
+  DIRECTORY_USER_DELETED,
+  DIRECTORY_USER_RENAMED, /* name is the old name */
+  DIRECTORY_USER_PASSWORD,
+  DIRECTORY_USER_SIGNED_OUT, /* every token revoked */
+} directory_event_t;
+
+/* name: the user's name (the local part) before the change. Called on the
+ * thread that made the change; keep it short. */
+typedef void (*directory_listener_fn)(directory_event_t ev, const char *name, void *ctx);
+/* Register in a module's init. 0 or -ENOSPC. */
+int directory_listen(directory_listener_fn fn, void *ctx);
+void directory_listeners_clear(void);
+
 /* ---- the module ---------------------------------------------------------------------------- */
 
 extern const atrium_module_t directory_module;
@@ -200,5 +224,13 @@ extern const atrium_module_t directory_module;
  * messages ("user", "login"). */
 enum MHD_Result directory_reply_error(http_request_t *req, int r, problem_t *err,
                                       const char *what);
+/* The user behind the request's client token ("Authorization: Bearer"): 0
+ * and *user (a user document with "device", as directory_token_user gives),
+ * or a negative code after the 401/503 reply was queued in *reply. */
+int directory_client_user(http_request_t *req, json_t **user, enum MHD_Result *reply);
+/* The same for a token the caller has (a WebSocket's query or header). */
+int directory_client_user_token(http_request_t *req, const char *token, json_t **user,
+                                enum MHD_Result *reply);
+enum MHD_Result directory_client_logout(http_request_t *req);
 /* POST /client/v1/login, also the UM settings page's login. */
 enum MHD_Result directory_client_login(http_request_t *req);

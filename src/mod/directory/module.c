@@ -22,6 +22,8 @@ static const http_route_t routes[] = {
      .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
     {.method = HTTP_DELETE, .path = "/api/v1/users/{name}", .handler = directory_users_delete,
      .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/api/v1/users/{name}/sign-out",
+     .handler = directory_users_sign_out, .auth = HTTP_AUTH_ADMIN},
     {.method = HTTP_GET, .path = "/api/v1/federation/subscriptions",
      .handler = directory_subscriptions_list, .auth = HTTP_AUTH_ADMIN},
     {.method = HTTP_POST, .path = "/api/v1/federation/subscriptions/import",
@@ -36,6 +38,8 @@ static const http_route_t routes[] = {
      .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
     {.method = HTTP_POST, .path = "/client/v1/login", .handler = directory_client_login,
      .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
+    {.method = HTTP_DELETE, .path = "/client/v1/login", .handler = directory_client_logout,
+     .auth = HTTP_AUTH_NONE},
     {.method = HTTP_GET, .path = "/client/v1/me", .handler = directory_client_me,
      .auth = HTTP_AUTH_NONE},
 };
@@ -74,10 +78,15 @@ static int init(const module_env_t *env, char *err, size_t errlen) {
   return r;
 }
 
+static void stop(void) {
+  directory_listeners_clear();
+  directory_shutdown();
+}
+
 const atrium_module_t directory_module = {
     .name = "directory",
     MODULE_ROUTES(routes),
     .settings = &owner,
     .init = init,
-    .stop = directory_shutdown,
+    .stop = stop,
 };

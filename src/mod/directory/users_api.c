@@ -98,6 +98,20 @@ enum MHD_Result directory_users_delete(http_request_t *req) {
   return http_reply_buffer(req, MHD_HTTP_NO_CONTENT, NULL, "", 0, NULL, NULL);
 }
 
+/* POST /api/v1/users/{name}/sign-out: every client of the user must log in
+ * again; the connected ones are closed (the real-time module listens). */
+enum MHD_Result directory_users_sign_out(http_request_t *req) {
+  /* /api/v1/users/{name}/sign-out: the segment before the last. */
+  const char *path = http_path(req), *end = strrchr(path, '/'), *start = end;
+  while (start > path && start[-1] != '/') start--;
+  char name[DIRECTORY_NAME_MAX + 256];
+  snprintf(name, sizeof name, "%.*s", (int)(end - start), start);
+  int64_t revoked = 0;
+  int r = directory_user_sign_out(http_store(req), name, &revoked);
+  if (r < 0) return directory_reply_error(req, r, NULL, "user");
+  return http_reply_json(req, MHD_HTTP_OK, json_pack("{s:I}", "revoked_tokens", (json_int_t)revoked));
+}
+
 /* text/csv (any parameters) or JSON. */
 static int import_format(http_request_t *req, bool *csv) {
   const char *ct = http_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);

@@ -142,8 +142,6 @@ static enum MHD_Result meeting_asset(http_request_t *req) {
 #define WS_IDLE_SECONDS 300
 #define WS_MAX_MESSAGE (64 * 1024)
 #define WS_MAX_QUEUED (256 * 1024)
-/* The meeting's share of the runtime's connection budget. */
-#define WS_BUDGET_SHARE 2
 
 /* The open sockets, touched only on the loop's thread; the count is also
  * read by handlers deciding whether there is room for one more. */
@@ -158,14 +156,10 @@ static struct {
   atomic_bool draining;
 } W;
 
-static size_t ws_limit(void) {
-  size_t budget = runtime_connection_budget() / WS_BUDGET_SHARE;
-  return budget ? budget : 1;
-}
-
 static void guest_free(void *user) {
   free(user);
   atomic_fetch_sub(&W.count, 1);
+  runtime_connection_give();
 }
 
 static void on_open(ws_t *ws, void *user) {
@@ -203,17 +197,17 @@ static void url_origin(const char *url, char *out, size_t len) {
 
 static enum MHD_Result meeting_ws(http_request_t *req) {
   if (!meeting_enabled()) return reply_meeting_off(req);
-  if (atomic_load(&W.draining) || atomic_fetch_add(&W.count, 1) >= ws_limit()) {
-    if (!atomic_load(&W.draining)) atomic_fetch_sub(&W.count, 1);
+  if (atomic_load(&W.draining) || !runtime_connection_take()) {
     http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "30");
     return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "Too many connections",
                               "The meeting server has as many open connections as its file "
                               "descriptor limit allows; try again later.",
                               NULL);
   }
+  atomic_fetch_add(&W.count, 1);
   guest_t *g = calloc(1, sizeof *g);
   if (!g) {
-    atomic_fetch_sub(&W.count, 1);
+    guest_free(NULL);
     return http_reply_oom(req);
   }
   /* The page may be published under meeting.url on another host. */
@@ -280,16 +274,11 @@ static int start(char *err, size_t errlen) {
 
 /* Before the HTTP server stops: every guest gets a close frame, and the
  * wait for them to go is bounded. */
+static size_t open_count(void) { return atomic_load(&W.count); }
+
 static void drain(void) {
   atomic_store(&W.draining, true);
-  if (!runtime_loop()) return;
-  loop_call(runtime_loop(), close_all, NULL, 1000);
-  for (int i = 0; i < 50 && atomic_load(&W.count) > 0; i++) {
-    struct timespec ts = {0, 50 * 1000 * 1000};
-    nanosleep(&ts, NULL);
-  }
-  size_t left = atomic_load(&W.count);
-  if (left) log_warning("web meeting: %zu WebSocket(s) did not close in time", left);
+  runtime_drain(close_all, open_count, "web meeting WebSocket(s)");
 }
 
 static void stop(void) { meeting_privacy_shutdown(); }
@@ -298,11 +287,8 @@ static void metrics(FILE *f) {
   fprintf(f,
           "# HELP atrium_meeting_websockets Open web meeting WebSockets.\n"
           "# TYPE atrium_meeting_websockets gauge\n"
-          "atrium_meeting_websockets %zu\n"
-          "# HELP atrium_meeting_websockets_max How many the descriptor limit leaves room for.\n"
-          "# TYPE atrium_meeting_websockets_max gauge\n"
-          "atrium_meeting_websockets_max %zu\n",
-          atomic_load(&W.count), ws_limit());
+          "atrium_meeting_websockets %zu\n",
+          atomic_load(&W.count));
 }
 
 const atrium_module_t meeting_module = {

@@ -1,8 +1,10 @@
 #include "mod/runtime/runtime.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "core/log.h"
 
@@ -14,12 +16,35 @@ static struct {
   loop_t *loop;
   workpool_t *cpu, *io;
   size_t budget;
+  atomic_size_t taken;
 } R;
 
 loop_t *runtime_loop(void) { return R.loop; }
 workpool_t *runtime_cpu_pool(void) { return R.cpu; }
 workpool_t *runtime_io_pool(void) { return R.io; }
 size_t runtime_connection_budget(void) { return R.budget; }
+
+bool runtime_connection_take(void) {
+  if (atomic_fetch_add(&R.taken, 1) >= R.budget) {
+    atomic_fetch_sub(&R.taken, 1);
+    return false;
+  }
+  return true;
+}
+
+void runtime_connection_give(void) { atomic_fetch_sub(&R.taken, 1); }
+
+void runtime_drain(loop_fn close_all, size_t (*open_count)(void), const char *what) {
+  if (!R.loop) return;
+  loop_call(R.loop, close_all, NULL, 1000);
+  for (int i = 0; i < 60 && open_count() > 0; i++) {
+    struct timespec ts = {0, 50 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  size_t left = open_count();
+  if (left) log_warning("%zu %s did not close in time", left, what);
+}
+size_t runtime_connections(void) { return atomic_load(&R.taken); }
 
 /* The soft limit up to the hard one: an idle WebSocket costs a descriptor,
  * and the soft default (often 1024) would cap users far below what memory
@@ -67,6 +92,14 @@ static void metrics(FILE *f) {
   if (R.cpu) pools[n++] = R.cpu;
   if (R.io) pools[n++] = R.io;
   workpool_write_metrics(f, pools, n);
+  fprintf(f,
+          "# HELP atrium_connections Long-lived connections (WebSockets) of every module.\n"
+          "# TYPE atrium_connections gauge\n"
+          "atrium_connections %zu\n"
+          "# HELP atrium_connections_max How many the descriptor limit leaves room for.\n"
+          "# TYPE atrium_connections_max gauge\n"
+          "atrium_connections_max %zu\n",
+          runtime_connections(), R.budget);
 }
 
 const atrium_module_t runtime_module = {

@@ -14,6 +14,7 @@
  * says how many long-lived connections that leaves room for. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/loop.h"
@@ -32,3 +33,12 @@ workpool_t *runtime_io_pool(void);
 /* How many long-lived connections the descriptor limit leaves room for
  * (the limit minus RUNTIME_FD_RESERVE), for every module together. */
 size_t runtime_connection_budget(void);
+/* One place of that budget, shared first come by every module: true when
+ * there was room (give it back with runtime_connection_give). */
+bool runtime_connection_take(void);
+void runtime_connection_give(void);
+size_t runtime_connections(void); /* places taken now */
+
+/* For a module's drain: runs close_all on the loop, then waits until
+ * open_count() is 0, at most 3 s, and logs how many of `what` were left. */
+void runtime_drain(loop_fn close_all, size_t (*open_count)(void), const char *what);

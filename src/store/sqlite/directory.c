@@ -172,6 +172,21 @@ int sq_user_get(store_txn_t *t, const char *name, store_user_t *out) {
   return user_by(t, "SELECT " USER_COLUMNS " FROM users WHERE name = ?1", name, out);
 }
 
+int sq_user_by_id(store_txn_t *t, int64_t id, store_user_t *out) {
+  sqlite3_stmt *st = sq_prepare(t, "SELECT " USER_COLUMNS " FROM users WHERE id = ?1");
+  if (!st) return -EIO;
+  sqlite3_bind_int64(st, 1, id);
+  int r = sq_step(t, st);
+  if (r == 1) {
+    read_user(st, 0, out);
+    r = 0;
+  } else if (r == 0) {
+    r = -ENOENT;
+  }
+  sqlite3_reset(st);
+  return r;
+}
+
 int sq_user_by_windows_account(store_txn_t *t, const char *account, store_user_t *out) {
   /* The column is COLLATE NOCASE: the comparison is case-insensitive. */
   return user_by(t, "SELECT " USER_COLUMNS " FROM users WHERE windows_account = ?1", account, out);
@@ -300,6 +315,23 @@ int sq_tokens_delete_device(store_txn_t *t, int64_t user_id, const char *device_
   sqlite3_bind_int64(st, 1, user_id);
   sq_bind_text(st, 2, device_id);
   return sq_done(t, st);
+}
+
+int sq_tokens_delete_user(store_txn_t *t, int64_t user_id, int64_t *deleted) {
+  sqlite3_stmt *st = sq_prepare(t, "DELETE FROM client_tokens WHERE user_id = ?1");
+  if (!st) return -EIO;
+  sqlite3_bind_int64(st, 1, user_id);
+  int r = sq_done(t, st);
+  *deleted = r == 0 ? sqlite3_changes(sq_of(t)->db) : 0;
+  return r;
+}
+
+int sq_token_delete(store_txn_t *t, const char *token_hash) {
+  sqlite3_stmt *st = sq_prepare(t, "DELETE FROM client_tokens WHERE token_hash = ?1");
+  if (!st) return -EIO;
+  sq_bind_text(st, 1, token_hash);
+  int r = sq_done(t, st);
+  return r == 0 && sqlite3_changes(sq_of(t)->db) == 0 ? -ENOENT : r;
 }
 
 int sq_tokens_purge(store_txn_t *t, int64_t user_id, int64_t now) {

@@ -90,6 +90,8 @@ int sq_user_names(store_txn_t *t, int64_t limit, void (*fn)(const char *name, vo
 int sq_device_put(store_txn_t *t, int64_t user_id, const char *device_id, const char *platform,
                   const char *push_token, const char *login, int64_t generation);
 int sq_tokens_delete_device(store_txn_t *t, int64_t user_id, const char *device_id);
+int sq_tokens_delete_user(store_txn_t *t, int64_t user_id, int64_t *deleted);
+int sq_token_delete(store_txn_t *t, const char *token_hash);
 int sq_tokens_purge(store_txn_t *t, int64_t user_id, int64_t now);
 int sq_token_put(store_txn_t *t, const char *token_hash, int64_t user_id, const char *device_id,
                  int64_t generation, int64_t created, int64_t expires);
@@ -106,3 +108,25 @@ int sq_contact_list(store_txn_t *t, const char *user, int64_t offset, int64_t li
 int sq_prefs_get(store_txn_t *t, const char *user, store_pref_fn fn, void *ctx);
 int sq_pref_put(store_txn_t *t, const char *user, const char *channel, bool notify,
                 const char *email, bool attach);
+int sq_message_add(store_txn_t *t, store_message_t *m);
+int sq_message_get(store_txn_t *t, int64_t id, store_message_t *out);
+int sq_messages_pending(store_txn_t *t, int64_t recipient, int64_t after, int64_t limit,
+                        store_message_fn fn, void *ctx);
+int sq_messages_delivered(store_txn_t *t, int64_t recipient, int64_t upto, const char *time,
+                          int64_t limit, store_message_fn fn, void *ctx);
+int sq_messages_read(store_txn_t *t, int64_t reader, int64_t peer, int64_t upto, const char *time,
+                     int64_t *marked, int64_t *newest);
+int sq_message_history(store_txn_t *t, int64_t user, int64_t peer, int64_t before, int64_t limit,
+                       store_message_fn fn, void *ctx);
+int sq_journal_chat(store_txn_t *t, int64_t user, const char *peer, const char *direction,
+                    const char *started, int64_t created_ms, int64_t count);
+int sq_journal_add(store_txn_t *t, store_journal_t *e);
+int sq_journal_list(store_txn_t *t, int64_t user, int64_t before, int64_t limit,
+                    store_journal_fn fn, void *ctx);
+int sq_retention_messages(store_txn_t *t, int64_t cutoff_ms, bool delivered_only, int64_t limit,
+                          int64_t *deleted);
+int sq_retention_journal(store_txn_t *t, int64_t cutoff_ms, int64_t limit, int64_t *deleted);
+int sq_roster_put(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
+int sq_roster_delete(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
+int sq_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
+int sq_user_by_id(store_txn_t *t, int64_t id, store_user_t *out);

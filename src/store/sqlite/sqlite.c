@@ -129,6 +129,53 @@ static const char *const migrations[] = {
     "  updated_at TEXT NOT NULL,"
     "  PRIMARY KEY (user_id, channel)"
     ");",
+    /* 3 -> 4: chat messages, the journal and users' own contact lists (the
+     * real-time core). A conversation is keyed by its two local users or by
+     * a local user and a federated address, so history is one index range.
+     * Pending messages (no client received them yet) have a partial index of
+     * their own: offline delivery reads only those. */
+    "CREATE TABLE messages ("
+    "  id INTEGER PRIMARY KEY,"
+    "  sender INTEGER REFERENCES users (id) ON DELETE CASCADE,"
+    "  sender_remote TEXT,"
+    "  recipient INTEGER REFERENCES users (id) ON DELETE CASCADE,"
+    "  recipient_remote TEXT,"
+    "  conv TEXT NOT NULL,"
+    "  text TEXT NOT NULL,"
+    "  time TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  delivered_at TEXT,"
+    "  read_at TEXT,"
+    "  CHECK ((sender IS NULL) <> (sender_remote IS NULL)),"
+    "  CHECK ((recipient IS NULL) <> (recipient_remote IS NULL))"
+    ");"
+    "CREATE INDEX messages_conv ON messages (conv, id);"
+    "CREATE INDEX messages_pending ON messages (recipient, id) WHERE delivered_at IS NULL;"
+    "CREATE INDEX messages_created ON messages (created_ms);"
+    "CREATE TABLE journal ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('chat', 'call', 'meeting')),"
+    "  direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),"
+    "  peer TEXT NOT NULL,"
+    "  started TEXT NOT NULL,"
+    "  day TEXT," /* chats: one entry per peer and day */
+    "  duration_s INTEGER,"
+    "  answered INTEGER,"
+    "  messages INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  UNIQUE (user_id, kind, peer, day)"
+    ");"
+    "CREATE INDEX journal_user ON journal (user_id, id);"
+    "CREATE INDEX journal_created ON journal (created_ms);"
+    "CREATE TABLE roster ("
+    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  entry TEXT NOT NULL," /* "u:<id>" or "r:<address>": one key for both kinds */
+    "  contact INTEGER REFERENCES users (id) ON DELETE CASCADE,"
+    "  remote TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  PRIMARY KEY (user_id, entry)"
+    ");",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -539,6 +586,8 @@ static const store_backend_t backend = {
     .user_names = sq_user_names,
     .device_put = sq_device_put,
     .tokens_delete_device = sq_tokens_delete_device,
+    .tokens_delete_user = sq_tokens_delete_user,
+    .token_delete = sq_token_delete,
     .tokens_purge = sq_tokens_purge,
     .token_put = sq_token_put,
     .token_find = sq_token_find,
@@ -548,6 +597,21 @@ static const store_backend_t backend = {
     .contact_list = sq_contact_list,
     .prefs_get = sq_prefs_get,
     .pref_put = sq_pref_put,
+    .message_add = sq_message_add,
+    .message_get = sq_message_get,
+    .messages_pending = sq_messages_pending,
+    .messages_delivered = sq_messages_delivered,
+    .messages_read = sq_messages_read,
+    .message_history = sq_message_history,
+    .journal_chat = sq_journal_chat,
+    .journal_add = sq_journal_add,
+    .journal_list = sq_journal_list,
+    .retention_messages = sq_retention_messages,
+    .retention_journal = sq_retention_journal,
+    .roster_put = sq_roster_put,
+    .roster_delete = sq_roster_delete,
+    .roster_list = sq_roster_list,
+    .user_by_id = sq_user_by_id,
 };
 
 const store_backend_t *store_sqlite_backend(void) { return &backend; }

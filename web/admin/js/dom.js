@@ -1,32 +1,5 @@
-// Small DOM helpers: element creation without innerHTML (no markup from
-// strings, so server text can never become HTML).
-
-/** h('button', {class: 'primary', onclick: fn}, 'Save') */
-export function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs ?? {})) {
-    if (v === undefined || v === null || v === false) continue;
-    if (k === 'class') el.className = v;
-    else if (k.startsWith('on') && typeof v === 'function') el.addEventListener(k.slice(2), v);
-    else if (v === true) el.setAttribute(k, '');
-    else el.setAttribute(k, String(v));
-  }
-  append(el, children);
-  return el;
-}
-
-export function append(el, children) {
-  for (const c of [children].flat(Infinity)) {
-    if (c === undefined || c === null || c === false) continue;
-    el.append(c instanceof Node ? c : String(c));
-  }
-  return el;
-}
-
-export function clear(el) {
-  while (el.firstChild) el.firstChild.remove();
-  return el;
-}
+// The shared helpers (web/common/dom.js), and this page's own below.
+export { append, clear, h } from '../common/dom.js';
 
 /** "proxy.host" → "proxy-host": a setting key as an id fragment. */
 export function slug(key) {

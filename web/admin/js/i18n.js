@@ -3,6 +3,7 @@
 //
 // Elements are bound to a text key with bindText/bindAttr, so that switching
 // the language re-translates the page in place, without losing form input.
+import { LANGUAGES, createI18n } from '../common/i18n.js';
 import * as de from '../i18n/de.js';
 
 const en = {
@@ -195,43 +196,8 @@ const choicesEn = {
   'proxy.auth_method': { basic: 'Basic', digest: 'Digest', ntlm: 'NTLM', negotiate: 'Negotiate (Kerberos)' },
 };
 
-const STORAGE_KEY = 'atrium.lang';
-export const LANGUAGES = [{ code: 'en', name: 'English' }, { code: 'de', name: 'Deutsch' }];
-
-let lang = 'en';
 const schemaKeys = new Map();
 const sectionTitles = new Map();
-const listeners = new Set();
-
-function detect() {
-  let stored = null;
-  try { stored = localStorage.getItem(STORAGE_KEY); } catch { /* storage disabled */ }
-  if (stored === 'en' || stored === 'de') return stored;
-  const prefs = navigator.languages?.length ? navigator.languages : [navigator.language || 'en'];
-  for (const p of prefs) {
-    const code = String(p).toLowerCase().slice(0, 2);
-    if (code === 'de' || code === 'en') return code;
-  }
-  return 'en';
-}
-
-export function initLanguage() {
-  lang = detect();
-  document.documentElement.lang = lang;
-}
-
-export function language() { return lang; }
-
-export function setLanguage(code) {
-  if (code !== 'en' && code !== 'de') return;
-  lang = code;
-  try { localStorage.setItem(STORAGE_KEY, code); } catch { /* storage disabled */ }
-  document.documentElement.lang = lang;
-  retranslate(document);
-  for (const fn of listeners) fn(lang);
-}
-
-export function onLanguageChange(fn) { listeners.add(fn); }
 
 /** Makes the schema's English labels, help and section titles known. */
 export function setSchema(schema) {
@@ -241,35 +207,7 @@ export function setSchema(schema) {
   for (const s of schema.sections ?? []) sectionTitles.set(s.id, s.title);
 }
 
-function format(s, args) {
-  if (!args) return s;
-  // A function argument is evaluated now: a text that is itself translated.
-  return s.replace(/\{(\w+)\}/g, (m, n) => {
-    const v = args[n];
-    if (v === undefined) return m;
-    return String(typeof v === 'function' ? v() : v);
-  });
-}
-
-/** Translates a UI key; "@label:key", "@help:key", "@section:id" and
- * "@choice:key:value" name schema texts. */
-export function t(key, args) {
-  let s;
-  if (key.startsWith('@')) {
-    const [kind, id, value] = key.slice(1).split(':');
-    s = schemaText(kind, id, value);
-  } else {
-    s = (lang === 'de' ? de.ui[key] : undefined) ?? en[key] ?? key;
-  }
-  return format(s, args);
-}
-
-/** t() with the ".one"/".other" form chosen by n. */
-export function tn(key, n, args = {}) {
-  return t(`${key}.${n === 1 ? 'one' : 'other'}`, { n, ...args });
-}
-
-function schemaText(kind, id, value) {
+function schemaText(kind, id, value, lang) {
   if (kind === 'section') {
     return (lang === 'de' ? de.sections[id] : undefined) ?? sectionTitles.get(id) ?? id;
   }
@@ -284,49 +222,22 @@ function schemaText(kind, id, value) {
   return id;
 }
 
-// ---- binding elements to keys ------------------------------------------------
+/** t(key): a UI key; "@label:key", "@help:key", "@section:id" and
+ * "@choice:key:value" name schema texts. */
+const i18n = createI18n({
+  storageKey: 'atrium.lang',
+  lookup(key, lang) {
+    if (key.startsWith('@')) {
+      const [kind, id, value] = key.slice(1).split(':');
+      return schemaText(kind, id, value, lang);
+    }
+    return (lang === 'de' ? de.ui[key] : undefined) ?? en[key] ?? key;
+  },
+});
 
-const BOUND = 'data-i18n-bound';
-
-function binding(el) {
-  if (!el._i18n) el._i18n = { attrs: {} };
-  el.setAttribute(BOUND, '');
-  return el._i18n;
-}
-
-/** Sets el's text to t(key, args) now and after every language switch. */
-export function bindText(el, key, args) {
-  binding(el).text = { key, args };
-  el.textContent = t(key, args);
-  return el;
-}
-
-/** Same with tn(). */
-export function bindPlural(el, key, n, args) {
-  binding(el).text = { key, n, args };
-  el.textContent = tn(key, n, args);
-  return el;
-}
-
-export function bindAttr(el, attr, key, args) {
-  binding(el).attrs[attr] = { key, args };
-  el.setAttribute(attr, t(key, args));
-  return el;
-}
-
-function render(b) {
-  return b.n !== undefined ? tn(b.key, b.n, b.args) : t(b.key, b.args);
-}
-
-export function retranslate(root) {
-  for (const el of root.querySelectorAll(`[${BOUND}]`)) {
-    const b = el._i18n;
-    if (!b) continue;
-    if (b.text) el.textContent = render(b.text);
-    for (const [attr, a] of Object.entries(b.attrs)) el.setAttribute(attr, render(a));
-  }
-  document.title = t('app.title');
-}
+export { LANGUAGES };
+export const { t, tn, bindText, bindPlural, bindAttr, retranslate, initLanguage, language,
+  setLanguage, onLanguageChange } = i18n;
 
 /** The English UI table, for the test that every text has a German one. */
 export const englishUi = en;
