@@ -31,6 +31,7 @@
 #include "mod/published/published.h"
 #include "mod/publishing/publishing.h"
 #include "mod/qos/qos.h"
+#include "mod/rt/rt.h"
 #include "mod/runtime/runtime.h"
 #include "store/sqlite/sqlite.h"
 #include "store/store.h"
@@ -40,6 +41,7 @@
 static const atrium_module_t *const modules[] = {
     &runtime_module,   &outbound_module, &directory_module, &admin_module,
     &published_module, &meeting_module,  &publishing_module, &qos_module,
+    &rt_module,
 };
 #define MODULE_COUNT (sizeof modules / sizeof modules[0])
 
@@ -115,8 +117,9 @@ static void print_banner(const atlas_config_t *atlas, const auth_bootstrap_t *bo
   printf("Atrium %s is running.\n"
          "  Admin API:  %s/api/v1/\n"
          "  Admin page: %s/admin/\n"
+         "  Web client: %s/app/ (for users; create them on the admin page)\n"
          "  Log in as:  %s\n",
-         ATRIUM_VERSION, url, url, AUTH_ADMIN_NAME);
+         ATRIUM_VERSION, url, url, url, AUTH_ADMIN_NAME);
   if (boot->created && boot->password) {
     /* A password on a terminal is seen once by the person who started the
      * server; in a pipe or a journal it would be stored for anyone to read. */

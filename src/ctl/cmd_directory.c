@@ -223,13 +223,13 @@ int ctl_cmd_users(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **arg
   int code = parse_options(ctx, cmd, argc, argv, &o);
   if (code >= 0) return code;
   if (optind >= argc)
-    return ctl_usage(cmd, "say what to do: add, list, show, update, delete, import");
+    return ctl_usage(cmd, "say what to do: add, list, show, update, delete, sign-out, import");
   const char *sub = argv[optind];
   int nargs = argc - optind - 1;
   char **args = argv + optind + 1;
   bool list = strcmp(sub, "list") == 0;
   if (!list && strcmp(sub, "add") && strcmp(sub, "show") && strcmp(sub, "update") &&
-      strcmp(sub, "delete") && strcmp(sub, "import"))
+      strcmp(sub, "delete") && strcmp(sub, "sign-out") && strcmp(sub, "import"))
     return ctl_usage(cmd, "unknown subcommand '%.64s'", sub);
   if (list ? nargs != 0 : nargs != 1)
     return ctl_usage(cmd,
@@ -241,7 +241,7 @@ int ctl_cmd_users(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **arg
                      : strcmp(sub, "add") == 0    ? user_fields
                      : strcmp(sub, "update") == 0 ? user_fields | OPT(O_NAME)
                                                   : 0;
-  char what[16];
+  char what[24];
   snprintf(what, sizeof what, "users %s", sub);
   if ((code = refuse_others(cmd, &o, allowed, what)) >= 0) return code;
   if ((code = ctl_connect(ctx, CTL_AUTH_REQUIRED)) != CTL_EXIT_OK) return code;
@@ -276,6 +276,17 @@ int ctl_cmd_users(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **arg
     code = ctl_call_json(ctx, "PATCH", path, body, NULL, NULL, &doc);
   } else if (strcmp(sub, "show") == 0) {
     code = ctl_call(ctx, "GET", path, NULL, 0, NULL, NULL, &doc);
+  } else if (strcmp(sub, "sign-out") == 0) {
+    char sign_out[1100];
+    snprintf(sign_out, sizeof sign_out, "%s/sign-out", path);
+    code = ctl_call(ctx, "POST", sign_out, NULL, 0, NULL, NULL, &doc);
+    if (code == CTL_EXIT_OK && ctx->json) ctl_print_json(doc);
+    else if (code == CTL_EXIT_OK)
+      printf("signed %s out everywhere: %" JSON_INTEGER_FORMAT " login(s) revoked, connected "
+             "clients closed\n",
+             args[0], json_integer_value(json_object_get(doc, "revoked_tokens")));
+    json_decref(doc);
+    return code;
   } else {
     code = ctl_call(ctx, "DELETE", path, NULL, 0, NULL, NULL, &doc);
     if (code == CTL_EXIT_OK && !ctx->json) printf("deleted %s\n", args[0]);

@@ -4,7 +4,7 @@
 
 #include "ctl/commands.h"
 
-#define CTL_CMD_USERS_USAGE "add|list|show|update|delete|import ..."
+#define CTL_CMD_USERS_USAGE "add|list|show|update|delete|sign-out|import ..."
 #define CTL_CMD_USERS_SUMMARY "create, list, change, delete and import users"
 #define CTL_CMD_USERS_HELP                                                                        \
   "  users add NAME [--display-name TEXT] [--windows-account ACCOUNT]\n"                          \
@@ -14,6 +14,7 @@
   "  users update NAME [--name NEW] [--display-name TEXT] [--windows-account ACCOUNT]\n"          \
   "                    [--password-file FILE] [--enabled|--disabled]\n"                           \
   "  users delete NAME\n"                                                                         \
+  "  users sign-out NAME      (every login revoked, connected clients closed)\n"                 \
   "  users import FILE        (CSV with a header row, or a JSON array; - for stdin)\n"            \
   "\n"                                                                                            \
   "NAME is the part before the @ (alice), or the login name (alice@example.com).\n"               \

@@ -14,6 +14,7 @@
 #include "ctl/cmd_discover.h"
 #include "ctl/cmd_proxy.h"
 #include "ctl/cmd_published.h"
+#include "ctl/cmd_rt.h"
 #include "ctl/config.h"
 #include "ctl/input.h"
 #include "ctl/render.h"
@@ -853,6 +854,20 @@ const ctl_command_t ctl_commands[] = {
         .usage = CTL_CMD_FEDERATION_USAGE,
         .summary = CTL_CMD_FEDERATION_SUMMARY,
         .help = CTL_CMD_FEDERATION_HELP,
+    },
+    {
+        .name = "presence",
+        .run = ctl_cmd_presence,
+        .usage = CTL_CMD_PRESENCE_USAGE,
+        .summary = CTL_CMD_PRESENCE_SUMMARY,
+        .help = CTL_CMD_PRESENCE_HELP,
+    },
+    {
+        .name = "retention",
+        .run = ctl_cmd_retention,
+        .usage = CTL_CMD_RETENTION_USAGE,
+        .summary = CTL_CMD_RETENTION_SUMMARY,
+        .help = CTL_CMD_RETENTION_HELP,
     },
     {
         .name = "help",

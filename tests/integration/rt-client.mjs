@@ -1,0 +1,79 @@
+// A client of /client/v1/ws for the tests (docs/protocols/client.md): frames
+// as objects, waits by predicate (frames that do not match stay queued for
+// the next wait), requests answered by id.
+import { wsOpen } from './harness.mjs';
+
+let nextId = 0;
+
+/** Connects with a ticket (as browsers do) or the bearer token (as apps do). */
+export async function rtConnect(server, token, { ticket = true, headers = {}, client } = {}) {
+  let path = '/client/v1/ws';
+  if (ticket) {
+    const t = await server.api('POST', '/client/v1/ws-ticket', { token, body: client ? { client } : undefined });
+    if (t.status !== 200) throw Object.assign(new Error(`ticket: ${t.status} ${t.text}`), { status: t.status, body: t.json });
+    path += `?ticket=${encodeURIComponent(t.json.ticket)}`;
+  } else {
+    headers = { Authorization: `Bearer ${token}`, ...headers };
+  }
+  const ws = await wsOpen(server.port, path, { headers });
+  const queue = [];
+  let closeFrame = null;
+  const pull = async (ms) => {
+    const m = await ws.next(ms);
+    if (typeof m === 'string') return JSON.parse(m);
+    if (m && m.close !== undefined) { closeFrame = m; return { type: '#close', code: m.close, reason: m.reason }; }
+    return { type: '#binary', data: m };
+  };
+  const c = {
+    ws,
+    hello: null,
+    /** The first queued or arriving frame for which pred is true. */
+    async waitFor(pred, ms = 5000, what = 'a frame') {
+      const i = queue.findIndex(pred);
+      if (i >= 0) return queue.splice(i, 1)[0];
+      const until = Date.now() + ms;
+      for (;;) {
+        const left = until - Date.now();
+        if (left <= 0) throw new Error(`no ${what} within ${ms} ms; queued: ${JSON.stringify(queue.slice(0, 5))}`);
+        let f;
+        try { f = await pull(left); } catch (e) {
+          throw new Error(`no ${what} (${e.message}); queued: ${JSON.stringify(queue.slice(0, 5))}`);
+        }
+        if (pred(f)) return f;
+        queue.push(f);
+      }
+    },
+    type(t, ms, extra = () => true) { return c.waitFor((f) => f.type === t && extra(f), ms, `"${t}" frame`); },
+    /** Sends a frame with a fresh id and waits for its ok or error. */
+    async request(frame, ms = 5000) {
+      const id = `r${++nextId}`;
+      ws.send(JSON.stringify({ ...frame, id }));
+      return c.waitFor((f) => (f.type === 'ok' || f.type === 'error') && f.id === id, ms, `answer to ${frame.type}`);
+    },
+    send(frame) { ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)); },
+    /** Frames that arrived and were not waited for, and whatever comes within ms. */
+    async drain(ms = 200) {
+      const until = Date.now() + ms;
+      for (;;) {
+        const left = until - Date.now();
+        if (left <= 0) break;
+        try { queue.push(await pull(left)); } catch { break; }
+      }
+      return queue.splice(0);
+    },
+    async closed(ms = 5000) {
+      if (closeFrame) return closeFrame;
+      const f = await c.type('#close', ms);
+      return { close: f.code, reason: f.reason };
+    },
+    close() { ws.close(); },
+  };
+  c.hello = await c.type('hello', 5000);
+  return c;
+}
+
+export async function clientLogin(server, login, password, device) {
+  const r = await server.api('POST', '/client/v1/login', { body: { login, password, ...(device ? { device } : {}) } });
+  if (r.status !== 200) throw new Error(`login ${login}: ${r.status} ${r.text}`);
+  return r.json.token;
+}
