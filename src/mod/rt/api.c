@@ -112,8 +112,6 @@ static void client_clear(client_t *c) { json_decref(c->doc); }
 static rt_who_t who_of(const json_t *doc, const char *client) {
   rt_who_t w = {0};
   snprintf(w.name, sizeof w.name, "%s", json_string_value(json_object_get(doc, "name")));
-  const char *dn = json_string_value(json_object_get(doc, "display_name"));
-  snprintf(w.display_name, sizeof w.display_name, "%s", dn ? dn : "");
   const json_t *device = json_object_get(doc, "device");
   w.mobile = json_is_object(device);
   const char *platform = w.mobile ? json_string_value(json_object_get(device, "platform")) : NULL;
@@ -330,7 +328,7 @@ enum MHD_Result rt_api_ws(http_request_t *req) {
 static json_t *presence_fields(json_t *o, const char *name) {
   rt_state_t state;
   char note[RT_NOTE_MAX + 1], since[32];
-  rt_presence_get(name, &state, note, sizeof note, since);
+  rt_presence_of(name, &state, note, sizeof note, since);
   json_object_set_new(o, "state", json_string(rt_state_name(state)));
   if (note[0]) json_object_set_new(o, "note", json_string(note));
   if (since[0]) json_object_set_new(o, "since", json_string(since));
@@ -352,9 +350,9 @@ static void roster_row(const store_roster_row_t *row, void *vctx) {
                   "local", 1);
     if (o) presence_fields(o, row->name);
   } else {
-    /* Federated presence comes from the federation module, when it runs. */
-    o = json_pack("{s:s, s:n, s:s, s:b}", "address", row->remote, "display_name", "state",
-                  "offline", "local", 0);
+    /* What the other domain last said, through the federation module. */
+    o = json_pack("{s:s, s:n, s:b}", "address", row->remote, "display_name", "local", 0);
+    if (o) presence_fields(o, row->remote);
   }
   if (o) json_array_append_new(c->list, o);
 }
@@ -573,7 +571,8 @@ typedef struct journal_txn {
 
 static int journal_add_txn(store_txn_t *t, void *vctx) {
   journal_txn_t *j = vctx;
-  return store_journal_add(t, &j->e);
+  int r = store_journal_add(t, &j->e);
+  return r < 0 ? r : rt_hooks_journal(t, &j->e);
 }
 
 /* POST /client/v1/journal: a telephony client reports a call. */
@@ -627,6 +626,7 @@ enum MHD_Result rt_api_journal_add(http_request_t *req) {
   int r = store_run_txn(A.store, "real-time: report a call", journal_add_txn, &j);
   client_clear(&c);
   if (r < 0) return reply_store_failed(req);
+  rt_hooks_committed();
   return http_reply_json(req, MHD_HTTP_CREATED, journal_json(&j.e));
 }
 

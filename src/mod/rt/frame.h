@@ -8,24 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mod/rt/rt.h"
+
 #define RT_ID_MAX 64
-#define RT_NOTE_MAX 256
-#define RT_TEXT_MAX (16 * 1024)
-#define RT_ADDRESS_MAX 320
 #define RT_WATCH_PER_FRAME 1000
-
-typedef enum rt_state {
-  RT_AVAILABLE,
-  RT_BUSY,
-  RT_DND,
-  RT_AWAY,
-  RT_OFFLINE, /* last: the least available */
-  RT_STATE_COUNT,
-} rt_state_t;
-
-const char *rt_state_name(rt_state_t s);
-/* RT_STATE_COUNT for a name that is no state. */
-rt_state_t rt_state_parse(const char *name);
 
 typedef enum rt_frame_type {
   RT_FRAME_PRESENCE_SET,
@@ -60,8 +46,3 @@ typedef struct rt_frame {
 int rt_frame_parse(const char *data, size_t len, rt_frame_t *out, int *status, char *err,
                    size_t errlen);
 void rt_frame_clear(rt_frame_t *f); /* accepts NULL */
-
-/* An address "local@host": the local part 1-64 printable characters without
- * spaces, quotes, '<', '>' or '@', the host 1-255 characters of a DNS name.
- * Pure syntax; whether it is a user of this server is the caller's. */
-bool rt_address_ok(const char *s);

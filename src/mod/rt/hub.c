@@ -35,6 +35,7 @@ typedef struct watcher_ref {
 
 struct rt_target {
   char address[RT_ADDRESS_MAX + 1];
+  bool remote; /* of another domain: the federation module watches it */
   watcher_ref_t *w;
   uint32_t n, cap;
 };
@@ -49,7 +50,7 @@ struct rt_user {
   rt_conn_t *conns;
   uint32_t nconns;
   rt_state_t state;
-  char note[RT_NOTE_MAX + 1];
+  char *note; /* NULL: none (most users set none) */
   char since[32];
   bucket_t chats;
 };
@@ -73,7 +74,7 @@ struct rt_conn {
   size_t nq, capq;
   int64_t max_sent; /* the newest message this connection got */
   bucket_t frames, chats;
-  char client[64], address[64], since[32];
+  char client[33], address[48], since[32];
   unsigned strikes; /* refused frames in a row */
   bool told_flood;
   bool closing;
@@ -91,7 +92,24 @@ static struct {
   atomic_uint_fast64_t frames_in, frames_refused, presence_out, chats_out;
   atomic_size_t users_connected;
   bool orphaned; /* connections outlived the shutdown: the maps stay for them */
+  map_t *remote_pending; /* message id -> remote_pending_t: sent to another domain, no ok yet */
 } H;
+
+/* A message to a federated address waits for its domain's answer before
+ * its sender hears ok. */
+typedef struct remote_pending {
+  uint64_t session;
+  bool has_id;
+  char id[RT_ID_MAX + 1];
+  char from[65];
+  char time[32];
+  char *frame; /* the chat frame for the sender's other connections */
+} remote_pending_t;
+
+static void set_note(char **dst, const char *src) {
+  free(*dst);
+  *dst = src && *src ? strdup(src) : NULL;
+}
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
@@ -176,22 +194,28 @@ static rt_target_t *target_get(const char *address, bool create) {
   if (t || !create) return t;
   if (!(t = calloc(1, sizeof *t))) return NULL;
   snprintf(t->address, sizeof t->address, "%s", address);
+  char name[65];
+  t->remote = !local_name(address, name, sizeof name);
   if (map_put_str(H.targets, t->address, t) < 0) {
     free(t);
     return NULL;
   }
+  const rt_federation_t *fed = rt_federation();
+  if (t->remote && fed && fed->watch) fed->watch(t->address, fed->ctx);
   return t;
 }
 
 static void target_release(rt_target_t *t) {
   if (t->n) return;
+  const rt_federation_t *fed = rt_federation();
+  if (t->remote && fed && fed->unwatch) fed->unwatch(t->address, fed->ctx);
   map_del_str(H.targets, t->address);
   free(t->w);
   free(t);
 }
 
-/* The presence of an address as watchers see it. Federated addresses read
- * as offline here: the federation module answers for them. */
+/* The presence of an address as watchers see it. A federated address is
+ * what its domain last said (through the federation module), else offline. */
 static json_t *presence_frame(const char *address) {
   rt_state_t state = RT_OFFLINE;
   char note[RT_NOTE_MAX + 1] = "", since[32] = "", name[65];
@@ -199,12 +223,14 @@ static json_t *presence_frame(const char *address) {
     rt_user_t *u = map_get_str(H.users, name);
     if (u) {
       state = u->state;
-      snprintf(note, sizeof note, "%s", u->note);
+      snprintf(note, sizeof note, "%s", u->note ? u->note : "");
       snprintf(since, sizeof since, "%s", u->since);
     } else {
-      rt_presence_get(name, &state, note, sizeof note, since);
+      rt_presence_of(name, &state, note, sizeof note, since);
       state = RT_OFFLINE;
     }
+  } else {
+    rt_presence_of(address, &state, note, sizeof note, since);
   }
   if (!since[0]) now_rfc3339(since);
   json_t *f = json_pack("{s:s, s:s, s:s, s:s}", "type", "presence", "address", address, "state",
@@ -214,10 +240,8 @@ static json_t *presence_frame(const char *address) {
   return f;
 }
 
-/* Tells every watcher of the user: one frame, encoded once. */
-static void presence_changed(rt_user_t *u) {
-  char address[RT_ADDRESS_MAX + 1];
-  address_of(u->name, address, sizeof address);
+/* Tells every watcher of the address: one frame, encoded once. */
+static void fan_out(const char *address) {
   rt_target_t *t = target_get(address, false);
   if (!t || !t->n) return;
   json_t *f = presence_frame(address);
@@ -229,7 +253,17 @@ static void presence_changed(rt_user_t *u) {
   free(text);
 }
 
+static void presence_changed(rt_user_t *u) {
+  char address[RT_ADDRESS_MAX + 1];
+  address_of(u->name, address, sizeof address);
+  fan_out(address);
+  rt_hooks_presence(u->name, u->state, u->note);
+}
+
 static void shared_put(const rt_user_t *u);
+static void shared_conns(const char *name, int delta);
+static void shared_set(const char *key, rt_state_t state, const char *note, const char *since);
+static void lower_address(const char *in, char *out, size_t len);
 
 /* The most available state over the user's connections. */
 static void recompute(rt_user_t *u, bool note_changed) {
@@ -329,34 +363,117 @@ static char *chat_frame(int64_t id, const char *from_addr, const char *to_addr, 
   return out;
 }
 
+static void send_sent_ok(rt_conn_t *c, bool has_id, const char *id, int64_t message_id,
+                         const char *time) {
+  char mid[24];
+  snprintf(mid, sizeof mid, "%" PRId64, message_id);
+  json_t *ok = json_pack("{s:s, s:s, s:s}", "type", "ok", "message_id", mid, "time", time);
+  if (ok && has_id) json_object_set_new(ok, "id", json_string(id));
+  send_json(c, ok);
+}
+
+/* To every connection of the user but `except`. */
+static void deliver_user(const char *name, rt_conn_t *except, int64_t id, const char *frame) {
+  rt_user_t *u = map_get_str(H.users, name);
+  for (rt_conn_t *r = u ? u->conns : NULL; r; r = r->next)
+    if (r != except) deliver(r, id, frame);
+}
+
 void rt_hub_sent(rt_sent_t *s) {
   rt_conn_t *c = s->session ? map_get_u64(H.sessions, s->session) : NULL;
   if (s->status) {
     if (c) send_error(c, s->has_id, s->id, s->status, s->detail);
     return;
   }
-  char mid[24];
-  snprintf(mid, sizeof mid, "%" PRId64, s->message_id);
-  if (c) {
-    json_t *ok = json_pack("{s:s, s:s, s:s}", "type", "ok", "message_id", mid, "time", s->time);
-    if (ok && s->has_id) json_object_set_new(ok, "id", json_string(s->id));
-    send_json(c, ok);
-  }
   char from[RT_ADDRESS_MAX + 1], to[RT_ADDRESS_MAX + 1];
-  address_of(s->from, from, sizeof from);
-  address_of(s->to, to, sizeof to);
+  if (s->from_remote[0])
+    snprintf(from, sizeof from, "%s", s->from_remote);
+  else
+    address_of(s->from, from, sizeof from);
+  if (s->to_remote[0])
+    snprintf(to, sizeof to, "%s", s->to_remote);
+  else
+    address_of(s->to, to, sizeof to);
   char *frame = chat_frame(s->message_id, from, to, s->text, s->time);
+  if (s->to_remote[0]) {
+    /* Stored; its sender hears ok once the other domain has it. */
+    remote_pending_t *p = calloc(1, sizeof *p);
+    if (!p || map_put_u64(H.remote_pending, (uint64_t)s->message_id, p) < 0) {
+      free(p);
+      free(frame);
+      if (c) send_error(c, s->has_id, s->id, 500, "The server ran out of memory; send again.");
+      return;
+    }
+    p->session = s->session;
+    p->has_id = s->has_id;
+    memcpy(p->id, s->id, sizeof p->id);
+    snprintf(p->from, sizeof p->from, "%s", s->from);
+    memcpy(p->time, s->time, sizeof p->time);
+    p->frame = frame;
+    return;
+  }
+  if (c) send_sent_ok(c, s->has_id, s->id, s->message_id, s->time);
   if (!frame) return;
   /* To every connection of the recipient, and of the sender but the one
    * that sent it: every device shows the conversation. */
-  rt_user_t *u = map_get_str(H.users, s->to);
-  for (rt_conn_t *r = u ? u->conns : NULL; r; r = r->next) deliver(r, s->message_id, frame);
-  if (strcmp(s->from, s->to) != 0) {
-    rt_user_t *me = map_get_str(H.users, s->from);
-    for (rt_conn_t *r = me ? me->conns : NULL; r; r = r->next)
-      if (r != c) deliver(r, s->message_id, frame);
-  }
+  deliver_user(s->to, NULL, s->message_id, frame);
+  if (s->from[0] && strcmp(s->from, s->to) != 0) deliver_user(s->from, c, s->message_id, frame);
   free(frame);
+}
+
+typedef struct remote_answer {
+  int64_t message_id;
+  int status;
+  char detail[256];
+} remote_answer_t;
+
+static void remote_answered(void *arg) {
+  remote_answer_t *a = arg;
+  remote_pending_t *p = H.remote_pending ? map_del_u64(H.remote_pending, (uint64_t)a->message_id)
+                                         : NULL;
+  if (p) {
+    rt_conn_t *c = p->session ? map_get_u64(H.sessions, p->session) : NULL;
+    if (a->status) {
+      if (c) send_error(c, p->has_id, p->id, a->status, a->detail);
+    } else {
+      if (c) send_sent_ok(c, p->has_id, p->id, a->message_id, p->time);
+      if (p->frame) deliver_user(p->from, c, a->message_id, p->frame);
+    }
+    free(p->frame);
+    free(p);
+  }
+  free(a);
+}
+
+void rt_federation_sent(int64_t message_id, int status, const char *detail) {
+  remote_answer_t *a = calloc(1, sizeof *a);
+  if (!a) return;
+  a->message_id = message_id;
+  a->status = status;
+  snprintf(a->detail, sizeof a->detail, "%s",
+           detail ? detail : "The other organisation's server did not take the message.");
+  if (!H.loop || loop_post(H.loop, remote_answered, a) != 0) free(a);
+}
+
+typedef struct remote_presence {
+  char address[RT_ADDRESS_MAX + 1];
+} remote_presence_t;
+
+static void remote_presence_changed(void *arg) {
+  remote_presence_t *r = arg;
+  if (H.targets) fan_out(r->address);
+  free(r);
+}
+
+void rt_federation_presence(const char *address, rt_state_t state, const char *note) {
+  if (!rt_address_ok(address) || state >= RT_STATE_COUNT) return;
+  remote_presence_t *r = calloc(1, sizeof *r);
+  if (!r) return;
+  lower_address(address, r->address, sizeof r->address);
+  char since[32];
+  now_rfc3339(since);
+  shared_set(r->address, state, note, since);
+  if (!H.loop || loop_post(H.loop, remote_presence_changed, r) != 0) free(r);
 }
 
 void rt_hub_marked(const rt_marked_t *m) {
@@ -434,8 +551,8 @@ static void on_frame(rt_conn_t *c, const rt_frame_t *f) {
   case RT_FRAME_PRESENCE_SET: {
     c->state = f->state;
     bool note_changed = false;
-    if (f->has_note && strcmp(f->note, c->user->note) != 0) {
-      snprintf(c->user->note, sizeof c->user->note, "%s", f->note);
+    if (f->has_note && strcmp(f->note, c->user->note ? c->user->note : "") != 0) {
+      set_note(&c->user->note, f->note);
       note_changed = true;
     }
     recompute(c->user, note_changed);
@@ -476,15 +593,21 @@ static void on_frame(rt_conn_t *c, const rt_frame_t *f) {
                  "Too many messages per second; wait a moment and send again.");
       return;
     }
-    if (!local_name(f->to, to, sizeof to)) {
+    int r;
+    if (local_name(f->to, to, sizeof to)) {
+      r = rt_writer_send(c->session, f->id, f->has_id, c->user->name, to, f->text, f->text_len);
+    } else if (rt_federation() && rt_federation()->send) {
+      char remote[RT_ADDRESS_MAX + 1];
+      lower_address(f->to, remote, sizeof remote);
+      r = rt_writer_send_remote(c->session, f->id, f->has_id, c->user->name, remote, f->text,
+                                f->text_len);
+    } else {
       send_error(c, f->has_id, f->id, 501,
-                 "Messages to other organisations need federation, which this server does not "
-                 "offer yet; write to an address of this server's domain.");
+                 "Messages to other organisations need federation, which is not switched on; "
+                 "write to an address of this server's domain.");
       return;
     }
-    if (rt_writer_send(c->session, f->id, f->has_id, c->user->name, to, f->text, f->text_len) <
-        0)
-      send_error(c, f->has_id, f->id, 503, "The server is busy; send the message again.");
+    if (r < 0) send_error(c, f->has_id, f->id, 503, "The server is busy; send the message again.");
     return;
   }
   case RT_FRAME_CHAT_RECEIVED:
@@ -521,7 +644,9 @@ static rt_user_t *user_get(const char *name) {
   u->state = RT_OFFLINE;
   /* The note outlives the connections: it is still there at the next one. */
   rt_state_t was;
-  rt_presence_get(name, &was, u->note, sizeof u->note, u->since);
+  char note[RT_NOTE_MAX + 1];
+  rt_presence_of(name, &was, note, sizeof note, u->since);
+  set_note(&u->note, note);
   if (map_put_str(H.users, u->name, u) < 0) {
     free(u);
     return NULL;
@@ -560,6 +685,7 @@ static void on_open(ws_t *ws, void *user) {
   /* The pending record stays the ws's user: on_message and on_close find
    * the connection through it. */
   p->conn = c;
+  shared_conns(u->name, +1);
   char address[RT_ADDRESS_MAX + 1], session[24], now[32];
   address_of(u->name, address, sizeof address);
   snprintf(session, sizeof session, "c%" PRIu64, c->session);
@@ -641,9 +767,11 @@ static void on_close(ws_t *ws, uint16_t code, void *user) {
     map_del_u64(H.sessions, c->session);
     conn_free(c);
     recompute(u, false);
+    shared_conns(u->name, -1);
     if (!u->nconns) {
       map_del_str(H.users, u->name);
       atomic_fetch_sub(&H.users_connected, 1);
+      free(u->note);
       free(u);
     }
   }
@@ -679,37 +807,56 @@ size_t rt_hub_connections(void) { return atomic_load(&H.reserved); }
  * which is what "since" means for them). */
 typedef struct shared_presence {
   rt_state_t state;
-  char note[RT_NOTE_MAX + 1];
+  uint32_t conns; /* local users: client connections now */
+  char *note;     /* NULL: none */
   char since[32];
 } shared_presence_t;
 
 static struct {
   pthread_rwlock_t lock;
-  map_t *m; /* name -> shared_presence_t */
+  map_t *m; /* local name or federated address -> shared_presence_t */
 } P = {.lock = PTHREAD_RWLOCK_INITIALIZER};
 
-static void shared_put(const rt_user_t *u) {
-  pthread_rwlock_wrlock(&P.lock);
-  shared_presence_t *e = P.m ? map_get_str(P.m, u->name) : NULL;
-  if (!e && P.m && (e = calloc(1, sizeof *e)) && map_put_str(P.m, u->name, e) < 0) {
-    free(e);
-    e = NULL;
+/* (P.lock held for writing) */
+static shared_presence_t *shared_entry(const char *key) {
+  shared_presence_t *e = P.m ? map_get_str(P.m, key) : NULL;
+  if (!e && P.m && (e = calloc(1, sizeof *e))) {
+    e->state = RT_OFFLINE;
+    if (map_put_str(P.m, key, e) < 0) {
+      free(e);
+      e = NULL;
+    }
   }
+  return e;
+}
+
+static void shared_set(const char *key, rt_state_t state, const char *note, const char *since) {
+  pthread_rwlock_wrlock(&P.lock);
+  shared_presence_t *e = shared_entry(key);
   if (e) {
-    e->state = u->state;
-    snprintf(e->note, sizeof e->note, "%s", u->note);
-    snprintf(e->since, sizeof e->since, "%s", u->since);
+    e->state = state;
+    set_note(&e->note, note);
+    snprintf(e->since, sizeof e->since, "%s", since);
   }
   pthread_rwlock_unlock(&P.lock);
 }
 
-bool rt_presence_get(const char *name, rt_state_t *state, char *note, size_t note_len,
-                     char since[32]) {
+static void shared_put(const rt_user_t *u) { shared_set(u->name, u->state, u->note, u->since); }
+
+static void shared_conns(const char *name, int delta) {
+  pthread_rwlock_wrlock(&P.lock);
+  shared_presence_t *e = shared_entry(name);
+  if (e) e->conns = (uint32_t)((int)e->conns + delta);
+  pthread_rwlock_unlock(&P.lock);
+}
+
+bool rt_presence_of(const char *name, rt_state_t *state, char *note, size_t note_len,
+                    char since[32]) {
   pthread_rwlock_rdlock(&P.lock);
   shared_presence_t *e = P.m ? map_get_str(P.m, name) : NULL;
   if (e) {
     *state = e->state;
-    snprintf(note, note_len, "%s", e->note);
+    if (note_len) snprintf(note, note_len, "%s", e->note ? e->note : "");
     snprintf(since, 32, "%s", e->since);
   }
   pthread_rwlock_unlock(&P.lock);
@@ -721,14 +868,25 @@ bool rt_presence_get(const char *name, rt_state_t *state, char *note, size_t not
   return e != NULL;
 }
 
+bool rt_user_connected(const char *name) {
+  pthread_rwlock_rdlock(&P.lock);
+  shared_presence_t *e = P.m ? map_get_str(P.m, name) : NULL;
+  bool connected = e && e->conns > 0;
+  pthread_rwlock_unlock(&P.lock);
+  return connected;
+}
+
 void rt_presence_forget(const char *name) {
   pthread_rwlock_wrlock(&P.lock);
-  free(P.m ? map_del_str(P.m, name) : NULL);
+  shared_presence_t *e = P.m ? map_del_str(P.m, name) : NULL;
+  if (e) free(e->note);
+  free(e);
   pthread_rwlock_unlock(&P.lock);
 }
 
 static void shared_free_entry(const void *key, size_t len, void *value, void *ctx) {
   (void)key, (void)len, (void)ctx;
+  free(((shared_presence_t *)value)->note);
   free(value);
 }
 
@@ -807,7 +965,7 @@ static void report_one(rt_conn_t *c, void *ctx) {
                   "state", rt_state_name(c->user->state), "since", c->user->since,
                   "connections");
     if (!u) return;
-    if (c->user->note[0]) json_object_set_new(u, "note", json_string(c->user->note));
+    if (c->user->note) json_object_set_new(u, "note", json_string(c->user->note));
     json_object_set_new(users, c->user->name, u);
   }
   char session[24];
@@ -868,11 +1026,12 @@ int rt_hub_init(loop_t *loop) {
   H.users = map_new();
   H.targets = map_new();
   H.sessions = map_new();
+  H.remote_pending = map_new();
   pthread_rwlock_wrlock(&P.lock);
   if (!P.m) P.m = map_new();
   bool shared_ok = P.m != NULL;
   pthread_rwlock_unlock(&P.lock);
-  if (!H.users || !H.targets || !H.sessions || !shared_ok) {
+  if (!H.users || !H.targets || !H.sessions || !H.remote_pending || !shared_ok) {
     rt_hub_shutdown();
     return -ENOMEM;
   }
@@ -882,6 +1041,12 @@ int rt_hub_init(loop_t *loop) {
     return -EIO;
   }
   return 0;
+}
+
+static void free_pending(const void *key, size_t len, void *value, void *ctx) {
+  (void)key, (void)len, (void)ctx;
+  free(((remote_pending_t *)value)->frame);
+  free(value);
 }
 
 static void stop_on_loop(void *arg) {
@@ -904,7 +1069,9 @@ void rt_hub_shutdown(void) {
   map_free(H.users);
   map_free(H.targets);
   map_free(H.sessions);
-  H.users = H.targets = H.sessions = NULL;
+  if (H.remote_pending) map_each(H.remote_pending, free_pending, NULL);
+  map_free(H.remote_pending);
+  H.users = H.targets = H.sessions = H.remote_pending = NULL;
   pthread_rwlock_wrlock(&P.lock);
   if (P.m) map_each(P.m, shared_free_entry, NULL);
   map_free(P.m);

@@ -22,6 +22,15 @@
 #include "mod/rt/frame.h"
 #include "store/store.h"
 
+/* ---- the other modules' hooks (hooks.c) ------------------------------------------------- */
+
+const rt_federation_t *rt_federation(void); /* NULL: none */
+int rt_hooks_message(store_txn_t *t, const rt_message_event_t *m);
+int rt_hooks_read(store_txn_t *t, int64_t reader, int64_t peer, int64_t upto);
+int rt_hooks_journal(store_txn_t *t, const store_journal_t *e);
+void rt_hooks_committed(void);
+void rt_hooks_presence(const char *name, rt_state_t state, const char *note);
+
 /* ---- limits ------------------------------------------------------------------------------ */
 
 #define RT_PING_SECONDS 30
@@ -41,9 +50,8 @@
 
 typedef struct rt_who {
   char name[65];   /* the user's name, the local part */
-  char display_name[257];
   bool mobile;
-  char client[64]; /* what the connection says it is: "web", the device platform */
+  char client[33]; /* what the connection says it is: "web", the device platform */
 } rt_who_t;
 
 /* A single-use ticket for a browser's WebSocket; *ticket malloc'd. */
@@ -57,7 +65,7 @@ void rt_tickets_clear(void);
 /* What the WebSocket handler hands over for a new connection. */
 typedef struct rt_pending {
   rt_who_t who;
-  char address[64]; /* the peer's IP address */
+  char address[48]; /* the peer's IP address */
   void *conn;       /* the hub's connection once open (loop thread only) */
 } rt_pending_t;
 
@@ -93,10 +101,8 @@ typedef struct rt_hub_counters {
 } rt_hub_counters_t;
 void rt_hub_counters(rt_hub_counters_t *out);
 
-/* The presence table the hub keeps for other threads: a user seen since the
- * start (true), or offline with no time (false). */
-bool rt_presence_get(const char *name, rt_state_t *state, char *note, size_t note_len,
-                     char since[32]);
+/* The presence table the hub keeps for other threads (rt_presence_of in
+ * rt.h reads it): local users by name, federated addresses by address. */
 void rt_presence_forget(const char *name);
 
 /* The writer's answers, run on the loop (writer.c posts them). */
@@ -108,7 +114,8 @@ typedef struct rt_sent {
   char detail[200];
   int64_t message_id;
   char time[32];
-  char from[65], to[65]; /* names */
+  char from[65], to[65]; /* names ("" for the remote side) */
+  char from_remote[RT_ADDRESS_MAX + 1], to_remote[RT_ADDRESS_MAX + 1]; /* "" when local */
   char *text;            /* malloc'd */
 } rt_sent_t;
 void rt_hub_sent(rt_sent_t *sent);
@@ -134,6 +141,9 @@ void rt_writer_stop(void);
  * copied. */
 int rt_writer_send(uint64_t session, const char *id, bool has_id, const char *from,
                    const char *to, const char *text, size_t len);
+/* The same to a federated address (to_remote, lower-cased). */
+int rt_writer_send_remote(uint64_t session, const char *id, bool has_id, const char *from,
+                          const char *to_remote, const char *text, size_t len);
 int rt_writer_received(const char *by, int64_t upto);
 int rt_writer_read(const char *by, int64_t message_id);
 int rt_writer_sync(uint64_t session, const char *name, int64_t after);

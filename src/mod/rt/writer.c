@@ -32,7 +32,14 @@
 #define RETENTION_WAIT_MS 60000
 #define DELIVERED_MARKS_MAX 1000 /* per chat.received */
 
-typedef enum job_kind { JOB_SEND, JOB_RECEIVED, JOB_READ, JOB_SYNC, JOB_FORGET } job_kind_t;
+typedef enum job_kind {
+  JOB_SEND,          /* name -> to, or -> remote when remote[0] */
+  JOB_FROM_REMOTE,   /* remote -> to, from the federation */
+  JOB_RECEIVED,
+  JOB_READ,
+  JOB_SYNC,
+  JOB_FORGET,
+} job_kind_t;
 
 typedef struct job {
   struct job *next;
@@ -42,8 +49,11 @@ typedef struct job {
   char id[RT_ID_MAX + 1];
   char name[65]; /* the sender, the receiver, the reader, the syncing user */
   char to[65];   /* send: the recipient */
+  char remote[RT_ADDRESS_MAX + 1]; /* the federated side of a send or a receipt, or "" */
   int64_t number; /* received: upto; read: the message; sync: after */
   char *text;
+  void (*done)(void *ctx, int status, int64_t message_id); /* JOB_FROM_REMOTE */
+  void *done_ctx;
 } job_t;
 
 static struct {
@@ -114,6 +124,46 @@ int rt_writer_send(uint64_t session, const char *id, bool has_id, const char *fr
   }
   memcpy(j->text, text, len);
   j->text[len] = '\0';
+  return enqueue(j);
+}
+
+int rt_writer_send_remote(uint64_t session, const char *id, bool has_id, const char *from,
+                          const char *to_remote, const char *text, size_t len) {
+  job_t *j = job_new(JOB_SEND, from);
+  if (!j) return -EAGAIN;
+  j->session = session;
+  j->has_id = has_id;
+  if (has_id) snprintf(j->id, sizeof j->id, "%s", id);
+  snprintf(j->remote, sizeof j->remote, "%s", to_remote);
+  if (!(j->text = strndup(text, len))) {
+    free(j);
+    return -EAGAIN;
+  }
+  return enqueue(j);
+}
+
+int rt_send(const char *from, const char *to, const char *text) {
+  size_t len = text ? strlen(text) : 0;
+  if (len == 0 || len > RT_TEXT_MAX) return -EINVAL;
+  return rt_writer_send(0, "", false, from, to, text, len);
+}
+
+int rt_federation_receive(const char *from_remote, const char *to, const char *text,
+                          void (*done)(void *ctx, int status, int64_t message_id), void *ctx) {
+  size_t len = text ? strlen(text) : 0;
+  if (len == 0 || len > RT_TEXT_MAX || !rt_address_ok(from_remote)) return -EINVAL;
+  job_t *j = job_new(JOB_FROM_REMOTE, to);
+  if (!j) return -EAGAIN;
+  snprintf(j->to, sizeof j->to, "%s", to);
+  snprintf(j->remote, sizeof j->remote, "%s", from_remote);
+  for (char *c = j->remote; *c; c++)
+    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+  j->done = done;
+  j->done_ctx = ctx;
+  if (!(j->text = strdup(text))) {
+    free(j);
+    return -EAGAIN;
+  }
   return enqueue(j);
 }
 
@@ -192,7 +242,8 @@ static void free_cached(const void *key, size_t len, void *value, void *ctx) {
 
 typedef struct send_slot {
   job_t *job;
-  int64_t from_id, to_id;
+  int64_t from_id, to_id; /* 0 for the federated side */
+  bool to_connected;
   int status;
   char detail[200];
   int64_t message_id;
@@ -251,27 +302,53 @@ static void on_delivered(const store_message_t *m, void *vctx) {
 
 /* Runs again in full on a serialisation retry: it only writes to the store
  * and to the result, which it resets first. */
+/* The hooks' view of a message of the batch. */
+static rt_message_event_t event_of(const batch_t *b, const send_slot_t *s) {
+  const job_t *j = s->job;
+  bool in = j->kind == JOB_FROM_REMOTE, out = j->kind == JOB_SEND && j->remote[0];
+  return (rt_message_event_t){
+      .id = s->message_id, .from_id = s->from_id, .to_id = s->to_id,
+      .from = in ? NULL : j->name, .to = out ? NULL : j->to,
+      .from_remote = in ? j->remote : NULL, .to_remote = out ? j->remote : NULL,
+      .text = j->text, .time = b->time, .created_ms = b->created_ms,
+      .to_connected = s->to_connected};
+}
+
 static int batch_txn(store_txn_t *t, void *vctx) {
   batch_t *b = vctx;
   b->result->nmarked = 0;
   for (size_t i = 0; i < b->nsends; i++) {
     send_slot_t *s = &b->sends[i];
     if (s->status) continue;
-    store_message_t m = {.sender = s->from_id, .recipient = s->to_id, .text = s->job->text,
-                         .created_ms = b->created_ms};
+    const job_t *j = s->job;
+    bool in = j->kind == JOB_FROM_REMOTE, out = j->remote[0] && !in;
+    store_message_t m = {.sender = s->from_id, .recipient = s->to_id, .text = j->text,
+                         .sender_remote = in ? j->remote : NULL,
+                         .recipient_remote = out ? j->remote : NULL, .created_ms = b->created_ms};
     snprintf(m.time, sizeof m.time, "%s", b->time);
     int r = store_message_add(t, &m);
     if (r < 0) return r;
     s->message_id = m.id;
+    /* One journal entry per side and day; a federated side has none here. */
     char peer[RT_ADDRESS_MAX + 1];
-    snprintf(peer, sizeof peer, "%s@%s", s->job->to, b->domain);
-    if ((r = store_journal_chat(t, s->from_id, peer, "out", b->time, b->created_ms, 1)) < 0)
-      return r;
-    if (s->to_id != s->from_id) {
-      snprintf(peer, sizeof peer, "%s@%s", s->job->name, b->domain);
+    if (s->from_id) {
+      if (out)
+        snprintf(peer, sizeof peer, "%s", j->remote);
+      else
+        snprintf(peer, sizeof peer, "%s@%s", j->to, b->domain);
+      if ((r = store_journal_chat(t, s->from_id, peer, "out", b->time, b->created_ms, 1)) < 0)
+        return r;
+    }
+    if (s->to_id && s->to_id != s->from_id) {
+      if (in)
+        snprintf(peer, sizeof peer, "%s", j->remote);
+      else
+        snprintf(peer, sizeof peer, "%s@%s", j->name, b->domain);
       if ((r = store_journal_chat(t, s->to_id, peer, "in", b->time, b->created_ms, 1)) < 0)
         return r;
     }
+    rt_message_event_t ev = event_of(b, s);
+    if ((r = rt_hooks_message(t, &ev)) < 0) return r;
   }
   for (size_t i = 0; i < b->nmarks; i++) {
     mark_slot_t *k = &b->marks[i];
@@ -287,6 +364,7 @@ static int batch_txn(store_txn_t *t, void *vctx) {
       if (r < 0) return r;
       int64_t marked, newest;
       r = store_messages_read(t, k->by_id, m.sender, k->job->number, b->time, &marked, &newest);
+      if (r == 0 && marked) r = rt_hooks_read(t, k->by_id, m.sender, newest);
       if (r == 0 && marked) {
         store_user_t sender;
         if ((r = store_user_by_id(t, m.sender, &sender)) == 0)
@@ -336,11 +414,13 @@ static void run_batch(job_t **jobs, size_t n) {
   rt_domain(b.domain, sizeof b.domain);
   for (size_t i = 0; i < n; i++) {
     job_t *j = jobs[i];
-    if (j->kind == JOB_SEND) {
+    if (j->kind == JOB_SEND || j->kind == JOB_FROM_REMOTE) {
       send_slot_t *s = &b.sends[b.nsends++];
       s->job = j;
-      s->from_id = user_id(j->name);
-      s->to_id = user_id(j->to);
+      bool in = j->kind == JOB_FROM_REMOTE;
+      s->from_id = in ? 0 : user_id(j->name);
+      s->to_id = j->remote[0] && !in ? 0 : user_id(j->to);
+      s->to_connected = s->to_id > 0 && rt_user_connected(j->to);
       if (s->from_id < 0)
         fail_send(s, 403, "Your user is disabled or no longer exists.");
       else if (s->to_id == -ENOENT)
@@ -365,6 +445,7 @@ static void run_batch(job_t **jobs, size_t n) {
         fail_send(&b.sends[i], 503, "The message could not be stored; send it again.");
   } else {
     atomic_fetch_add(&W.commits, 1);
+    rt_hooks_committed();
   }
   for (size_t i = 0; i < b.nsends; i++) {
     send_slot_t *s = &b.sends[i];
@@ -378,14 +459,14 @@ static void run_batch(job_t **jobs, size_t n) {
       atomic_fetch_add(&W.messages, 1);
       o->message_id = s->message_id;
       memcpy(o->time, b.time, sizeof o->time);
-      snprintf(o->from, sizeof o->from, "%s", s->job->name);
-      snprintf(o->to, sizeof o->to, "%s", s->job->to);
-      o->text = s->job->text;
-      s->job->text = NULL; /* the result owns it now */
+      bool in = s->job->kind == JOB_FROM_REMOTE, out = s->job->remote[0] && !in;
+      snprintf(o->from, sizeof o->from, "%s", in ? "" : s->job->name);
+      snprintf(o->to, sizeof o->to, "%s", out ? "" : s->job->to);
+      snprintf(o->from_remote, sizeof o->from_remote, "%s", in ? s->job->remote : "");
+      snprintf(o->to_remote, sizeof o->to_remote, "%s", out ? s->job->remote : "");
+      o->text = strdup(s->job->text); /* the job's copy stays for the federation */
     }
   }
-  free(b.sends);
-  free(b.marks);
   if (loop_post(W.loop, post_result, res) != 0) {
     /* The loop stopped: there is no one left to answer. */
     for (size_t i = 0; i < res->nsent; i++) free(res->sent[i].text);
@@ -393,6 +474,23 @@ static void run_batch(job_t **jobs, size_t n) {
     free(res->marked);
     free(res);
   }
+  /* After the hub has the results: its pending entry exists before the
+   * federation's answer can arrive on the loop. */
+  const rt_federation_t *fed = rt_federation();
+  for (size_t i = 0; i < b.nsends; i++) {
+    send_slot_t *s = &b.sends[i];
+    if (s->job->kind == JOB_FROM_REMOTE && s->job->done)
+      s->job->done(s->job->done_ctx,
+                   !s->status ? 0 : s->to_id == -ENOENT ? -ENOENT : s->to_id == -EPERM ? -EPERM
+                                                                                      : -EIO,
+                   s->message_id);
+    else if (!s->status && s->job->remote[0] && fed && fed->send) {
+      rt_message_event_t ev = event_of(&b, s);
+      fed->send(&ev, fed->ctx);
+    }
+  }
+  free(b.sends);
+  free(b.marks);
 }
 
 /* ---- offline messages ---------------------------------------------------------------------- */
