@@ -992,9 +992,13 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
   /* WebSockets leave the server once upgraded (without TLS), so the limit
    * is about requests in progress; it follows the descriptors the process
    * may open rather than select()'s FD_SETSIZE, which epoll does not need. */
+  /* libmicrohttpd divides the limit among its threads, and which thread
+   * accepts a connection is not even (on loopback one often takes nearly
+   * all): each thread gets the whole budget, which the descriptor limit
+   * bounds anyway. */
   if (cfg->connection_limit > 0)
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
-                                        (intptr_t)cfg->connection_limit, NULL};
+                                        (intptr_t)cfg->connection_limit * threads, NULL};
   if (tls) {
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, server.cert};
     opts[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, server.key};

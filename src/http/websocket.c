@@ -11,31 +11,42 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <wslay/wslay.h>
+#include <sys/uio.h>
 
 #include "core/log.h"
+#include "http/wsframe.h"
 
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define WS_CLOSE_GRACE_MS 2000
+#define WS_READ_BUFFER (64 * 1024)
+#define WS_READS_PER_EVENT 4 /* then other sockets get their turn */
 
 struct ws {
   loop_t *loop;
   ws_callbacks_t cb;
   void *user;
   void (*free_user)(void *user);
-  size_t max_message, max_queued;
+  size_t max_queued;
   uint64_t idle_ms;
   int fd;
   bool tls;
   struct MHD_UpgradeResponseHandle *urh;
+  /* Without TLS: libmicrohttpd's side, closed once the socket is ours. */
+  struct MHD_UpgradeResponseHandle *release_urh;
   uv_poll_t poll;
   uv_timer_t timer;
   int handles_open; /* poll and timer until their close callbacks ran */
-  wslay_event_context_ptr ctx;
+  wsf_parser_t in;
+  /* Bytes the socket did not take yet: one buffer, kept only while
+   * something waits in it. */
+  uint8_t *out;
+  size_t out_off, out_len, out_cap;
   uint8_t *extra; /* bytes libmicrohttpd read past the request head */
-  size_t extra_len, extra_off;
+  size_t extra_len;
   int events;
-  bool closing, destroying, notify_writable;
+  bool closing;       /* our close frame is queued: send nothing else */
+  bool peer_closed;   /* the peer's close frame arrived */
+  bool destroying, notify_writable;
   uint64_t last_input_ms;
   uint16_t close_code;
 };
@@ -45,17 +56,18 @@ static atomic_size_t live;
 size_t ws_count(void) { return atomic_load(&live); }
 int ws_fd(const ws_t *ws) { return ws->fd; }
 bool ws_is_tls(const ws_t *ws) { return ws->tls; }
-size_t ws_queued(const ws_t *ws) { return wslay_event_get_queued_msg_length(ws->ctx); }
+size_t ws_queued(const ws_t *ws) { return ws->out_len - ws->out_off; }
 
 /* ---- tearing down ------------------------------------------------------------------------ */
 
 static void ws_free(ws_t *ws) {
-  if (ws->ctx) wslay_event_context_free(ws->ctx);
+  wsf_clear(&ws->in);
   /* Under TLS the socket pair is libmicrohttpd's: it closes it itself. */
   if (ws->urh)
     MHD_upgrade_action(ws->urh, MHD_UPGRADE_ACTION_CLOSE);
   else if (ws->fd >= 0)
     close(ws->fd);
+  free(ws->out);
   free(ws->extra);
   free(ws);
   atomic_fetch_sub(&live, 1);
@@ -71,78 +83,90 @@ static void on_handle_closed(uv_handle_t *h) {
 static void ws_destroy(ws_t *ws) {
   if (ws->destroying) return;
   ws->destroying = true;
-  if (ws->ctx && !ws->close_code) {
-    uint16_t received = wslay_event_get_status_code_received(ws->ctx);
-    ws->close_code = received && received != WSLAY_CODE_NO_STATUS_RCVD ? received : 0;
-  }
   uv_close((uv_handle_t *)&ws->poll, on_handle_closed);
   uv_close((uv_handle_t *)&ws->timer, on_handle_closed);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events);
 
-/* After every action: stop when wslay has nothing left to do, otherwise
- * watch the socket for what it wants. */
+/* Watch the socket for what is due: input always (a closing peer's close
+ * frame too), output while bytes wait. */
 static void ws_update(ws_t *ws) {
   if (ws->destroying) return;
-  bool r = wslay_event_want_read(ws->ctx), w = wslay_event_want_write(ws->ctx);
-  if (!r && !w) {
+  if (ws->closing && ws->peer_closed && ws_queued(ws) == 0) {
     ws_destroy(ws);
     return;
   }
-  int events = (r ? UV_READABLE : 0) | (w ? UV_WRITABLE : 0);
+  int events = UV_READABLE | (ws_queued(ws) ? UV_WRITABLE : 0);
   if (events != ws->events) {
     ws->events = events;
     uv_poll_start(&ws->poll, events, on_poll);
   }
 }
 
-/* ---- wslay callbacks ------------------------------------------------------------------------ */
+/* ---- output -------------------------------------------------------------------------------- */
 
-static ssize_t on_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *user) {
-  ws_t *ws = user;
-  if (ws->extra_off < ws->extra_len) {
-    size_t n = ws->extra_len - ws->extra_off;
-    if (n > len) n = len;
-    memcpy(buf, ws->extra + ws->extra_off, n);
-    ws->extra_off += n;
-    return (ssize_t)n;
+static int out_append(ws_t *ws, const uint8_t *d, size_t n) {
+  if (ws->out_off && ws->out_off == ws->out_len) ws->out_off = ws->out_len = 0;
+  if (ws->out_len + n > ws->out_cap) {
+    /* Compact before growing: what was sent is gone. */
+    if (ws->out_off) {
+      memmove(ws->out, ws->out + ws->out_off, ws->out_len - ws->out_off);
+      ws->out_len -= ws->out_off;
+      ws->out_off = 0;
+    }
+    if (ws->out_len + n > ws->out_cap) {
+      size_t cap = ws->out_cap ? ws->out_cap : 4096;
+      while (cap < ws->out_len + n) cap *= 2;
+      uint8_t *o = realloc(ws->out, cap);
+      if (!o) return -ENOMEM;
+      ws->out = o;
+      ws->out_cap = cap;
+    }
   }
-  ssize_t r = recv(ws->fd, buf, len, 0);
-  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    return -1;
-  }
-  if (r <= 0) {
-    wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-    return -1;
-  }
-  ws->last_input_ms = loop_now_ms(ws->loop);
-  return r;
+  memcpy(ws->out + ws->out_len, d, n);
+  ws->out_len += n;
+  return 0;
 }
 
-static ssize_t on_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-                       void *user) {
-  ws_t *ws = user;
-  ssize_t r = send(ws->fd, data, len, MSG_NOSIGNAL | (flags & WSLAY_MSG_MORE ? MSG_MORE : 0));
-  if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-    wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-    return -1;
+/* Sends what waits. 0, or -EPIPE when the socket failed. */
+static int out_flush(ws_t *ws) {
+  while (ws_queued(ws)) {
+    ssize_t r = send(ws->fd, ws->out + ws->out_off, ws_queued(ws), MSG_NOSIGNAL);
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -EPIPE;
+    ws->out_off += (size_t)r;
   }
-  if (r < 0) {
-    wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-    return -1;
+  if (!ws_queued(ws)) {
+    /* Idle connections keep no output buffer. */
+    free(ws->out);
+    ws->out = NULL;
+    ws->out_off = ws->out_len = ws->out_cap = 0;
   }
-  return r;
+  return 0;
 }
 
-static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-                   void *user) {
-  ws_t *ws = user;
-  if (wslay_is_ctrl_frame(arg->opcode)) return; /* wslay answers ping and close itself */
-  if (ws->closing || !ws->cb.on_message) return;
-  ws->cb.on_message(ws, arg->opcode == WSLAY_BINARY_FRAME, arg->msg, arg->msg_length, ws->user);
+/* One frame: straight to the socket when nothing waits before it, the rest
+ * (or all) queued. */
+static int send_frame(ws_t *ws, uint8_t opcode, const void *data, size_t len) {
+  uint8_t head[10];
+  size_t hl = wsf_header(head, opcode, len);
+  size_t sent = 0, total = hl + len;
+  if (!ws_queued(ws)) {
+    struct iovec iov[2] = {{head, hl}, {(void *)data, len}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = len ? 2 : 1};
+    ssize_t r;
+    do r = sendmsg(ws->fd, &mh, MSG_NOSIGNAL);
+    while (r < 0 && errno == EINTR);
+    if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) return -EPIPE;
+    sent = r > 0 ? (size_t)r : 0;
+  }
+  if (sent < hl && out_append(ws, head + sent, hl - sent) < 0) return -ENOMEM;
+  size_t from = sent > hl ? sent - hl : 0;
+  if (sent < total && out_append(ws, (const uint8_t *)data + from, len - from) < 0)
+    return -ENOMEM;
+  return 0;
 }
 
 static void maybe_writable(ws_t *ws) {
@@ -152,7 +176,58 @@ static void maybe_writable(ws_t *ws) {
   }
 }
 
-/* ---- the loop side --------------------------------------------------------------------------- */
+/* ---- input --------------------------------------------------------------------------------- */
+
+static void start_close(ws_t *ws, uint16_t code, const char *reason);
+
+/* A message or a control frame from the peer; non-zero stops the parse. */
+static int on_frame(void *ctx, uint8_t opcode, const uint8_t *data, size_t len) {
+  ws_t *ws = ctx;
+  switch (opcode) {
+  case WSF_TEXT:
+  case WSF_BINARY:
+    if (!ws->closing && ws->cb.on_message)
+      ws->cb.on_message(ws, opcode == WSF_BINARY, data, len, ws->user);
+    return ws->destroying || ws->closing;
+  case WSF_PING:
+    if (!ws->closing && send_frame(ws, WSF_PONG, data, len) < 0) return -EPIPE;
+    return 0;
+  case WSF_PONG: return 0; /* counts as input: the idle timer saw it */
+  case WSF_CLOSE:
+    ws->peer_closed = true;
+    if (!ws->close_code) ws->close_code = len >= 2 ? (uint16_t)(data[0] << 8 | data[1]) : 1005;
+    if (!ws->closing) {
+      /* The answer echoes the code (RFC 6455 5.5.1). */
+      ws->closing = true;
+      uint8_t echo[2] = {len >= 2 ? data[0] : 0x03, len >= 2 ? data[1] : 0xE8};
+      send_frame(ws, WSF_CLOSE, echo, 2);
+    }
+    return 1;
+  }
+  return 0;
+}
+
+/* Feeds bytes to the parser; false when the connection was closed. */
+static bool ws_input(ws_t *ws, uint8_t *buf, size_t n) {
+  ws->last_input_ms = loop_now_ms(ws->loop);
+  if (ws->peer_closed) return true; /* nothing after a close frame counts */
+  int r = wsf_feed(&ws->in, buf, n, on_frame, ws);
+  if (ws->destroying) return false;
+  if (r == -ENOMEM) {
+    start_close(ws, 1011, "out of memory");
+  } else if (r >= 1000) {
+    start_close(ws, (uint16_t)r,
+                r == WSF_CLOSE_TOO_BIG ? "message too big"
+                : r == WSF_CLOSE_INVALID_DATA ? "text is not UTF-8"
+                                                : "protocol error");
+  } else if (r < 0) {
+    ws_destroy(ws);
+    return false;
+  }
+  return !ws->destroying;
+}
+
+static void on_timer(uv_timer_t *t);
 
 static void on_poll(uv_poll_t *p, int status, int events) {
   ws_t *ws = p->data;
@@ -161,12 +236,23 @@ static void on_poll(uv_poll_t *p, int status, int events) {
     ws_destroy(ws);
     return;
   }
-  if ((events & UV_READABLE) && wslay_event_recv(ws->ctx) != 0) {
-    ws_destroy(ws);
-    return;
+  if (events & UV_READABLE) {
+    /* One buffer per loop thread: the parser unmasks in place and keeps
+     * nothing of it. */
+    static _Thread_local uint8_t buf[WS_READ_BUFFER];
+    for (int i = 0; i < WS_READS_PER_EVENT; i++) {
+      ssize_t r = recv(ws->fd, buf, sizeof buf, 0);
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+      if (r < 0 && errno == EINTR) continue;
+      if (r <= 0) { /* the peer is gone */
+        ws_destroy(ws);
+        return;
+      }
+      if (!ws_input(ws, buf, (size_t)r)) return;
+      if ((size_t)r < sizeof buf) break;
+    }
   }
-  if (ws->destroying) return; /* a callback closed it */
-  if ((events & UV_WRITABLE) && wslay_event_send(ws->ctx) != 0) {
+  if (out_flush(ws) < 0) {
     ws_destroy(ws);
     return;
   }
@@ -183,23 +269,11 @@ static void on_timer(uv_timer_t *t) {
   }
   uint64_t now = loop_now_ms(ws->loop);
   if (ws->idle_ms && now - ws->last_input_ms >= ws->idle_ms) {
-    ws_close(ws, WSLAY_CODE_GOING_AWAY, "idle");
+    ws_close(ws, 1001, "idle");
     return;
   }
   uint64_t left = ws->idle_ms - (now - ws->last_input_ms);
   uv_timer_start(&ws->timer, on_timer, left, 0);
-}
-
-/* Queues a message and sends what the socket takes now: no round through
- * the poll. */
-static int queue_and_send(ws_t *ws, const struct wslay_event_msg *msg) {
-  if (wslay_event_queue_msg(ws->ctx, msg) != 0) return -ENOMEM;
-  if (wslay_event_send(ws->ctx) != 0) {
-    ws_destroy(ws);
-    return -EPIPE;
-  }
-  ws_update(ws);
-  return 0;
 }
 
 int ws_send(ws_t *ws, bool binary, const void *data, size_t len) {
@@ -208,25 +282,36 @@ int ws_send(ws_t *ws, bool binary, const void *data, size_t len) {
     ws->notify_writable = true;
     return -ENOBUFS;
   }
-  struct wslay_event_msg msg = {.opcode = binary ? WSLAY_BINARY_FRAME : WSLAY_TEXT_FRAME,
-                                .msg = data, .msg_length = len};
-  return queue_and_send(ws, &msg);
+  if (send_frame(ws, binary ? WSF_BINARY : WSF_TEXT, data, len) < 0) {
+    ws_destroy(ws);
+    return -EPIPE;
+  }
+  ws_update(ws);
+  return 0;
 }
 
 int ws_ping(ws_t *ws) {
   if (ws->closing || ws->destroying) return -EPIPE;
-  struct wslay_event_msg msg = {.opcode = WSLAY_PING, .msg = NULL, .msg_length = 0};
-  return queue_and_send(ws, &msg);
+  if (send_frame(ws, WSF_PING, NULL, 0) < 0) {
+    ws_destroy(ws);
+    return -EPIPE;
+  }
+  ws_update(ws);
+  return 0;
 }
 
-void ws_close(ws_t *ws, uint16_t code, const char *reason) {
+/* Our close frame, then a bounded wait for the peer's. */
+static void start_close(ws_t *ws, uint16_t code, const char *reason) {
   if (ws->closing || ws->destroying) return;
   ws->closing = true;
   ws->close_code = code;
+  uint8_t payload[125];
   size_t n = reason ? strlen(reason) : 0;
   if (n > 123) n = 123; /* a close frame's payload is at most 125 bytes */
-  if (wslay_event_queue_close(ws->ctx, code, (const uint8_t *)reason, n) != 0 ||
-      wslay_event_send(ws->ctx) != 0) {
+  payload[0] = (uint8_t)(code >> 8);
+  payload[1] = (uint8_t)code;
+  memcpy(payload + 2, reason, n);
+  if (send_frame(ws, WSF_CLOSE, payload, n + 2) < 0) {
     ws_destroy(ws);
     return;
   }
@@ -234,21 +319,15 @@ void ws_close(ws_t *ws, uint16_t code, const char *reason) {
   ws_update(ws);
 }
 
+void ws_close(ws_t *ws, uint16_t code, const char *reason) { start_close(ws, code, reason); }
+
 static void adopt(void *arg) {
   ws_t *ws = arg;
-  struct wslay_event_callbacks cb = {
-      .recv_callback = on_recv, .send_callback = on_send, .on_msg_recv_callback = on_msg};
-  uv_loop_t *uv = loop_uv(ws->loop);
-  if (wslay_event_context_server_init(&ws->ctx, &cb, ws) != 0) {
-    ws->ctx = NULL;
-    void *user = ws->user;
-    void (*free_user)(void *) = ws->free_user;
-    ws_free(ws);
-    if (free_user) free_user(user);
-    log_warning("websocket: out of memory setting up a connection");
-    return;
+  if (ws->release_urh) {
+    MHD_upgrade_action(ws->release_urh, MHD_UPGRADE_ACTION_CLOSE);
+    ws->release_urh = NULL;
   }
-  wslay_event_config_set_max_recv_msg_length(ws->ctx, ws->max_message);
+  uv_loop_t *uv = loop_uv(ws->loop);
   uv_poll_init_socket(uv, &ws->poll, ws->fd);
   uv_timer_init(uv, &ws->timer);
   ws->poll.data = ws->timer.data = ws;
@@ -259,7 +338,15 @@ static void adopt(void *arg) {
   if (ws->idle_ms) uv_timer_start(&ws->timer, on_timer, ws->idle_ms, 0);
   if (ws->cb.on_open) ws->cb.on_open(ws, ws->user);
   /* What arrived with the request head is read now, not at the next poll. */
-  if (!ws->destroying && ws->extra_len && wslay_event_recv(ws->ctx) != 0) ws_destroy(ws);
+  if (!ws->destroying && ws->extra_len) {
+    uint8_t *extra = ws->extra;
+    size_t n = ws->extra_len;
+    ws->extra = NULL;
+    ws->extra_len = 0;
+    bool open = ws_input(ws, extra, n);
+    free(extra);
+    if (!open) return;
+  }
   ws_update(ws);
 }
 
@@ -305,7 +392,7 @@ static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_
   ws->cb = *o.cb;
   ws->user = o.user;
   ws->free_user = o.free_user;
-  ws->max_message = o.max_message;
+  wsf_init(&ws->in, o.max_message);
   ws->max_queued = o.max_queued;
   ws->idle_ms = (uint64_t)o.idle_seconds * 1000;
   ws->tls = tls;
@@ -318,9 +405,11 @@ static void on_upgraded(void *cls, struct MHD_Connection *connection, void *req_
     ws->urh = urh;
   } else {
     ws->fd = fd;
-    MHD_upgrade_action(urh, MHD_UPGRADE_ACTION_CLOSE);
+    ws->release_urh = urh;
   }
   if (loop_post(o.loop, adopt, ws) < 0) {
+    if (ws->release_urh) MHD_upgrade_action(ws->release_urh, MHD_UPGRADE_ACTION_CLOSE);
+    ws->release_urh = NULL;
     ws_free(ws);
     if (o.free_user) o.free_user(o.user);
   }

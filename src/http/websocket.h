@@ -1,12 +1,17 @@
 /* WebSockets (RFC 6455) on an event loop: libmicrohttpd answers the
  * handshake, then the socket moves to the caller's loop (core/loop.h) and
- * wslay does the framing there. No thread per connection, no polling.
+ * the framing (http/wsframe.h) is done there. No thread per connection, no
+ * polling, and no buffer kept for an idle connection: a client that says
+ * nothing costs its descriptor, this struct and the parser's few hundred
+ * bytes.
  *
  * Without TLS the socket leaves libmicrohttpd entirely (it is duplicated and
- * MHD's copy closed), so upgraded connections do not count against the HTTP
- * server's connection limit. With atlas.xml's <Tls>, libmicrohttpd keeps the
- * TLS session and relays the plain bytes through a socket pair; those
- * connections stay in its count.
+ * MHD's copy closed from the loop, once the connection is ours: closing it
+ * inside the upgrade callback stalls other connections of that MHD thread),
+ * so upgraded connections do not count against the HTTP server's limit.
+ * With atlas.xml's <Tls>, libmicrohttpd keeps the TLS session and relays
+ * the plain bytes through a socket pair; those connections stay in its
+ * count.
  *
  * Everything below except http_websocket runs on the loop's thread, and the
  * callbacks are called there. */

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
-import { ATRIUMD, DEFAULT_ADMIN_PASSWORD, freePort, sleep, waitExit } from './harness.mjs';
+import { ATRIUMD, DEFAULT_ADMIN_PASSWORD, freePort, sleep, waitExit, wsOpen } from './harness.mjs';
 
 const dirs = [];
 const procs = [];
@@ -84,7 +84,8 @@ test('HTTPS with a configured certificate; the session cookie is Secure', async 
   const atlas = path.join(dir, 'atlas.xml');
   fs.writeFileSync(atlas, atlasXml(port, path.join(dir, 'data'),
     `  <Tls certificate="${cert}" key="${key}"/>\n`));
-  const d = await startDaemon(['-c', atlas], {}, (out) => /listening on https:/.test(out));
+  const d = await startDaemon(['-c', atlas], { ATRIUM_MEETING_ENABLED: 'true' },
+    (out) => /listening on https:/.test(out));
   assert.match(d.output(), new RegExp(`https://127\\.0\\.0\\.1:${port}`));
 
   const ca = fs.readFileSync(cert);
@@ -106,6 +107,16 @@ test('HTTPS with a configured certificate; the session cookie is Secure', async 
   assert.match(cookie, /atrium_session=/);
   assert.match(cookie, /;\s*Secure/i);
   assert.match(cookie, /HttpOnly/i);
+
+  // A WebSocket over TLS: libmicrohttpd keeps the TLS session and relays
+  // the plain bytes; messages of every size class come back whole.
+  const ws = await wsOpen(port, '/webmeeting/ws', { ca });
+  for (const size of [4, 200, 60000]) {
+    const text = 'é'.repeat(size / 2);
+    ws.send(text);
+    assert.equal(await ws.next(10000), text);
+  }
+  ws.close();
 
   // Plain HTTP on the TLS port gets no HTTP answer.
   let plainOk = false;

@@ -7,6 +7,7 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -299,10 +300,11 @@ export function auditValue(x) {
 /** A minimal RFC 6455 client (Node 20 has none): connects to path on port,
  * resolves {sock, send(text), next(ms) -> the next text message, close()}.
  * Frames from the server are unmasked; ours are masked, as the RFC asks. */
-export function wsOpen(port, path, { headers = {}, timeoutMs = 10000, host = '127.0.0.1' } = {}) {
+export function wsOpen(port, path, { headers = {}, timeoutMs = 10000, host = '127.0.0.1', ca } = {}) {
   return new Promise((resolve, reject) => {
     const key = crypto.randomBytes(16).toString('base64');
-    const req = http.request({ host, port, path, timeout: timeoutMs,
+    // With ca: wss, the server's certificate checked against it.
+    const req = (ca ? https : http).request({ host, port, path, timeout: timeoutMs, ...(ca ? { ca } : {}),
       headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
         'Sec-WebSocket-Key': key, ...headers } });
     req.on('timeout', () => req.destroy(new Error('WebSocket handshake timed out')));
