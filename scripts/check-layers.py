@@ -3,7 +3,7 @@
 fails (exit 1, one line per finding) when the folders do not keep to their
 layers.
 
-  core  <  store  <  store/sqlite (the only SQLite code)
+  core  <  store  <  store/sqlite (the only SQLite code), store/pg (the only libpq code)
   core, store  <  conf, http  <  mod (module.h)  <  mod/<feature>  <  main.c
   ctl (atriumctl) uses core and the modules' *_wire.h headers only
 
@@ -15,7 +15,8 @@ Rules, each a finding when broken:
      of mod/<x>/ is mod/<x>/<x>.h, every other header there is private;
   5. a module includes another module that its meson.build does not list
      as a dependency (mod_<x>_dep);
-  6. sqlite3_...() is called outside src/store/sqlite/;
+  6. sqlite3_...() is called outside src/store/sqlite/, or libpq's PQ...()
+     outside src/store/pg/;
   7. a thread is detached (pthread_detach, PTHREAD_CREATE_DETACHED): every
      long-lived thread belongs to a module that starts and joins it.
 
@@ -31,17 +32,19 @@ ALLOWED = {
     "core": set(),
     "store": {"core"},
     "store/sqlite": {"store", "core"},
+    "store/pg": {"store", "core"},
     "conf": {"core", "store"},
     "http": {"core", "store"},
     "mod": {"core", "store", "conf", "http"},
     "mod/*": {"core", "store", "conf", "http", "mod"},
-    "main": {"core", "store", "store/sqlite", "conf", "http", "mod", "mod/*"},
+    "main": {"core", "store", "store/sqlite", "store/pg", "conf", "http", "mod", "mod/*"},
     "ctl": {"core"},
 }
-LOWER = {"core", "store", "store/sqlite", "conf", "http"}
+LOWER = {"core", "store", "store/sqlite", "store/pg", "conf", "http"}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"')
 SQLITE_CALL = re.compile(r"\bsqlite3_[a-z0-9_]+\s*\(")
+LIBPQ_CALL = re.compile(r"\bPQ[a-zA-Z]+\s*\(")
 DETACH = re.compile(r"\bpthread_detach\s*\(|\bPTHREAD_CREATE_DETACHED\b")
 
 
@@ -139,6 +142,11 @@ def check(root):
                 for lineno, line in enumerate(code.splitlines(), 1):
                     if SQLITE_CALL.search(line):
                         findings.append(f"{rel}:{lineno}: calls SQLite outside src/store/sqlite/ "
+                                        f"(the store is an interface of operations)")
+            if not rel.startswith("store/pg/"):
+                for lineno, line in enumerate(code.splitlines(), 1):
+                    if LIBPQ_CALL.search(line):
+                        findings.append(f"{rel}:{lineno}: calls libpq outside src/store/pg/ "
                                         f"(the store is an interface of operations)")
             for lineno, line in enumerate(code.splitlines(), 1):
                 if DETACH.search(line):

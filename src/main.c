@@ -32,6 +32,7 @@
 #include "mod/publishing/publishing.h"
 #include "mod/qos/qos.h"
 #include "mod/rt/rt.h"
+#include "store/pg/pg.h"
 #include "mod/runtime/runtime.h"
 #include "store/sqlite/sqlite.h"
 #include "store/store.h"
@@ -254,8 +255,10 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (check_only) {
-    printf("atlas.xml OK: listen %s port %d%s, data directory %s\n", atlas.listen_address,
-           atlas.listen_port, atlas.tls_cert[0] ? " (HTTPS)" : "", atlas.data_dir);
+    /* The backend only: the connection string may hold a password. */
+    printf("atlas.xml OK: listen %s port %d%s, data directory %s, store %s\n",
+           atlas.listen_address, atlas.listen_port, atlas.tls_cert[0] ? " (HTTPS)" : "",
+           atlas.data_dir, atlas.store_backend);
     return 0;
   }
 
@@ -276,8 +279,11 @@ int main(int argc, char **argv) {
     return 1;
   }
   store_t *store = NULL;
-  const store_options_t so = {.data_dir = atlas.data_dir};
-  if (store_open(store_sqlite_backend(), &so, &store, err, sizeof err) != 0) {
+  const bool pg = strcmp(atlas.store_backend, ATLAS_STORE_POSTGRESQL) == 0;
+  const store_options_t so = {.data_dir = atlas.data_dir,
+                              .conninfo = pg ? atlas.store_conninfo : NULL};
+  if (store_open(pg ? store_pg_backend() : store_sqlite_backend(), &so, &store, err,
+                 sizeof err) != 0) {
     log_err("%s", err);
     return 1;
   }

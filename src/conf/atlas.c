@@ -55,6 +55,7 @@ static int parse_journal_days(parse_t *p, xmlNode *node);
 static int parse_ca_bundle(parse_t *p, xmlNode *node);
 static int parse_trusted_proxies(parse_t *p, xmlNode *node);
 static int parse_privacy_dir(parse_t *p, xmlNode *node);
+static int parse_store(parse_t *p, xmlNode *node);
 
 static const atlas_element_t elements[] = {
     {.name = "Listen", .parse = parse_listen},
@@ -66,6 +67,7 @@ static const atlas_element_t elements[] = {
     {.name = "CABundle", .parse = parse_ca_bundle},
     {.name = "TrustedProxies", .parse = parse_trusted_proxies},
     {.name = "PrivacyDirectory", .parse = parse_privacy_dir},
+    {.name = "Store", .parse = parse_store},
 };
 #define N_ELEMENTS (sizeof elements / sizeof elements[0])
 
@@ -431,11 +433,49 @@ static int parse_privacy_dir(parse_t *p, xmlNode *node) {
   return r;
 }
 
+/* The sentences never quote conninfo: it may hold a password. */
+static int parse_store(parse_t *p, xmlNode *node) {
+  static const char *const names[] = {"backend", "conninfo"};
+  xmlChar *v[2];
+  int r = get_attributes(p, node, names, 2, v);
+  if (r == 0) r = expect_no_content(p, node);
+  const char *backend = (const char *)v[0], *conninfo = (const char *)v[1];
+  bool sqlite = backend && strcmp(backend, ATLAS_STORE_SQLITE) == 0;
+  bool pg = backend && strcmp(backend, ATLAS_STORE_POSTGRESQL) == 0;
+  if (r != 0) {
+    /* get_attributes or expect_no_content said why */
+  } else if (!backend) {
+    r = fail(p, node, "<Store> needs backend=\"" ATLAS_STORE_SQLITE "\" or backend=\""
+             ATLAS_STORE_POSTGRESQL "\"");
+  } else if (!sqlite && !pg) {
+    r = fail(p, node, "<Store backend=\"%.40s\">: the backend must be \"" ATLAS_STORE_SQLITE
+             "\" (the embedded store in the data directory) or \"" ATLAS_STORE_POSTGRESQL "\"",
+             backend);
+  } else if (sqlite && conninfo) {
+    r = fail(p, node, "<Store backend=\"" ATLAS_STORE_SQLITE "\"> takes no conninfo (the SQLite "
+             "store is a file in <DataDirectory>); remove conninfo, or use backend=\""
+             ATLAS_STORE_POSTGRESQL "\"");
+  } else if (pg && (!conninfo || is_blank(conninfo))) {
+    r = fail(p, node, "<Store backend=\"" ATLAS_STORE_POSTGRESQL "\"> needs conninfo, a libpq "
+             "connection string such as conninfo=\"host=/run/postgresql dbname=atrium\"");
+  } else if (conninfo && strlen(conninfo) >= sizeof p->cfg->store_conninfo) {
+    r = fail(p, node, "<Store conninfo> is longer than %zu characters",
+             sizeof p->cfg->store_conninfo - 1);
+  } else {
+    snprintf(p->cfg->store_backend, sizeof p->cfg->store_backend, "%s", backend);
+    snprintf(p->cfg->store_conninfo, sizeof p->cfg->store_conninfo, "%s",
+             conninfo ? conninfo : "");
+  }
+  free_values(v, 2);
+  return r;
+}
+
 static void config_defaults(atlas_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
   snprintf(cfg->listen_address, sizeof cfg->listen_address, "%s", ATLAS_DEFAULT_ADDRESS);
   cfg->listen_port = ATLAS_DEFAULT_PORT;
   snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", ATLAS_DEFAULT_DATA_DIR);
+  snprintf(cfg->store_backend, sizeof cfg->store_backend, "%s", ATLAS_STORE_SQLITE);
   cfg->im_delete_after_days = -1;
   cfg->journal_delete_after_days = -1;
 }

@@ -8,7 +8,13 @@
  *     <IMDeleteAfterDays>90</IMDeleteAfterDays>
  *     <JournalDeleteAfterDays>365</JournalDeleteAfterDays>
  *     <CABundle>/etc/atrium/ca.pem</CABundle>    (CAs trusted for outbound HTTPS)
+ *     <Store backend="postgresql" conninfo="host=/run/postgresql dbname=atrium"/>
  *   </Atlas>
+ *
+ * <Store> picks the store's backend, read at start: "sqlite" (the default:
+ * atrium.db in the data directory, no conninfo) or "postgresql" (several
+ * nodes on one database; conninfo, a libpq connection string, is required).
+ * The connection string may hold a password: nothing prints it.
  *
  * Relative paths are relative to the directory of atlas.xml. Unknown elements
  * and attributes are errors (a typo must not silently do nothing), and so is
@@ -24,6 +30,8 @@
 #define ATLAS_DEFAULT_DATA_DIR "/var/lib/atrium"
 #define ATLAS_MAX_DAYS 36500
 #define ATLAS_MAX_BYTES (1024 * 1024)
+#define ATLAS_STORE_SQLITE "sqlite"
+#define ATLAS_STORE_POSTGRESQL "postgresql"
 
 typedef struct atlas_config {
   char path[4096];         /* the file this was read from (absolute) */
@@ -45,6 +53,8 @@ typedef struct atlas_config {
    * built-in defaults (see privacy.h). */
   char privacy_install[4096];
   char privacy_custom[4096];
+  char store_backend[16];    /* ATLAS_STORE_SQLITE (default) or ATLAS_STORE_POSTGRESQL */
+  char store_conninfo[1024]; /* postgresql: the libpq connection string; empty for sqlite */
 } atlas_config_t;
 
 /* Reads and checks the file. On failure returns a negative code (-EINVAL for

@@ -32,6 +32,8 @@ typedef struct expect {
   const char *journal;
   const char *retention;
   const char *ca_bundle;
+  const char *store_backend;
+  const char *store_conninfo;
 } expect_t;
 
 typedef struct atlas_case {
@@ -51,7 +53,7 @@ static const atlas_case_t cases[] = {
     {.name = "empty root gives defaults", .doc = "<Atlas/>",
      .want = {.address = "127.0.0.1", .port = "8080", .data_dir = "/var/lib/atrium",
               .cert = "", .key = "", .domain = "", .im = "-1", .journal = "-1",
-              .retention = "-1"}},
+              .retention = "-1", .store_backend = "sqlite", .store_conninfo = ""}},
     {.name = "all fields",
      .doc = HEAD "<Atlas>\n"
             "  <!-- a comment -->\n"
@@ -108,8 +110,48 @@ static const atlas_case_t cases[] = {
     {.name = "predefined entity in value",
      .doc = "<Atlas><DataDirectory>/srv/a&amp;b</DataDirectory></Atlas>",
      .want = {.data_dir = "/srv/a&b"}},
+    {.name = "store sqlite", .doc = "<Atlas><Store backend=\"sqlite\"/></Atlas>",
+     .want = {.store_backend = "sqlite", .store_conninfo = ""}},
+    {.name = "store postgresql",
+     .doc = "<Atlas>\n  <Store backend=\"postgresql\" conninfo=\"host=/tmp/x dbname=atrium\">\n"
+            "  </Store>\n</Atlas>",
+     .want = {.store_backend = "postgresql", .store_conninfo = "host=/tmp/x dbname=atrium",
+              .data_dir = "/var/lib/atrium"}},
+    {.name = "store conninfo kept as written, entities decoded",
+     .doc = "<Atlas><Store backend=\"postgresql\" conninfo=\"host=db.example.com "
+            "password='s&amp;cret' sslmode=verify-full\"/></Atlas>",
+     .want = {.store_backend = "postgresql",
+              .store_conninfo = "host=db.example.com password='s&cret' sslmode=verify-full"}},
 
     /* ---- bad ---- */
+    {.name = "store without backend", .doc = "<Atlas><Store/></Atlas>", .rc = -EINVAL,
+     .err_has = {"<Store> needs backend=\"sqlite\" or backend=\"postgresql\""}},
+    {.name = "store unknown backend", .doc = "<Atlas>\n<Store backend=\"mysql\"/></Atlas>",
+     .rc = -EINVAL,
+     .err_has = {"line 2", "<Store backend=\"mysql\">: the backend must be \"sqlite\"",
+                 "or \"postgresql\""}},
+    {.name = "store backend is case-sensitive",
+     .doc = "<Atlas><Store backend=\"PostgreSQL\" conninfo=\"dbname=a\"/></Atlas>",
+     .rc = -EINVAL, .err_has = {"<Store backend=\"PostgreSQL\">: the backend must be"}},
+    {.name = "store postgresql without conninfo",
+     .doc = "<Atlas><Store backend=\"postgresql\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"<Store backend=\"postgresql\"> needs conninfo", "host=/run/postgresql"}},
+    {.name = "store postgresql with a blank conninfo",
+     .doc = "<Atlas><Store backend=\"postgresql\" conninfo=\"  \"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"needs conninfo"}},
+    {.name = "store sqlite with conninfo",
+     .doc = "<Atlas><Store backend=\"sqlite\" conninfo=\"dbname=a\"/></Atlas>", .rc = -EINVAL,
+     .err_has = {"<Store backend=\"sqlite\"> takes no conninfo", "<DataDirectory>"}},
+    {.name = "store unknown attribute",
+     .doc = "<Atlas><Store backend=\"postgresql\" conninfo=\"dbname=a\" pool=\"8\"/></Atlas>",
+     .rc = -EINVAL,
+     .err_has = {"unknown attribute \"pool\" on <Store>", "known attributes are backend, conninfo"}},
+    {.name = "store with content",
+     .doc = "<Atlas><Store backend=\"sqlite\">atrium.db</Store></Atlas>", .rc = -EINVAL,
+     .err_has = {"<Store> takes attributes only"}},
+    {.name = "store twice",
+     .doc = "<Atlas><Store backend=\"sqlite\"/>\n<Store backend=\"sqlite\"/></Atlas>",
+     .rc = -EINVAL, .err_has = {"<Store> is given twice"}},
     {.name = "unknown element names itself and the line",
      .doc = "<Atlas>\n  <Listen/>\n  <Foo>1</Foo>\n</Atlas>", .rc = -EINVAL,
      .err_has = {"atlas.xml line 3:", "unknown element <Foo>",
@@ -279,8 +321,48 @@ static void test_table(void **state) {
     expect_int(c->name, "journal", c->want.journal, cfg.journal_delete_after_days);
     expect_int(c->name, "retention", c->want.retention, atlas_retention_days(&cfg));
     expect_str(c->name, "ca_bundle", c->want.ca_bundle, cfg.ca_bundle);
+    expect_str(c->name, "store_backend", c->want.store_backend, cfg.store_backend);
+    expect_str(c->name, "store_conninfo", c->want.store_conninfo, cfg.store_conninfo);
   }
   assert_int_equal(failures, 0);
+}
+
+/* conninfo may hold a password: no sentence about <Store> repeats it. */
+static void test_store_conninfo_secret(void **state) {
+  (void)state;
+  static char doc[4096];
+  atlas_config_t *cfg = malloc(sizeof *cfg);
+  assert_non_null(cfg);
+  char err[512];
+  int n = snprintf(doc, sizeof doc,
+                   "<Atlas><Store backend=\"postgresql\" conninfo=\"password=hunter2 host=");
+  for (int i = 0; i < 1100; i++) doc[n++] = 'h';
+  snprintf(doc + n, sizeof doc - (size_t)n, "\"/></Atlas>");
+  assert_int_equal(atlas_parse_memory(doc, strlen(doc), BASE, cfg, err, sizeof err), -EINVAL);
+  assert_non_null(strstr(err, "<Store conninfo> is longer than 1023 characters"));
+  assert_null(strstr(err, "hunter2"));
+
+  const char *bad[] = {
+      "<Atlas><Store backend=\"sqlite\" conninfo=\"password=hunter2\"/></Atlas>",
+      "<Atlas><Store backend=\"pg\" conninfo=\"password=hunter2\"/></Atlas>",
+      "<Atlas><Store conninfo=\"password=hunter2\"/></Atlas>",
+      "<Atlas><Store backend=\"postgresql\" conninfo=\"password=hunter2\" x=\"1\"/></Atlas>",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    assert_int_equal(atlas_parse_memory(bad[i], strlen(bad[i]), BASE, cfg, err, sizeof err),
+                     -EINVAL);
+    assert_true(err[0] != '\0');
+    assert_null(strstr(err, "hunter2"));
+  }
+
+  /* Exactly the longest that fits. */
+  n = snprintf(doc, sizeof doc, "<Atlas><Store backend=\"postgresql\" conninfo=\"");
+  for (int i = 0; i < 1023; i++) doc[n++] = 'x';
+  snprintf(doc + n, sizeof doc - (size_t)n, "\"/></Atlas>");
+  assert_int_equal(atlas_parse_memory(doc, strlen(doc), BASE, cfg, err, sizeof err), 0);
+  assert_int_equal(strlen(cfg->store_conninfo), 1023);
+  free(cfg);
 }
 
 static void test_retention_days(void **state) {
@@ -536,6 +618,7 @@ int main(void) {
       cmocka_unit_test(test_xxe_reads_nothing),
       cmocka_unit_test(test_silent),
       cmocka_unit_test(test_example_file),
+      cmocka_unit_test(test_store_conninfo_secret),
       cmocka_unit_test(test_trusted_and_privacy),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);

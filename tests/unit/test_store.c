@@ -1,45 +1,115 @@
 /* The store's conformance suite: every operation of store.h, run against
  * each backend in `backends` (the same tests, unchanged, for each), followed
- * by the tests of what only the SQLite backend has (its file, its pragmas,
- * its migrations). */
+ * by the tests of what only one backend has: SQLite's file, pragmas and
+ * migrations; PostgreSQL's notifications, listener, pool and retries.
+ *
+ *   test_store                   SQLite, and PostgreSQL too when ATRIUM_TEST_PG is set
+ *   test_store sqlite|postgresql the backends named
+ *
+ * ATRIUM_TEST_PG is a libpq connection string (scripts/with-postgres.sh makes
+ * a throwaway server and sets it). Each PostgreSQL test gets a schema of its
+ * own in that database, dropped afterwards. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <sqlite3.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <libpq-fe.h>
 
 #include "fixture_dir.h"
+#include "store/pg/pg.h"
 #include "store/sqlite/sqlite.h"
 #include "store/store.h"
 
 typedef struct backend_case {
   const char *name;
   const store_backend_t *(*backend)(void);
+  bool pg;
 } backend_case_t;
 
 static const backend_case_t backends[] = {
-    {"sqlite", store_sqlite_backend},
+    {"sqlite", store_sqlite_backend, false},
+    {"postgresql", store_pg_backend, true},
 };
 
 static const backend_case_t *current;
 
 typedef struct fixture {
   char dir[PATH_MAX];
+  char schema[64];    /* PostgreSQL: this test's schema */
+  char conninfo[2048]; /* PostgreSQL: ATRIUM_TEST_PG with the schema as search_path */
   store_t *store;
 } fixture_t;
 
+/* ---- PostgreSQL: a connection of the test's own, as an operator's psql ------------ */
+
+static PGconn *admin_conn;
+
+static void no_notices(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
+static PGconn *admin(void) {
+  if (admin_conn && PQstatus(admin_conn) == CONNECTION_OK) return admin_conn;
+  PQfinish(admin_conn);
+  admin_conn = PQconnectdb(getenv("ATRIUM_TEST_PG"));
+  PQsetNoticeProcessor(admin_conn, no_notices, NULL);
+  if (PQstatus(admin_conn) != CONNECTION_OK)
+    fprintf(stderr, "cannot connect to ATRIUM_TEST_PG: %s", PQerrorMessage(admin_conn));
+  assert_int_equal(PQstatus(admin_conn), CONNECTION_OK);
+  return admin_conn;
+}
+
+static PGresult *admin_query(const char *fmt, va_list ap) {
+  char sql[2048];
+  vsnprintf(sql, sizeof sql, fmt, ap);
+  PGresult *res = PQexec(admin(), sql);
+  ExecStatusType st = PQresultStatus(res);
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    fprintf(stderr, "%s: %s", sql, PQresultErrorMessage(res));
+  assert_true(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK);
+  return res;
+}
+
+static void admin_exec(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void admin_exec(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  PGresult *res = admin_query(fmt, ap);
+  va_end(ap);
+  PQclear(res);
+}
+
+/* The first column of the first row as an integer. */
+static int64_t admin_int(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int64_t admin_int(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  PGresult *res = admin_query(fmt, ap);
+  va_end(ap);
+  assert_true(PQntuples(res) >= 1);
+  int64_t v = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+  PQclear(res);
+  return v;
+}
+
 static int open_store(fixture_t *f, char *err, size_t errlen) {
-  const store_options_t so = {.data_dir = f->dir};
+  const store_options_t so = {.data_dir = f->dir, .conninfo = current->pg ? f->conninfo : NULL};
   return store_open(current->backend(), &so, &f->store, err, errlen);
 }
 
@@ -47,6 +117,13 @@ static int setup(void **state) {
   fixture_t *f = calloc(1, sizeof(*f));
   if (!f) return -1;
   if (fixture_mkdtemp(f->dir, sizeof(f->dir), "test-store") < 0) return -1;
+  if (current->pg) {
+    static unsigned seq;
+    snprintf(f->schema, sizeof f->schema, "test_%ld_%u", (long)getpid(), ++seq);
+    admin_exec("CREATE SCHEMA %s", f->schema);
+    snprintf(f->conninfo, sizeof f->conninfo, "%s options='-csearch_path=%s'",
+             getenv("ATRIUM_TEST_PG"), f->schema);
+  }
   char err[512];
   if (open_store(f, err, sizeof err) < 0) {
     fprintf(stderr, "store_open: %s\n", err);
@@ -59,6 +136,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture_t *f = *state;
   store_close(f->store);
+  if (f->schema[0]) admin_exec("DROP SCHEMA %s CASCADE", f->schema);
   chmod(f->dir, 0700);
   fixture_rmtree(f->dir);
   free(f);
@@ -573,6 +651,10 @@ static void test_tokens_and_devices(void **state) {
   assert_int_equal(store_token_put(t, "hash-mobile", id, "phone-1", 1, 100, 5000), 0);
   assert_int_equal(store_token_put(t, "hash-desktop", id, NULL, 1, 100, 200), 0);
   assert_int_equal(store_token_put(t, "hash-desktop", id, NULL, 1, 100, 200), -EEXIST);
+  /* A user that does not exist: refused, and the transaction goes on. */
+  assert_int_equal(store_token_put(t, "hash-nobody", id + 1000, NULL, 1, 100, 200), -EINVAL);
+  assert_int_equal(
+      store_device_put(t, id + 1000, "phone-9", "ios", NULL, "nobody@example.com", 1), -EINVAL);
   store_domain_counts_t n;
   assert_int_equal(store_domain_counts(t, 1, &n), 0);
   assert_int_equal(n.users, 1);
@@ -605,6 +687,23 @@ static void test_tokens_and_devices(void **state) {
   assert_int_equal(store_token_find(t, "hash-mobile", &tok), 0);
   assert_int_equal(store_tokens_delete_device(t, id, "phone-1"), 0);
   assert_int_equal(store_token_find(t, "hash-mobile", &tok), -ENOENT);
+  assert_int_equal(store_commit(t), 0);
+
+  /* One token revoked (a logout), then all of them (sign out everywhere). */
+  t = w(s);
+  assert_int_equal(store_token_put(t, "hash-a", id, NULL, 1, 100, 9000), 0);
+  assert_int_equal(store_token_put(t, "hash-b", id, NULL, 1, 100, 9000), 0);
+  assert_int_equal(store_token_put(t, "hash-c", id, NULL, 1, 100, 9000), 0);
+  assert_int_equal(store_token_delete(t, "hash-a"), 0);
+  assert_int_equal(store_token_delete(t, "hash-a"), -ENOENT);
+  assert_int_equal(store_token_find(t, "hash-a", &tok), -ENOENT);
+  assert_int_equal(store_token_find(t, "hash-b", &tok), 0);
+  int64_t revoked = -1;
+  assert_int_equal(store_tokens_delete_user(t, id, &revoked), 0);
+  assert_int_equal(revoked, 2);
+  assert_int_equal(store_token_find(t, "hash-c", &tok), -ENOENT);
+  assert_int_equal(store_tokens_delete_user(t, id + 1000, &revoked), 0);
+  assert_int_equal(revoked, 0);
   assert_int_equal(store_commit(t), 0);
 }
 
@@ -696,6 +795,577 @@ static void test_prefs(void **state) {
   assert_false(p.notify[0]);
   prefs_t none = {0};
   assert_int_equal(store_prefs_get(t, "nobody", collect_pref, &none), -ENOENT);
+  store_read_end(t);
+}
+
+/* ---- real-time: messages, the journal, contact lists --------------------------------- */
+
+static int64_t add_user(store_txn_t *t, const char *name) {
+  store_user_write_t u;
+  user_w(&u, name, NULL);
+  assert_int_equal(store_user_insert(t, &u, NULL), 0);
+  store_user_t got;
+  assert_int_equal(store_user_get(t, name, &got), 0);
+  return got.id;
+}
+
+/* A message at created_ms, its time "2026-03-01T10:00:SS.000Z" from it. */
+static int add_message(store_txn_t *t, int64_t from, const char *from_remote, int64_t to,
+                       const char *to_remote, const char *text, int64_t created_ms, int64_t *id) {
+  store_message_t m = {.sender = from, .sender_remote = from_remote, .recipient = to,
+                       .recipient_remote = to_remote, .text = text, .created_ms = created_ms};
+  snprintf(m.time, sizeof m.time, "2026-03-01T10:00:%02d.000Z", (int)(created_ms / 1000 % 60));
+  int rc = store_message_add(t, &m);
+  if (id) *id = m.id;
+  return rc;
+}
+
+static int64_t message(store_txn_t *t, int64_t from, const char *from_remote, int64_t to,
+                       const char *to_remote, const char *text, int64_t created_ms) {
+  int64_t id = 0;
+  assert_int_equal(add_message(t, from, from_remote, to, to_remote, text, created_ms, &id), 0);
+  assert_true(id > 0);
+  return id;
+}
+
+typedef struct seen_message {
+  int64_t id, sender, recipient, created_ms;
+  char text[32], time[32], sender_name[32], recipient_name[32], sender_remote[64],
+      recipient_remote[64];
+  bool delivered, read, has_sender_name;
+} seen_message_t;
+
+typedef struct messages {
+  int n;
+  seen_message_t m[16];
+} messages_t;
+
+static void collect_message(const store_message_t *m, void *ctx) {
+  messages_t *c = ctx;
+  if (c->n >= 16) return;
+  seen_message_t *s = &c->m[c->n++];
+  s->id = m->id;
+  s->sender = m->sender;
+  s->recipient = m->recipient;
+  s->created_ms = m->created_ms;
+  s->delivered = m->delivered;
+  s->read = m->read;
+  s->has_sender_name = m->sender_name != NULL;
+  snprintf(s->text, sizeof s->text, "%s", m->text ? m->text : "(null)");
+  snprintf(s->time, sizeof s->time, "%s", m->time);
+  snprintf(s->sender_name, sizeof s->sender_name, "%s", m->sender_name ? m->sender_name : "");
+  snprintf(s->recipient_name, sizeof s->recipient_name, "%s",
+           m->recipient_name ? m->recipient_name : "");
+  snprintf(s->sender_remote, sizeof s->sender_remote, "%s",
+           m->sender_remote ? m->sender_remote : "");
+  snprintf(s->recipient_remote, sizeof s->recipient_remote, "%s",
+           m->recipient_remote ? m->recipient_remote : "");
+}
+
+static messages_t pending(store_txn_t *t, int64_t recipient, int64_t after, int64_t limit) {
+  messages_t c = {0};
+  assert_int_equal(store_messages_pending(t, recipient, after, limit, collect_message, &c), 0);
+  return c;
+}
+
+static messages_t history(store_txn_t *t, int64_t user, int64_t peer, int64_t before,
+                          int64_t limit) {
+  messages_t c = {0};
+  assert_int_equal(store_message_history(t, user, peer, before, limit, collect_message, &c), 0);
+  return c;
+}
+
+static void test_messages(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  int64_t alice = add_user(t, "alice"), bob = add_user(t, "bob"), carol = add_user(t, "carol");
+  int64_t m1 = message(t, alice, NULL, bob, NULL, "one", 1000);
+  int64_t m2 = message(t, bob, NULL, alice, NULL, "two", 2000);
+  int64_t m3 = message(t, alice, NULL, bob, NULL, "three", 3000);
+  int64_t m4 = message(t, 0, "xavier@partner.test", alice, NULL, "four", 4000);
+  int64_t m5 = message(t, alice, NULL, 0, "yves@partner.test", "five", 5000);
+  assert_true(m1 < m2 && m2 < m3 && m3 < m4 && m4 < m5);
+
+  /* Refused, and the transaction goes on: no sender, two senders, no
+   * recipient, no local party at all, a user that does not exist. These are
+   * answers, not failures of the database. */
+  uint64_t errors = store_error_count(s);
+  assert_int_equal(add_message(t, 0, NULL, bob, NULL, "x", 1, NULL), -EINVAL);
+  assert_int_equal(add_message(t, alice, "a@partner.test", bob, NULL, "x", 1, NULL), -EINVAL);
+  assert_int_equal(add_message(t, alice, NULL, 0, NULL, "x", 1, NULL), -EINVAL);
+  assert_int_equal(add_message(t, bob, NULL, carol, "c@partner.test", "x", 1, NULL), -EINVAL);
+  assert_int_equal(add_message(t, 0, "a@partner.test", 0, "b@partner.test", "x", 1, NULL),
+                   -EINVAL);
+  assert_int_equal(add_message(t, carol + 1000, NULL, bob, NULL, "x", 1, NULL), -EINVAL);
+  assert_int_equal(add_message(t, alice, NULL, carol + 1000, NULL, "x", 1, NULL), -EINVAL);
+  assert_int_equal(store_error_count(s), errors);
+  assert_int_equal(store_commit(t), 0);
+
+  t = r(s);
+  store_message_t got;
+  assert_int_equal(store_message_get(t, m1, &got), 0);
+  assert_int_equal(got.id, m1);
+  assert_int_equal(got.sender, alice);
+  assert_int_equal(got.recipient, bob);
+  assert_string_equal(got.time, "2026-03-01T10:00:01.000Z");
+  assert_int_equal(got.created_ms, 1000);
+  assert_false(got.delivered);
+  assert_false(got.read);
+  /* The fixed fields only: the strings would not outlive the call. */
+  assert_null(got.text);
+  assert_int_equal(store_message_get(t, m4, &got), 0);
+  assert_int_equal(got.sender, 0);
+  assert_int_equal(got.recipient, alice);
+  assert_int_equal(store_message_get(t, m5 + 1000, &got), -ENOENT);
+
+  /* Pending: to the recipient, not yet received, after `after`, oldest first. */
+  messages_t p = pending(t, bob, 0, 10);
+  assert_int_equal(p.n, 2);
+  assert_string_equal(p.m[0].text, "one");
+  assert_string_equal(p.m[1].text, "three");
+  assert_string_equal(p.m[0].sender_name, "alice");
+  assert_string_equal(p.m[0].recipient_name, "bob");
+  assert_int_equal(p.m[0].sender, alice);
+  assert_string_equal(p.m[0].time, "2026-03-01T10:00:01.000Z");
+  p = pending(t, bob, m1, 10);
+  assert_int_equal(p.n, 1);
+  assert_int_equal(p.m[0].id, m3);
+  p = pending(t, bob, 0, 1);
+  assert_int_equal(p.n, 1);
+  assert_int_equal(p.m[0].id, m1);
+  p = pending(t, alice, 0, 10);
+  assert_int_equal(p.n, 2);
+  assert_string_equal(p.m[0].text, "two");
+  assert_string_equal(p.m[1].text, "four");
+  assert_int_equal(p.m[1].sender, 0);
+  assert_false(p.m[1].has_sender_name);
+  assert_string_equal(p.m[1].sender_remote, "xavier@partner.test");
+  assert_int_equal(pending(t, carol, 0, 10).n, 0);
+  assert_int_equal(pending(t, 0, 0, 10).n, 0); /* "to a federated address" is nobody's */
+
+  /* History: both directions of one conversation, newest first. */
+  messages_t h = history(t, alice, bob, 0, 10);
+  assert_int_equal(h.n, 3);
+  assert_int_equal(h.m[0].id, m3);
+  assert_int_equal(h.m[1].id, m2);
+  assert_int_equal(h.m[2].id, m1);
+  assert_string_equal(h.m[1].sender_name, "bob");
+  h = history(t, bob, alice, 0, 10);
+  assert_int_equal(h.n, 3);
+  assert_int_equal(h.m[0].id, m3);
+  h = history(t, alice, bob, m3, 10);
+  assert_int_equal(h.n, 2);
+  assert_int_equal(h.m[0].id, m2);
+  h = history(t, alice, bob, m1, 10);
+  assert_int_equal(h.n, 0);
+  h = history(t, alice, bob, 0, 2);
+  assert_int_equal(h.n, 2);
+  assert_int_equal(h.m[1].id, m2);
+  assert_int_equal(history(t, alice, carol, 0, 10).n, 0);
+  store_read_end(t);
+
+  /* Delivered: up to an id, reported as they are marked. */
+  t = w(s);
+  messages_t d = {0};
+  assert_int_equal(
+      store_messages_delivered(t, bob, m1, "2026-03-01T11:00:00.000Z", 10, collect_message, &d),
+      0);
+  assert_int_equal(d.n, 1);
+  assert_int_equal(d.m[0].id, m1);
+  assert_string_equal(d.m[0].text, "one");
+  p = pending(t, bob, 0, 10);
+  assert_int_equal(p.n, 1);
+  assert_int_equal(p.m[0].id, m3);
+  assert_int_equal(store_message_get(t, m1, &got), 0);
+  assert_true(got.delivered);
+  assert_false(got.read);
+  messages_t again = {0};
+  assert_int_equal(
+      store_messages_delivered(t, bob, m1, "2026-03-01T11:00:01.000Z", 10, collect_message, &again),
+      0);
+  assert_int_equal(again.n, 0);
+
+  /* Read: every message from the peer up to an id, received or not. */
+  int64_t marked = -1, newest = -1;
+  assert_int_equal(
+      store_messages_read(t, bob, alice, m3, "2026-03-01T12:00:00.000Z", &marked, &newest), 0);
+  assert_int_equal(marked, 2);
+  assert_int_equal(newest, m3);
+  assert_int_equal(store_message_get(t, m3, &got), 0);
+  assert_true(got.read);
+  assert_true(got.delivered);
+  assert_int_equal(pending(t, bob, 0, 10).n, 0);
+  assert_int_equal(
+      store_messages_read(t, bob, alice, m3, "2026-03-01T12:00:01.000Z", &marked, &newest), 0);
+  assert_int_equal(marked, 0);
+  assert_int_equal(newest, 0);
+  /* Alice reads bob's one message; the federated one is not of that conversation. */
+  assert_int_equal(
+      store_messages_read(t, alice, bob, m5, "2026-03-01T12:00:02.000Z", &marked, &newest), 0);
+  assert_int_equal(marked, 1);
+  assert_int_equal(newest, m2);
+  assert_int_equal(store_message_get(t, m4, &got), 0);
+  assert_false(got.read);
+  /* Nothing of alice's own messages was marked read by her reading. */
+  assert_int_equal(store_message_get(t, m1, &got), 0);
+  assert_true(got.read); /* bob read it */
+  assert_int_equal(store_message_get(t, m5, &got), 0);
+  assert_false(got.read);
+  assert_int_equal(store_commit(t), 0);
+
+  /* Delivered with a limit: every message up to the id is marked, at most
+   * `limit` are reported. */
+  t = w(s);
+  int64_t c1 = message(t, alice, NULL, carol, NULL, "c1", 6000);
+  int64_t c2 = message(t, alice, NULL, carol, NULL, "c2", 7000);
+  message(t, alice, NULL, carol, NULL, "c3", 8000);
+  d = (messages_t){0};
+  assert_int_equal(
+      store_messages_delivered(t, carol, INT64_MAX, "2026-03-01T13:00:00.000Z", 2, collect_message,
+                               &d),
+      0);
+  assert_int_equal(d.n, 2);
+  assert_int_equal(d.m[0].id, c1);
+  assert_int_equal(d.m[1].id, c2);
+  assert_int_equal(pending(t, carol, 0, 10).n, 0);
+  assert_int_equal(store_commit(t), 0);
+
+  /* A user's messages go with the user. */
+  t = w(s);
+  assert_int_equal(store_user_delete(t, "bob"), 0);
+  assert_int_equal(store_message_get(t, m1, &got), -ENOENT);
+  assert_int_equal(store_message_get(t, m2, &got), -ENOENT);
+  assert_int_equal(history(t, alice, bob, 0, 10).n, 0);
+  assert_int_equal(store_message_get(t, m4, &got), 0);
+  assert_int_equal(store_commit(t), 0);
+}
+
+typedef struct journal_rows {
+  int n;
+  struct {
+    int64_t id, user, duration_s, messages, created_ms;
+    int answered;
+    char kind[16], direction[8], peer[64], started[32];
+  } e[16];
+} journal_rows_t;
+
+static void collect_journal(const store_journal_t *e, void *ctx) {
+  journal_rows_t *c = ctx;
+  if (c->n >= 16) return;
+  c->e[c->n].id = e->id;
+  c->e[c->n].user = e->user;
+  c->e[c->n].duration_s = e->duration_s;
+  c->e[c->n].answered = e->answered;
+  c->e[c->n].messages = e->messages;
+  c->e[c->n].created_ms = e->created_ms;
+  snprintf(c->e[c->n].kind, sizeof c->e[c->n].kind, "%s", e->kind);
+  snprintf(c->e[c->n].direction, sizeof c->e[c->n].direction, "%s", e->direction);
+  snprintf(c->e[c->n].peer, sizeof c->e[c->n].peer, "%s", e->peer);
+  snprintf(c->e[c->n].started, sizeof c->e[c->n].started, "%s", e->started);
+  c->n++;
+}
+
+static journal_rows_t journal(store_txn_t *t, int64_t user, int64_t before, int64_t limit) {
+  journal_rows_t c = {0};
+  assert_int_equal(store_journal_list(t, user, before, limit, collect_journal, &c), 0);
+  return c;
+}
+
+static store_journal_t entry(int64_t user, const char *kind, const char *direction,
+                             const char *peer, const char *started, int64_t duration_s,
+                             int answered, int64_t created_ms) {
+  store_journal_t e = {.user = user, .kind = kind, .direction = direction, .peer = peer,
+                       .duration_s = duration_s, .answered = answered,
+                       .created_ms = created_ms};
+  snprintf(e.started, sizeof e.started, "%s", started);
+  return e;
+}
+
+static void test_journal(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  int64_t alice = add_user(t, "alice"), bob = add_user(t, "bob");
+  /* Chats: one entry per peer and day, its count raised. */
+  assert_int_equal(
+      store_journal_chat(t, alice, "bob@example.com", "out", "2026-03-01T10:00:00.000Z", 1000, 1),
+      0);
+  assert_int_equal(
+      store_journal_chat(t, alice, "bob@example.com", "in", "2026-03-01T18:30:00.000Z", 1500, 2),
+      0);
+  assert_int_equal(
+      store_journal_chat(t, alice, "bob@example.com", "out", "2026-03-02T09:00:00.000Z", 2000, 1),
+      0);
+  assert_int_equal(
+      store_journal_chat(t, alice, "carol@example.com", "in", "2026-03-01T12:00:00.000Z", 1200, 1),
+      0);
+  store_journal_t call =
+      entry(alice, "call", "in", "+4930123", "2026-03-02T10:00:00.000Z", 65, 1, 3000);
+  assert_int_equal(store_journal_add(t, &call), 0);
+  assert_true(call.id > 0);
+  store_journal_t missed =
+      entry(alice, "call", "in", "+4930999", "2026-03-02T11:00:00.000Z", -1, 0, 3100);
+  assert_int_equal(store_journal_add(t, &missed), 0);
+  store_journal_t meeting =
+      entry(alice, "meeting", "out", "room-1", "2026-03-02T12:00:00.000Z", -1, -1, 3200);
+  assert_int_equal(store_journal_add(t, &meeting), 0);
+  assert_true(call.id < missed.id && missed.id < meeting.id);
+  store_journal_t bobs = entry(bob, "call", "out", "+4930123", "2026-03-02T10:00:00.000Z", 5, 1,
+                               3000);
+  assert_int_equal(store_journal_add(t, &bobs), 0);
+
+  /* Refused, and the transaction goes on: an unknown kind or direction, a
+   * user that does not exist. */
+  store_journal_t bad = entry(alice, "fax", "in", "x", "2026-03-02T10:00:00.000Z", -1, -1, 1);
+  assert_int_equal(store_journal_add(t, &bad), -EINVAL);
+  bad = entry(alice, "call", "up", "x", "2026-03-02T10:00:00.000Z", -1, -1, 1);
+  assert_int_equal(store_journal_add(t, &bad), -EINVAL);
+  bad = entry(bob + 1000, "call", "in", "x", "2026-03-02T10:00:00.000Z", -1, -1, 1);
+  assert_int_equal(store_journal_add(t, &bad), -EINVAL);
+  assert_int_equal(
+      store_journal_chat(t, alice, "bob@example.com", "sideways", "2026-03-05T10:00:00.000Z", 1, 1),
+      -EINVAL);
+  assert_int_equal(
+      store_journal_chat(t, bob + 1000, "bob@example.com", "in", "2026-03-05T10:00:00.000Z", 1, 1),
+      -EINVAL);
+  assert_int_equal(store_commit(t), 0);
+
+  t = r(s);
+  journal_rows_t j = journal(t, alice, 0, 10);
+  assert_int_equal(j.n, 6);
+  /* Newest first. */
+  for (int i = 1; i < j.n; i++) assert_true(j.e[i].id < j.e[i - 1].id);
+  assert_int_equal(j.e[0].id, meeting.id);
+  assert_string_equal(j.e[0].kind, "meeting");
+  assert_int_equal(j.e[0].duration_s, -1);
+  assert_int_equal(j.e[0].answered, -1);
+  assert_int_equal(j.e[1].id, missed.id);
+  assert_int_equal(j.e[1].answered, 0);
+  assert_int_equal(j.e[1].duration_s, -1);
+  assert_int_equal(j.e[2].id, call.id);
+  assert_string_equal(j.e[2].peer, "+4930123");
+  assert_string_equal(j.e[2].direction, "in");
+  assert_string_equal(j.e[2].started, "2026-03-02T10:00:00.000Z");
+  assert_int_equal(j.e[2].duration_s, 65);
+  assert_int_equal(j.e[2].answered, 1);
+  assert_int_equal(j.e[2].messages, 0);
+  assert_int_equal(j.e[2].created_ms, 3000);
+  assert_int_equal(j.e[2].user, alice);
+  assert_string_equal(j.e[3].peer, "carol@example.com");
+  assert_int_equal(j.e[3].messages, 1);
+  assert_string_equal(j.e[4].started, "2026-03-02T09:00:00.000Z");
+  assert_int_equal(j.e[4].messages, 1);
+  /* The first chat of the day keeps its start, direction and time; its
+   * count is the day's. */
+  assert_string_equal(j.e[5].kind, "chat");
+  assert_string_equal(j.e[5].peer, "bob@example.com");
+  assert_string_equal(j.e[5].direction, "out");
+  assert_string_equal(j.e[5].started, "2026-03-01T10:00:00.000Z");
+  assert_int_equal(j.e[5].messages, 3);
+  assert_int_equal(j.e[5].duration_s, -1);
+  assert_int_equal(j.e[5].answered, -1);
+  assert_int_equal(j.e[5].created_ms, 1000);
+
+  j = journal(t, alice, call.id, 10);
+  assert_int_equal(j.n, 3);
+  assert_string_equal(j.e[0].peer, "carol@example.com");
+  j = journal(t, alice, 0, 2);
+  assert_int_equal(j.n, 2);
+  assert_int_equal(j.e[1].id, missed.id);
+  j = journal(t, bob, 0, 10);
+  assert_int_equal(j.n, 1);
+  assert_int_equal(j.e[0].duration_s, 5);
+  assert_int_equal(journal(t, bob + 1000, 0, 10).n, 0);
+  store_read_end(t);
+}
+
+static void test_retention(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  int64_t alice = add_user(t, "alice"), bob = add_user(t, "bob");
+  int64_t b1 = message(t, alice, NULL, bob, NULL, "b1", 1000);
+  int64_t b2 = message(t, alice, NULL, bob, NULL, "b2", 2000);
+  int64_t b3 = message(t, alice, NULL, bob, NULL, "b3", 3000);
+  /* Received, and younger than every cutoff below. */
+  int64_t a1 = message(t, bob, NULL, alice, NULL, "a1", 9000);
+  int64_t a2 = message(t, bob, NULL, alice, NULL, "a2", 9100);
+  messages_t d = {0};
+  assert_int_equal(
+      store_messages_delivered(t, bob, b1, "2026-03-01T11:00:00.000Z", 10, collect_message, &d),
+      0);
+  assert_int_equal(
+      store_messages_delivered(t, alice, a2, "2026-03-01T11:00:00.000Z", 10, collect_message, &d),
+      0);
+  for (int i = 0; i < 3; i++) {
+    store_journal_t e = entry(alice, "call", "in", "+49301", "2026-03-02T10:00:00.000Z", 1, 1,
+                              100 * (i + 1));
+    assert_int_equal(store_journal_add(t, &e), 0);
+  }
+  assert_int_equal(store_commit(t), 0);
+
+  t = w(s);
+  store_message_t got;
+  int64_t deleted = -1;
+  /* "Created before the cutoff": the one created exactly at it stays. */
+  assert_int_equal(store_retention_messages(t, 2000, false, 10, &deleted), 0);
+  assert_int_equal(deleted, 1);
+  assert_int_equal(store_message_get(t, b1, &got), -ENOENT);
+  assert_int_equal(store_message_get(t, b2, &got), 0);
+  /* Oldest first, at most limit; limit 0 deletes nothing. */
+  assert_int_equal(store_retention_messages(t, 3001, false, 1, &deleted), 0);
+  assert_int_equal(deleted, 1);
+  assert_int_equal(store_message_get(t, b2, &got), -ENOENT);
+  assert_int_equal(store_message_get(t, b3, &got), 0);
+  assert_int_equal(store_retention_messages(t, 3001, false, 0, &deleted), 0);
+  assert_int_equal(deleted, 0);
+  assert_int_equal(store_message_get(t, b3, &got), 0);
+  /* Delivered only: what a client received goes whatever its age (the
+   * cutoff does not count), what none received stays. */
+  assert_int_equal(store_retention_messages(t, 0, true, 1, &deleted), 0);
+  assert_int_equal(deleted, 1);
+  assert_int_equal(store_message_get(t, a1, &got), -ENOENT);
+  assert_int_equal(store_retention_messages(t, 0, true, 10, &deleted), 0);
+  assert_int_equal(deleted, 1);
+  assert_int_equal(store_message_get(t, a2, &got), -ENOENT);
+  assert_int_equal(store_message_get(t, b3, &got), 0);
+  assert_int_equal(store_retention_messages(t, 0, true, 10, &deleted), 0);
+  assert_int_equal(deleted, 0);
+
+  /* The journal: the same rule for its entries. */
+  assert_int_equal(store_retention_journal(t, 200, 10, &deleted), 0);
+  assert_int_equal(deleted, 1);
+  assert_int_equal(store_retention_journal(t, 200, 10, &deleted), 0);
+  assert_int_equal(deleted, 0);
+  assert_int_equal(store_retention_journal(t, 1000, 0, &deleted), 0);
+  assert_int_equal(deleted, 0);
+  assert_int_equal(store_retention_journal(t, 1000, 1, &deleted), 0);
+  assert_int_equal(deleted, 1);
+  journal_rows_t j = journal(t, alice, 0, 10);
+  assert_int_equal(j.n, 1);
+  assert_int_equal(j.e[0].created_ms, 300);
+  assert_int_equal(store_commit(t), 0);
+}
+
+typedef struct roster_rows {
+  int n;
+  struct {
+    int64_t contact;
+    char name[32], display_name[32], remote[64];
+    bool has_name, has_display_name, has_remote;
+  } e[8];
+} roster_rows_t;
+
+static void collect_roster(const store_roster_row_t *row, void *ctx) {
+  roster_rows_t *c = ctx;
+  if (c->n >= 8) return;
+  c->e[c->n].contact = row->contact;
+  c->e[c->n].has_name = row->name != NULL;
+  c->e[c->n].has_display_name = row->display_name != NULL;
+  c->e[c->n].has_remote = row->remote != NULL;
+  snprintf(c->e[c->n].name, sizeof c->e[c->n].name, "%s", row->name ? row->name : "");
+  snprintf(c->e[c->n].display_name, sizeof c->e[c->n].display_name, "%s",
+           row->display_name ? row->display_name : "");
+  snprintf(c->e[c->n].remote, sizeof c->e[c->n].remote, "%s", row->remote ? row->remote : "");
+  c->n++;
+}
+
+static roster_rows_t roster(store_txn_t *t, int64_t user) {
+  roster_rows_t c = {0};
+  assert_int_equal(store_roster_list(t, user, collect_roster, &c), 0);
+  return c;
+}
+
+static void test_roster(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  int64_t alice = add_user(t, "alice"), carol = add_user(t, "carol"), bob = add_user(t, "bob");
+  int64_t dave = add_user(t, "dave");
+  store_user_write_t plain = {.set_display_name = true, .display_name = NULL};
+  assert_int_equal(store_user_update(t, "carol", &plain, NULL), 0);
+  /* In an order other than the list's. */
+  assert_int_equal(store_roster_put(t, alice, carol, NULL), 0);
+  assert_int_equal(store_roster_put(t, alice, 0, "zed@partner.test"), 0);
+  assert_int_equal(store_roster_put(t, alice, bob, NULL), 0);
+  assert_int_equal(store_roster_put(t, alice, 0, "amy@partner.test"), 0);
+  /* Putting one twice keeps one. */
+  assert_int_equal(store_roster_put(t, alice, bob, NULL), 0);
+  assert_int_equal(store_roster_put(t, alice, 0, "amy@partner.test"), 0);
+  assert_int_equal(store_roster_put(t, bob, alice, NULL), 0);
+  /* Refused, and the transaction goes on: both kinds or neither, a contact
+   * or a user that does not exist. */
+  assert_int_equal(store_roster_put(t, alice, bob, "bob@partner.test"), -EINVAL);
+  assert_int_equal(store_roster_put(t, alice, 0, NULL), -EINVAL);
+  assert_int_equal(store_roster_put(t, alice, dave + 1000, NULL), -EINVAL);
+  assert_int_equal(store_roster_put(t, dave + 1000, bob, NULL), -EINVAL);
+  assert_int_equal(store_commit(t), 0);
+
+  t = r(s);
+  roster_rows_t c = roster(t, alice);
+  assert_int_equal(c.n, 4);
+  /* Local contacts by name, then federated ones by address. */
+  assert_int_equal(c.e[0].contact, bob);
+  assert_string_equal(c.e[0].name, "bob");
+  assert_string_equal(c.e[0].display_name, "Some One");
+  assert_false(c.e[0].has_remote);
+  assert_int_equal(c.e[1].contact, carol);
+  assert_string_equal(c.e[1].name, "carol");
+  assert_false(c.e[1].has_display_name);
+  assert_int_equal(c.e[2].contact, 0);
+  assert_false(c.e[2].has_name);
+  assert_string_equal(c.e[2].remote, "amy@partner.test");
+  assert_string_equal(c.e[3].remote, "zed@partner.test");
+  c = roster(t, bob);
+  assert_int_equal(c.n, 1);
+  assert_string_equal(c.e[0].name, "alice");
+  assert_int_equal(roster(t, dave).n, 0);
+  store_read_end(t);
+
+  t = w(s);
+  assert_int_equal(store_roster_delete(t, alice, bob, NULL), 0);
+  assert_int_equal(store_roster_delete(t, alice, bob, NULL), -ENOENT);
+  assert_int_equal(store_roster_delete(t, alice, 0, "amy@partner.test"), 0);
+  assert_int_equal(store_roster_delete(t, alice, 0, "nobody@partner.test"), -ENOENT);
+  assert_int_equal(store_roster_delete(t, dave, alice, NULL), -ENOENT);
+  /* A deleted user leaves every list it was on. */
+  assert_int_equal(store_user_delete(t, "carol"), 0);
+  c = roster(t, alice);
+  assert_int_equal(c.n, 1);
+  assert_string_equal(c.e[0].remote, "zed@partner.test");
+  assert_int_equal(store_commit(t), 0);
+}
+
+static void test_user_by_id(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  int64_t alice = add_user(t, "alice");
+  store_user_write_t u;
+  user_w(&u, "bob", "CORP\\bob");
+  assert_int_equal(store_user_insert(t, &u, NULL), 0);
+  assert_int_equal(store_commit(t), 0);
+
+  t = r(s);
+  store_user_t got;
+  assert_int_equal(store_user_by_id(t, alice, &got), 0);
+  assert_int_equal(got.id, alice);
+  assert_string_equal(got.name, "alice");
+  assert_string_equal(got.display_name, "Some One");
+  assert_false(got.has_windows_account);
+  assert_true(got.has_password);
+  assert_true(got.enabled);
+  assert_int_equal(strlen(got.created_at), 24);
+  assert_int_equal(got.created_at[23], 'Z');
+  store_user_t bob;
+  assert_int_equal(store_user_get(t, "bob", &bob), 0);
+  assert_int_equal(store_user_by_id(t, bob.id, &got), 0);
+  assert_string_equal(got.windows_account, "CORP\\bob");
+  assert_string_equal(got.updated_at, bob.updated_at);
+  assert_int_equal(store_user_by_id(t, 0, &got), -ENOENT);
+  assert_int_equal(store_user_by_id(t, -1, &got), -ENOENT);
+  assert_int_equal(store_user_by_id(t, bob.id + 1000, &got), -ENOENT);
   store_read_end(t);
 }
 
@@ -920,9 +1590,594 @@ static void test_sqlite_unwritable_directory(void **state) {
   fixture_rmtree(dir);
 }
 
+/* ---- PostgreSQL only: notifications, the listener, the pool, retries ------------------ */
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms) {
+  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* What a listener heard, filled on the listener's thread. */
+typedef struct heard {
+  pthread_mutex_t lock;
+  int n, nulls;
+  char channel[32][64], payload[32][64];
+} heard_t;
+
+static void heard_init(heard_t *h) {
+  memset(h, 0, sizeof *h);
+  pthread_mutex_init(&h->lock, NULL);
+}
+
+static void on_heard(const char *channel, const char *payload, void *ctx) {
+  heard_t *h = ctx;
+  pthread_mutex_lock(&h->lock);
+  if (!payload) {
+    h->nulls++;
+  } else if (h->n < 32) {
+    snprintf(h->channel[h->n], sizeof h->channel[h->n], "%s", channel);
+    snprintf(h->payload[h->n], sizeof h->payload[h->n], "%s", payload);
+    h->n++;
+  }
+  pthread_mutex_unlock(&h->lock);
+}
+
+static bool has_payload(heard_t *h, const char *payload) {
+  pthread_mutex_lock(&h->lock);
+  bool found = false;
+  for (int i = 0; i < h->n && !found; i++) found = strcmp(h->payload[i], payload) == 0;
+  pthread_mutex_unlock(&h->lock);
+  return found;
+}
+
+/* Polls for at most ms: true once `payload` (NULL: a NULL payload) was heard. */
+static bool wait_heard(heard_t *h, const char *payload, int ms) {
+  for (int64_t until = now_ms() + ms; now_ms() < until; sleep_ms(10)) {
+    if (payload && has_payload(h, payload)) return true;
+    if (!payload) {
+      pthread_mutex_lock(&h->lock);
+      int nulls = h->nulls;
+      pthread_mutex_unlock(&h->lock);
+      if (nulls > 0) return true;
+    }
+  }
+  return false;
+}
+
+static int notify_then(store_t *s, const char *channel, const char *payload, bool commit) {
+  store_txn_t *t = w(s);
+  int rc = store_notify(t, channel, payload);
+  if (rc < 0 || !commit) {
+    store_rollback(t);
+    return rc;
+  }
+  return store_commit(t);
+}
+
+static void test_pg_new_store_schema(void **state) {
+  fixture_t *f = *state;
+  int v = store_code_schema_version(f->store);
+  assert_int_equal(store_schema_version(f->store), v);
+  /* The same numbering as SQLite's: a node of either reports one version. */
+  store_t *lite = NULL;
+  char err[512];
+  const store_options_t so = {.data_dir = f->dir};
+  assert_int_equal(store_open(store_sqlite_backend(), &so, &lite, err, sizeof err), 0);
+  assert_int_equal(store_code_schema_version(lite), v);
+  store_close(lite);
+  assert_int_equal(admin_int("SELECT max(version) FROM %s.schema_migrations", f->schema), v);
+  assert_int_equal(admin_int("SELECT count(*) FROM %s.schema_migrations", f->schema), v);
+  assert_int_equal(admin_int("SELECT count(*) FROM pg_tables WHERE schemaname = '%s' AND "
+                             "tablename IN ('settings', 'settings_state', 'meta', 'audit', "
+                             "'admins', 'sessions', 'users', 'messages', 'journal', 'roster')",
+                             f->schema),
+                   10);
+  assert_string_equal(store_backend_name(f->store), "postgresql");
+  assert_int_equal(store_error_count(f->store), 0);
+  assert_int_equal(store_integrity_check(f->store), 0);
+  /* Opening again finds nothing to do. */
+  store_close(f->store);
+  f->store = NULL;
+  assert_int_equal(open_store(f, err, sizeof err), 0);
+  assert_int_equal(admin_int("SELECT count(*) FROM %s.schema_migrations", f->schema), v);
+}
+
+static void test_pg_newer_store_refused(void **state) {
+  fixture_t *f = *state;
+  store_close(f->store);
+  f->store = NULL;
+  admin_exec("INSERT INTO %s.schema_migrations (version) VALUES (99)", f->schema);
+  char err[512] = "";
+  assert_true(open_store(f, err, sizeof err) < 0);
+  assert_null(f->store);
+  assert_non_null(strstr(err, "99"));
+  assert_non_null(strstr(err, "newer"));
+  char db[128];
+  snprintf(db, sizeof db, "database \"%s\"", PQdb(admin()));
+  assert_non_null(strstr(err, db));
+}
+
+/* Nodes starting together on a new database: one runs each migration step,
+ * the others wait for it, and all of them open. */
+typedef struct opener {
+  const char *conninfo;
+  store_t *store;
+  int rc;
+  char err[512];
+} opener_t;
+
+static void *open_node(void *arg) {
+  opener_t *o = arg;
+  const store_options_t so = {.conninfo = o->conninfo};
+  o->rc = store_open(store_pg_backend(), &so, &o->store, o->err, sizeof o->err);
+  return NULL;
+}
+
+static void test_pg_nodes_migrate_together(void **state) {
+  fixture_t *f = *state;
+  char schema[80], conninfo[sizeof f->conninfo + 80];
+  snprintf(schema, sizeof schema, "%s_fresh", f->schema);
+  admin_exec("CREATE SCHEMA %s", schema);
+  snprintf(conninfo, sizeof conninfo, "%s options='-csearch_path=%s'", getenv("ATRIUM_TEST_PG"),
+           schema);
+  opener_t nodes[3];
+  pthread_t th[3];
+  for (int i = 0; i < 3; i++) {
+    nodes[i] = (opener_t){.conninfo = conninfo};
+    assert_int_equal(pthread_create(&th[i], NULL, open_node, &nodes[i]), 0);
+  }
+  for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+  int v = store_code_schema_version(f->store);
+  for (int i = 0; i < 3; i++) {
+    if (nodes[i].rc != 0) fprintf(stderr, "node %d: %s\n", i, nodes[i].err);
+    assert_int_equal(nodes[i].rc, 0);
+    assert_int_equal(store_schema_version(nodes[i].store), v);
+  }
+  assert_int_equal(admin_int("SELECT count(*) FROM %s.schema_migrations", schema), v);
+  /* One store, seen from every node. */
+  store_txn_t *t = w(nodes[0].store);
+  assert_int_equal(store_meta_put(t, "written.by", "node 0"), 0);
+  assert_int_equal(store_commit(t), 0);
+  char *value = NULL;
+  assert_int_equal(meta_get(nodes[2].store, "written.by", &value), 0);
+  assert_string_equal(value, "node 0");
+  free(value);
+  for (int i = 0; i < 3; i++) store_close(nodes[i].store);
+  admin_exec("DROP SCHEMA %s CASCADE", schema);
+}
+
+static void test_pg_open_refused(void **state) {
+  (void)state;
+  char dir[PATH_MAX], err[512] = "";
+  assert_int_equal(fixture_mkdtemp(dir, sizeof dir, "test-store"), 0);
+  store_t *s = (store_t *)1;
+  store_options_t so = {.data_dir = dir};
+  assert_int_equal(store_open(store_pg_backend(), &so, &s, err, sizeof err), -EINVAL);
+  assert_null(s);
+  assert_non_null(strstr(err, "conninfo"));
+  /* A server that is not there: the sentence names where it looked and what
+   * to check, and never the password. */
+  char conninfo[PATH_MAX + 128];
+  snprintf(conninfo, sizeof conninfo, "host=%s dbname=atrium user=atrium password=hunter2", dir);
+  so.conninfo = conninfo;
+  err[0] = '\0';
+  assert_int_equal(store_open(store_pg_backend(), &so, &s, err, sizeof err), -EIO);
+  assert_null(s);
+  assert_non_null(strstr(err, "cannot connect"));
+  assert_non_null(strstr(err, dir));
+  assert_non_null(strstr(err, "check conninfo"));
+  assert_null(strstr(err, "hunter2"));
+  /* Not a connection string at all. */
+  so.conninfo = "this is = not one";
+  err[0] = '\0';
+  assert_true(store_open(store_pg_backend(), &so, &s, err, sizeof err) < 0);
+  assert_null(s);
+  assert_non_null(strstr(err, "cannot connect"));
+  fixture_rmtree(dir);
+}
+
+static void test_pg_integrity_check(void **state) {
+  fixture_t *f = *state;
+  assert_int_equal(store_integrity_check(f->store), 0);
+  admin_exec("DROP TABLE %s.roster", f->schema);
+  assert_int_equal(store_integrity_check(f->store), -EIO);
+  assert_non_null(strstr(store_last_error(f->store), "roster"));
+}
+
+static void test_pg_notify_reaches_other_node(void **state) {
+  fixture_t *f = *state;
+  /* A second node: another store on the same database. */
+  store_t *node2 = NULL;
+  char err[512];
+  const store_options_t so = {.conninfo = f->conninfo};
+  assert_int_equal(store_open(store_pg_backend(), &so, &node2, err, sizeof err), 0);
+  heard_t h;
+  heard_init(&h);
+  assert_int_equal(store_listen(node2, "atrium_test", on_heard, &h), 0);
+
+  assert_int_equal(notify_then(f->store, "atrium_test", "rolled back", false), 0);
+  assert_int_equal(notify_then(f->store, "other_channel", "elsewhere", true), 0);
+  assert_int_equal(notify_then(f->store, "atrium_test", "committed", true), 0);
+  assert_true(wait_heard(&h, "committed", 5000));
+  /* Notifications arrive in commit order: one from the rolled back
+   * transaction would have come first. */
+  assert_false(has_payload(&h, "rolled back"));
+  assert_false(has_payload(&h, "elsewhere"));
+  assert_int_equal(h.nulls, 0);
+  assert_string_equal(h.channel[0], "atrium_test");
+
+  /* Refused: names and payloads PostgreSQL would not take. */
+  char long_channel[80];
+  memset(long_channel, 'c', 64);
+  long_channel[64] = '\0';
+  assert_int_equal(notify_then(f->store, "", "x", true), -EINVAL);
+  assert_int_equal(notify_then(f->store, long_channel, "x", true), -EINVAL);
+  char *big = malloc(8001);
+  assert_non_null(big);
+  memset(big, 'p', 8000);
+  big[8000] = '\0';
+  assert_int_equal(notify_then(f->store, "atrium_test", big, true), -EINVAL);
+  free(big);
+  assert_int_equal(store_listen(node2, "", on_heard, &h), -EINVAL);
+  assert_int_equal(store_listen(node2, long_channel, on_heard, &h), -EINVAL);
+  assert_int_equal(store_listen(node2, "atrium_test", NULL, &h), -EINVAL);
+
+  int64_t start = now_ms();
+  store_close(node2);
+  assert_true(now_ms() - start < 2000);
+  pthread_mutex_destroy(&h.lock);
+}
+
+static void test_pg_settings_trigger_notifies(void **state) {
+  fixture_t *f = *state;
+  heard_t h;
+  heard_init(&h);
+  assert_int_equal(store_listen(f->store, "settings", on_heard, &h), 0);
+  /* By hand, as an operator would in psql. */
+  admin_exec("UPDATE %s.settings_state SET version = 42", f->schema);
+  assert_true(wait_heard(&h, "42", 5000));
+  /* And through the store. */
+  store_txn_t *t = w(f->store);
+  assert_int_equal(store_settings_set_version(t, 43), 0);
+  assert_int_equal(store_commit(t), 0);
+  assert_true(wait_heard(&h, "43", 5000));
+  t = w(f->store);
+  assert_int_equal(store_settings_set_version(t, 44), 0);
+  store_rollback(t);
+  assert_int_equal(notify_then(f->store, "settings", "marker", true), 0);
+  assert_true(wait_heard(&h, "marker", 5000));
+  assert_false(has_payload(&h, "44"));
+  store_close(f->store);
+  f->store = NULL;
+  pthread_mutex_destroy(&h.lock);
+}
+
+static void test_pg_listener_survives_terminate(void **state) {
+  fixture_t *f = *state;
+  heard_t h;
+  heard_init(&h);
+  assert_int_equal(store_listen(f->store, "atrium_test", on_heard, &h), 0);
+  assert_int_equal(notify_then(f->store, "atrium_test", "before", true), 0);
+  assert_true(wait_heard(&h, "before", 5000));
+  assert_int_equal(h.nulls, 0);
+
+  assert_true(admin_int("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+                        "pg_stat_activity WHERE application_name = 'atriumd listener' AND "
+                        "datname = current_database()) x") >= 1);
+  /* It reconnects, listens again, and says "you may have missed something". */
+  assert_true(wait_heard(&h, NULL, 10000));
+  assert_int_equal(notify_then(f->store, "atrium_test", "after", true), 0);
+  assert_true(wait_heard(&h, "after", 5000));
+  /* A second subscription on the same listener. */
+  heard_t h2;
+  heard_init(&h2);
+  assert_int_equal(store_listen(f->store, "atrium_second", on_heard, &h2), 0);
+  assert_int_equal(notify_then(f->store, "atrium_second", "second", true), 0);
+  assert_true(wait_heard(&h2, "second", 5000));
+  assert_false(has_payload(&h, "second"));
+
+  int64_t start = now_ms();
+  store_close(f->store);
+  f->store = NULL;
+  assert_true(now_ms() - start < 2000);
+  pthread_mutex_destroy(&h.lock);
+  pthread_mutex_destroy(&h2.lock);
+}
+
+/* Two transactions that read the same row and both write it: the barrier
+ * holds each first attempt until both have read. */
+typedef struct race {
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int arrived;
+} race_t;
+
+typedef struct racer {
+  race_t *race;
+  store_t *store;
+  int calls, rc;
+} racer_t;
+
+static void race_wait(race_t *r) {
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_sec += 5;
+  pthread_mutex_lock(&r->lock);
+  r->arrived++;
+  pthread_cond_broadcast(&r->cond);
+  while (r->arrived < 2)
+    if (pthread_cond_timedwait(&r->cond, &r->lock, &until) == ETIMEDOUT) break;
+  pthread_mutex_unlock(&r->lock);
+}
+
+static int bump(store_txn_t *t, void *ctx) {
+  racer_t *me = ctx;
+  me->calls++;
+  char *v = NULL;
+  int rc = store_meta_get(t, "counter", &v);
+  if (rc < 0) return rc;
+  long n = strtol(v, NULL, 10);
+  free(v);
+  if (me->calls == 1) race_wait(me->race);
+  char next[32];
+  snprintf(next, sizeof next, "%ld", n + 1);
+  return store_meta_put(t, "counter", next);
+}
+
+static void *run_bump(void *arg) {
+  racer_t *me = arg;
+  me->rc = store_run_txn(me->store, "bump", bump, me);
+  return NULL;
+}
+
+static uint64_t metric(store_t *s, const char *name) {
+  char *text = NULL;
+  size_t len = 0;
+  FILE *fp = open_memstream(&text, &len);
+  assert_non_null(fp);
+  store_write_metrics(s, fp);
+  fclose(fp);
+  char key[128];
+  snprintf(key, sizeof key, "\n%s ", name);
+  const char *at = strstr(text, key);
+  assert_non_null(at);
+  uint64_t v = strtoull(at + strlen(key), NULL, 10);
+  free(text);
+  return v;
+}
+
+static void test_pg_conflicting_writes_retry(void **state) {
+  fixture_t *f = *state;
+  store_txn_t *t = w(f->store);
+  assert_int_equal(store_meta_put(t, "counter", "0"), 0);
+  assert_int_equal(store_commit(t), 0);
+  uint64_t retries = metric(f->store, "atrium_store_txn_retries_total");
+
+  race_t race = {.arrived = 0};
+  pthread_mutex_init(&race.lock, NULL);
+  pthread_cond_init(&race.cond, NULL);
+  racer_t a = {.race = &race, .store = f->store}, b = {.race = &race, .store = f->store};
+  pthread_t ta, tb;
+  assert_int_equal(pthread_create(&ta, NULL, run_bump, &a), 0);
+  assert_int_equal(pthread_create(&tb, NULL, run_bump, &b), 0);
+  pthread_join(ta, NULL);
+  pthread_join(tb, NULL);
+  /* Both succeed; one of them had to run again, after the other's commit. */
+  assert_int_equal(a.rc, 0);
+  assert_int_equal(b.rc, 0);
+  assert_int_equal(a.calls + b.calls, 3);
+  char *v = NULL;
+  assert_int_equal(meta_get(f->store, "counter", &v), 0);
+  assert_string_equal(v, "2");
+  free(v);
+  assert_int_equal(metric(f->store, "atrium_store_txn_retries_total"), retries + 1);
+  /* A serialisation failure is not a failure of the database. */
+  assert_int_equal(store_error_count(f->store), 0);
+  pthread_cond_destroy(&race.cond);
+  pthread_mutex_destroy(&race.lock);
+}
+
+/* Message ids increase in commit order: a reader that sees one sees every
+ * smaller id. The first writer holds its transaction open while the second
+ * adds and commits. */
+typedef struct slow_writer {
+  store_t *store;
+  int64_t from, to, id;
+  int rc;
+  race_t *race;
+} slow_writer_t;
+
+static void *write_slowly(void *arg) {
+  slow_writer_t *me = arg;
+  store_txn_t *t = NULL;
+  me->rc = store_begin(me->store, "slow", &t);
+  if (me->rc < 0) return NULL;
+  store_message_t m = {.sender = me->from, .recipient = me->to, .text = "first", .created_ms = 1};
+  snprintf(m.time, sizeof m.time, "2026-03-01T10:00:00.000Z");
+  me->rc = store_message_add(t, &m);
+  me->id = m.id;
+  race_wait(me->race); /* the other writer may start */
+  sleep_ms(300);
+  if (me->rc == 0)
+    me->rc = store_commit(t);
+  else
+    store_rollback(t);
+  return NULL;
+}
+
+static void test_pg_message_ids_in_commit_order(void **state) {
+  fixture_t *f = *state;
+  store_txn_t *t = w(f->store);
+  int64_t alice = add_user(t, "alice"), bob = add_user(t, "bob");
+  assert_int_equal(store_commit(t), 0);
+  race_t race = {.arrived = 0};
+  pthread_mutex_init(&race.lock, NULL);
+  pthread_cond_init(&race.cond, NULL);
+  slow_writer_t first = {.store = f->store, .from = alice, .to = bob, .race = &race};
+  pthread_t th;
+  assert_int_equal(pthread_create(&th, NULL, write_slowly, &first), 0);
+  race_wait(&race);
+  t = w(f->store);
+  int64_t second = message(t, alice, NULL, bob, NULL, "second", 2);
+  assert_int_equal(store_commit(t), 0);
+  /* Right after the second commit: seeing it means seeing the first. */
+  t = r(f->store);
+  messages_t p = pending(t, bob, 0, 10);
+  store_read_end(t);
+  pthread_join(th, NULL);
+  assert_int_equal(first.rc, 0);
+  assert_true(second > first.id);
+  assert_int_equal(p.n, 2);
+  assert_int_equal(p.m[0].id, first.id);
+  assert_int_equal(p.m[1].id, second);
+  pthread_cond_destroy(&race.cond);
+  pthread_mutex_destroy(&race.lock);
+}
+
+/* More threads than connections: begin waits for a free one. */
+typedef struct pool_worker {
+  store_t *store;
+  char key[16];
+  int failures;
+} pool_worker_t;
+
+static int put_counter(store_txn_t *t, void *ctx) {
+  pool_worker_t *me = ctx;
+  char *v = NULL;
+  int rc = store_meta_get(t, me->key, &v);
+  if (rc < 0 && rc != -ENOENT) return rc;
+  char next[32];
+  snprintf(next, sizeof next, "%ld", v ? strtol(v, NULL, 10) + 1 : 1);
+  free(v);
+  return store_meta_put(t, me->key, next);
+}
+
+static void *pool_work(void *arg) {
+  pool_worker_t *me = arg;
+  for (int i = 0; i < 25; i++) {
+    if (store_run_txn(me->store, "pool", put_counter, me) != 0) me->failures++;
+    store_txn_t *t;
+    if (store_read_begin(me->store, "pool read", &t) != 0) {
+      me->failures++;
+      continue;
+    }
+    char *v = NULL;
+    if (store_meta_get(t, me->key, &v) != 0) me->failures++;
+    free(v);
+    store_read_end(t);
+  }
+  return NULL;
+}
+
+static void test_pg_pool_more_threads_than_connections(void **state) {
+  fixture_t *f = *state;
+  pool_worker_t workers[8];
+  pthread_t th[8];
+  for (int i = 0; i < 8; i++) {
+    workers[i] = (pool_worker_t){.store = f->store};
+    snprintf(workers[i].key, sizeof workers[i].key, "k%d", i);
+    assert_int_equal(pthread_create(&th[i], NULL, pool_work, &workers[i]), 0);
+  }
+  for (int i = 0; i < 8; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 8; i++) {
+    assert_int_equal(workers[i].failures, 0);
+    char *v = NULL;
+    assert_int_equal(meta_get(f->store, workers[i].key, &v), 0);
+    assert_string_equal(v, "25");
+    free(v);
+  }
+  /* Never more connections than the pool holds. */
+  assert_true(admin_int("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                        "'atriumd' AND datname = current_database()") <= 8);
+  assert_int_equal(store_error_count(f->store), 0);
+}
+
+static int64_t terminate_pool(void) {
+  return admin_int("SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM "
+                   "pg_stat_activity WHERE application_name = 'atriumd' AND "
+                   "datname = current_database()) x");
+}
+
+static int put_after_terminate(store_txn_t *t, void *ctx) {
+  int *calls = ctx;
+  if (++*calls == 1) {
+    /* The server ends this very transaction's connection. */
+    terminate_pool();
+    sleep_ms(50);
+  }
+  return store_meta_put(t, "survived", "yes");
+}
+
+static void test_pg_pool_reconnects(void **state) {
+  fixture_t *f = *state;
+  char *v = NULL;
+  assert_int_equal(meta_get(f->store, "nothing", &v), -ENOENT);
+  /* Connections the server dropped while they sat in the pool: replaced at
+   * the next begin, without a failure. */
+  assert_true(terminate_pool() >= 1);
+  sleep_ms(50);
+  uint64_t errors = store_error_count(f->store);
+  store_txn_t *t = w(f->store);
+  assert_int_equal(store_meta_put(t, "after", "reconnect"), 0);
+  assert_int_equal(store_commit(t), 0);
+  assert_int_equal(store_error_count(f->store), errors);
+  assert_int_equal(meta_get(f->store, "after", &v), 0);
+  assert_string_equal(v, "reconnect");
+  free(v);
+
+  /* Lost inside a transaction: -EAGAIN (nothing committed), so that
+   * store_run_txn runs it again on a new connection. */
+  int calls = 0;
+  assert_int_equal(store_run_txn(f->store, "terminated", put_after_terminate, &calls), 0);
+  assert_int_equal(calls, 2);
+  assert_int_equal(meta_get(f->store, "survived", &v), 0);
+  assert_string_equal(v, "yes");
+  free(v);
+  assert_non_null(strstr(store_last_error(f->store), "lost"));
+}
+
+static void test_pg_failed_statement_ends_transaction(void **state) {
+  fixture_t *f = *state;
+  /* A failure that is not an expected answer (here a table gone) aborts the
+   * transaction on the server: the rest of it reports the same, and commit
+   * rolls back. */
+  admin_exec("DROP TABLE %s.meta", f->schema);
+  store_txn_t *t = w(f->store);
+  assert_int_equal(store_audit_add(t, "test", "k", NULL, "v"), 0);
+  char *v = NULL;
+  assert_int_equal(store_meta_get(t, "x", &v), -EIO);
+  assert_int_equal(store_audit_add(t, "test", "k", NULL, "v2"), -EIO);
+  assert_int_equal(store_commit(t), -EIO);
+  json_t *page = audit_page(f->store, 0, 10);
+  assert_int_equal(json_integer_value(json_object_get(page, "total")), 0);
+  json_decref(page);
+  assert_non_null(strstr(store_last_error(f->store), "meta"));
+}
+
 #define CONFORMANCE(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
-int main(void) {
+int main(int argc, char **argv) {
+  bool want[2] = {argc < 2, argc < 2 && getenv("ATRIUM_TEST_PG")};
+  for (int i = 1; i < argc; i++) {
+    size_t b = 0;
+    while (b < 2 && strcmp(argv[i], backends[b].name) != 0) b++;
+    if (b == 2) {
+      fprintf(stderr, "usage: %s [sqlite] [postgresql]\n", argv[0]);
+      return 2;
+    }
+    want[b] = true;
+  }
+  if (want[1] && !getenv("ATRIUM_TEST_PG")) {
+    fprintf(stderr, "test_store: the postgresql tests need ATRIUM_TEST_PG, a libpq connection "
+                    "string; run them under scripts/with-postgres.sh\n");
+    return 2;
+  }
   const struct CMUnitTest conformance[] = {
       CONFORMANCE(test_settings_round_trip),
       CONFORMANCE(test_settings_put_refuses_invalid_json),
@@ -939,19 +2194,15 @@ int main(void) {
       CONFORMANCE(test_tokens_and_devices),
       CONFORMANCE(test_federation_rows),
       CONFORMANCE(test_prefs),
+      CONFORMANCE(test_messages),
+      CONFORMANCE(test_journal),
+      CONFORMANCE(test_retention),
+      CONFORMANCE(test_roster),
+      CONFORMANCE(test_user_by_id),
       CONFORMANCE(test_reopen_keeps_data),
       CONFORMANCE(test_threads),
       cmocka_unit_test(test_close_null),
   };
-  int failed = 0;
-  for (size_t b = 0; b < sizeof backends / sizeof backends[0]; b++) {
-    current = &backends[b];
-    char name[64];
-    snprintf(name, sizeof name, "store conformance: %s", current->name);
-    failed += _cmocka_run_group_tests(name, conformance, sizeof conformance / sizeof conformance[0],
-                                      NULL, NULL);
-  }
-  current = &backends[0];
   const struct CMUnitTest sqlite_only[] = {
       CONFORMANCE(test_sqlite_new_store_schema),
       CONFORMANCE(test_sqlite_pragmas),
@@ -961,6 +2212,34 @@ int main(void) {
       cmocka_unit_test(test_sqlite_not_a_database),
       cmocka_unit_test(test_sqlite_unwritable_directory),
   };
-  failed += cmocka_run_group_tests_name("store: the SQLite backend", sqlite_only, NULL, NULL);
+  const struct CMUnitTest pg_only[] = {
+      CONFORMANCE(test_pg_new_store_schema),
+      CONFORMANCE(test_pg_newer_store_refused),
+      CONFORMANCE(test_pg_nodes_migrate_together),
+      cmocka_unit_test(test_pg_open_refused),
+      CONFORMANCE(test_pg_integrity_check),
+      CONFORMANCE(test_pg_notify_reaches_other_node),
+      CONFORMANCE(test_pg_settings_trigger_notifies),
+      CONFORMANCE(test_pg_listener_survives_terminate),
+      CONFORMANCE(test_pg_conflicting_writes_retry),
+      CONFORMANCE(test_pg_message_ids_in_commit_order),
+      CONFORMANCE(test_pg_pool_more_threads_than_connections),
+      CONFORMANCE(test_pg_pool_reconnects),
+      CONFORMANCE(test_pg_failed_statement_ends_transaction),
+  };
+  int failed = 0;
+  for (size_t b = 0; b < 2; b++) {
+    if (!want[b]) continue;
+    current = &backends[b];
+    char name[64];
+    snprintf(name, sizeof name, "store conformance: %s", current->name);
+    failed += _cmocka_run_group_tests(name, conformance, sizeof conformance / sizeof conformance[0],
+                                      NULL, NULL);
+    if (!current->pg)
+      failed += cmocka_run_group_tests_name("store: the SQLite backend", sqlite_only, NULL, NULL);
+    else
+      failed += cmocka_run_group_tests_name("store: the PostgreSQL backend", pg_only, NULL, NULL);
+  }
+  PQfinish(admin_conn);
   return failed;
 }

@@ -54,8 +54,10 @@ static int each_message(store_txn_t *t, sqlite3_stmt *st, store_message_fn fn, v
 }
 
 int sq_message_add(store_txn_t *t, store_message_t *m) {
+  /* One of each side, and at least one of them ours: a message between two
+   * federated addresses belongs to no user here (its key would be user 0's). */
   if ((m->sender > 0) == (m->sender_remote != NULL) ||
-      (m->recipient > 0) == (m->recipient_remote != NULL))
+      (m->recipient > 0) == (m->recipient_remote != NULL) || (!m->sender && !m->recipient))
     return -EINVAL;
   char conv[400];
   if (m->sender && m->recipient)
