@@ -57,6 +57,7 @@ size_t ws_count(void) { return atomic_load(&live); }
 int ws_fd(const ws_t *ws) { return ws->fd; }
 bool ws_is_tls(const ws_t *ws) { return ws->tls; }
 size_t ws_queued(const ws_t *ws) { return ws->out_len - ws->out_off; }
+void ws_want_writable(ws_t *ws) { ws->notify_writable = true; }
 
 /* ---- tearing down ------------------------------------------------------------------------ */
 

@@ -64,6 +64,9 @@ enum MHD_Result http_websocket(http_request_t *req, const ws_options_t *opts);
  * whether to drop or disconnect), -EPIPE once closing. */
 int ws_send(ws_t *ws, bool binary, const void *data, size_t len);
 size_t ws_queued(const ws_t *ws);
+/* Asks for on_writable once the queue is at most half of max_queued (a
+ * sender pacing itself before ws_send would refuse). */
+void ws_want_writable(ws_t *ws);
 /* A ping frame (the peer answers with a pong, which counts as input). */
 int ws_ping(ws_t *ws);
 /* Starts the closing handshake; on_close follows (after at most 2 s). */

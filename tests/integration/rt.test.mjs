@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import fsp from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 
-import { ctl, show, sleep, startServer, wsOpen } from './harness.mjs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+import { STORE_TOOL, ctl, show, sleep, startServer, wsOpen } from './harness.mjs';
 import { clientLogin, rtConnect } from './rt-client.mjs';
 
 const PW = 'rt-test-pass-1';
@@ -206,6 +209,29 @@ describe('real-time core', () => {
     assert.deepEqual((await h.drain(300)).filter((f) => f.type === 'chat'), []);
     g.close();
     h.close();
+  });
+
+  test('a long absence: 16 MB of offline messages arrive in order, paced to the client', async () => {
+    const run = promisify(execFile);
+    const big = 'z'.repeat(16 * 1024 - 8);
+    await run(STORE_TOOL, [srv.dataDir, 'message', 'erin', 'grace', '0', '0', big, '1000']);
+    const c = await connect('grace');
+    // The client reads nothing for a while: unpaced, 16 MB would overflow
+    // the kernel's buffers and its 1 MiB queue and cut it off.
+    c.ws.sock.pause();
+    await sleep(2000);
+    c.ws.sock.resume();
+    const ids = [];
+    for (let i = 0; i < 1000; i++) {
+      const m = await c.type('chat', 20000);
+      assert.equal(m.from, addr('erin'));
+      ids.push(Number(m.message_id));
+    }
+    assert.deepEqual(ids, [...ids].sort((a, b) => a - b), 'oldest first');
+    assert.equal(new Set(ids).size, 1000);
+    assert.equal((await c.request({ type: 'ping' })).type, 'ok', 'still connected');
+    await c.request({ type: 'chat.received', message_id: String(ids[999]) });
+    c.close();
   });
 
   test('refusals: unknown and disabled users, addresses, sizes, types', async () => {

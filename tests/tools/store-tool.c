@@ -25,6 +25,8 @@
 #include "store/sqlite/sqlite.h"
 #include "store/store.h"
 
+#define RT_TEXT_BYTES STORE_MESSAGE_TEXT_MAX
+
 static int usage(void) {
   fprintf(stderr, "usage: store-tool DIR message FROM TO AGE_SECONDS DELIVERED TEXT [COUNT]\n"
                   "       store-tool DIR journal USER PEER AGE_SECONDS\n"
@@ -61,7 +63,7 @@ static int message_txn(store_txn_t *t, void *vctx) {
   if (r < 0) return r;
   int64_t n = c->count ? c->count : 1;
   for (int64_t i = 0; i < n; i++) {
-    char text[4096];
+    char text[RT_TEXT_BYTES + 32];
     if (c->count)
       snprintf(text, sizeof text, "%s %" PRId64, c->text, i);
     else

@@ -72,6 +72,12 @@ struct rt_conn {
   bool synced;     /* offline messages sent: live ones go straight out */
   queued_t *q;     /* live messages that came while syncing */
   size_t nq, capq;
+  /* Offline messages read but not yet sent: they go out as the client
+   * reads, so that a long absence never fills its queue. */
+  queued_t *backlog;
+  size_t nbacklog, backlog_at;
+  bool backlog_more;   /* the store has more after the backlog */
+  int64_t backlog_last; /* the newest id read */
   int64_t max_sent; /* the newest message this connection got */
   bucket_t frames, chats;
   char client[33], address[48], since[32];
@@ -506,6 +512,40 @@ static void flush_queue(rt_conn_t *c) {
   c->nq = c->capq = 0;
 }
 
+/* Offline messages wait while this much is queued for the client. */
+#define RT_SYNC_QUEUED (RT_MAX_QUEUED / 4)
+
+static void backlog_free(rt_conn_t *c) {
+  for (size_t i = c->backlog_at; i < c->nbacklog; i++) free(c->backlog[i].frame);
+  free(c->backlog);
+  c->backlog = NULL;
+  c->nbacklog = c->backlog_at = 0;
+}
+
+/* Sends offline messages while the client keeps up; then the next page,
+ * or the live ones that waited. */
+static void backlog_pump(rt_conn_t *c) {
+  while (c->backlog_at < c->nbacklog && !c->closing) {
+    if (ws_queued(c->ws) > RT_SYNC_QUEUED) {
+      ws_want_writable(c->ws); /* on_writable continues */
+      return;
+    }
+    queued_t *q = &c->backlog[c->backlog_at++];
+    if (q->id > c->max_sent) {
+      c->max_sent = q->id;
+      send_text(c, q->frame);
+    }
+    free(q->frame);
+    q->frame = NULL;
+  }
+  if (c->closing) return;
+  bool more = c->backlog_more;
+  int64_t last = c->backlog_last;
+  backlog_free(c);
+  if (more && rt_writer_sync(c->session, c->user->name, last) == 0) return;
+  flush_queue(c);
+}
+
 void rt_hub_synced(uint64_t session, const store_message_t *messages, size_t count, bool more,
                    int failed) {
   rt_conn_t *c = map_get_u64(H.sessions, session);
@@ -518,23 +558,34 @@ void rt_hub_synced(uint64_t session, const store_message_t *messages, size_t cou
     flush_queue(c);
     return;
   }
+  backlog_free(c);
+  c->backlog = count ? calloc(count, sizeof *c->backlog) : NULL;
+  if (count && !c->backlog) {
+    flush_queue(c); /* they stay pending for the next connection */
+    return;
+  }
+  char to[RT_ADDRESS_MAX + 1];
+  address_of(c->user->name, to, sizeof to);
   for (size_t i = 0; i < count; i++) {
     const store_message_t *m = &messages[i];
-    char from[RT_ADDRESS_MAX + 1], to[RT_ADDRESS_MAX + 1];
+    char from[RT_ADDRESS_MAX + 1];
     if (m->sender_name)
       address_of(m->sender_name, from, sizeof from);
     else
       snprintf(from, sizeof from, "%s", m->sender_remote ? m->sender_remote : "");
-    address_of(c->user->name, to, sizeof to);
     char *frame = chat_frame(m->id, from, to, m->text, m->time);
-    if (frame && m->id > c->max_sent) {
-      c->max_sent = m->id;
-      send_text(c, frame);
-    }
-    free(frame);
+    if (frame) c->backlog[c->nbacklog++] = (queued_t){.id = m->id, .frame = frame};
   }
-  if (more && count && rt_writer_sync(session, c->user->name, messages[count - 1].id) == 0) return;
-  flush_queue(c);
+  c->backlog_more = more && count;
+  c->backlog_last = count ? messages[count - 1].id : 0;
+  backlog_pump(c);
+}
+
+static void on_writable(ws_t *ws, void *user) {
+  (void)ws;
+  rt_pending_t *p = user;
+  rt_conn_t *c = p->conn;
+  if (c && !c->synced && c->backlog) backlog_pump(c);
 }
 
 /* ---- frames from the client ----------------------------------------------------------------- */
@@ -697,6 +748,7 @@ static void on_open(ws_t *ws, void *user) {
 }
 
 static void conn_free(rt_conn_t *c) {
+  backlog_free(c);
   for (size_t i = 0; i < c->nq; i++) free(c->q[i].frame);
   free(c->q);
   free(c->watches);
@@ -779,7 +831,8 @@ static void on_close(ws_t *ws, uint16_t code, void *user) {
 }
 
 const ws_callbacks_t rt_ws_callbacks = {
-    .on_open = on_open, .on_message = on_message, .on_close = on_close};
+    .on_open = on_open, .on_message = on_message, .on_writable = on_writable,
+    .on_close = on_close};
 
 void rt_pending_free(void *pending) {
   free(pending);
