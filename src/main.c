@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/secret.h"
+#include "core/throttle.h"
 #include "http/auth.h"
 #include "http/http.h"
 #include "http/router.h"
@@ -289,6 +290,7 @@ int main(int argc, char **argv) {
   }
   metrics_register(write_store_metrics, store);
   metrics_register(auth_write_metrics, NULL);
+  metrics_register(throttle_write_metrics, NULL);
   secret_key_t *key = NULL;
   auth_bootstrap_t boot = {0};
   if (secret_key_open(atlas.data_dir, &key, err, sizeof err) != 0 ||

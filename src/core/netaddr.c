@@ -50,3 +50,32 @@ bool netaddr_net_contains(const netaddr_net_t *net, int family, const unsigned c
   unsigned char mask = (unsigned char)(0xffu << (8 - rest));
   return (net->addr[whole] & mask) == (addr[whole] & mask);
 }
+
+void netaddr_client_key(int family, const unsigned char *addr, char out[NETADDR_KEY_MAX]) {
+  if (family == AF_INET6 && IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)(const void *)addr)) {
+    family = AF_INET;
+    addr += 12;
+  }
+  if (family == AF_INET) {
+    inet_ntop(AF_INET, addr, out, NETADDR_KEY_MAX);
+    return;
+  }
+  if (family != AF_INET6) {
+    snprintf(out, NETADDR_KEY_MAX, "unknown");
+    return;
+  }
+  unsigned char net[16] = {0};
+  memcpy(net, addr, 8);
+  char text[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, net, text, sizeof text);
+  snprintf(out, NETADDR_KEY_MAX, "%s/64", text);
+}
+
+void netaddr_client_key_text(const char *text, char out[NETADDR_KEY_MAX]) {
+  int family;
+  unsigned char addr[16];
+  if (text && netaddr_parse(text, &family, addr) == 0)
+    netaddr_client_key(family, addr, out);
+  else
+    snprintf(out, NETADDR_KEY_MAX, "%s", text && *text ? text : "unknown");
+}

@@ -21,3 +21,14 @@ int netaddr_net_parse(const char *text, netaddr_net_t *net);
 
 /* True when the address (of the given family) is inside the network. */
 bool netaddr_net_contains(const netaddr_net_t *net, int family, const unsigned char *addr);
+
+/* The key by which one client is counted when limiting connections or
+ * penalising failed logins: an IPv4 address as itself (also when written
+ * IPv4-mapped), an IPv6 address by its /64, since one end site is routinely
+ * given a whole /64 and could otherwise take a fresh address per attempt.
+ * "2001:db8:1:2::/64". From binary (family AF_INET or AF_INET6) or text;
+ * text that is no address is kept as it is (truncated), so that an odd peer
+ * is still counted as one. out needs NETADDR_KEY_MAX bytes. */
+#define NETADDR_KEY_MAX 64
+void netaddr_client_key(int family, const unsigned char *addr, char out[NETADDR_KEY_MAX]);
+void netaddr_client_key_text(const char *text, char out[NETADDR_KEY_MAX]);

@@ -20,16 +20,15 @@
 #include <unistd.h>
 
 #include "core/secret.h"
+#include "core/throttle.h"
 
 #define AUTH_MAX_SESSIONS 4096
 /* Open addressing at a load factor of at most one half keeps probes short. */
 #define AUTH_SESSION_SLOTS (2 * AUTH_MAX_SESSIONS)
-#define AUTH_THROTTLE_ENTRIES 1024
-#define AUTH_FAILURE_WINDOW_MS (15 * 60 * 1000)
-#define AUTH_MAX_DELAY_SECONDS 300
 /* Each Argon2id verification takes 64 MiB: a burst of logins must not take
  * the machine's memory with it. */
 #define AUTH_MAX_CONCURRENT_VERIFY 4
+#define AUTH_THROTTLE_REALM "admin"
 #define AUTH_MIN_PASSWORD_LENGTH 8
 #define AUTH_TOKEN_BYTES 32
 #define AUTH_CSRF_BYTES 18
@@ -45,22 +44,6 @@ typedef struct session_slot {
   int64_t expires;
 } session_slot_t;
 
-typedef enum throttle_kind {
-  THROTTLE_USER,
-  THROTTLE_ADDRESS,
-} throttle_kind_t;
-
-/* Keyed by a hash of the user name or address: people type passwords into
- * the user field, and this table should not keep them. */
-typedef struct throttle_entry {
-  bool used;
-  throttle_kind_t kind;
-  char key[65];
-  int failures;
-  int64_t last_failure_ms;
-  int64_t blocked_until_ms;
-} throttle_entry_t;
-
 static struct {
   pthread_mutex_t lock;
   pthread_cond_t verify_done;
@@ -70,7 +53,6 @@ static struct {
   char *dummy_hash;
   session_slot_t *slots;
   size_t n_sessions;
-  throttle_entry_t *throttle;
 } auth = {.lock = PTHREAD_MUTEX_INITIALIZER, .verify_done = PTHREAD_COND_INITIALIZER};
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -84,14 +66,6 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...) {
 }
 
 static int64_t wall_now(void) { return (int64_t)time(NULL); }
-
-/* Throttling runs on the monotonic clock: setting the system time must not
- * lift a delay or stretch one. */
-static int64_t mono_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void copy_str(char *out, size_t outlen, const char *s) {
   size_t n = strnlen(s, outlen - 1);
@@ -180,71 +154,6 @@ static void slot_insert(const store_session_t *s, int64_t now, char evicted[65])
   slot->created = s->created;
   slot->expires = s->expires;
   auth.n_sessions++;
-}
-
-/* ---- throttling (caller holds auth.lock) ---------------------------------------- */
-
-static bool throttle_stale(const throttle_entry_t *e, int64_t now) {
-  return now - e->last_failure_ms > AUTH_FAILURE_WINDOW_MS && now >= e->blocked_until_ms;
-}
-
-/* When the table is full a new key replaces a free entry first, then a stale
- * one, then the one that failed least recently: a flood of new names pushes
- * out quiet entries before the ones that are holding an attacker back. */
-static int victim_rank(const throttle_entry_t *e, int64_t now) {
-  if (!e->used) return 0;
-  return throttle_stale(e, now) ? 1 : 2;
-}
-
-static throttle_entry_t *throttle_find(throttle_kind_t kind, const char *key, bool create,
-                                       int64_t now) {
-  throttle_entry_t *victim = NULL;
-  for (size_t i = 0; i < AUTH_THROTTLE_ENTRIES; i++) {
-    throttle_entry_t *e = &auth.throttle[i];
-    if (e->used && e->kind == kind && strcmp(e->key, key) == 0) {
-      if (throttle_stale(e, now)) {
-        e->failures = 0;
-        e->blocked_until_ms = 0;
-      }
-      return e;
-    }
-    if (!victim || victim_rank(e, now) < victim_rank(victim, now) ||
-        (victim_rank(e, now) == victim_rank(victim, now) &&
-         e->last_failure_ms < victim->last_failure_ms))
-      victim = e;
-  }
-  if (!create || !victim) return NULL;
-  memset(victim, 0, sizeof *victim);
-  victim->used = true;
-  victim->kind = kind;
-  copy_str(victim->key, sizeof victim->key, key);
-  return victim;
-}
-
-static int64_t throttle_wait_ms(throttle_kind_t kind, const char *key, int64_t now) {
-  if (!key[0]) return 0;
-  throttle_entry_t *e = throttle_find(kind, key, false, now);
-  return e && e->blocked_until_ms > now ? e->blocked_until_ms - now : 0;
-}
-
-static void throttle_failure(throttle_kind_t kind, const char *key, int64_t now) {
-  if (!key[0]) return;
-  throttle_entry_t *e = throttle_find(kind, key, true, now);
-  if (!e) return;
-  if (e->failures < 1000) e->failures++;
-  e->last_failure_ms = now;
-  if (e->failures >= AUTH_FAILURES_BEFORE_DELAY) {
-    int shift = e->failures - AUTH_FAILURES_BEFORE_DELAY;
-    int64_t delay = shift >= 9 ? AUTH_MAX_DELAY_SECONDS : (int64_t)1 << shift;
-    if (delay > AUTH_MAX_DELAY_SECONDS) delay = AUTH_MAX_DELAY_SECONDS;
-    e->blocked_until_ms = now + delay * 1000;
-  }
-}
-
-static void throttle_success(throttle_kind_t kind, const char *key, int64_t now) {
-  if (!key[0]) return;
-  throttle_entry_t *e = throttle_find(kind, key, false, now);
-  if (e) memset(e, 0, sizeof *e);
 }
 
 /* ---- bootstrap ----------------------------------------------------------------- */
@@ -455,10 +364,8 @@ static void free_tables(void) {
     sodium_memzero(auth.slots, AUTH_SESSION_SLOTS * sizeof *auth.slots);
     free(auth.slots);
   }
-  free(auth.throttle);
   if (auth.dummy_hash) free(auth.dummy_hash);
   auth.slots = NULL;
-  auth.throttle = NULL;
   auth.dummy_hash = NULL;
   auth.n_sessions = 0;
   auth.store = NULL;
@@ -479,12 +386,11 @@ int auth_init(store_t *store, const char *data_dir, auth_bootstrap_t *boot, char
     return -EALREADY;
   }
   auth.slots = calloc(AUTH_SESSION_SLOTS, sizeof *auth.slots);
-  auth.throttle = calloc(AUTH_THROTTLE_ENTRIES, sizeof *auth.throttle);
   pthread_mutex_unlock(&auth.lock);
 
   int r = 0;
   char *dummy_password = NULL;
-  if (!auth.slots || !auth.throttle) {
+  if (!auth.slots) {
     set_err(err, errlen, "out of memory for the session table");
     r = -ENOMEM;
     goto fail;
@@ -611,29 +517,28 @@ int auth_login(const char *user, const char *password, const char *client_addr,
   if (out) memset(out, 0, sizeof *out);
   if (!user || !password || !out) return -EINVAL;
 
-  char user_key[65], addr_key[65] = "";
-  secret_sha256_hex(user, user_key);
-  if (client_addr && client_addr[0]) secret_sha256_hex(client_addr, addr_key);
-
   pthread_mutex_lock(&auth.lock);
   if (!auth.ready) {
     pthread_mutex_unlock(&auth.lock);
     return -EINVAL;
   }
-  int64_t now = mono_ms();
-  int64_t wait = throttle_wait_ms(THROTTLE_USER, user_key, now);
-  int64_t wait_addr = throttle_wait_ms(THROTTLE_ADDRESS, addr_key, now);
-  if (wait_addr > wait) wait = wait_addr;
-  if (wait > 0) {
-    pthread_mutex_unlock(&auth.lock);
-    if (retry_after) *retry_after = (int)((wait + 999) / 1000);
+  pthread_mutex_unlock(&auth.lock);
+  /* Refused before the password is looked at, and counted on the monotonic
+   * clock: setting the system time must not lift a delay or stretch one. */
+  int wait = 0;
+  throttle_t *thr = throttle_logins();
+  if (throttle_begin(thr, AUTH_THROTTLE_REALM, user, client_addr, throttle_now_ms(), &wait) !=
+      THROTTLE_GO) {
+    if (retry_after) *retry_after = wait;
     atomic_fetch_add(&login_failures, 1);
     return -EAGAIN;
   }
-  while (auth.verifying >= AUTH_MAX_CONCURRENT_VERIFY)
+  pthread_mutex_lock(&auth.lock);
+  while (auth.ready && auth.verifying >= AUTH_MAX_CONCURRENT_VERIFY)
     pthread_cond_wait(&auth.verify_done, &auth.lock);
   if (!auth.ready) {
     pthread_mutex_unlock(&auth.lock);
+    throttle_end(thr, AUTH_THROTTLE_REALM, user, client_addr, THROTTLE_ERROR, throttle_now_ms());
     return -EINVAL;
   }
   auth.verifying++;
@@ -657,15 +562,10 @@ int auth_login(const char *user, const char *password, const char *client_addr,
   pthread_mutex_lock(&auth.lock);
   auth.verifying--;
   pthread_cond_broadcast(&auth.verify_done);
-  now = mono_ms();
-  if (verdict == 0) {
-    throttle_success(THROTTLE_USER, user_key, now);
-    throttle_success(THROTTLE_ADDRESS, addr_key, now);
-  } else if (verdict == -EACCES) {
-    throttle_failure(THROTTLE_USER, user_key, now);
-    throttle_failure(THROTTLE_ADDRESS, addr_key, now);
-  }
   pthread_mutex_unlock(&auth.lock);
+  throttle_end(thr, AUTH_THROTTLE_REALM, user, client_addr,
+               verdict == 0 ? THROTTLE_OK : verdict == -EACCES ? THROTTLE_FAILED : THROTTLE_ERROR,
+               throttle_now_ms());
   if (verdict == -EACCES) atomic_fetch_add(&login_failures, 1);
   if (verdict != 0) return verdict == -EACCES ? -EACCES : -EIO;
 

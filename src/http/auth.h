@@ -1,6 +1,6 @@
 /* Administrator authentication: the first admin account, password logins,
  * sessions (cookie for the admin page, bearer token for atriumctl: the same
- * token, two carriers), CSRF tokens, and slowing down repeated failures.
+ * token, two carriers), CSRF tokens; failures are slowed by core/throttle.h.
  *
  * Sessions are kept in memory for the per-request check and written through
  * to the store so that they survive a restart. Thread-safe. */
@@ -42,8 +42,10 @@ typedef struct auth_session {
   int64_t expires;
 } auth_session_t;
 
-/* 0 on success; -EACCES for a wrong user or password; -EAGAIN when this user
- * or client address has failed too often recently (*retry_after seconds);
+/* 0 on success; -EACCES for a wrong user or password; -EAGAIN when the
+ * login throttle (core/throttle.h, realm "admin") refuses this client
+ * address for now (*retry_after seconds): it failed too often, or failed
+ * for this user while many addresses do, or logged in too often;
  * -EIO for a store failure, -EINVAL before auth_init. client_addr may be NULL
  * (then only the user name is counted). */
 int auth_login(const char *user, const char *password, const char *client_addr,

@@ -117,6 +117,9 @@ struct store_backend {
   int (*roster_delete)(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
   int (*roster_list)(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
   int (*user_by_id)(store_txn_t *t, int64_t id, store_user_t *out);
+
+  /* hardening: bounded client tokens per user */
+  int (*tokens_trim)(store_txn_t *t, int64_t user_id, int64_t keep, int64_t *deleted);
 };
 
 /* Records a database failure: counts it and keeps the message (printf

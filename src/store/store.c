@@ -312,6 +312,10 @@ int store_tokens_delete_user(store_txn_t *t, int64_t user_id, int64_t *deleted) 
   return t->store->be->tokens_delete_user(t, user_id, deleted);
 }
 
+int store_tokens_trim(store_txn_t *t, int64_t user_id, int64_t keep, int64_t *deleted) {
+  return t->store->be->tokens_trim(t, user_id, keep, deleted);
+}
+
 int store_tokens_purge(store_txn_t *t, int64_t user_id, int64_t now) {
   return t->store->be->tokens_purge(t, user_id, now);
 }

@@ -209,6 +209,9 @@ int store_tokens_delete_device(store_txn_t *t, int64_t user_id, const char *devi
 int store_token_delete(store_txn_t *t, const char *token_hash);
 /* Revokes every token of a user ("sign out everywhere"); *deleted: how many. */
 int store_tokens_delete_user(store_txn_t *t, int64_t user_id, int64_t *deleted);
+/* Keeps only the `keep` newest tokens of a user (a new login calls it
+ * before adding its own, so the oldest go); *deleted: how many went. */
+int store_tokens_trim(store_txn_t *t, int64_t user_id, int64_t keep, int64_t *deleted);
 /* Removes a user's tokens that expired at `now`. */
 int store_tokens_purge(store_txn_t *t, int64_t user_id, int64_t now);
 int store_token_put(store_txn_t *t, const char *token_hash, int64_t user_id,

@@ -1369,6 +1369,37 @@ static void test_user_by_id(void **state) {
   store_read_end(t);
 }
 
+/* Bounded tokens per user: the newest `keep` stay, others' are untouched. */
+static void test_tokens_trim(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  int64_t alice = add_user(t, "alice");
+  int64_t bob = add_user(t, "bob");
+  assert_int_equal(store_domain_add(t, 1, "example.com", "test"), 0);
+  char hash[32];
+  for (int i = 0; i < 6; i++) {
+    snprintf(hash, sizeof hash, "alice-%d", i);
+    assert_int_equal(store_token_put(t, hash, alice, NULL, 1, 100 + i, 9000), 0);
+  }
+  assert_int_equal(store_token_put(t, "bob-0", bob, NULL, 1, 50, 9000), 0);
+  int64_t deleted = -1;
+  assert_int_equal(store_tokens_trim(t, alice, 2, &deleted), 0);
+  assert_int_equal(deleted, 4);
+  store_token_t tok;
+  assert_int_equal(store_token_find(t, "alice-5", &tok), 0);
+  assert_int_equal(store_token_find(t, "alice-4", &tok), 0);
+  assert_int_equal(store_token_find(t, "alice-3", &tok), -ENOENT);
+  assert_int_equal(store_token_find(t, "alice-0", &tok), -ENOENT);
+  assert_int_equal(store_token_find(t, "bob-0", &tok), 0);
+  assert_int_equal(store_tokens_trim(t, alice, 2, &deleted), 0);
+  assert_int_equal(deleted, 0);
+  assert_int_equal(store_tokens_trim(t, alice, 0, &deleted), 0);
+  assert_int_equal(deleted, 2);
+  assert_int_equal(store_tokens_trim(t, alice, -1, &deleted), -EINVAL);
+  assert_int_equal(store_commit(t), 0);
+}
+
 /* ---- reopening and threads ---------------------------------------------------------- */
 
 static void test_reopen_keeps_data(void **state) {
@@ -2199,6 +2230,7 @@ int main(int argc, char **argv) {
       CONFORMANCE(test_retention),
       CONFORMANCE(test_roster),
       CONFORMANCE(test_user_by_id),
+      CONFORMANCE(test_tokens_trim),
       CONFORMANCE(test_reopen_keeps_data),
       CONFORMANCE(test_threads),
       cmocka_unit_test(test_close_null),

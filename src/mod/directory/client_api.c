@@ -11,59 +11,20 @@
 #include "mod/directory/internal.h"
 #include "mod/directory/directory.h"
 #include "core/log.h"
+#include "core/throttle.h"
 
-/* Failed logins slow down per login name and per client address, as admin
- * logins do (auth.c): after THROTTLE_FREE failures, each further attempt
- * waits 2^(n - THROTTLE_FREE) seconds, at most THROTTLE_MAX_WAIT, counted
- * from the last failure. A small fixed table: entries collide rarely, and a
- * collision only makes two keys share a counter. */
-#define THROTTLE_SLOTS 1024
-#define THROTTLE_FREE 5
-#define THROTTLE_MAX_WAIT 60
-#define THROTTLE_FORGET 900
+#define CLIENT_THROTTLE_REALM "client"
 
-typedef struct throttle_slot {
-  uint64_t key;
-  unsigned failures;
-  int64_t last;
-} throttle_slot_t;
-
-static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
-static throttle_slot_t throttle[THROTTLE_SLOTS];
-
-static uint64_t fnv1a(const char *kind, const char *s) {
-  uint64_t h = 1469598103934665603ull;
-  for (const char *p = kind; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ull;
-  for (const char *p = s; *p; p++) h = (h ^ (unsigned char)(*p | 0x20)) * 1099511628211ull;
-  return h | 1; /* 0 marks a free slot */
-}
-
-static int64_t mono_seconds(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec;
-}
-
-/* (throttle_lock) Seconds to wait before this key may try again. */
-static int64_t throttle_wait(uint64_t key, int64_t now) {
-  throttle_slot_t *s = &throttle[key % THROTTLE_SLOTS];
-  if (s->key != key || now - s->last > THROTTLE_FORGET || s->failures < THROTTLE_FREE) return 0;
-  unsigned over = s->failures - THROTTLE_FREE;
-  int64_t wait = over >= 6 ? THROTTLE_MAX_WAIT : (int64_t)1 << over;
-  if (wait > THROTTLE_MAX_WAIT) wait = THROTTLE_MAX_WAIT;
-  int64_t left = s->last + wait - now;
-  return left > 0 ? left : 0;
-}
-
-static void throttle_note(uint64_t key, bool failed, int64_t now) {
-  throttle_slot_t *s = &throttle[key % THROTTLE_SLOTS];
-  if (!failed) {
-    if (s->key == key) memset(s, 0, sizeof *s);
-    return;
-  }
-  if (s->key != key || now - s->last > THROTTLE_FORGET) *s = (throttle_slot_t){.key = key};
-  s->failures++;
-  s->last = now;
+/* The account a login name means, for the throttle: its local part in lower
+ * case, so that "Alice", "alice@example.com" and "alice@old-domain" all
+ * count for the one user (logins fold case the same way). */
+static void throttle_account(const char *login, char *out, size_t len) {
+  const char *at = strrchr(login, '@');
+  size_t n = at ? (size_t)(at - login) : strlen(login);
+  if (n >= len) n = len - 1;
+  for (size_t i = 0; i < n; i++)
+    out[i] = login[i] >= 'A' && login[i] <= 'Z' ? (char)(login[i] - 'A' + 'a') : login[i];
+  out[n] = '\0';
 }
 
 /* A problem document with extension members (RFC 9457 allows them). */
@@ -110,31 +71,32 @@ enum MHD_Result directory_client_login(http_request_t *req) {
     return reply_field(req, "password", "Is required.");
   const char *login = json_string_value(jl), *password = json_string_value(jp);
 
-  uint64_t kl = fnv1a("login:", login), ka = fnv1a("addr:", http_client_address(req));
-  int64_t now = mono_seconds();
-  pthread_mutex_lock(&throttle_lock);
-  int64_t wait = throttle_wait(kl, now), wa = throttle_wait(ka, now);
-  pthread_mutex_unlock(&throttle_lock);
-  if (wa > wait) wait = wa;
-  if (wait > 0) {
+  char account[DIRECTORY_NAME_MAX + 1];
+  throttle_account(login, account, sizeof account);
+  const char *source = http_client_address(req);
+  int wait = 0;
+  throttle_t *thr = throttle_logins();
+  if (throttle_begin(thr, CLIENT_THROTTLE_REALM, account, source, throttle_now_ms(), &wait) !=
+      THROTTLE_GO) {
     char retry[24], detail[200];
-    snprintf(retry, sizeof retry, "%lld", (long long)wait);
+    snprintf(retry, sizeof retry, "%d", wait);
     http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, retry);
-    snprintf(detail, sizeof detail, "Too many failed logins; try again in %lld seconds.",
-             (long long)wait);
+    snprintf(detail, sizeof detail, "Too many login attempts; try again in %d seconds.", wait);
     return http_reply_problem(req, MHD_HTTP_TOO_MANY_REQUESTS, "too-many-attempts",
-                              "Too many failed logins", detail, NULL);
+                              "Too many login attempts", detail, NULL);
   }
 
   problem_t err = {0};
   directory_login_t out;
   int r = directory_login(http_store(req), login, password, json_object_get(body, "device"), &out,
                           &err);
-  pthread_mutex_lock(&throttle_lock);
-  now = mono_seconds();
-  throttle_note(kl, r == -EACCES, now);
-  throttle_note(ka, r == -EACCES, now);
-  pthread_mutex_unlock(&throttle_lock);
+  /* A right password for a renamed login counts as a success: it proves
+   * the password. */
+  throttle_end(thr, CLIENT_THROTTLE_REALM, account, source,
+               r == 0 || r == -ESTALE ? THROTTLE_OK
+               : r == -EACCES         ? THROTTLE_FAILED
+                                      : THROTTLE_ERROR,
+               throttle_now_ms());
 
   enum MHD_Result ret;
   if (r == 0) {

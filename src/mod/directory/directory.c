@@ -1420,6 +1420,10 @@ static int issue_token(store_txn_t *t, const login_lookup_t *who, const device_i
     if ((r = store_tokens_delete_device(t, who->user_id, dev->id)) < 0) return r;
   }
   if ((r = store_tokens_purge(t, who->user_id, now)) < 0) return r;
+  /* A bounded number of live logins per user: the oldest goes first. */
+  int64_t trimmed = 0;
+  if ((r = store_tokens_trim(t, who->user_id, DIRECTORY_TOKENS_PER_USER - 1, &trimmed)) < 0)
+    return r;
   out->expires = now + DIRECTORY_TOKEN_SECONDS;
   return store_token_put(t, hash, who->user_id, dev->id, who->generation, now, out->expires);
 }

@@ -39,6 +39,9 @@
 #define DIRECTORY_LIST_LIMIT_MAX 1000
 #define DIRECTORY_IMPORT_ERRORS_MAX 50
 #define DIRECTORY_TOKEN_SECONDS (30 * 24 * 3600)
+/* Client tokens a user may hold at once (desktop, web and mobile devices);
+ * a login beyond revokes the oldest. */
+#define DIRECTORY_TOKENS_PER_USER 32
 
 /* What went wrong, for the HTTP reply, is a problem_t: the sentence in
  * detail, the failing fields in errors ([{"key", "message", "row"?,

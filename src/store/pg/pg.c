@@ -876,6 +876,7 @@ static const store_backend_t backend = {
     .roster_delete = pg_roster_delete,
     .roster_list = pg_roster_list,
     .user_by_id = pg_user_by_id,
+    .tokens_trim = pg_tokens_trim,
 };
 
 const store_backend_t *store_pg_backend(void) { return &backend; }

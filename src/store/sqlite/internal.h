@@ -92,6 +92,7 @@ int sq_device_put(store_txn_t *t, int64_t user_id, const char *device_id, const 
 int sq_tokens_delete_device(store_txn_t *t, int64_t user_id, const char *device_id);
 int sq_tokens_delete_user(store_txn_t *t, int64_t user_id, int64_t *deleted);
 int sq_token_delete(store_txn_t *t, const char *token_hash);
+int sq_tokens_trim(store_txn_t *t, int64_t user_id, int64_t keep, int64_t *deleted);
 int sq_tokens_purge(store_txn_t *t, int64_t user_id, int64_t now);
 int sq_token_put(store_txn_t *t, const char *token_hash, int64_t user_id, const char *device_id,
                  int64_t generation, int64_t created, int64_t expires);

@@ -612,6 +612,7 @@ static const store_backend_t backend = {
     .roster_delete = sq_roster_delete,
     .roster_list = sq_roster_list,
     .user_by_id = sq_user_by_id,
+    .tokens_trim = sq_tokens_trim,
 };
 
 const store_backend_t *store_sqlite_backend(void) { return &backend; }
