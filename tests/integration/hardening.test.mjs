@@ -141,3 +141,77 @@ describe('login throttling', () => {
     assert.match(r.text, /atrium_login_throttled_total\{reason="rate"\} [1-9]/);
   });
 });
+
+describe('revocation of client tokens', () => {
+  const PW = 'dave-secret-1';
+  const loginDave = async (src, password = PW) => {
+    const r = await from(srv, src, 'POST', CLIENT, { body: { login: 'dave', password } });
+    assert.equal(r.status, 200, r.text);
+    return r.json.token;
+  };
+  const me = (token) => srv.api('GET', '/client/v1/me', { token });
+
+  test('a password change revokes every token of the user at once', async () => {
+    const t1 = await loginDave('127.0.12.60');
+    const t2 = await loginDave('127.0.12.61');
+    assert.equal((await me(t1)).status, 200);
+    const r = await srv.api('PATCH', '/api/v1/users/dave', { token: admin, body: { password: 'dave-secret-2' } });
+    assert.equal(r.status, 200, r.text);
+    for (const t of [t1, t2]) {
+      const m = await me(t);
+      assert.equal(m.status, 401, m.text);
+    }
+    // The new password works; the old one does not.
+    const t3 = await loginDave('127.0.12.62', 'dave-secret-2');
+    assert.equal((await me(t3)).status, 200);
+    const bad = await from(srv, '127.0.12.62', 'POST', CLIENT, { body: { login: 'dave', password: PW } });
+    assert.equal(bad.status, 401);
+    // Back to the first password for the tests below; that revokes t3.
+    await srv.api('PATCH', '/api/v1/users/dave', { token: admin, body: { password: PW } });
+    assert.equal((await me(t3)).status, 401);
+  });
+
+  test('a password reset to none and disabling revoke too, and stay revoked', async () => {
+    let t = await loginDave('127.0.12.63');
+    let r = await srv.api('PATCH', '/api/v1/users/dave', { token: admin, body: { enabled: false } });
+    assert.equal(r.status, 200, r.text);
+    r = await srv.api('PATCH', '/api/v1/users/dave', { token: admin, body: { enabled: true } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await me(t)).status, 401, 'enabling again does not bring the token back');
+    t = await loginDave('127.0.12.64');
+    r = await srv.api('PATCH', '/api/v1/users/dave', { token: admin, body: { password: null } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await me(t)).status, 401);
+    await srv.api('PATCH', '/api/v1/users/dave', { token: admin, body: { password: PW } });
+  });
+
+  test('a change of the display name revokes nothing', async () => {
+    const t = await loginDave('127.0.12.65');
+    const r = await srv.api('PATCH', '/api/v1/users/dave', { token: admin, body: { display_name: 'Dave D.' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await me(t)).status, 200);
+  });
+
+  test('POST /client/v1/logout revokes the presented token only', async () => {
+    const a = await loginDave('127.0.12.66');
+    const b = await loginDave('127.0.12.67');
+    let r = await srv.api('POST', '/client/v1/logout', { token: a });
+    assert.equal(r.status, 204, r.text);
+    assert.equal((await me(a)).status, 401);
+    assert.equal((await me(b)).status, 200, 'the other login stays');
+    // Again, or without a token: 401, nothing else changes.
+    r = await srv.api('POST', '/client/v1/logout', { token: a });
+    assert.equal(r.status, 401);
+    r = await srv.api('POST', '/client/v1/logout');
+    assert.equal(r.status, 401);
+    assert.equal((await me(b)).status, 200);
+    // "Everywhere" from the client, and sign-out by the admin.
+    r = await srv.api('POST', '/client/v1/logout?everywhere=2', { token: b });
+    assert.equal(r.status, 400);
+    const c = await loginDave('127.0.12.68');
+    r = await srv.api('POST', '/api/v1/users/dave/sign-out', { token: admin });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(r.json.revoked_tokens >= 2);
+    for (const t of [b, c]) assert.equal((await me(t)).status, 401);
+  });
+});

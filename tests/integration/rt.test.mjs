@@ -272,6 +272,7 @@ describe('real-time core', () => {
     assert.equal(e.status, 409);
     r = await srv.api('PATCH', '/api/v1/users/frank', { token: admin, body: { enabled: true } });
     assert.equal(r.status, 200, r.text);
+    tok.frank = await clientLogin(srv, 'frank', PW); // disabling revoked frank's tokens
     assert.equal((await c.request({ type: 'chat.send', to: addr('frank'), text: 'back' })).type, 'ok',
       'enabling takes effect at once');
     // the connection still works after all that
@@ -475,6 +476,9 @@ describe('real-time core', () => {
     }
     await assert.rejects(rtConnect(srv, tok.grace), (e) => e.status === 401);
     r = await srv.api('PATCH', '/api/v1/users/grace', { token: admin, body: { enabled: true } });
+    // Disabling revoked the tokens: enabling again needs a new login.
+    await assert.rejects(rtConnect(srv, tok.grace), (e) => e.status === 401);
+    tok.grace = await clientLogin(srv, 'grace', PW);
     const g3 = await connect('grace', { ticket: false });
     r = await srv.api('POST', '/api/v1/users/grace/sign-out', { token: admin });
     assert.equal(r.status, 200, r.text);

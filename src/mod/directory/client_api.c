@@ -157,7 +157,7 @@ int directory_client_user(http_request_t *req, json_t **user, enum MHD_Result *r
       req, http_bearer_token(http_header(req, MHD_HTTP_HEADER_AUTHORIZATION)), user, reply);
 }
 
-/* DELETE /client/v1/login: logs this client out (its token no longer
+/* DELETE /client/v1/login and POST /client/v1/logout: log this client out (its token no longer
  * works); with ?everywhere=1 every client of the user, whose open
  * connections then close with bye "signed_out". */
 enum MHD_Result directory_client_logout(http_request_t *req) {

@@ -493,6 +493,7 @@ typedef struct user_txn {
   problem_t *err;
   bool update;
   char local[DIRECTORY_NAME_MAX + 1]; /* update: the name before the change */
+  int64_t revoked; /* client tokens revoked by the change */
 } user_txn_t;
 
 /* ---- who is told of a change ------------------------------------------------------------- */
@@ -532,6 +533,14 @@ static int user_txn(store_txn_t *t, void *vctx) {
       return r;
     r = store_user_update(t, c->local, &w, &conflict);
     if (!c->in->has_name) name = c->local;
+    /* A new (or cleared) password or a disabled account ends every login
+     * at once, in the same transaction: a token stolen before the change
+     * must not outlive it, on this node or any other of the store. */
+    if (r == 0 && (c->in->has_password || (c->in->has_enabled && !c->in->enabled))) {
+      store_user_t u;
+      r = store_user_get(t, name, &u);
+      if (r == 0) r = store_tokens_delete_user(t, u.id, &c->revoked);
+    }
   } else {
     r = store_user_insert(t, &w, &conflict);
   }
@@ -560,6 +569,10 @@ static int user_write(store_t *store, const char *ref, const json_t *in, bool up
       if (u.has_enabled && !u.enabled) tell(DIRECTORY_USER_DISABLED, c.local);
       if (u.has_name && strcmp(u.name, c.local) != 0) tell(DIRECTORY_USER_RENAMED, c.local);
       if (u.has_password) tell(DIRECTORY_USER_PASSWORD, c.local);
+      /* The tokens went with the password: connected clients must log in
+       * again, as after "sign out everywhere". */
+      if (u.has_password && !(u.has_enabled && !u.enabled))
+        tell(DIRECTORY_USER_SIGNED_OUT, u.has_name ? u.name : c.local);
     }
   }
   user_input_clear(&u);

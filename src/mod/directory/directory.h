@@ -110,7 +110,9 @@ int directory_user_create(store_t *store, const json_t *in, json_t **user, probl
 /* `name` is the local part, or a login name with the current domain. */
 int directory_user_get(store_t *store, const char *name, json_t **user);
 /* `patch`: any of "name", "display_name", "windows_account", "password",
- * "enabled"; null clears display_name, windows_account and password. */
+ * "enabled"; null clears display_name, windows_account and password. A
+ * password given (set or cleared) or "enabled": false revokes every client
+ * token of the user in the same transaction. */
 int directory_user_update(store_t *store, const char *name, const json_t *patch, json_t **user,
                           problem_t *err);
 int directory_user_delete(store_t *store, const char *name);

@@ -40,6 +40,10 @@ static const http_route_t routes[] = {
      .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
     {.method = HTTP_DELETE, .path = "/client/v1/login", .handler = directory_client_logout,
      .auth = HTTP_AUTH_NONE},
+    /* The same as DELETE /client/v1/login, for clients that cannot send
+     * DELETE (sendBeacon on page unload, some proxies). */
+    {.method = HTTP_POST, .path = "/client/v1/logout", .handler = directory_client_logout,
+     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_NONE},
     {.method = HTTP_GET, .path = "/client/v1/me", .handler = directory_client_me,
      .auth = HTTP_AUTH_NONE},
 };
