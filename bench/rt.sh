@@ -140,6 +140,8 @@ atrium_start() {
   <DataDirectory>$tmp/atrium-data</DataDirectory>
   <IMDeleteAfterDays>90</IMDeleteAfterDays>
   <JournalDeleteAfterDays>365</JournalDeleteAfterDays>
+  <!-- The load generator is one address: no per-client limit for it. -->
+  <Limits connections="1000000" perAddress="1000000"/>
 </Atlas>
 EOF
   atriumd="$ATRIUMD"

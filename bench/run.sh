@@ -29,6 +29,8 @@ cat >"$tmp/atlas.xml" <<EOF
   <DataDirectory>$tmp/data</DataDirectory>
   <IMDeleteAfterDays>90</IMDeleteAfterDays>
   <JournalDeleteAfterDays>365</JournalDeleteAfterDays>
+  <!-- The load generator is one address: no per-client limit for it. -->
+  <Limits connections="1000000" perAddress="1000000"/>
 </Atlas>
 EOF
 admin_pass="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"

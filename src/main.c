@@ -291,6 +291,7 @@ int main(int argc, char **argv) {
   metrics_register(write_store_metrics, store);
   metrics_register(auth_write_metrics, NULL);
   metrics_register(throttle_write_metrics, NULL);
+  metrics_register(http_write_connection_metrics, NULL);
   secret_key_t *key = NULL;
   auth_bootstrap_t boot = {0};
   if (secret_key_open(atlas.data_dir, &key, err, sizeof err) != 0 ||
@@ -318,7 +319,16 @@ int main(int argc, char **argv) {
       .router = up.router,
       .defer_pool = runtime_io_pool(),
       .connection_limit = (unsigned)runtime_connection_budget(),
+      .limits = {.connections = (unsigned)atlas.limit_connections,
+                 .per_address = (unsigned)atlas.limit_per_address,
+                 .loopback_reserve = (unsigned)atlas.limit_loopback_reserve,
+                 .header_timeout_s = (unsigned)atlas.limit_header_timeout},
   };
+  /* No more connections than descriptors to hold them. */
+  if (hc.connection_limit && hc.limits.connections > hc.connection_limit)
+    hc.limits.connections = hc.connection_limit;
+  if (hc.limits.loopback_reserve >= hc.limits.connections)
+    hc.limits.loopback_reserve = hc.limits.connections / 4;
   if (http_start(&hc, err, sizeof err) != 0) goto fail;
 
   print_banner(&atlas, &boot);

@@ -56,6 +56,7 @@ static int parse_ca_bundle(parse_t *p, xmlNode *node);
 static int parse_trusted_proxies(parse_t *p, xmlNode *node);
 static int parse_privacy_dir(parse_t *p, xmlNode *node);
 static int parse_store(parse_t *p, xmlNode *node);
+static int parse_limits(parse_t *p, xmlNode *node);
 
 static const atlas_element_t elements[] = {
     {.name = "Listen", .parse = parse_listen},
@@ -68,6 +69,7 @@ static const atlas_element_t elements[] = {
     {.name = "TrustedProxies", .parse = parse_trusted_proxies},
     {.name = "PrivacyDirectory", .parse = parse_privacy_dir},
     {.name = "Store", .parse = parse_store},
+    {.name = "Limits", .parse = parse_limits},
 };
 #define N_ELEMENTS (sizeof elements / sizeof elements[0])
 
@@ -278,6 +280,46 @@ static int parse_listen(parse_t *p, xmlNode *node) {
   return r;
 }
 
+/* <Limits connections=".." perAddress=".." loopbackReserve=".." headerTimeout=".."/> */
+static int parse_limits(parse_t *p, xmlNode *node) {
+  static const char *const names[] = {"connections", "perAddress", "loopbackReserve",
+                                      "headerTimeout"};
+  static const struct {
+    long min, max;
+    const char *rule;
+  } rules[] = {
+      {16, 1000000, "a whole number from 16 to 1000000"},
+      {1, 1000000, "a whole number from 1 to 1000000"},
+      {0, 100000, "a whole number from 0 to 100000"},
+      {1, 3600, "a whole number of seconds from 1 to 3600"},
+  };
+  xmlChar *v[4];
+  int r = get_attributes(p, node, names, 4, v);
+  if (r == 0) r = expect_no_content(p, node);
+  long got[4] = {p->cfg->limit_connections, p->cfg->limit_per_address,
+                 p->cfg->limit_loopback_reserve, p->cfg->limit_header_timeout};
+  for (int i = 0; r == 0 && i < 4; i++) {
+    if (!v[i]) continue;
+    long n;
+    if (parse_uint((const char *)v[i], rules[i].max, &n) != 0 || n < rules[i].min)
+      r = fail(p, node, "<Limits %s=\"%.100s\">: must be %s", names[i], (const char *)v[i],
+               rules[i].rule);
+    else
+      got[i] = n;
+  }
+  if (r == 0 && got[2] >= got[0])
+    r = fail(p, node, "<Limits>: loopbackReserve (%ld) must be smaller than connections (%ld)",
+             got[2], got[0]);
+  if (r == 0) {
+    p->cfg->limit_connections = (int)got[0];
+    p->cfg->limit_per_address = (int)got[1];
+    p->cfg->limit_loopback_reserve = (int)got[2];
+    p->cfg->limit_header_timeout = (int)got[3];
+  }
+  free_values(v, 4);
+  return r;
+}
+
 static int parse_data_dir(parse_t *p, xmlNode *node) {
   char *s;
   int r = get_text(p, node, &s);
@@ -474,6 +516,10 @@ static void config_defaults(atlas_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
   snprintf(cfg->listen_address, sizeof cfg->listen_address, "%s", ATLAS_DEFAULT_ADDRESS);
   cfg->listen_port = ATLAS_DEFAULT_PORT;
+  cfg->limit_connections = ATLAS_DEFAULT_CONNECTIONS;
+  cfg->limit_per_address = ATLAS_DEFAULT_PER_ADDRESS;
+  cfg->limit_loopback_reserve = ATLAS_DEFAULT_LOOPBACK_RESERVE;
+  cfg->limit_header_timeout = ATLAS_DEFAULT_HEADER_TIMEOUT;
   snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", ATLAS_DEFAULT_DATA_DIR);
   snprintf(cfg->store_backend, sizeof cfg->store_backend, "%s", ATLAS_STORE_SQLITE);
   cfg->im_delete_after_days = -1;

@@ -9,7 +9,15 @@
  *     <JournalDeleteAfterDays>365</JournalDeleteAfterDays>
  *     <CABundle>/etc/atrium/ca.pem</CABundle>    (CAs trusted for outbound HTTPS)
  *     <Store backend="postgresql" conninfo="host=/run/postgresql dbname=atrium"/>
+ *     <Limits connections="4096" perAddress="128" loopbackReserve="32" headerTimeout="20"/>
  *   </Atlas>
+ *
+ * <Limits> bounds the HTTP connections in progress (WebSockets, once
+ * upgraded, are not counted: the real-time module has its own budget):
+ * connections in all, perAddress from one client (IPv6 by /64; behind a
+ * trusted proxy the proxy is the peer, see docs/operations.md), of which
+ * loopbackReserve are kept for clients on 127.0.0.0/8 and ::1 only, and
+ * headerTimeout seconds for the whole request head (not reset per byte).
  *
  * <Store> picks the store's backend, read at start: "sqlite" (the default:
  * atrium.db in the data directory, no conninfo) or "postgresql" (several
@@ -32,6 +40,10 @@
 #define ATLAS_MAX_BYTES (1024 * 1024)
 #define ATLAS_STORE_SQLITE "sqlite"
 #define ATLAS_STORE_POSTGRESQL "postgresql"
+#define ATLAS_DEFAULT_CONNECTIONS 4096
+#define ATLAS_DEFAULT_PER_ADDRESS 128
+#define ATLAS_DEFAULT_LOOPBACK_RESERVE 32
+#define ATLAS_DEFAULT_HEADER_TIMEOUT 20
 
 typedef struct atlas_config {
   char path[4096];         /* the file this was read from (absolute) */
@@ -55,6 +67,10 @@ typedef struct atlas_config {
   char privacy_custom[4096];
   char store_backend[16];    /* ATLAS_STORE_SQLITE (default) or ATLAS_STORE_POSTGRESQL */
   char store_conninfo[1024]; /* postgresql: the libpq connection string; empty for sqlite */
+  int limit_connections;      /* <Limits connections>, ATLAS_DEFAULT_CONNECTIONS */
+  int limit_per_address;      /* <Limits perAddress> */
+  int limit_loopback_reserve; /* <Limits loopbackReserve> */
+  int limit_header_timeout;   /* <Limits headerTimeout>, seconds */
 } atlas_config_t;
 
 /* Reads and checks the file. On failure returns a negative code (-EINVAL for

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/netaddr.h"
 #include "core/workpool.h"
+#include "http/limits.h"
 #include "http/router.h"
 
 static const char *const method_names[HTTP_METHOD_COUNT] = {
@@ -147,6 +148,7 @@ struct http_request {
   } headers[HTTP_MAX_EXTRA_HEADERS];
   size_t nheaders;
   char client[INET6_ADDRSTRLEN];
+  char forwarded_key[NETADDR_KEY_MAX]; /* counted in limits_forwarded_enter, or empty */
   struct http_job *job; /* work in progress on its own thread (http_defer), or NULL */
 };
 
@@ -358,6 +360,7 @@ const char *http_request_host(http_request_t *req) {
  * socket carries now). */
 typedef struct http_conn {
   uint64_t words[HTTP_REPLY_HOOKS_MAX];
+  conn_track_t track; /* the connection limits' */
 } http_conn_t;
 
 static http_reply_hook_fn reply_hooks[HTTP_REPLY_HOOKS_MAX];
@@ -374,12 +377,33 @@ void http_clear_reply_hooks(void) { reply_hook_count = 0; }
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe) {
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-    *socket_context = calloc(1, sizeof(http_conn_t)); /* NULL: the hooks skip this connection */
+    http_conn_t *c = calloc(1, sizeof(http_conn_t)); /* NULL: hooks and limits skip it */
+    *socket_context = c;
+    const union MHD_ConnectionInfo *fi =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (c && fi && ai) limits_opened(&c->track, fi->connect_fd, ai->client_addr);
   } else {
-    free(*socket_context);
+    http_conn_t *c = *socket_context;
+    if (c) limits_closed(&c->track);
+    free(c);
     *socket_context = NULL;
   }
 }
+
+static conn_track_t *track_of(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  http_conn_t *c = ci ? ci->socket_context : NULL;
+  return c ? &c->track : NULL;
+}
+
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
+  return limits_accept(addr) ? MHD_YES : MHD_NO;
+}
+
+void http_write_connection_metrics(FILE *f, void *ctx) { limits_write_metrics(f, ctx); }
 
 static void run_reply_hooks(http_request_t *req) {
   if (!reply_hook_count) return;
@@ -399,7 +423,12 @@ static void run_reply_hooks(http_request_t *req) {
 static enum MHD_Result queue_reply(http_request_t *req, unsigned status,
                                    struct MHD_Response *resp) {
   run_reply_hooks(req);
-  return MHD_queue_response(req->conn, status, resp);
+  enum MHD_Result r = MHD_queue_response(req->conn, status, resp);
+  if (r == MHD_YES && status == MHD_HTTP_SWITCHING_PROTOCOLS) {
+    conn_track_t *t = track_of(req->conn);
+    if (t) limits_upgraded(t);
+  }
+  return r;
 }
 
 int http_add_header(http_request_t *req, const char *name, const char *value) {
@@ -605,6 +634,16 @@ static enum MHD_Result begin_request(http_request_t *req, const char *url) {
                               "Method not allowed", detail, NULL);
   }
   enum MHD_Result ret;
+  /* Behind a trusted proxy every connection comes from the proxy: the
+   * per-address limit applies to the forwarded client's requests instead. */
+  if (http_via_trusted_proxy(req) &&
+      limits_forwarded_enter(http_client_address(req), req->forwarded_key) != 0) {
+    http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+    return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "Too many requests",
+                              "Your address has too many requests in progress; try again when "
+                              "some have finished.",
+                              NULL);
+  }
   if (req->route->auth == HTTP_AUTH_ADMIN && !authenticate(req, &ret)) return ret;
 
   const char *length = http_header(req, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -771,6 +810,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     clock_gettime(CLOCK_MONOTONIC, &req->start);
     req->method = http_method_parse(method);
     req->slot = http_router_patterns(server.router);
+    conn_track_t *t = track_of(conn);
+    if (t) limits_head_done(t);
     /* MHD closes the connection after a reply queued before the request is
      * complete. Without a body the request is complete at the next call, so
      * the checks wait for it and keep-alive survives a 401 or 404; with a
@@ -828,6 +869,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
   http_request_t *req = *con_cls;
   if (!req) return;
   *con_cls = NULL;
+  limits_forwarded_leave(req->forwarded_key);
+  if (req->status != MHD_HTTP_SWITCHING_PROTOCOLS) {
+    conn_track_t *t = track_of(conn);
+    if (t) limits_request_done(t);
+  }
   int64_t us = elapsed_us(&req->start);
   const char *route = req->route ? req->route->path : "unmatched";
   if (req->status) {
@@ -1005,10 +1051,15 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
   }
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
 
+  int lr = limits_start(&cfg->limits, trusted_match, err, errlen);
+  if (lr != 0) {
+    http_stop();
+    return lr;
+  }
   server.starting = true;
   server.start_error[0] = '\0';
   /* The logger must come first, or MHD prints early messages itself. */
-  server.daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, NULL, NULL, on_request, NULL,
+  server.daemon = MHD_start_daemon(flags, (uint16_t)cfg->port, on_accept, NULL, on_request, NULL,
                                    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_ARRAY,
                                    opts, MHD_OPTION_END);
   server.starting = false;
@@ -1030,8 +1081,11 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
   server.port = di ? di->port : cfg->port;
   server.tls = tls;
   bool v6 = sa->sa_family == AF_INET6;
-  log_info("listening on %s://%s%s%s:%d with %u threads", tls ? "https" : "http", v6 ? "[" : "",
-           addr, v6 ? "]" : "", server.port, threads);
+  log_info("listening on %s://%s%s%s:%d with %u threads; at most %u connections (%u per "
+           "address, %u kept for loopback), %u s for a request head",
+           tls ? "https" : "http", v6 ? "[" : "", addr, v6 ? "]" : "", server.port, threads,
+           cfg->limits.connections, cfg->limits.per_address, cfg->limits.loopback_reserve,
+           cfg->limits.header_timeout_s);
   return 0;
 }
 
@@ -1050,6 +1104,7 @@ void http_stop(void) {
   pthread_mutex_unlock(&server.jobs_lock);
   if (server.daemon) MHD_stop_daemon(server.daemon);
   server.daemon = NULL;
+  limits_stop();
   if (server.oom) MHD_destroy_response(server.oom);
   server.oom = NULL;
   free_tls();

@@ -69,6 +69,14 @@ typedef struct http_route {
 struct http_router;
 struct workpool;
 
+/* Connection limits (atlas.xml <Limits>; http/limits.h says how they act). */
+typedef struct http_limits {
+  unsigned connections;      /* in all; 0: none */
+  unsigned per_address;      /* from one client (IPv6 by /64); 0: none */
+  unsigned loopback_reserve; /* of `connections`, kept for loopback peers */
+  unsigned header_timeout_s; /* for the whole request head; 0: none */
+} http_limits_t;
+
 typedef struct http_config {
   const char *address; /* IPv4 or IPv6 literal; "::" listens on both families */
   int port;            /* 0: any free port (see http_port) */
@@ -82,6 +90,7 @@ typedef struct http_config {
   struct http_router *router;    /* every module's routes */
   struct workpool *defer_pool;   /* where http_defer work runs */
   unsigned connection_limit;     /* 0: libmicrohttpd's default */
+  http_limits_t limits;
 } http_config_t;
 
 /* Starts the daemon. Block the signals main waits for before calling this:
@@ -94,6 +103,8 @@ void http_stop(void); /* safe to call when not started */
 /* The port actually bound (useful with port 0). */
 int http_port(void);
 bool http_tls(void);
+/* atrium_http_connections... lines for /metrics (a metrics_write_fn). */
+void http_write_connection_metrics(FILE *f, void *ctx);
 
 /* ---- methods ------------------------------------------------------------------------ */
 

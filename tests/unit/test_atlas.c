@@ -609,8 +609,49 @@ static void test_trusted_and_privacy(void **state) {
   }
 }
 
+/* <Limits>: defaults, each attribute, and the bounds. */
+static void test_limits(void **state) {
+  (void)state;
+  static const struct {
+    const char *doc;
+    int rc;
+    int conns, per, reserve, head;
+    const char *err_has;
+  } limit_cases[] = {
+      {"<Atlas/>", 0, ATLAS_DEFAULT_CONNECTIONS, ATLAS_DEFAULT_PER_ADDRESS,
+       ATLAS_DEFAULT_LOOPBACK_RESERVE, ATLAS_DEFAULT_HEADER_TIMEOUT, NULL},
+      {"<Atlas><Limits connections=\"100\" perAddress=\"10\" loopbackReserve=\"0\" "
+       "headerTimeout=\"5\"/></Atlas>", 0, 100, 10, 0, 5, NULL},
+      {"<Atlas><Limits perAddress=\"7\"/></Atlas>", 0, ATLAS_DEFAULT_CONNECTIONS, 7,
+       ATLAS_DEFAULT_LOOPBACK_RESERVE, ATLAS_DEFAULT_HEADER_TIMEOUT, NULL},
+      {"<Atlas><Limits connections=\"15\"/></Atlas>", -EINVAL, 0, 0, 0, 0, "from 16"},
+      {"<Atlas><Limits perAddress=\"0\"/></Atlas>", -EINVAL, 0, 0, 0, 0, "perAddress=\"0\""},
+      {"<Atlas><Limits headerTimeout=\"3601\"/></Atlas>", -EINVAL, 0, 0, 0, 0, "1 to 3600"},
+      {"<Atlas><Limits headerTimeout=\"-1\"/></Atlas>", -EINVAL, 0, 0, 0, 0, "headerTimeout"},
+      {"<Atlas><Limits connections=\"64\" loopbackReserve=\"64\"/></Atlas>", -EINVAL, 0, 0, 0,
+       0, "must be smaller"},
+      {"<Atlas><Limits perIp=\"3\"/></Atlas>", -EINVAL, 0, 0, 0, 0, "unknown attribute"},
+      {"<Atlas><Limits>5</Limits></Atlas>", -EINVAL, 0, 0, 0, 0, "Limits"},
+  };
+  for (size_t i = 0; i < sizeof limit_cases / sizeof limit_cases[0]; i++) {
+    atlas_config_t cfg;
+    char err[512] = "";
+    int rc = atlas_parse_memory(limit_cases[i].doc, strlen(limit_cases[i].doc), BASE, &cfg, err, sizeof err);
+    if (rc != limit_cases[i].rc) fail_msg("%s: rc %d (%s)", limit_cases[i].doc, rc, err);
+    if (rc != 0) {
+      if (!strstr(err, limit_cases[i].err_has)) fail_msg("%s: message \"%s\"", limit_cases[i].doc, err);
+      continue;
+    }
+    assert_int_equal(cfg.limit_connections, limit_cases[i].conns);
+    assert_int_equal(cfg.limit_per_address, limit_cases[i].per);
+    assert_int_equal(cfg.limit_loopback_reserve, limit_cases[i].reserve);
+    assert_int_equal(cfg.limit_header_timeout, limit_cases[i].head);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_limits),
       cmocka_unit_test(test_table),
       cmocka_unit_test(test_retention_days),
       cmocka_unit_test(test_load_relative),
