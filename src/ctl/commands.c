@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl/cmd_admin.h"
 #include "ctl/cmd_directory.h"
 #include "ctl/cmd_discover.h"
 #include "ctl/cmd_proxy.h"
@@ -868,6 +869,13 @@ const ctl_command_t ctl_commands[] = {
         .usage = CTL_CMD_RETENTION_USAGE,
         .summary = CTL_CMD_RETENTION_SUMMARY,
         .help = CTL_CMD_RETENTION_HELP,
+    },
+    {
+        .name = "admin",
+        .run = ctl_cmd_admin,
+        .usage = CTL_CMD_ADMIN_USAGE,
+        .summary = CTL_CMD_ADMIN_SUMMARY,
+        .help = CTL_CMD_ADMIN_HELP,
     },
     {
         .name = "help",
