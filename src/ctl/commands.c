@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "ctl/cmd_admin.h"
+#include "ctl/cmd_status.h"
 #include "ctl/cmd_directory.h"
 #include "ctl/cmd_discover.h"
 #include "ctl/cmd_proxy.h"
@@ -912,6 +913,13 @@ const ctl_command_t ctl_commands[] = {
         .help = CTL_CMD_ADMIN_HELP,
     },
     {
+        .name = "status",
+        .run = ctl_cmd_status,
+        .usage = CTL_CMD_STATUS_USAGE,
+        .summary = CTL_CMD_STATUS_SUMMARY,
+        .help = CTL_CMD_STATUS_HELP,
+    },
+    {
         .name = "help",
         .run = cmd_help,
         .usage = "[COMMAND]",
@@ -967,6 +975,7 @@ void ctl_print_usage(FILE *f) {
           "  5  conflict (409: e.g. domain.name, an env-locked key, a taken user name;\n"
           "     412: stale --if-match)\n"
           "  6  server error (5xx), another status, or an unexpected response\n"
+          "  7  (status) a module is failing\n"
           "Some commands add their own meaning (proxy test, discover, domain change):\n"
           "see their --help.\n"
           "\n"
