@@ -33,6 +33,7 @@
 #include "mod/publishing/publishing.h"
 #include "mod/qos/qos.h"
 #include "mod/rt/rt.h"
+#include "mod/status/status.h"
 #include "store/pg/pg.h"
 #include "mod/runtime/runtime.h"
 #include "store/sqlite/sqlite.h"
@@ -43,7 +44,7 @@
 static const atrium_module_t *const modules[] = {
     &runtime_module,   &outbound_module, &directory_module, &admin_module,
     &published_module, &meeting_module,  &publishing_module, &qos_module,
-    &rt_module,
+    &rt_module,        &status_module,
 };
 #define MODULE_COUNT (sizeof modules / sizeof modules[0])
 
@@ -54,10 +55,16 @@ extern char **environ;
 static void usage(FILE *f) {
   fprintf(f,
           "Usage: atriumd [-c FILE] [-n]\n"
+          "       atriumd --reset-admin-password NAME [-c FILE]\n"
           "       atriumd --settings-reference\n"
           "\n"
           "  -c, --config FILE         atlas.xml to read (default " DEFAULT_ATLAS ")\n"
           "  -n, --check               check atlas.xml and exit (0: valid, 1: not)\n"
+          "      --reset-admin-password NAME\n"
+          "                            give the admin account NAME a new password (from\n"
+          "                            ATRIUM_ADMIN_PASSWORD, else generated and printed),\n"
+          "                            enable it (create it if missing), end its sessions,\n"
+          "                            and exit; needs access to the data directory\n"
           "      --settings-reference  print the settings reference (Markdown) and exit\n"
           "  -V, --version             print the version and exit\n"
           "  -h, --help                print this help and exit\n"
@@ -113,7 +120,8 @@ static void local_url(const atlas_config_t *atlas, char *buf, size_t len) {
            host, v6 && !bracketed ? "]" : "", http_port());
 }
 
-static void print_banner(const atlas_config_t *atlas, const auth_bootstrap_t *boot) {
+static void print_banner(const atlas_config_t *atlas, const auth_bootstrap_t *boot,
+                         bool initial_password_unchanged) {
   char url[128];
   local_url(atlas, url, sizeof url);
   printf("Atrium %s is running.\n"
@@ -136,10 +144,64 @@ static void print_banner(const atlas_config_t *atlas, const auth_bootstrap_t *bo
   } else {
     char path[4200];
     snprintf(path, sizeof path, "%s/%s", atlas->data_dir, AUTH_INITIAL_PASSWORD_FILE);
-    if (access(path, F_OK) == 0)
-      printf("  Password:   in %s (unless it was changed since)\n", path);
+    if (access(path, F_OK) == 0 && initial_password_unchanged)
+      printf("  Password:   in %s\n", path);
+    else if (access(path, F_OK) == 0)
+      printf("  Password:   changed since the first start; delete %s\n", path);
   }
   fflush(stdout);
+}
+
+static const char *pg_or_dir(const atlas_config_t *atlas) {
+  return strcmp(atlas->store_backend, ATLAS_STORE_POSTGRESQL) == 0 ? "the PostgreSQL store"
+                                                                   : atlas->data_dir;
+}
+
+/* atriumd --reset-admin-password NAME: the recovery of a lost admin
+ * password by whoever can open the store (the data directory, or the
+ * PostgreSQL connection of atlas.xml). A server that runs meanwhile keeps
+ * the account's sessions in memory until it restarts; logins use the new
+ * password at once. */
+static int reset_admin_password(store_t *store, const atlas_config_t *atlas, const char *name) {
+  const char *env = getenv("ATRIUM_ADMIN_PASSWORD");
+  char *generated = NULL;
+  if (!env || !env[0]) {
+    if (secret_random_token(18, &generated) != 0) {
+      fprintf(stderr, "atriumd: cannot generate a password\n");
+      return 1;
+    }
+  }
+  char err[1024];
+  bool created = false;
+  int r = admin_reset_password(store, name, generated ? generated : env, &created, err, sizeof err);
+  if (r != 0) {
+    fprintf(stderr, "atriumd: %s\n", err);
+  } else {
+    printf("%s the admin account \"%s\" in %s: enabled, every session ended.\n",
+           created ? "Created" : "Reset", name, pg_or_dir(atlas));
+    if (generated)
+      printf("New password: %s\n(shown once; log in and change it: atriumctl admin password)\n",
+             generated);
+    else
+      printf("New password: the value of ATRIUM_ADMIN_PASSWORD\n");
+    printf("A running atriumd keeps the account's open sessions until it restarts.\n");
+  }
+  if (generated) {
+    explicit_bzero(generated, strlen(generated));
+    free(generated);
+  }
+  return r == 0 ? 0 : 1;
+}
+
+/* Whether the first account still has the password of the first start (so
+ * that the banner can point at initial-admin-password). */
+static bool initial_password_unchanged(store_t *store) {
+  store_txn_t *t;
+  store_admin_t a;
+  if (store_read_begin(store, "read the first admin account", &t) != 0) return false;
+  int r = store_admin_get(t, AUTH_ADMIN_NAME, &a);
+  store_read_end(t);
+  return r == 0 && a.enabled && !a.password_changed_at[0];
 }
 
 /* How far start-up got, so that one shutdown path undoes exactly that. */
@@ -205,17 +267,19 @@ static void stop_all(secret_key_t *key, store_t *store) {
 }
 
 int main(int argc, char **argv) {
-  enum { OPT_SETTINGS_REFERENCE = 1000 };
+  enum { OPT_SETTINGS_REFERENCE = 1000, OPT_RESET_ADMIN_PASSWORD };
   static const struct option options[] = {
       {"config", required_argument, NULL, 'c'},
       {"check", no_argument, NULL, 'n'},
       {"version", no_argument, NULL, 'V'},
       {"help", no_argument, NULL, 'h'},
       {"settings-reference", no_argument, NULL, OPT_SETTINGS_REFERENCE},
+      {"reset-admin-password", required_argument, NULL, OPT_RESET_ADMIN_PASSWORD},
       {NULL, 0, NULL, 0},
   };
   const char *config = DEFAULT_ATLAS;
   bool check_only = false;
+  const char *reset_admin = NULL;
   int opt;
   while ((opt = getopt_long(argc, argv, "c:nVh", options, NULL)) != -1) {
     switch (opt) {
@@ -223,6 +287,7 @@ int main(int argc, char **argv) {
     case 'n': check_only = true; break;
     case 'V': printf("atriumd %s\n", ATRIUM_VERSION); return 0;
     case 'h': usage(stdout); return 0;
+    case OPT_RESET_ADMIN_PASSWORD: reset_admin = optarg; break;
     case OPT_SETTINGS_REFERENCE:
       catalogue_write_markdown(stdout);
       return fflush(stdout) == 0 ? 0 : 1;
@@ -288,6 +353,11 @@ int main(int argc, char **argv) {
     log_err("%s", err);
     return 1;
   }
+  if (reset_admin) {
+    int code = reset_admin_password(store, &atlas, reset_admin);
+    store_close(store);
+    return code;
+  }
   metrics_register(write_store_metrics, store);
   metrics_register(auth_write_metrics, NULL);
   metrics_register(throttle_write_metrics, NULL);
@@ -331,7 +401,7 @@ int main(int argc, char **argv) {
     hc.limits.loopback_reserve = hc.limits.connections / 4;
   if (http_start(&hc, err, sizeof err) != 0) goto fail;
 
-  print_banner(&atlas, &boot);
+  print_banner(&atlas, &boot, initial_password_unchanged(store));
   auth_bootstrap_clear(&boot);
   char url[128];
   local_url(&atlas, url, sizeof url);

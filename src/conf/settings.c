@@ -994,3 +994,5 @@ void settings_shutdown(void) {
   S.stored = S.env = S.install_defaults = S.load_warnings = NULL;
   S.owner_count = 0;
 }
+
+const json_t *settings_warnings(const settings_snapshot_t *snap) { return snap->warnings; }

@@ -59,6 +59,8 @@ const json_t *settings_raw_value(const settings_snapshot_t *snap, const char *ke
  * {"version": n, "settings": {"<key>": {"value", "effective"?, "source",
  * "warnings"?}}}. Borrowed from the snapshot. */
 const char *settings_document(const settings_snapshot_t *snap, size_t *len);
+/* The snapshot's warnings: {"<key>": [{"code", "message"}]}. Borrowed. */
+const json_t *settings_warnings(const settings_snapshot_t *snap);
 
 typedef enum settings_op {
   SETTINGS_OP_PATCH,    /* PATCH /api/v1/settings */

@@ -55,3 +55,15 @@ bool time_parse_rfc3339(const char *s, int64_t *ms) {
   *ms = ((int64_t)t - (int64_t)offset * 60) * 1000 + frac;
   return true;
 }
+
+void time_rfc3339_local_ms(int64_t ms, char out[TIMEFMT_LEN]) {
+  time_t secs = (time_t)(ms / 1000);
+  struct tm tm;
+  localtime_r(&secs, &tm);
+  size_t n = strftime(out, TIMEFMT_LEN, "%Y-%m-%dT%H:%M:%S", &tm);
+  long off = tm.tm_gmtoff / 60;
+  char sign = off < 0 ? '-' : '+';
+  if (off < 0) off = -off;
+  snprintf(out + n, TIMEFMT_LEN - n, ".%03d%c%02ld:%02ld", (int)(ms % 1000), sign, off / 60,
+           off % 60);
+}

@@ -12,23 +12,6 @@
 #include "ctl/input.h"
 #include "ctl/session.h"
 
-/* Percent-encodes everything but unreserved characters and '@'. */
-static void url_escape(const char *in, char *out, size_t outlen) {
-  static const char hex[] = "0123456789ABCDEF";
-  size_t o = 0;
-  for (const unsigned char *p = (const unsigned char *)in; *p && o + 4 < outlen; p++) {
-    if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-        strchr("-._~@", *p)) {
-      out[o++] = (char)*p;
-    } else {
-      out[o++] = '%';
-      out[o++] = hex[*p >> 4];
-      out[o++] = hex[*p & 15];
-    }
-  }
-  out[o] = '\0';
-}
-
 static const char *str(const json_t *o, const char *key) {
   const char *s = json_string_value(json_object_get(o, key));
   return s ? s : "";
@@ -172,7 +155,7 @@ static void query_string(char *out, size_t len, const char *const *pairs) {
   for (size_t i = 0; pairs[i]; i += 2) {
     if (!pairs[i + 1]) continue;
     char esc[800];
-    url_escape(pairs[i + 1], esc, sizeof esc);
+    ctl_url_escape(pairs[i + 1], esc, sizeof esc);
     int w = snprintf(out + o, len - o, "%c%s=%s", o ? '&' : '?', pairs[i], esc);
     if (w < 0 || (size_t)w >= len - o) return;
     o += (size_t)w;
@@ -262,7 +245,7 @@ int ctl_cmd_users(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **arg
     return CTL_EXIT_OK;
   }
   if (strcmp(sub, "import") == 0) return import_file(ctx, "/api/v1/users/import", args[0]);
-  url_escape(args[0], esc, sizeof esc);
+  ctl_url_escape(args[0], esc, sizeof esc);
   snprintf(path, sizeof path, "/api/v1/users/%s", esc);
   if (strcmp(sub, "add") == 0) {
     if ((code = user_body(&o, args[0], &body)) != CTL_EXIT_OK) return code;

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ctl/cmd_admin.h"
+#include "ctl/cmd_status.h"
 #include "ctl/cmd_directory.h"
 #include "ctl/cmd_discover.h"
 #include "ctl/cmd_proxy.h"
@@ -596,35 +598,53 @@ static int cmd_import(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char *
 /* ---- audit, schema -------------------------------------------------------- */
 
 static int cmd_audit(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv) {
+  enum { O_ACTOR = 0x400, O_KEY, O_ACTION, O_SINCE, O_UNTIL };
   static const struct option opts[] = {
-      {"limit", required_argument, NULL, 'n'},
-      {"offset", required_argument, NULL, 'o'},
-      {NULL, 0, NULL, 0},
+      {"limit", required_argument, NULL, 'n'},   {"offset", required_argument, NULL, 'o'},
+      {"actor", required_argument, NULL, O_ACTOR}, {"key", required_argument, NULL, O_KEY},
+      {"action", required_argument, NULL, O_ACTION}, {"since", required_argument, NULL, O_SINCE},
+      {"until", required_argument, NULL, O_UNTIL}, {NULL, 0, NULL, 0},
   };
-  long long limit = -1, offset = -1;
+  const char *limit = NULL, *offset = NULL, *actor = NULL, *key = NULL, *action = NULL,
+             *since = NULL, *until = NULL;
+  long long n;
   int c;
   while ((c = ctl_next_option(ctx, cmd, argc, argv, "n:", opts)) != CTL_OPTIONS_DONE) {
-    if (c == 'n') {
-      if (ctl_parse_count(optarg, 1000000, &limit) < 0 || limit == 0)
+    switch (c) {
+    case 'n':
+      if (ctl_parse_count(optarg, 1000000, &n) < 0 || n == 0)
         return ctl_usage(cmd, "--limit takes a number from 1 to 1000000, not '%s'", optarg);
-    } else if (c == 'o') {
-      if (ctl_parse_count(optarg, INT64_MAX, &offset) < 0)
+      limit = optarg;
+      break;
+    case 'o':
+      if (ctl_parse_count(optarg, INT64_MAX, &n) < 0)
         return ctl_usage(cmd, "--offset takes a number of entries to skip, not '%s'", optarg);
-    } else {
-      return ctl_option_exit(c);
+      offset = optarg;
+      break;
+    case O_ACTOR: actor = optarg; break;
+    case O_KEY: key = optarg; break;
+    case O_ACTION: action = optarg; break;
+    case O_SINCE: since = optarg; break;
+    case O_UNTIL: until = optarg; break;
+    default: return ctl_option_exit(c);
     }
   }
   if (optind < argc)
     return ctl_usage(cmd, "unexpected argument '%s'", argv[optind]);
-  char path[128];
-  int n = snprintf(path, sizeof(path), "/api/v1/audit");
-  const char *sep = "?";
-  if (limit >= 0) {
-    n += snprintf(path + n, sizeof(path) - (size_t)n, "%slimit=%lld", sep, limit);
-    sep = "&";
+  const char *pairs[] = {"limit", limit, "offset", offset, "actor", actor, "key", key,
+                         "action", action, "since", since, "until", until};
+  char path[2048];
+  size_t o = (size_t)snprintf(path, sizeof path, "/api/v1/audit");
+  for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i += 2) {
+    if (!pairs[i + 1]) continue;
+    char esc[800];
+    ctl_url_escape(pairs[i + 1], esc, sizeof esc);
+    int w = snprintf(path + o, sizeof path - o, "%c%s=%s", strchr(path, '?') ? '&' : '?',
+                     pairs[i], esc);
+    if (w < 0 || (size_t)w >= sizeof path - o)
+      return ctl_usage(cmd, "the filters are too long");
+    o += (size_t)w;
   }
-  if (offset >= 0)
-    snprintf(path + n, sizeof(path) - (size_t)n, "%soffset=%lld", sep, offset);
 
   ctl_response_t resp;
   json_t *doc;
@@ -787,14 +807,30 @@ const ctl_command_t ctl_commands[] = {
     {
         .name = "audit",
         .run = cmd_audit,
-        .usage = "[--limit N] [--offset N]",
-        .summary = "show the change log, newest first",
-        .help = "Shows who changed what: time, actor, key, old → new (secrets redacted).\n"
+        .usage = "[--actor NAME] [--key KEY|PREFIX*] [--action A] [--since T] [--until T] "
+                 "[--limit N] [--offset N]",
+        .summary = "show the log of every admin action, newest first",
+        .help = "Shows who did what and when: settings (old → new, secrets redacted), users\n"
+                "added, changed, renamed, deleted, imported, signed out, the domain change,\n"
+                "admin accounts, admin logins and failed logins (with the address).\n"
+                "Times are the server's local time with its offset (RFC 3339).\n"
                 "\n"
-                "  -n, --limit N    show at most N entries\n"
-                "      --offset N   skip the N newest entries\n"
+                "      --actor NAME     only what this admin did (or the name a failed login gave)\n"
+                "      --key KEY        only this setting, user or account; 'proxy.*' for a prefix\n"
+                "      --action A       setting, domain.change, user.add, user.update,\n"
+                "                       user.rename, user.delete, user.import, user.sign_out,\n"
+                "                       admin.add, admin.enable, admin.disable, admin.remove,\n"
+                "                       admin.password, admin.reset_password, admin.login,\n"
+                "                       admin.login_failed, ...\n"
+                "      --since T        from this time on (RFC 3339 with its offset:\n"
+                "                       2026-12-01T09:00:00+01:00 or 2026-12-01T08:00:00Z)\n"
+                "      --until T        before this time\n"
+                "  -n, --limit N        show at most N entries\n"
+                "      --offset N       skip the N newest entries\n"
                 "\n"
-                "Example: atriumctl audit --limit 20\n",
+                "Examples: atriumctl audit --limit 20\n"
+                "          atriumctl audit --action admin.login_failed --since 2026-12-01T00:00:00Z\n"
+                "          atriumctl audit --key 'proxy.*' --actor alice\n",
     },
     {
         .name = "schema",
@@ -870,6 +906,20 @@ const ctl_command_t ctl_commands[] = {
         .help = CTL_CMD_RETENTION_HELP,
     },
     {
+        .name = "admin",
+        .run = ctl_cmd_admin,
+        .usage = CTL_CMD_ADMIN_USAGE,
+        .summary = CTL_CMD_ADMIN_SUMMARY,
+        .help = CTL_CMD_ADMIN_HELP,
+    },
+    {
+        .name = "status",
+        .run = ctl_cmd_status,
+        .usage = CTL_CMD_STATUS_USAGE,
+        .summary = CTL_CMD_STATUS_SUMMARY,
+        .help = CTL_CMD_STATUS_HELP,
+    },
+    {
         .name = "help",
         .run = cmd_help,
         .usage = "[COMMAND]",
@@ -925,6 +975,7 @@ void ctl_print_usage(FILE *f) {
           "  5  conflict (409: e.g. domain.name, an env-locked key, a taken user name;\n"
           "     412: stale --if-match)\n"
           "  6  server error (5xx), another status, or an unexpected response\n"
+          "  7  (status) a module is failing\n"
           "Some commands add their own meaning (proxy test, discover, domain change):\n"
           "see their --help.\n"
           "\n"

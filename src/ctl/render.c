@@ -161,9 +161,15 @@ static void pad(FILE *f, const char *s, int width) {
     fputc(' ', f);
 }
 
+/* "setting" rows are the change log of old; others show their action. */
+static const char *audit_action(const json_t *e) {
+  const char *a = json_string_value(json_object_get(e, "action"));
+  return a && a[0] ? a : "setting";
+}
+
 void ctl_render_audit(FILE *f, const json_t *page) {
   const json_t *entries = json_object_get(page, "entries");
-  int wt = 4, wa = 5, wk = 3;
+  int wt = 4, wa = 5, wc = 6, wk = 3;
   size_t i;
   json_t *e;
   json_array_foreach(entries, i, e) {
@@ -172,25 +178,41 @@ void ctl_render_audit(FILE *f, const json_t *page) {
       wt = n;
     if ((n = text_width(entry_text(e, "actor"))) > wa)
       wa = n;
+    if ((n = text_width(audit_action(e))) > wc)
+      wc = n;
     if ((n = text_width(entry_text(e, "key"))) > wk)
       wk = n;
   }
   pad(f, "TIME", wt + 2);
   pad(f, "ACTOR", wa + 2);
+  pad(f, "ACTION", wc + 2);
   pad(f, "KEY", wk + 2);
   fputs("CHANGE\n", f);
   json_array_foreach(entries, i, e) {
     pad(f, entry_text(e, "time"), wt + 2);
     pad(f, entry_text(e, "actor"), wa + 2);
+    pad(f, audit_action(e), wc + 2);
     pad(f, entry_text(e, "key"), wk + 2);
     json_t *old_v = json_object_get(e, "old");
     json_t *new_v = json_object_get(e, "new");
-    /* null: the key was not in the store before, or was reset; either way its default. */
-    char *o = json_is_null(old_v) || !old_v ? strdup("(default)") : format_value(old_v);
-    char *n = json_is_null(new_v) || !new_v ? strdup("(default)") : format_value(new_v);
-    fprintf(f, "%s → %s\n", o ? o : "?", n ? n : "?");
-    free(o);
-    free(n);
+    const char *addr = json_string_value(json_object_get(e, "address"));
+    if (strcmp(audit_action(e), "setting") == 0) {
+      /* null: the key was not in the store before, or was reset; either way its default. */
+      char *o = json_is_null(old_v) || !old_v ? strdup("(default)") : format_value(old_v);
+      char *n = json_is_null(new_v) || !new_v ? strdup("(default)") : format_value(new_v);
+      fprintf(f, "%s → %s", o ? o : "?", n ? n : "?");
+      free(o);
+      free(n);
+    } else {
+      const char *o = json_string_value(old_v), *n = json_string_value(new_v);
+      if (o && n)
+        fprintf(f, "%s → %s", o, n);
+      else
+        fputs(n ? n : o ? o : "", f);
+    }
+    if (addr && addr[0])
+      fprintf(f, "  (from %s)", addr);
+    fputc('\n', f);
   }
   json_int_t total = json_integer_value(json_object_get(page, "total"));
   json_int_t offset = json_integer_value(json_object_get(page, "offset"));

@@ -40,3 +40,7 @@ int ctl_call_json(ctl_ctx_t *ctx, const char *method, const char *path, const js
 void ctl_print_raw(const ctl_response_t *resp);
 /* v indented by two, newline-terminated. */
 void ctl_print_json(const json_t *v);
+
+/* Percent-encodes everything but unreserved characters and '@' (a user or
+ * account name as one path segment or query value); cut to fit outlen. */
+void ctl_url_escape(const char *in, char *out, size_t outlen);

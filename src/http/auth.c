@@ -630,3 +630,52 @@ int auth_logout(const char *token) {
   int r = session_delete(store, hash);
   return r == -ENOENT ? 0 : r;
 }
+
+/* ---- several admin accounts ---------------------------------------------------------- */
+
+typedef struct end_ctx {
+  const char *admin;
+  const char *keep_hash;
+  int64_t ended;
+} end_ctx_t;
+
+static int txn_end_sessions(store_txn_t *t, void *vctx) {
+  end_ctx_t *c = vctx;
+  return store_session_delete_admin(t, c->admin, c->keep_hash, &c->ended);
+}
+
+int auth_end_sessions(const char *admin, const char *keep_token, int64_t *ended) {
+  if (ended) *ended = 0;
+  if (!admin) return -EINVAL;
+  char keep[65] = "";
+  if (keep_token && keep_token[0]) secret_sha256_hex(keep_token, keep);
+  int64_t in_memory = 0;
+  pthread_mutex_lock(&auth.lock);
+  store_t *store = auth.ready ? auth.store : NULL;
+  for (size_t i = 0; store && i < AUTH_SESSION_SLOTS;) {
+    session_slot_t *s = &auth.slots[i];
+    /* After a removal slot i holds a shifted entry: look at it again. */
+    if (s->used && strcmp(s->admin, admin) == 0 && (!keep[0] || strcmp(s->token_hash, keep) != 0)) {
+      slot_remove(i);
+      in_memory++;
+    } else {
+      i++;
+    }
+  }
+  pthread_mutex_unlock(&auth.lock);
+  if (!store) return -EINVAL;
+  end_ctx_t c = {.admin = admin, .keep_hash = keep[0] ? keep : NULL};
+  int r = store_run_txn(store, "end an admin's sessions", txn_end_sessions, &c);
+  if (ended) *ended = c.ended > in_memory ? c.ended : in_memory;
+  return r;
+}
+
+int64_t auth_session_count(const char *admin) {
+  int64_t n = 0, now = wall_now();
+  pthread_mutex_lock(&auth.lock);
+  for (size_t i = 0; auth.ready && i < AUTH_SESSION_SLOTS; i++)
+    if (auth.slots[i].used && auth.slots[i].expires > now && strcmp(auth.slots[i].admin, admin) == 0)
+      n++;
+  pthread_mutex_unlock(&auth.lock);
+  return n;
+}

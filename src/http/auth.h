@@ -66,3 +66,14 @@ void auth_write_metrics(FILE *f, void *ctx);
 /* 0 when the session was ended; -EACCES for an unknown or expired token; a
  * store error when the session is gone from memory but not from the store. */
 int auth_logout(const char *token);
+
+/* ---- several admin accounts ---------------------------------------------------- */
+
+#define AUTH_PASSWORD_MIN 8
+
+/* Ends every session of `admin` (in memory and in the store) except the one
+ * of keep_token (NULL: all): after a password change, a disabled or removed
+ * account. *ended (may be NULL): how many. 0 or a store error. */
+int auth_end_sessions(const char *admin, const char *keep_token, int64_t *ended);
+/* Live sessions of `admin` now. */
+int64_t auth_session_count(const char *admin);

@@ -120,6 +120,18 @@ struct store_backend {
 
   /* hardening: bounded client tokens per user */
   int (*tokens_trim)(store_txn_t *t, int64_t user_id, int64_t keep, int64_t *deleted);
+  /* several admin accounts, the audit log of every admin action */
+  int (*admin_list)(store_txn_t *t, void (*fn)(const store_admin_t *, void *), void *ctx);
+  int (*admin_get)(store_txn_t *t, const char *name, store_admin_t *out);
+  int (*admin_count_enabled)(store_txn_t *t, int64_t *count);
+  int (*admin_set_password)(store_txn_t *t, const char *name, const char *password_hash);
+  int (*admin_set_enabled)(store_txn_t *t, const char *name, bool enabled);
+  int (*admin_delete)(store_txn_t *t, const char *name);
+  int (*session_delete_admin)(store_txn_t *t, const char *admin, const char *keep_hash,
+                              int64_t *deleted);
+  int (*audit_record)(store_txn_t *t, const store_audit_entry_t *e);
+  int (*audit_query)(store_txn_t *t, const store_audit_filter_t *f, int64_t offset, int64_t limit,
+                     json_t **page);
 };
 
 /* Records a database failure: counts it and keeps the message (printf

@@ -424,3 +424,56 @@ int store_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ct
 int store_user_by_id(store_txn_t *t, int64_t id, store_user_t *out) {
   return t->store->be->user_by_id(t, id, out);
 }
+
+int store_admin_list(store_txn_t *t, void (*fn)(const store_admin_t *, void *), void *ctx) {
+  return t->store->be->admin_list(t, fn, ctx);
+}
+
+int store_admin_get(store_txn_t *t, const char *name, store_admin_t *out) {
+  return t->store->be->admin_get(t, name, out);
+}
+
+int store_admin_count_enabled(store_txn_t *t, int64_t *count) {
+  return t->store->be->admin_count_enabled(t, count);
+}
+
+int store_admin_set_password(store_txn_t *t, const char *name, const char *password_hash) {
+  return t->store->be->admin_set_password(t, name, password_hash);
+}
+
+int store_admin_set_enabled(store_txn_t *t, const char *name, bool enabled) {
+  return t->store->be->admin_set_enabled(t, name, enabled);
+}
+
+int store_admin_delete(store_txn_t *t, const char *name) {
+  return t->store->be->admin_delete(t, name);
+}
+
+int store_session_delete_admin(store_txn_t *t, const char *admin, const char *keep_hash,
+                               int64_t *deleted) {
+  int64_t n = 0;
+  int r = t->store->be->session_delete_admin(t, admin, keep_hash, &n);
+  if (deleted) *deleted = n;
+  return r;
+}
+
+int store_audit_record(store_txn_t *t, const store_audit_entry_t *e) {
+  return t->store->be->audit_record(t, e);
+}
+
+int store_audit_query(store_txn_t *t, const store_audit_filter_t *f, int64_t offset,
+                      int64_t limit, json_t **page) {
+  store_audit_filter_t b = f ? *f : (store_audit_filter_t){0};
+  /* Backends see an exact key or a prefix, never the '*'. */
+  char prefix[512];
+  size_t n = b.key ? strlen(b.key) : 0;
+  b.key_prefix = NULL;
+  if (n > 0 && b.key[n - 1] == '*') {
+    if (n > sizeof prefix) return -EINVAL;
+    memcpy(prefix, b.key, n - 1);
+    prefix[n - 1] = '\0';
+    b.key_prefix = prefix;
+    b.key = NULL;
+  }
+  return t->store->be->audit_query(t, &b, offset, limit, page);
+}

@@ -136,6 +136,58 @@ int store_session_purge(store_txn_t *t, int64_t now); /* those expired at `now` 
 /* fn must not use the store. */
 int store_session_each(store_txn_t *t, void (*fn)(const store_session_t *, void *), void *ctx);
 
+/* ---- several admin accounts -------------------------------------------------------- */
+
+/* store_admin_get_hash answers -ENOENT for a disabled account too: it cannot
+ * log in, and a login must not tell it from a wrong name. */
+typedef struct store_admin {
+  char name[128];
+  bool enabled;
+  char created_at[32];
+  char password_changed_at[32]; /* "" when the first password was never changed */
+} store_admin_t;
+
+/* Ordered by name. fn must not use the store. */
+int store_admin_list(store_txn_t *t, void (*fn)(const store_admin_t *, void *), void *ctx);
+/* -ENOENT when there is no account `name`. */
+int store_admin_get(store_txn_t *t, const char *name, store_admin_t *out);
+int store_admin_count_enabled(store_txn_t *t, int64_t *count);
+/* -ENOENT when there is no account `name`; records the time of the change. */
+int store_admin_set_password(store_txn_t *t, const char *name, const char *password_hash);
+int store_admin_set_enabled(store_txn_t *t, const char *name, bool enabled);
+/* Its sessions go with it. -ENOENT. */
+int store_admin_delete(store_txn_t *t, const char *name);
+/* Ends every session of `admin` but the one whose hash is keep_hash (NULL:
+ * all of them); *deleted (may be NULL): how many ended. */
+int store_session_delete_admin(store_txn_t *t, const char *admin, const char *keep_hash,
+                               int64_t *deleted);
+
+/* ---- the audit log of every admin action --------------------------------------------- */
+
+/* What happened: "setting" (key = the setting), "domain.change",
+ * "user.add" / "user.update" / "user.rename" / "user.delete" / "user.import" /
+ * "user.sign_out" (key = the user), "admin.add" / "admin.enable" /
+ * "admin.disable" / "admin.remove" / "admin.password" / "admin.reset_password"
+ * (key = the admin account), "admin.login" / "admin.login_failed" (key = the
+ * name given). NULL strings are stored as null; the time is now. */
+typedef struct store_audit_entry {
+  const char *action, *actor, *key, *old_text, *new_text;
+  const char *address; /* the client's address, NULL when not from the network */
+} store_audit_entry_t;
+int store_audit_record(store_txn_t *t, const store_audit_entry_t *e);
+
+/* Every field NULL or "": no condition. key matches exactly, or, ending in
+ * '*', as a prefix ("proxy.*"). since (inclusive) and until (exclusive) are
+ * times as store_now_rfc3339 writes them. */
+typedef struct store_audit_filter {
+  const char *actor, *key, *action, *since, *until;
+  const char *key_prefix; /* what backends see of a key ending in '*' (store.c sets it) */
+} store_audit_filter_t;
+/* store_audit_list with conditions; entries carry "action" and "address"
+ * too; "total" counts the matches. */
+int store_audit_query(store_txn_t *t, const store_audit_filter_t *f, int64_t offset,
+                      int64_t limit, json_t **page);
+
 /* ---- the directory: domain generations ----------------------------------------------- */
 
 /* The newest generation and its domain. -ENOENT on a new store. */

@@ -134,25 +134,25 @@ static void test_user_crud(void **state) {
   json_t *in = parse("{\"name\": \"alice\", \"display_name\": \"Alice Liddell\", "
                      "\"windows_account\": \"CORP\\\\alice\"}");
   json_t *user = NULL;
-  assert_int_equal(directory_user_create(f->store, in, &user, &err), 0);
+  assert_int_equal(directory_user_create(f->store, NULL, in, &user, &err), 0);
   assert_string_equal(json_string_value(json_object_get(user, "login")), "alice@old.example");
   assert_string_equal(json_string_value(json_object_get(user, "im_address")), "alice@old.example");
   assert_true(json_is_true(json_object_get(user, "enabled")));
   assert_true(json_is_false(json_object_get(user, "has_password")));
   json_decref(user);
   /* same name, or same Windows account in another case: taken */
-  assert_int_equal(directory_user_create(f->store, in, &user, &err), -EEXIST);
+  assert_int_equal(directory_user_create(f->store, NULL, in, &user, &err), -EEXIST);
   problem_clear(&err);
   json_decref(in);
   in = parse("{\"name\": \"alice2\", \"windows_account\": \"corp\\\\ALICE\"}");
-  assert_int_equal(directory_user_create(f->store, in, &user, &err), -EEXIST);
+  assert_int_equal(directory_user_create(f->store, NULL, in, &user, &err), -EEXIST);
   assert_string_equal(json_string_value(json_object_get(json_array_get(err.errors, 0), "key")),
                       "windows_account");
   problem_clear(&err);
   json_decref(in);
   /* invalid fields are all named */
   in = parse("{\"name\": \"Bad Name\", \"windows_account\": \"nope\", \"colour\": 1}");
-  assert_int_equal(directory_user_create(f->store, in, &user, &err), -EINVAL);
+  assert_int_equal(directory_user_create(f->store, NULL, in, &user, &err), -EINVAL);
   assert_int_equal(json_array_size(err.errors), 3);
   problem_clear(&err);
   json_decref(in);
@@ -165,7 +165,7 @@ static void test_user_crud(void **state) {
   json_decref(user);
 
   json_t *patch = parse("{\"display_name\": null, \"enabled\": false, \"name\": \"alicia\"}");
-  assert_int_equal(directory_user_update(f->store, "alice", patch, &user, &err), 0);
+  assert_int_equal(directory_user_update(f->store, NULL, "alice", patch, &user, &err), 0);
   assert_true(json_is_null(json_object_get(user, "display_name")));
   assert_true(json_is_false(json_object_get(user, "enabled")));
   assert_string_equal(json_string_value(json_object_get(user, "name")), "alicia");
@@ -179,8 +179,8 @@ static void test_user_crud(void **state) {
   assert_int_equal(directory_user_list(f->store, "%", 0, 10, &page), 0);
   assert_int_equal(json_integer_value(json_object_get(page, "total")), 0); /* % is literal */
   json_decref(page);
-  assert_int_equal(directory_user_delete(f->store, "alicia"), 0);
-  assert_int_equal(directory_user_delete(f->store, "alicia"), -ENOENT);
+  assert_int_equal(directory_user_delete(f->store, NULL, "alicia"), 0);
+  assert_int_equal(directory_user_delete(f->store, NULL, "alicia"), -ENOENT);
 }
 
 static int import_text(fixture_t *f, directory_import_kind_t kind, const char *text, bool csv,
@@ -188,7 +188,7 @@ static int import_text(fixture_t *f, directory_import_kind_t kind, const char *t
   directory_batch_t *b = NULL;
   int r = directory_import_parse(kind, text, strlen(text), csv, &b, err);
   int64_t n = 0;
-  if (r == 0) r = directory_import_apply(f->store, b, &n, err);
+  if (r == 0) r = directory_import_apply(f->store, NULL, b, &n, err);
   if (getenv("TEST_DEBUG") && err->errors) {
     char *t = json_dumps(err->errors, 0);
     fprintf(stderr, "import: %s / %s\n", err->detail, t);
@@ -340,7 +340,7 @@ static void test_login_and_domain_change(void **state) {
   json_t *in = parse("{\"name\": \"alice\", \"password\": \"wonderland-1\", "
                      "\"windows_account\": \"CORP\\\\alice\"}");
   json_t *user = NULL;
-  assert_int_equal(directory_user_create(f->store, in, &user, &err), 0);
+  assert_int_equal(directory_user_create(f->store, NULL, in, &user, &err), 0);
   json_decref(user);
   json_decref(in);
   assert_int_equal(import_text(f, DIRECTORY_IMPORT_USERS,

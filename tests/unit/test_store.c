@@ -511,6 +511,148 @@ static void test_sessions(void **state) {
 
 /* ---- the directory ------------------------------------------------------------------ */
 
+/* ---- several admin accounts, the audit log of every action ------------------------- */
+
+static void collect_admin(const store_admin_t *a, void *ctx) {
+  char *names = ctx;
+  strcat(names, a->name);
+  strcat(names, a->enabled ? "+ " : "- ");
+}
+
+static void test_admin_accounts(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  assert_int_equal(store_admin_create(t, "root", "hash-root"), 0);
+  assert_int_equal(store_admin_create(t, "bob", "hash-bob"), 0);
+  assert_int_equal(store_commit(t), 0);
+
+  store_admin_t a;
+  int64_t n = -1;
+  char *hash = NULL;
+  t = r(s);
+  assert_int_equal(store_admin_get(t, "bob", &a), 0);
+  assert_string_equal(a.name, "bob");
+  assert_true(a.enabled);
+  assert_int_equal(strlen(a.created_at), 24);
+  assert_string_equal(a.password_changed_at, "");
+  assert_int_equal(store_admin_get(t, "nobody", &a), -ENOENT);
+  assert_int_equal(store_admin_count_enabled(t, &n), 0);
+  assert_int_equal(n, 2);
+  store_read_end(t);
+
+  /* Disabled: counted apart, and no hash for a login. */
+  t = w(s);
+  assert_int_equal(store_admin_set_enabled(t, "bob", false), 0);
+  assert_int_equal(store_admin_set_enabled(t, "nobody", false), -ENOENT);
+  assert_int_equal(store_admin_set_password(t, "root", "hash-root-2"), 0);
+  assert_int_equal(store_admin_set_password(t, "nobody", "x"), -ENOENT);
+  assert_int_equal(store_commit(t), 0);
+  char names[256] = "";
+  t = r(s);
+  assert_int_equal(store_admin_list(t, collect_admin, names), 0);
+  assert_string_equal(names, "bob- root+ ");
+  assert_int_equal(store_admin_count_enabled(t, &n), 0);
+  assert_int_equal(n, 1);
+  assert_int_equal(store_admin_count(t, &n), 0);
+  assert_int_equal(n, 2);
+  assert_int_equal(store_admin_get_hash(t, "bob", &hash), -ENOENT);
+  assert_int_equal(store_admin_get_hash(t, "root", &hash), 0);
+  assert_string_equal(hash, "hash-root-2");
+  free(hash);
+  assert_int_equal(store_admin_get(t, "root", &a), 0);
+  assert_int_equal(strlen(a.password_changed_at), 24);
+  store_read_end(t);
+
+  /* Sessions of one admin end, but the one kept; removal takes the rest. */
+  store_session_t x;
+  const char *tokens[] = {"r1", "r2", "r3", "b1"};
+  t = w(s);
+  for (int i = 0; i < 4; i++) {
+    memset(&x, 0, sizeof x);
+    snprintf(x.token_hash, sizeof x.token_hash, "%s", tokens[i]);
+    snprintf(x.admin, sizeof x.admin, "%s", tokens[i][0] == 'r' ? "root" : "bob");
+    x.created = 1;
+    x.expires = 100;
+    assert_int_equal(store_session_put(t, &x), 0);
+  }
+  int64_t ended = -1;
+  assert_int_equal(store_session_delete_admin(t, "root", "r2", &ended), 0);
+  assert_int_equal(ended, 2);
+  assert_int_equal(store_session_delete_admin(t, "root", NULL, &ended), 0);
+  assert_int_equal(ended, 1);
+  assert_int_equal(store_admin_delete(t, "bob"), 0);
+  assert_int_equal(store_admin_delete(t, "bob"), -ENOENT);
+  assert_int_equal(store_commit(t), 0);
+  collected_t c = live_sessions(s, 0);
+  assert_int_equal(c.n, 0);
+}
+
+static json_t *audit_query(store_t *s, const store_audit_filter_t *f, int64_t limit) {
+  json_t *page = NULL;
+  store_txn_t *t = r(s);
+  assert_int_equal(store_audit_query(t, f, 0, limit, &page), 0);
+  store_read_end(t);
+  return page;
+}
+
+static json_int_t total_of(json_t *page) {
+  json_int_t n = json_integer_value(json_object_get(page, "total"));
+  json_decref(page);
+  return n;
+}
+
+static void test_audit_actions_and_filters(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  assert_int_equal(store_audit_add(t, "root", "proxy.host", NULL, "p.example"), 0);
+  store_audit_entry_t e = {.action = "user.add", .actor = "bob", .key = "alice",
+                           .new_text = "alice", .address = "192.0.2.7"};
+  assert_int_equal(store_audit_record(t, &e), 0);
+  e = (store_audit_entry_t){.action = "admin.login_failed", .actor = "mallory", .key = "mallory"};
+  assert_int_equal(store_audit_record(t, &e), 0);
+  assert_int_equal(store_audit_add(t, "bob", "proxy.port", "3128", "8080"), 0);
+  assert_int_equal(store_commit(t), 0);
+
+  json_t *page = audit_query(s, NULL, 10);
+  json_t *entries = json_object_get(page, "entries");
+  assert_int_equal(json_array_size(entries), 4);
+  json_t *newest = json_array_get(entries, 0);
+  assert_string_equal(json_string_value(json_object_get(newest, "action")), "setting");
+  assert_true(json_is_null(json_object_get(newest, "address")));
+  json_t *user = json_array_get(entries, 2);
+  assert_string_equal(json_string_value(json_object_get(user, "action")), "user.add");
+  assert_string_equal(json_string_value(json_object_get(user, "address")), "192.0.2.7");
+  const char *first_time = json_string_value(json_object_get(json_array_get(entries, 3), "time"));
+  char since[32];
+  snprintf(since, sizeof since, "%s", first_time);
+  json_decref(page);
+
+  assert_int_equal(total_of(audit_query(s, &(store_audit_filter_t){.actor = "bob"}, 10)), 2);
+  assert_int_equal(total_of(audit_query(s, &(store_audit_filter_t){.key = "proxy.*"}, 10)), 2);
+  assert_int_equal(total_of(audit_query(s, &(store_audit_filter_t){.key = "proxy."}, 10)), 0);
+  assert_int_equal(total_of(audit_query(s, &(store_audit_filter_t){.key = "proxy.port"}, 10)), 1);
+  assert_int_equal(
+      total_of(audit_query(s, &(store_audit_filter_t){.action = "admin.login_failed"}, 10)), 1);
+  assert_int_equal(
+      total_of(audit_query(s, &(store_audit_filter_t){.actor = "bob", .key = "alice"}, 10)), 1);
+  /* Time range: since inclusive, until exclusive. */
+  assert_int_equal(total_of(audit_query(s, &(store_audit_filter_t){.since = since}, 10)), 4);
+  assert_int_equal(total_of(audit_query(s, &(store_audit_filter_t){.until = since}, 10)), 0);
+  assert_int_equal(
+      total_of(audit_query(s, &(store_audit_filter_t){.since = "2999-01-01T00:00:00.000Z"}, 10)),
+      0);
+  assert_int_equal(
+      total_of(audit_query(s, &(store_audit_filter_t){.until = "2999-01-01T00:00:00.000Z"}, 10)),
+      4);
+  /* A page of the matches only. */
+  page = audit_query(s, &(store_audit_filter_t){.key = "proxy.*"}, 1);
+  assert_int_equal(json_array_size(json_object_get(page, "entries")), 1);
+  assert_int_equal(json_integer_value(json_object_get(page, "total")), 2);
+  json_decref(page);
+}
+
 static void test_domain_generations(void **state) {
   fixture_t *f = *state;
   store_t *s = f->store;
@@ -2220,6 +2362,8 @@ int main(int argc, char **argv) {
       CONFORMANCE(test_audit_paging),
       CONFORMANCE(test_admins),
       CONFORMANCE(test_sessions),
+      CONFORMANCE(test_admin_accounts),
+      CONFORMANCE(test_audit_actions_and_filters),
       CONFORMANCE(test_domain_generations),
       CONFORMANCE(test_users),
       CONFORMANCE(test_tokens_and_devices),

@@ -25,8 +25,18 @@ enum MHD_Result admin_settings_import(http_request_t *req);
  * before settings_shutdown). */
 void admin_settings_cache_clear(void);
 
+/* accounts.c: /api/v1/admins..., POST /api/v1/session/password */
+enum MHD_Result admin_accounts_list(http_request_t *req);
+enum MHD_Result admin_accounts_create(http_request_t *req);
+enum MHD_Result admin_accounts_get(http_request_t *req);
+enum MHD_Result admin_accounts_patch(http_request_t *req);
+enum MHD_Result admin_accounts_delete(http_request_t *req);
+enum MHD_Result admin_accounts_own_password(http_request_t *req);
+
 /* audit.c: GET /api/v1/audit */
 enum MHD_Result admin_audit_list(http_request_t *req);
+/* One row of the audit log in a transaction of its own (logged on failure). */
+int admin_audit_record(store_t *store, const store_audit_entry_t *e);
 
 /* health.c: GET /healthz, GET /metrics */
 enum MHD_Result admin_health(http_request_t *req);

@@ -57,6 +57,15 @@ enum MHD_Result admin_session_login(http_request_t *req) {
   int retry_after = 0;
   int rc = auth_login(user, password, http_client_address(req), &s, &retry_after);
   if (rc == -EACCES) {
+    /* The name as typed, cut: a long one is likelier a password typed into
+     * the wrong field. Refusals while throttled are not written: they cost
+     * no password check, so a flood of them must not grow the log. */
+    char typed[65];
+    snprintf(typed, sizeof typed, "%.64s", user);
+    store_audit_entry_t e = {.action = "admin.login_failed", .actor = typed, .key = typed,
+                             .new_text = "wrong user name or password",
+                             .address = http_client_address(req)};
+    (void)admin_audit_record(http_store(req), &e);
     log_notice("failed admin login for \"%.64s\" from %s", user, http_client_address(req));
     http_add_header(req, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"atrium\"");
     return http_reply_problem(req, MHD_HTTP_UNAUTHORIZED, "invalid-credentials",
@@ -90,6 +99,9 @@ enum MHD_Result admin_session_login(http_request_t *req) {
     return http_reply_oom(req);
   }
   log_info("admin \"%s\" logged in from %s", s.admin, http_client_address(req));
+  store_audit_entry_t login = {.action = "admin.login", .actor = s.admin, .key = s.admin,
+                               .address = http_client_address(req)};
+  (void)admin_audit_record(http_store(req), &login);
   json_t *reply = json_pack("{s:s, s:s, s:s, s:s}", "token", s.token, "csrf", s.csrf, "expires",
                             expires, "user", s.admin);
   auth_session_clear(&s);

@@ -171,8 +171,8 @@ enum MHD_Result directory_client_logout(http_request_t *req) {
   }
   int r;
   if (everywhere && !strcmp(everywhere, "1"))
-    r = directory_user_sign_out(http_store(req), json_string_value(json_object_get(user, "name")),
-                                NULL);
+    r = directory_user_sign_out(http_store(req), NULL,
+                                json_string_value(json_object_get(user, "name")), NULL);
   else
     r = directory_token_revoke(http_store(req),
                                http_bearer_token(http_header(req, MHD_HTTP_HEADER_AUTHORIZATION)));

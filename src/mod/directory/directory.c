@@ -486,7 +486,36 @@ static void conflict_error(problem_t *err, const char *field, const char *name,
               row ? " (or an earlier row has the same name)" : "");
 }
 
+/* The audit row of a directory change, in the change's transaction. */
+static int audit(store_txn_t *t, const directory_actor_t *by, const char *action,
+                 const char *key, const char *old_text, const char *new_text) {
+  if (!by) return 0;
+  store_audit_entry_t e = {.action = action, .actor = by->admin, .key = key,
+                           .old_text = old_text, .new_text = new_text, .address = by->address};
+  return store_audit_record(t, &e);
+}
+
+/* What a change writes, as the audit log shows it: the fields given, the
+ * password only as "(set)" or "(cleared)". malloc'd JSON text or NULL. */
+static char *fields_text(const user_input_t *u, bool with_name) {
+  json_t *o = json_object();
+  if (!o) return NULL;
+  if (with_name && u->has_name) json_object_set_new(o, "name", json_string(u->name));
+  if (u->has_display)
+    json_object_set_new(o, "display_name", u->display ? json_string(u->display) : json_null());
+  if (u->has_windows)
+    json_object_set_new(o, "windows_account",
+                        u->windows ? json_string(u->windows) : json_null());
+  if (u->has_password)
+    json_object_set_new(o, "password", json_string(u->password_hash ? "(set)" : "(cleared)"));
+  if (u->has_enabled) json_object_set_new(o, "enabled", json_boolean(u->enabled));
+  char *text = json_object_size(o) ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+  json_decref(o);
+  return text;
+}
+
 typedef struct user_txn {
+  const directory_actor_t *by;
   const user_input_t *in;
   const char *ref; /* update: the user as named in the request */
   json_t *user;
@@ -549,16 +578,24 @@ static int user_txn(store_txn_t *t, void *vctx) {
     set_detail(c->err, "The user was not %s: the %s is taken.", c->update ? "changed" : "created",
                conflict ? conflict : "name");
   }
+  if (r < 0) return r;
+  if (c->update && c->in->has_name && strcmp(c->in->name, c->local) != 0 &&
+      (r = audit(t, c->by, "user.rename", c->local, c->local, c->in->name)) < 0)
+    return r;
+  char *fields = fields_text(c->in, !c->update);
+  if (fields || !c->update)
+    r = audit(t, c->by, c->update ? "user.update" : "user.add", name, NULL, fields);
+  free(fields);
   return r < 0 ? r : get_user_in(t, name, &c->user);
 }
 
-static int user_write(store_t *store, const char *ref, const json_t *in, bool update,
-                      json_t **user, problem_t *err) {
+static int user_write(store_t *store, const directory_actor_t *by, const char *ref,
+                      const json_t *in, bool update, json_t **user, problem_t *err) {
   *user = NULL;
   user_input_t u;
   int r = user_input_parse(in, !update, &u, err);
   if (r == 0) {
-    user_txn_t c = {.in = &u, .ref = ref, .err = err, .update = update};
+    user_txn_t c = {.by = by, .in = &u, .ref = ref, .err = err, .update = update};
     r = store_run_txn(store, update ? "change a user" : "create a user", user_txn, &c);
     if (r == 0)
       *user = c.user;
@@ -579,16 +616,18 @@ static int user_write(store_t *store, const char *ref, const json_t *in, bool up
   return r;
 }
 
-int directory_user_create(store_t *store, const json_t *in, json_t **user, problem_t *err) {
-  return user_write(store, NULL, in, false, user, err);
+int directory_user_create(store_t *store, const directory_actor_t *by, const json_t *in,
+                          json_t **user, problem_t *err) {
+  return user_write(store, by, NULL, in, false, user, err);
 }
 
-int directory_user_update(store_t *store, const char *name, const json_t *patch, json_t **user,
-                          problem_t *err) {
-  return user_write(store, name, patch, true, user, err);
+int directory_user_update(store_t *store, const directory_actor_t *by, const char *name,
+                          const json_t *patch, json_t **user, problem_t *err) {
+  return user_write(store, by, name, patch, true, user, err);
 }
 
 typedef struct delete_ctx {
+  const directory_actor_t *by;
   const char *ref;
   char local[DIRECTORY_NAME_MAX + 1];
 } delete_ctx_t;
@@ -597,17 +636,19 @@ static int delete_txn(store_txn_t *t, void *vctx) {
   delete_ctx_t *c = vctx;
   char domain[256];
   int r = current_local_name(t, c->ref, c->local, sizeof c->local, domain, sizeof domain);
-  return r < 0 ? r : store_user_delete(t, c->local);
+  if (r == 0) r = store_user_delete(t, c->local);
+  return r < 0 ? r : audit(t, c->by, "user.delete", c->local, c->local, NULL);
 }
 
-int directory_user_delete(store_t *store, const char *name) {
-  delete_ctx_t c = {.ref = name};
+int directory_user_delete(store_t *store, const directory_actor_t *by, const char *name) {
+  delete_ctx_t c = {.by = by, .ref = name};
   int r = store_run_txn(store, "delete a user", delete_txn, &c);
   if (r == 0) tell(DIRECTORY_USER_DELETED, c.local);
   return r;
 }
 
 typedef struct sign_out_ctx {
+  const directory_actor_t *by;
   const char *ref;
   char local[DIRECTORY_NAME_MAX + 1];
   int64_t revoked;
@@ -619,11 +660,16 @@ static int sign_out_txn(store_txn_t *t, void *vctx) {
   int r = current_local_name(t, c->ref, c->local, sizeof c->local, domain, sizeof domain);
   store_user_t u;
   if (r == 0) r = store_user_get(t, c->local, &u);
-  return r < 0 ? r : store_tokens_delete_user(t, u.id, &c->revoked);
+  if (r == 0) r = store_tokens_delete_user(t, u.id, &c->revoked);
+  if (r < 0) return r;
+  char text[64];
+  snprintf(text, sizeof text, "%" PRId64 " login(s) revoked", c->revoked);
+  return audit(t, c->by, "user.sign_out", c->local, NULL, text);
 }
 
-int directory_user_sign_out(store_t *store, const char *name, int64_t *revoked) {
-  sign_out_ctx_t c = {.ref = name};
+int directory_user_sign_out(store_t *store, const directory_actor_t *by, const char *name,
+                            int64_t *revoked) {
+  sign_out_ctx_t c = {.by = by, .ref = name};
   int r = store_run_txn(store, "sign a user out everywhere", sign_out_txn, &c);
   if (r == 0) tell(DIRECTORY_USER_SIGNED_OUT, c.local);
   if (revoked) *revoked = r == 0 ? c.revoked : 0;
@@ -1147,9 +1193,26 @@ static const char *row_user_local(char *buf, size_t len, const char *ref) {
 }
 
 typedef struct import_txn {
+  const directory_actor_t *by;
   directory_batch_t *b;
   problem_t *err;
 } import_txn_t;
+
+/* One row for the whole import (a million users must not write a million
+ * rows): how many, and the first names. */
+static int audit_import(store_txn_t *t, const directory_actor_t *by, const directory_batch_t *b) {
+  if (!by) return 0;
+  char text[600];
+  size_t o = (size_t)snprintf(text, sizeof text, "%zu %s(s)", b->count, kinds[b->kind].what);
+  for (size_t i = 0; i < b->count && i < 10 && o < sizeof text; i++)
+    o += (size_t)snprintf(text + o, sizeof text - o, "%s%.64s", i ? ", " : ": ", b->rows[i].f[0]);
+  if (b->count > 10 && o < sizeof text) snprintf(text + o, sizeof text - o, ", ...");
+  return audit(t, by, b->kind == DIRECTORY_IMPORT_USERS ? "user.import" : "federation.import",
+               b->kind == DIRECTORY_IMPORT_USERS ? "users"
+               : b->kind == DIRECTORY_IMPORT_SUBSCRIPTIONS ? "federation.subscriptions"
+                                                          : "federation.contacts",
+               NULL, text);
+}
 
 static int import_txn(store_txn_t *t, void *vctx) {
   import_txn_t *c = vctx;
@@ -1202,6 +1265,7 @@ static int import_txn(store_txn_t *t, void *vctx) {
     }
     if (r < 0) break;
   }
+  if (r == 0) r = audit_import(t, c->by, b);
   if (r == -EINVAL && !c->err->detail[0])
     set_detail(c->err, "The import was refused at row %zu; nothing was imported.",
                error_count(c->err) ? (size_t)json_integer_value(json_object_get(
@@ -1210,8 +1274,8 @@ static int import_txn(store_txn_t *t, void *vctx) {
   return r;
 }
 
-int directory_import_apply(store_t *store, directory_batch_t *b, int64_t *imported,
-                           problem_t *err) {
+int directory_import_apply(store_t *store, const directory_actor_t *by, directory_batch_t *b,
+                           int64_t *imported, problem_t *err) {
   *imported = 0;
   /* Hashing is the slow part: done before the transaction begins. */
   if (b->kind == DIRECTORY_IMPORT_USERS) {
@@ -1226,7 +1290,7 @@ int directory_import_apply(store_t *store, directory_batch_t *b, int64_t *import
       if (r < 0) return r;
     }
   }
-  import_txn_t c = {.b = b, .err = err};
+  import_txn_t c = {.by = by, .b = b, .err = err};
   int r = store_run_txn(store, "import", import_txn, &c);
   if (r == 0) *imported = (int64_t)b->count;
   return r;

@@ -104,21 +104,31 @@ int directory_domain_advance(store_txn_t *txn, int64_t expected, const char *new
 /* A user document: {"name", "display_name", "windows_account", "enabled",
  * "has_password", "login", "im_address", "created_at", "updated_at"}. */
 
+/* Who makes a change, for the audit log row written in the change's own
+ * transaction. NULL where nobody administers (a user signing themselves out,
+ * the unit tests): then no row. */
+typedef struct directory_actor {
+  const char *admin;   /* the admin's account name */
+  const char *address; /* where the request came from; may be NULL */
+} directory_actor_t;
+
 /* `in`: {"name", "display_name"?, "windows_account"?, "password"?, "enabled"?}.
  * Passwords are hashed (Argon2id) before the transaction begins. */
-int directory_user_create(store_t *store, const json_t *in, json_t **user, problem_t *err);
+int directory_user_create(store_t *store, const directory_actor_t *by, const json_t *in,
+                          json_t **user, problem_t *err);
 /* `name` is the local part, or a login name with the current domain. */
 int directory_user_get(store_t *store, const char *name, json_t **user);
 /* `patch`: any of "name", "display_name", "windows_account", "password",
  * "enabled"; null clears display_name, windows_account and password. A
  * password given (set or cleared) or "enabled": false revokes every client
  * token of the user in the same transaction. */
-int directory_user_update(store_t *store, const char *name, const json_t *patch, json_t **user,
-                          problem_t *err);
-int directory_user_delete(store_t *store, const char *name);
+int directory_user_update(store_t *store, const directory_actor_t *by, const char *name,
+                          const json_t *patch, json_t **user, problem_t *err);
+int directory_user_delete(store_t *store, const directory_actor_t *by, const char *name);
 /* "Sign out everywhere": revokes every client token of the user (desktop,
  * web and mobile must log in again); *revoked (may be NULL) how many. */
-int directory_user_sign_out(store_t *store, const char *name, int64_t *revoked);
+int directory_user_sign_out(store_t *store, const directory_actor_t *by, const char *name,
+                            int64_t *revoked);
 /* A client logging out: revokes this one token (-ENOENT when unknown). */
 int directory_token_revoke(store_t *store, const char *token);
 /* {"total", "offset", "limit", "users": [...]}, ordered by name. q (may be
@@ -153,8 +163,8 @@ void directory_batch_free(directory_batch_t *b); /* accepts NULL */
 /* Writes a parsed batch all or nothing, in one transaction (users'
  * passwords are hashed first, outside the lock). A name that exists already
  * or a user that does not exist is an error naming the row. */
-int directory_import_apply(store_t *store, directory_batch_t *b, int64_t *imported,
-                           problem_t *err);
+int directory_import_apply(store_t *store, const directory_actor_t *by, directory_batch_t *b,
+                           int64_t *imported, problem_t *err);
 
 /* ---- federation data ------------------------------------------------------------------------ */
 

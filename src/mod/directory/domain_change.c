@@ -82,7 +82,9 @@ static int in_txn(store_txn_t *t, void *vctx, problem_t *p) {
              " federation subscriptions to create again; federation.fqdn %s -> %s)",
              c->new_domain, c->counts.users, c->counts.mobile_devices, c->counts.subscriptions,
              c->fqdn_old, c->fqdn_new);
-    r = store_audit_add(t, c->actor, "domain.change", c->old_domain, summary);
+    store_audit_entry_t e = {.action = "domain.change", .actor = c->actor, .key = "domain.change",
+                             .old_text = c->old_domain, .new_text = summary};
+    r = store_audit_record(t, &e);
   }
   if (r < 0 && r != -EAGAIN)
     problem_set(p, 500, "store", "The domain could not be changed",

@@ -46,6 +46,13 @@ enum MHD_Result directory_reply_error(http_request_t *req, int r, problem_t *err
   return ret;
 }
 
+/* The admin making the request, for the audit log. */
+static directory_actor_t actor_of(http_request_t *req) {
+  const auth_identity_t *who = http_identity(req);
+  return (directory_actor_t){.admin = who ? who->admin : "unknown",
+                             .address = http_client_address(req)};
+}
+
 /* The {name} of /api/v1/users/{name}. */
 static const char *path_name(http_request_t *req) {
   const char *p = strrchr(http_path(req), '/');
@@ -55,7 +62,8 @@ static const char *path_name(http_request_t *req) {
 enum MHD_Result directory_users_create(http_request_t *req) {
   problem_t err = {0};
   json_t *user = NULL;
-  int r = directory_user_create(http_store(req), http_body_json(req), &user, &err);
+  directory_actor_t by = actor_of(req);
+  int r = directory_user_create(http_store(req), &by, http_body_json(req), &user, &err);
   if (r < 0) return directory_reply_error(req, r, &err, "user");
   char location[128];
   snprintf(location, sizeof location, "/api/v1/users/%s",
@@ -87,13 +95,16 @@ enum MHD_Result directory_users_get(http_request_t *req) {
 enum MHD_Result directory_users_patch(http_request_t *req) {
   problem_t err = {0};
   json_t *user = NULL;
-  int r = directory_user_update(http_store(req), path_name(req), http_body_json(req), &user, &err);
+  directory_actor_t by = actor_of(req);
+  int r = directory_user_update(http_store(req), &by, path_name(req), http_body_json(req), &user,
+                                &err);
   if (r < 0) return directory_reply_error(req, r, &err, "user");
   return http_reply_json(req, MHD_HTTP_OK, user);
 }
 
 enum MHD_Result directory_users_delete(http_request_t *req) {
-  int r = directory_user_delete(http_store(req), path_name(req));
+  directory_actor_t by = actor_of(req);
+  int r = directory_user_delete(http_store(req), &by, path_name(req));
   if (r < 0) return directory_reply_error(req, r, NULL, "user");
   return http_reply_buffer(req, MHD_HTTP_NO_CONTENT, NULL, "", 0, NULL, NULL);
 }
@@ -107,7 +118,8 @@ enum MHD_Result directory_users_sign_out(http_request_t *req) {
   char name[DIRECTORY_NAME_MAX + 256];
   snprintf(name, sizeof name, "%.*s", (int)(end - start), start);
   int64_t revoked = 0;
-  int r = directory_user_sign_out(http_store(req), name, &revoked);
+  directory_actor_t by = actor_of(req);
+  int r = directory_user_sign_out(http_store(req), &by, name, &revoked);
   if (r < 0) return directory_reply_error(req, r, NULL, "user");
   return http_reply_json(req, MHD_HTTP_OK, json_pack("{s:I}", "revoked_tokens", (json_int_t)revoked));
 }
@@ -145,7 +157,8 @@ static enum MHD_Result import(http_request_t *req, directory_import_kind_t kind,
   directory_batch_t *batch = NULL;
   int r = directory_import_parse(kind, data, len, csv, &batch, &err);
   int64_t imported = 0;
-  if (r == 0) r = directory_import_apply(http_store(req), batch, &imported, &err);
+  directory_actor_t by = actor_of(req);
+  if (r == 0) r = directory_import_apply(http_store(req), &by, batch, &imported, &err);
   directory_batch_free(batch);
   if (r < 0) return directory_reply_error(req, r, &err, what);
   log_info("imported %lld %s(s)", (long long)imported, what);

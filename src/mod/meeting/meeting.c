@@ -249,6 +249,34 @@ static void warn(const settings_snapshot_t *snap, settings_warn_fn add, void *wc
     add(wctx, "meeting.url", "unencrypted",
         "Web meetings are reached unencrypted (%s). Use https except for temporary testing.",
         meeting);
+  char which[200];
+  if (settings_bool(snap, "meeting.enabled") && meeting_privacy_unedited(which, sizeof which))
+    add(wctx, "meeting.enabled", "privacy-template-unedited",
+        "Guests see the shipped privacy policy with its \"[Operator: ...]\" lines (%s): run "
+        "'atriumctl privacy customize' and fill in your organisation's details.",
+        which);
+}
+
+/* The privacy policy guests see, and whether meetings run at all. */
+static void status(module_status_t *out) {
+  settings_snapshot_t *snap = settings_acquire();
+  bool enabled = settings_bool(snap, "meeting.enabled");
+  char url[300];
+  snprintf(url, sizeof url, "%.250s", settings_string(snap, "meeting.url"));
+  settings_release(snap);
+  char which[200];
+  if (!enabled) {
+    out->state = MODULE_OFF;
+    snprintf(out->sentence, sizeof out->sentence, "Web meetings are off (meeting.enabled).");
+  } else if (meeting_privacy_unedited(which, sizeof which)) {
+    out->state = MODULE_WARNING;
+    snprintf(out->sentence, sizeof out->sentence,
+             "Web meetings at %.250s; guests see the unedited privacy template (%.150s).", url,
+             which);
+  } else {
+    out->state = MODULE_OK;
+    snprintf(out->sentence, sizeof out->sentence, "Web meetings at %s.", url);
+  }
 }
 
 static const char *const sections[] = {"meeting", NULL};
@@ -300,4 +328,5 @@ const atrium_module_t meeting_module = {
     .drain = drain,
     .stop = stop,
     .metrics = metrics,
+    .status = status,
 };

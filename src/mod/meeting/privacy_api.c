@@ -92,6 +92,28 @@ int meeting_privacy_render(int lang, char **html, size_t *len) {
   return r;
 }
 
+/* The shipped templates mark what the operator must fill in this way. */
+static bool has_operator_marker(const privacy_template_t *t) {
+  return t->text && (strstr(t->text, "[Operator:") || strstr(t->text, "[Betreiber:"));
+}
+
+bool meeting_privacy_unedited(char *which, size_t len) {
+  if (len) which[0] = '\0';
+  if (!P.install[0]) return false;
+  bool any = false;
+  for (int l = 0; l < PRIVACY_LANG_COUNT; l++) {
+    privacy_template_t t;
+    if (privacy_template_load(P.install, P.custom, (privacy_lang_t)l, &t) == 0 &&
+        has_operator_marker(&t)) {
+      size_t n = strlen(which);
+      snprintf(which + n, len - n, "%s%s", any ? ", " : "", privacy_template_name(l));
+      any = true;
+    }
+    privacy_template_clear(&t);
+  }
+  return any;
+}
+
 enum MHD_Result meeting_privacy_info(http_request_t *req) {
   int days;
   bool changed;
@@ -103,11 +125,12 @@ enum MHD_Result meeting_privacy_info(http_request_t *req) {
     privacy_template_t t;
     int r = privacy_template_load(P.install, P.custom, (privacy_lang_t)l, &t);
     json_array_append_new(
-        templates, json_pack("{s:s, s:s, s:s, s:o}", "lang", privacy_lang_code(l), "file",
+        templates, json_pack("{s:s, s:s, s:s, s:o, s:b}", "lang", privacy_lang_code(l), "file",
                              privacy_template_name(l), "source",
                              r == 0 ? (t.custom ? "custom" : "install")
                                     : r == -ENOENT ? "missing" : "unreadable",
-                             "path", r == 0 || r != -ENOENT ? json_string(t.path) : json_null()));
+                             "path", r == 0 || r != -ENOENT ? json_string(t.path) : json_null(),
+                             "unedited", r == 0 && has_operator_marker(&t)));
     privacy_template_clear(&t);
   }
   json_t *doc = json_pack("{s:s, s:s, s:o, s:o, s:o}", "install_directory", P.install,

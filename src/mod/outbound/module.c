@@ -42,10 +42,43 @@ static int init(const module_env_t *env, char *err, size_t errlen) {
   return outbound_init(env->atlas->ca_bundle, err, errlen);
 }
 
+static void status(module_status_t *out) {
+  outbound_last_t l;
+  outbound_last_result(&l);
+  settings_snapshot_t *snap = settings_acquire();
+  bool proxy = settings_bool(snap, "proxy.enabled");
+  char via[300];
+  snprintf(via, sizeof via, "%s%.200s", proxy ? "through the proxy " : "directly",
+           proxy ? settings_string(snap, "proxy.host") : "");
+  settings_release(snap);
+  if (l.last_error[0]) {
+    snprintf(out->last_error, sizeof out->last_error, "%s", l.last_error);
+    out->last_error_at = l.last_error_at;
+  }
+  if (l.requests == 0) {
+    out->state = MODULE_OK;
+    snprintf(out->sentence, sizeof out->sentence,
+             "Outbound requests go %s; none was made since the start (Test connection makes "
+             "one).",
+             via);
+  } else if (l.last_failed) {
+    out->state = MODULE_FAILING;
+    snprintf(out->sentence, sizeof out->sentence,
+             "The last outbound request (%s) failed; %llu since the start.", via,
+             (unsigned long long)l.requests);
+  } else {
+    out->state = MODULE_OK;
+    snprintf(out->sentence, sizeof out->sentence,
+             "Outbound requests go %s; the last one succeeded (%llu since the start).", via,
+             (unsigned long long)l.requests);
+  }
+}
+
 const atrium_module_t outbound_module = {
     .name = "outbound",
     MODULE_ROUTES(routes),
     .settings = &owner,
     .init = init,
     .stop = outbound_shutdown,
+    .status = status,
 };

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pthread.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,6 +27,13 @@ static struct {
   bool initialised;
   char ca_bundle[4096];
 } O;
+
+static struct {
+  pthread_mutex_t lock;
+  outbound_last_t last;
+} L = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void record_result(const outbound_request_t *req, const outbound_response_t *resp);
 
 static const char *const stage_names[] = {
     [OUTBOUND_STAGE_OK] = "ok",
@@ -585,7 +593,35 @@ int outbound_perform(const outbound_request_t *req, const outbound_proxy_t *prox
   resp->connect_status = connect_status;
   resp->stage = outbound_classify((int)rc, connect_status, status, use_proxy, resp->proxy_error);
   resp->elapsed_ms = elapsed_ms_since(&start);
+  record_result(req, resp);
   return stage_errno(resp->stage);
+}
+
+
+/* Every finished request, whichever caller: what the status page says of
+ * the outbound connection. */
+static void record_result(const outbound_request_t *req, const outbound_response_t *resp) {
+  pthread_mutex_lock(&L.lock);
+  L.last.requests++;
+  int64_t now = (int64_t)time(NULL);
+  if (resp->stage == OUTBOUND_STAGE_OK) {
+    L.last.last_ok_at = now;
+    L.last.last_failed = false;
+  } else {
+    L.last.last_error_at = now;
+    L.last.last_failed = true;
+    snprintf(L.last.last_error, sizeof L.last.last_error, "%s%s failed at %s%s%s",
+             resp->via_proxy ? "through the proxy, " : "",
+             req && req->url ? req->url : "a request", outbound_stage_name(resp->stage),
+             resp->proxy_error[0] ? ": " : "", resp->proxy_error);
+  }
+  pthread_mutex_unlock(&L.lock);
+}
+
+void outbound_last_result(outbound_last_t *out) {
+  pthread_mutex_lock(&L.lock);
+  *out = L.last;
+  pthread_mutex_unlock(&L.lock);
 }
 
 int outbound_request(const outbound_request_t *req, outbound_response_t *resp) {

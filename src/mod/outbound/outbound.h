@@ -162,6 +162,17 @@ int outbound_request(const outbound_request_t *req, outbound_response_t *resp);
 
 void outbound_response_clear(outbound_response_t *resp); /* accepts NULL */
 
+/* The last outbound request of each kind, for the status page: when the
+ * last one succeeded and the last one failed (unix seconds, 0: never), and
+ * the failure's sentence with the stage and URL. */
+typedef struct outbound_last {
+  uint64_t requests;
+  int64_t last_ok_at, last_error_at;
+  char last_error[600];
+  bool last_failed; /* the most recent request failed */
+} outbound_last_t;
+void outbound_last_result(outbound_last_t *out);
+
 /* Classifies a finished transfer (exported for the unit tests): the libcurl
  * result, the CONNECT and final status, and whether a proxy was used. */
 outbound_stage_t outbound_classify(int curl_code, long connect_status, long status,

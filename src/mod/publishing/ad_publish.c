@@ -41,6 +41,7 @@ static struct {
   char message[768];
   unsigned failures;
   int64_t last_success;
+  int64_t last_failure;
   uint64_t retry_at_ms; /* 0: none */
 } A = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -273,6 +274,7 @@ static void *worker_main(void *arg) {
       backoff = backoff ? backoff * 2 : BACKOFF_MIN_MS;
       if (backoff > BACKOFF_MAX_MS) backoff = BACKOFF_MAX_MS;
       A.failures++;
+      A.last_failure = time(NULL);
       /* Once per distinct reason: a DC that stays down does not flood the log. */
       if (strcmp(A.message, msg) != 0)
         log_warning("AD publishing: %s; retrying with backoff", msg);
@@ -356,6 +358,7 @@ void ad_publish_get_status(ad_publish_status_t *out) {
   snprintf(out->message, sizeof out->message, "%s", A.message);
   out->failures = A.failures;
   out->last_success = A.last_success;
+  out->last_failure = A.last_failure;
   uint64_t now = mono_ms();
   out->next_retry_ms = A.retry_at_ms ? (A.retry_at_ms > now ? (int64_t)(A.retry_at_ms - now) : 0)
                                      : -1;

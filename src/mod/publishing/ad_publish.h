@@ -47,6 +47,7 @@ typedef struct ad_publish_status {
   unsigned failures;  /* consecutive failed attempts */
   int64_t last_success; /* Unix time of the last successful write or removal, 0: never */
   int64_t next_retry_ms; /* -1: no retry scheduled */
+  int64_t last_failure;  /* Unix time of the last failed attempt, 0: never */
 } ad_publish_status_t;
 
 void ad_publish_get_status(ad_publish_status_t *out);

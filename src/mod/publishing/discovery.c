@@ -39,6 +39,7 @@ static struct {
   int fd4, fd6, stop_fd;
   pthread_t thread;
   char message[256];
+  int64_t last_failure;
 } D = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd4 = -1, .fd6 = -1, .stop_fd = -1};
 
 static atomic_uint_fast64_t n_queries, n_answers, n_dropped[DISCOVERY_DROP_COUNT];
@@ -289,6 +290,7 @@ static int follow(const settings_snapshot_t *snap, char *err, size_t errlen) {
     } else if (r < 0) {
       snprintf(D.message, sizeof D.message, "%s", err);
     }
+    if (r < 0) D.last_failure = time(NULL);
   }
   if (!want) D.message[0] = '\0';
   D.port = port;
@@ -335,6 +337,7 @@ void discovery_get_status(discovery_status_t *out) {
   out->running = D.running;
   out->port = D.port;
   snprintf(out->message, sizeof out->message, "%s", D.message);
+  out->last_failure = D.last_failure;
   pthread_mutex_unlock(&D.lock);
   out->queries = atomic_load(&n_queries);
   out->answers = atomic_load(&n_answers);

@@ -39,6 +39,7 @@ typedef struct discovery_status {
   int port;
   char message[256]; /* why it is not running, when it should be */
   uint64_t queries, answers, dropped[DISCOVERY_DROP_COUNT];
+  int64_t last_failure; /* Unix time the responder last failed to start, 0: never */
 } discovery_status_t;
 
 void discovery_get_status(discovery_status_t *out);

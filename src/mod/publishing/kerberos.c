@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <gssapi/gssapi.h>
 #include <gssapi/gssapi_ext.h>
+#include <krb5.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,4 +159,65 @@ bool kerberos_account_matches(const char *windows_account, const char *principal
   for (size_t i = 0; i < n; i++)
     if (windows_account && strcasecmp(windows_account, cands[i]) == 0) return true;
   return false;
+}
+
+int kerberos_keytab_check(const char *keytab, char *principal, size_t plen, char *err,
+                          size_t errlen) {
+  principal[0] = '\0';
+  if (!keytab || !keytab[0]) {
+    snprintf(err, errlen,
+             "No Kerberos keytab is set (login.kerberos_keytab): automatic login cannot work. "
+             "Export the service key of HTTP/<host> to a keytab and enter its path.");
+    return -ENOENT;
+  }
+  if (access(keytab, R_OK) != 0) {
+    int e = errno;
+    snprintf(err, errlen,
+             "The Kerberos keytab %s cannot be read (%s): automatic login cannot work. %s", keytab,
+             strerror(e),
+             e == ENOENT ? "Check the path." : "Let the user atriumd runs as read it (mode 0640, "
+                                               "group atrium).");
+    return -ENOENT;
+  }
+  krb5_context ctx;
+  if (krb5_init_context(&ctx) != 0) {
+    snprintf(err, errlen, "Kerberos cannot start (krb5_init_context failed).");
+    return -ENOMEM;
+  }
+  char name[4200];
+  snprintf(name, sizeof name, "FILE:%s", keytab);
+  krb5_keytab kt;
+  krb5_kt_cursor cur;
+  krb5_keytab_entry entry;
+  int r = -EINVAL;
+  if (krb5_kt_resolve(ctx, name, &kt) == 0) {
+    krb5_error_code code = krb5_kt_start_seq_get(ctx, kt, &cur);
+    if (code == 0) {
+      if (krb5_kt_next_entry(ctx, kt, &entry, &cur) == 0) {
+        char *text = NULL;
+        if (krb5_unparse_name(ctx, entry.principal, &text) == 0) {
+          snprintf(principal, plen, "%s", text);
+          krb5_free_unparsed_name(ctx, text);
+        }
+        krb5_free_keytab_entry_contents(ctx, &entry);
+        r = 0;
+      } else {
+        r = -ENODATA;
+      }
+      krb5_kt_end_seq_get(ctx, kt, &cur);
+    }
+    krb5_kt_close(ctx, kt);
+  }
+  krb5_free_context(ctx);
+  if (r == -EINVAL)
+    snprintf(err, errlen,
+             "%s is not a Kerberos keytab: automatic login cannot work. Export the service key "
+             "with ktpass (Windows) or kadmin ktadd (MIT) again.",
+             keytab);
+  else if (r == -ENODATA)
+    snprintf(err, errlen,
+             "The Kerberos keytab %s holds no keys: automatic login cannot work. Export the "
+             "service key of HTTP/<host> into it.",
+             keytab);
+  return r;
 }

@@ -34,6 +34,13 @@ int kerberos_accept(const char *keytab, const char *token_b64, kerberos_result_t
                     size_t errlen);
 void kerberos_result_clear(kerberos_result_t *out); /* accepts NULL */
 
+/* Whether the keytab can serve logins: readable, a keytab, with at least
+ * one key. 0 and the first principal in *principal; -ENOENT (missing or
+ * unreadable), -EINVAL (not a keytab), -ENODATA (no keys), each with a
+ * sentence in err that says what to do. Reads the file; never logs. */
+int kerberos_keytab_check(const char *keytab, char *principal, size_t plen, char *err,
+                          size_t errlen);
+
 /* The windows_account spellings that name `principal`, most specific first:
  *   "alice@ATRIUM.TEST"  the principal itself (user principal name form)
  *   "ATRIUM\alice"       NetBIOS form: the realm's first label, a backslash, the name

@@ -2,6 +2,7 @@
  * GET /api/v1/publishing/status: what UDP discovery and AD publishing are
  * doing. */
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -84,6 +85,26 @@ static enum MHD_Result login_user(http_request_t *req, const char *principal) {
   return ret;
 }
 
+static struct {
+  pthread_mutex_t lock;
+  char text[800];
+  int64_t at;
+} last_error = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static void remember_error(const char *what, const char *err) {
+  pthread_mutex_lock(&last_error.lock);
+  snprintf(last_error.text, sizeof last_error.text, "%s: %.700s", what, err);
+  last_error.at = (int64_t)time(NULL);
+  pthread_mutex_unlock(&last_error.lock);
+}
+
+void publishing_login_auto_last_error(char *buf, size_t len, int64_t *at) {
+  pthread_mutex_lock(&last_error.lock);
+  snprintf(buf, len, "%s", last_error.text);
+  *at = last_error.at;
+  pthread_mutex_unlock(&last_error.lock);
+}
+
 enum MHD_Result publishing_login_auto(http_request_t *req) {
   settings_snapshot_t *snap = settings_acquire();
   bool allowed = settings_bool(snap, "login.allow_automatic");
@@ -119,6 +140,7 @@ enum MHD_Result publishing_login_auto(http_request_t *req) {
   case 0: break;
   case -ENOENT:
     log_warning("automatic login unavailable: %s", err);
+    remember_error("Automatic login failed", err);
     return refuse(req, MHD_HTTP_SERVICE_UNAVAILABLE, "kerberos-unavailable",
                   "Automatic login is not available",
                   "The server cannot check Kerberos tickets at the moment (its keytab is not "
@@ -134,6 +156,7 @@ enum MHD_Result publishing_login_auto(http_request_t *req) {
   default:
     log_notice("automatic login: Kerberos ticket from %s refused: %s", http_client_address(req),
                err);
+    remember_error("A Kerberos ticket was refused", err);
     snprintf(detail, sizeof detail,
              "The Kerberos ticket was not accepted: %s. Log in to Windows again (or run kinit) "
              "and retry, or log in with your login name and password.",

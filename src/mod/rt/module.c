@@ -267,6 +267,13 @@ static void days_text(char *out, size_t len, int days) {
     snprintf(out, len, "%d day%s", days, days == 1 ? "" : "s");
 }
 
+void rt_client_counts(size_t *users, size_t *connections) {
+  rt_hub_counters_t h;
+  rt_hub_counters(&h);
+  *users = h.users;
+  *connections = rt_hub_connections();
+}
+
 static void status(module_status_t *out) {
   rt_hub_counters_t h;
   rt_hub_counters(&h);

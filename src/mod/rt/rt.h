@@ -48,6 +48,9 @@ bool rt_presence_of(const char *name, rt_state_t *state, char *note, size_t note
                     char since[32]);
 /* Whether the user has a client connection now. */
 bool rt_user_connected(const char *name);
+/* How many users have a client connection now, and how many connections
+ * they have (the status page; GET /api/v1/presence lists them). */
+void rt_client_counts(size_t *users, size_t *connections);
 
 /* ---- sending as the server ------------------------------------------------------------------ */
 

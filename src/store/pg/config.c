@@ -126,47 +126,9 @@ int pg_audit_add(store_txn_t *t, const char *actor, const char *key, const char 
                 false, NULL);
 }
 
-/* The column as a JSON string, or null (also for text jansson refuses). */
-static json_t *column_json(const PGresult *res, int row, int col) {
-  if (PQgetisnull(res, row, col)) return json_null();
-  json_t *j = json_stringn(PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
-  return j ? j : json_null();
-}
-
 int pg_audit_list(store_txn_t *t, int64_t offset, int64_t limit, json_t **page) {
-  *page = NULL;
-  if (offset < 0) offset = 0;
-  if (limit < 1) limit = 1;
-  if (limit > STORE_AUDIT_LIMIT_MAX) limit = STORE_AUDIT_LIMIT_MAX;
-  pg_params_t none = {0};
-  int64_t total = 0;
-  int r = pg_int(t, "SELECT count(*) FROM audit", &none, &total);
-  if (r < 0) return r;
-  pg_params_t p = {0};
-  pp_int(&p, limit);
-  pp_int(&p, offset);
-  PGresult *res = pg_exec(t,
-                          "SELECT id, rfc3339(time), actor, key, old, new FROM audit "
-                          "ORDER BY id DESC LIMIT $1 OFFSET $2",
-                          &p, false, &r);
-  if (!res) return r;
-  json_t *entries = json_array();
-  if (!entries) r = -ENOMEM;
-  for (int i = 0; r == 0 && i < PQntuples(res); i++) {
-    json_t *e = json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)pg_i64(res, i, 0),
-                          "time", column_json(res, i, 1), "actor", column_json(res, i, 2), "key",
-                          column_json(res, i, 3), "old", column_json(res, i, 4), "new",
-                          column_json(res, i, 5));
-    if (!e || json_array_append_new(entries, e) < 0) r = -ENOMEM;
-  }
-  PQclear(res);
-  if (r < 0) {
-    json_decref(entries);
-    return r;
-  }
-  *page = json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)total, "offset",
-                    (json_int_t)offset, "limit", (json_int_t)limit, "entries", entries);
-  return *page ? 0 : -ENOMEM;
+  static const store_audit_filter_t none = {0};
+  return pg_audit_query(t, &none, offset, limit, page);
 }
 
 /* ---- admins and sessions ------------------------------------------------------------ */
@@ -197,7 +159,8 @@ int pg_admin_get_hash(store_txn_t *t, const char *name, char **hash) {
   pg_params_t p = {0};
   pp_text(&p, name);
   int r = 0;
-  PGresult *res = pg_exec(t, "SELECT password_hash FROM admins WHERE name = $1", &p, false, &r);
+  PGresult *res =
+      pg_exec(t, "SELECT password_hash FROM admins WHERE name = $1 AND enabled", &p, false, &r);
   if (!res) return r;
   if (PQntuples(res) == 0)
     r = -ENOENT;

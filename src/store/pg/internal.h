@@ -199,6 +199,17 @@ int pg_message_history(store_txn_t *t, int64_t user, int64_t peer, int64_t befor
 int pg_journal_chat(store_txn_t *t, int64_t user, const char *peer, const char *direction,
                     const char *started, int64_t created_ms, int64_t count);
 int pg_journal_add(store_txn_t *t, store_journal_t *e);
+int pg_admin_list(store_txn_t *t, void (*fn)(const store_admin_t *, void *), void *ctx);
+int pg_admin_get(store_txn_t *t, const char *name, store_admin_t *out);
+int pg_admin_count_enabled(store_txn_t *t, int64_t *count);
+int pg_admin_set_password(store_txn_t *t, const char *name, const char *password_hash);
+int pg_admin_set_enabled(store_txn_t *t, const char *name, bool enabled);
+int pg_admin_delete(store_txn_t *t, const char *name);
+int pg_session_delete_admin(store_txn_t *t, const char *admin, const char *keep_hash,
+                            int64_t *deleted);
+int pg_audit_record(store_txn_t *t, const store_audit_entry_t *e);
+int pg_audit_query(store_txn_t *t, const store_audit_filter_t *f, int64_t offset, int64_t limit,
+                   json_t **page);
 int pg_journal_list(store_txn_t *t, int64_t user, int64_t before, int64_t limit,
                     store_journal_fn fn, void *ctx);
 int pg_retention_messages(store_txn_t *t, int64_t cutoff_ms, bool delivered_only, int64_t limit,

@@ -187,6 +187,17 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (user_id, entry)"
     ");"
     "CREATE INDEX roster_contact ON roster (contact);",
+    /* 4 -> 5: several admin accounts (disabled ones cannot log in), and an
+     * audit log of every admin action, not only settings: what happened
+     * (action), from where (address), filtered by actor, key and time. */
+    "ALTER TABLE admins ADD COLUMN enabled boolean NOT NULL DEFAULT true;"
+    "ALTER TABLE admins ADD COLUMN password_changed_at timestamptz;"
+    "ALTER TABLE audit ADD COLUMN action text COLLATE \"C\" NOT NULL DEFAULT 'setting';"
+    "ALTER TABLE audit ADD COLUMN address text;"
+    "UPDATE audit SET action = 'domain.change' WHERE key = 'domain.change';"
+    "CREATE INDEX audit_actor ON audit (actor, id);"
+    "CREATE INDEX audit_key ON audit (key, id);"
+    "CREATE INDEX audit_action ON audit (action, id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -877,6 +888,15 @@ static const store_backend_t backend = {
     .roster_list = pg_roster_list,
     .user_by_id = pg_user_by_id,
     .tokens_trim = pg_tokens_trim,
+    .admin_list = pg_admin_list,
+    .admin_get = pg_admin_get,
+    .admin_count_enabled = pg_admin_count_enabled,
+    .admin_set_password = pg_admin_set_password,
+    .admin_set_enabled = pg_admin_set_enabled,
+    .admin_delete = pg_admin_delete,
+    .session_delete_admin = pg_session_delete_admin,
+    .audit_record = pg_audit_record,
+    .audit_query = pg_audit_query,
 };
 
 const store_backend_t *store_pg_backend(void) { return &backend; }

@@ -128,40 +128,8 @@ int sq_audit_add(store_txn_t *t, const char *actor, const char *key, const char 
 }
 
 int sq_audit_list(store_txn_t *t, int64_t offset, int64_t limit, json_t **page) {
-  *page = NULL;
-  if (offset < 0) offset = 0;
-  if (limit < 1) limit = 1;
-  if (limit > STORE_AUDIT_LIMIT_MAX) limit = STORE_AUDIT_LIMIT_MAX;
-  int64_t total = 0;
-  int r = sq_int(t, "SELECT count(*) FROM audit", 0, &total);
-  if (r < 0) return r;
-  json_t *entries = json_array();
-  sqlite3_stmt *st = sq_prepare(
-      t, "SELECT id, time, actor, key, old, new FROM audit ORDER BY id DESC LIMIT ?1 OFFSET ?2");
-  if (!entries || !st) {
-    json_decref(entries);
-    return entries ? -EIO : -ENOMEM;
-  }
-  sqlite3_bind_int64(st, 1, limit);
-  sqlite3_bind_int64(st, 2, offset);
-  while ((r = sq_step(t, st)) == 1) {
-    json_t *e =
-        json_pack("{s:I, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)sqlite3_column_int64(st, 0),
-                  "time", sq_json(st, 1), "actor", sq_json(st, 2), "key", sq_json(st, 3), "old",
-                  sq_json(st, 4), "new", sq_json(st, 5));
-    if (!e || json_array_append_new(entries, e) < 0) {
-      r = -ENOMEM;
-      break;
-    }
-  }
-  sqlite3_reset(st);
-  if (r < 0) {
-    json_decref(entries);
-    return r;
-  }
-  *page = json_pack("{s:I, s:I, s:I, s:o}", "total", (json_int_t)total, "offset",
-                    (json_int_t)offset, "limit", (json_int_t)limit, "entries", entries);
-  return *page ? 0 : -ENOMEM;
+  static const store_audit_filter_t none = {0};
+  return sq_audit_query(t, &none, offset, limit, page);
 }
 
 /* ---- admins and sessions ------------------------------------------------------------ */
@@ -184,7 +152,8 @@ int sq_admin_create(store_txn_t *t, const char *name, const char *password_hash)
 
 int sq_admin_get_hash(store_txn_t *t, const char *name, char **hash) {
   *hash = NULL;
-  sqlite3_stmt *st = sq_prepare(t, "SELECT password_hash FROM admins WHERE name = ?1");
+  sqlite3_stmt *st =
+      sq_prepare(t, "SELECT password_hash FROM admins WHERE name = ?1 AND enabled");
   if (!st) return -EIO;
   sq_bind_text(st, 1, name);
   int r = sq_step(t, st);

@@ -131,3 +131,14 @@ int sq_roster_put(store_txn_t *t, int64_t user, int64_t contact, const char *rem
 int sq_roster_delete(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
 int sq_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
 int sq_user_by_id(store_txn_t *t, int64_t id, store_user_t *out);
+int sq_admin_list(store_txn_t *t, void (*fn)(const store_admin_t *, void *), void *ctx);
+int sq_admin_get(store_txn_t *t, const char *name, store_admin_t *out);
+int sq_admin_count_enabled(store_txn_t *t, int64_t *count);
+int sq_admin_set_password(store_txn_t *t, const char *name, const char *password_hash);
+int sq_admin_set_enabled(store_txn_t *t, const char *name, bool enabled);
+int sq_admin_delete(store_txn_t *t, const char *name);
+int sq_session_delete_admin(store_txn_t *t, const char *admin, const char *keep_hash,
+                            int64_t *deleted);
+int sq_audit_record(store_txn_t *t, const store_audit_entry_t *e);
+int sq_audit_query(store_txn_t *t, const store_audit_filter_t *f, int64_t offset, int64_t limit,
+                   json_t **page);

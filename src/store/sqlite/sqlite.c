@@ -176,6 +176,17 @@ static const char *const migrations[] = {
     "  created_at TEXT NOT NULL,"
     "  PRIMARY KEY (user_id, entry)"
     ");",
+    /* 4 -> 5: several admin accounts (disabled ones cannot log in), and an
+     * audit log of every admin action, not only settings: what happened
+     * (action), from where (address), filtered by actor, key and time. */
+    "ALTER TABLE admins ADD COLUMN enabled INTEGER NOT NULL DEFAULT 1;"
+    "ALTER TABLE admins ADD COLUMN password_changed_at TEXT;"
+    "ALTER TABLE audit ADD COLUMN action TEXT NOT NULL DEFAULT 'setting';"
+    "ALTER TABLE audit ADD COLUMN address TEXT;"
+    "UPDATE audit SET action = 'domain.change' WHERE key = 'domain.change';"
+    "CREATE INDEX audit_actor ON audit (actor, id);"
+    "CREATE INDEX audit_key ON audit (key, id);"
+    "CREATE INDEX audit_action ON audit (action, id);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -613,6 +624,15 @@ static const store_backend_t backend = {
     .roster_list = sq_roster_list,
     .user_by_id = sq_user_by_id,
     .tokens_trim = sq_tokens_trim,
+    .admin_list = sq_admin_list,
+    .admin_get = sq_admin_get,
+    .admin_count_enabled = sq_admin_count_enabled,
+    .admin_set_password = sq_admin_set_password,
+    .admin_set_enabled = sq_admin_set_enabled,
+    .admin_delete = sq_admin_delete,
+    .session_delete_admin = sq_session_delete_admin,
+    .audit_record = sq_audit_record,
+    .audit_query = sq_audit_query,
 };
 
 const store_backend_t *store_sqlite_backend(void) { return &backend; }
