@@ -1,0 +1,210 @@
+// Push notifications end to end: a real atriumd sends to protocol-faithful
+// stand-ins of APNs, FCM (with its OAuth2 token endpoint) and a Matrix push
+// gateway (peers/push-providers.mjs), directly and through a real squid.
+// The stand-ins verify the ES256 provider token in r||s form, its age, the
+// headers, the path and the sizes, and answer with Apple's and Google's
+// reasons, so what is tested is atriumd's protocol code.
+import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+
+import { ctl, show, sleep, startServer } from './harness.mjs';
+import { clientLogin, rtConnect } from './rt-client.mjs';
+import { makeTlsFiles } from './peers/tls-files.mjs';
+import { makeApnsKey, makeServiceAccount, startApns, startFcm, startGateway } from './peers/push-providers.mjs';
+import { squidAvailable, startSquid } from './peers/squid.mjs';
+
+const PW = 'push-test-pass-1';
+const KEY_ID = 'ABC123DEFG';
+const TEAM_ID = 'TEAM123456';
+const TOPIC = 'com.example.atrium';
+
+const hexToken = () => crypto.randomBytes(32).toString('hex');
+
+/** Polls fn (bounded) until it returns a truthy value. */
+async function until(fn, ms = 10000, what = 'the condition') {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+async function metric(server, token, name) {
+  const text = (await server.api('GET', '/metrics', { token })).text;
+  const m = new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text);
+  return m ? Number(m[1]) : NaN;
+}
+
+describe('push notifications', { timeout: 300000 }, () => {
+  let tls, apns, fcm, gateway, apnsKey, account, srv, admin;
+  const tokens = {};   // client tokens by user
+  const devices = {};  // push token by user
+
+  async function patch(values, status = 200) {
+    const r = await srv.api('PATCH', '/api/v1/settings', { token: admin, body: values });
+    assert.equal(r.status, status, r.text);
+    return r;
+  }
+
+  /** Logs `name` in with a device and registers a push token for it. */
+  async function phone(name, platform = 'ios', pushToken = platform === 'ios' ? hexToken() : `fcm-${crypto.randomBytes(80).toString('hex')}`) {
+    const t = await clientLogin(srv, name, PW, { id: `${name}-phone`, platform });
+    const r = await srv.api('PUT', '/client/v1/device', { token: t, body: { push_token: pushToken } });
+    assert.equal(r.status, 200, r.text);
+    tokens[name] = t;
+    devices[name] = pushToken;
+    return t;
+  }
+
+  async function chat(from, to, text) {
+    const c = await rtConnect(srv, await clientLogin(srv, from, PW));
+    const ok = await c.request({ type: 'chat.send', to: `${to}@push.example`, text });
+    c.close();
+    assert.equal(ok.type, 'ok', JSON.stringify(ok));
+    return ok.message_id;
+  }
+
+  const forToken = (st, token) => st.received.filter((r) => r.token === token);
+
+  before(async () => {
+    tls = await makeTlsFiles();
+    apnsKey = makeApnsKey();
+    apns = await startApns({ cert: tls.cert, key: tls.key, keyId: KEY_ID, teamId: TEAM_ID, topic: TOPIC, publicKey: apnsKey.publicKey });
+    fcm = await startFcm({ cert: tls.cert, key: tls.key });
+    account = makeServiceAccount(fcm.tokenUri);
+    fcm.account = account;
+    gateway = await startGateway({ cert: tls.cert, key: tls.key });
+    srv = await startServer({
+      atlas: `<Domain>push.example</Domain><CABundle>${tls.caFile}</CABundle>`,
+      env: { ATRIUM_PUSH_APNS_URL: apns.url, ATRIUM_PUSH_FCM_URL: fcm.url },
+    });
+    admin = await srv.login();
+    const users = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'gina', 'hank'].map((name) => ({ name, password: PW, display_name: name[0].toUpperCase() + name.slice(1) + ' Example' }));
+    const r = await srv.api('POST', '/api/v1/users/import', { token: admin, body: users });
+    assert.equal(r.status, 200, r.text);
+  });
+
+  after(async () => {
+    await srv?.stop();
+    await apns?.close();
+    await fcm?.close();
+    await gateway?.close();
+    await tls?.remove();
+  });
+
+  test('keys and URLs that cannot work are refused, naming the field; secrets never come back', async () => {
+    const cases = [
+      [{ 'mobile.apns_key': makeApnsKey({ format: 'sec1' }).pem }, 'mobile.apns_key', /PKCS#8/],
+      [{ 'mobile.apns_key': makeApnsKey({ curve: 'P-384' }).pem }, 'mobile.apns_key', /P-256/],
+      [{ 'mobile.apns_key': 'not a key' }, 'mobile.apns_key', /PEM/],
+      [{ 'mobile.apns_key': account.json.private_key }, 'mobile.apns_key', /RSA|EC/],
+      [{ 'mobile.fcm_service_account': '{"type":"service_account"}' }, 'mobile.fcm_service_account', /project_id/],
+      [{ 'mobile.fcm_service_account': 'nope' }, 'mobile.fcm_service_account', /JSON/],
+      [{ 'mobile.fcm_service_account': JSON.stringify({ ...account.json, token_uri: 'http://x.example/token' }) }, 'mobile.fcm_service_account', /https/],
+      [{ 'mobile.push_gateway_url': 'http://push.example.com/_matrix/push/v1/notify' }, 'mobile.push_gateway_url', /https|encrypted/],
+      [{ 'mobile.apns_key_id': 'abc' }, 'mobile.apns_key_id', /10 characters/],
+      [{ 'mobile.push_content': 'everything' }, 'mobile.push_content', /choices/],
+    ];
+    for (const [body, key, re] of cases) {
+      const r = await srv.api('PATCH', '/api/v1/settings', { token: admin, body });
+      assert.equal(r.status, 422, `${key}: ${r.text}`);
+      const e = r.json.errors.find((x) => x.key === key);
+      assert.ok(e, r.text);
+      assert.match(e.message, re, r.text);
+    }
+    await patch({
+      'mobile.push_enabled': true, 'mobile.apns_key_id': KEY_ID, 'mobile.apns_team_id': TEAM_ID,
+      'mobile.apns_topic': TOPIC, 'mobile.apns_key': apnsKey.pem, 'mobile.fcm_service_account': account.text,
+    });
+    const g = await srv.api('GET', '/api/v1/settings', { token: admin });
+    assert.ok(!g.text.includes('BEGIN PRIVATE KEY'), 'a key came back');
+    assert.ok(!g.text.includes(account.json.private_key_id), 'the service account came back');
+    const audit = await srv.api('GET', '/api/v1/audit?limit=50', { token: admin });
+    assert.ok(!audit.text.includes('PRIVATE KEY'), 'a key is in the audit log');
+    assert.ok(!srv.output().includes('PRIVATE KEY'), 'a key is in the log');
+  });
+
+  test('the app registers its push token; a desktop login and a bad token are refused', async () => {
+    const desk = await clientLogin(srv, 'hank', PW);
+    let r = await srv.api('PUT', '/client/v1/device', { token: desk, body: { push_token: hexToken() } });
+    assert.equal(r.status, 409, r.text);
+    const t = await clientLogin(srv, 'hank', PW, { id: 'hank-phone', platform: 'ios' });
+    for (const bad of [{ push_token: 'has space' }, { push_token: 42 }, {}, { push_token: 'x', extra: 1 }, { push_token: 'x', platform: 'android' }]) {
+      r = await srv.api('PUT', '/client/v1/device', { token: t, body: bad });
+      assert.equal(r.status, 422, `${JSON.stringify(bad)}: ${r.text}`);
+    }
+    r = await srv.api('PUT', '/client/v1/device', { token: 'wrong', body: { push_token: 'abc' } });
+    assert.equal(r.status, 401, r.text);
+    r = await srv.api('PUT', '/client/v1/device', { token: t, body: { push_token: hexToken() } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json, { device: 'hank-phone', platform: 'ios', push: true });
+    r = await srv.api('PUT', '/client/v1/device', { token: t, body: { push_token: null } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.push, false);
+  });
+
+  test('APNs: a chat to a user with no client connected is pushed, ids only; the app fetches the text', async () => {
+    await phone('bob');
+    const before = apns.received.length;
+    const mid = await chat('alice', 'bob', 'The secret plan is on page 7');
+    const got = await until(() => forToken(apns, devices.bob)[0], 10000, 'the push to bob');
+    assert.equal(apns.received.length, before + 1);
+    const h = got.headers;
+    assert.equal(h[':path'], `/3/device/${devices.bob}`);
+    assert.equal(h['apns-push-type'], 'alert');
+    assert.equal(h['apns-priority'], '10');
+    assert.equal(h['apns-topic'], TOPIC);
+    assert.match(h['apns-id'], /^[0-9a-f-]{36}$/);
+    assert.equal(h['apns-collapse-id'], `m${mid}`);
+    const exp = Number(h['apns-expiration']);
+    assert.ok(exp > Date.now() / 1000 + 3600 && exp < Date.now() / 1000 + 86400 + 60, h['apns-expiration']);
+    // The stand-in verified the ES256 signature (64-byte r||s) and the token's age.
+    const jwt = h.authorization.split(' ')[1].split('.');
+    assert.equal(Buffer.from(jwt[2], 'base64url').length, 64);
+    const claims = JSON.parse(Buffer.from(jwt[1], 'base64url'));
+    assert.equal(claims.iss, TEAM_ID);
+    assert.ok(Math.abs(claims.iat - Date.now() / 1000) < 120);
+    // id_only: Apple never holds the text nor the sender.
+    const text = JSON.stringify(got.body);
+    assert.ok(!text.includes('secret plan') && !text.includes('alice') && !text.includes('Alice'), text);
+    assert.equal(got.body.atrium.kind, 'message');
+    assert.equal(got.body.aps['mutable-content'], 1);
+    const id = got.body.atrium.id;
+    let r = await srv.api('GET', `/client/v1/notifications/${id}`, { token: tokens.bob });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.kind, 'message');
+    assert.equal(r.json.message.text, 'The secret plan is on page 7');
+    assert.equal(r.json.message.from, 'alice');
+    r = await srv.api('GET', `/client/v1/notifications/${id}`, { token: await clientLogin(srv, 'carol', PW) });
+    assert.equal(r.status, 404, 'another user read the notification');
+    r = await srv.api('GET', '/client/v1/notifications/abc', { token: tokens.bob });
+    assert.equal(r.status, 400, r.text);
+    await until(async () => (await metric(srv, admin, 'atrium_push_sent_total{provider="apns"}')) >= 1, 5000, 'the sent metric');
+  });
+
+  test('no push while the user has a client connected; a read on another client clears the phone', async () => {
+    const bobWeb = await rtConnect(srv, await clientLogin(srv, 'bob', PW));
+    const n0 = forToken(apns, devices.bob).length;
+    const mid = await chat('alice', 'bob', 'while you are here');
+    await bobWeb.type('chat', 5000, (f) => f.message_id === mid);
+    await sleep(500);
+    assert.equal(forToken(apns, devices.bob).length, n0, 'pushed to a connected user');
+    bobWeb.close();
+    await sleep(200);
+    const mid2 = await chat('alice', 'bob', 'now you are gone');
+    await until(() => forToken(apns, devices.bob).length === n0 + 1, 10000, 'the second push');
+    // Bob reads on the web client: the phone gets a background clear.
+    const web2 = await rtConnect(srv, await clientLogin(srv, 'bob', PW));
+    const ok = await web2.request({ type: 'chat.read', message_id: mid2 });
+    assert.equal(ok.type, 'ok', JSON.stringify(ok));
+    const clear = await until(() => forToken(apns, devices.bob).find((x) => x.body.atrium.kind === 'clear'), 10000, 'the clear push');
+    web2.close();
+    assert.equal(clear.headers['apns-push-type'], 'background');
+    assert.equal(clear.headers['apns-priority'], '5');
+    assert.equal(clear.body.aps['content-available'], 1);
+    assert.ok(!clear.body.aps.alert);
+  });
+});
