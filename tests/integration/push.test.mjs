@@ -67,6 +67,21 @@ describe('push notifications', { timeout: 300000 }, () => {
     return ok.message_id;
   }
 
+  /** n chat.send frames to `to`, spread over the clients, sent at once; their answers. */
+  async function burst(clients, to, n, text = (i) => `burst ${i}`) {
+    const per = clients.map(() => []);
+    for (let i = 0; i < n; i++) {
+      const k = i % clients.length, id = `b${Date.now()}-${i}`;
+      per[k].push(id);
+      clients[k].send({ type: 'chat.send', id, to: `${to}@push.example`, text: text(i) });
+    }
+    const answers = [];
+    for (const [k, ids] of per.entries()) {
+      for (const id of ids) answers.push(await clients[k].waitFor((f) => (f.type === 'ok' || f.type === 'error') && f.id === id, 20000, `answer ${id}`));
+    }
+    return answers;
+  }
+
   const forToken = (st, token) => st.received.filter((r) => r.token === token);
 
   before(async () => {
@@ -206,5 +221,128 @@ describe('push notifications', { timeout: 300000 }, () => {
     assert.equal(clear.headers['apns-priority'], '5');
     assert.equal(clear.body.aps['content-available'], 1);
     assert.ok(!clear.body.aps.alert);
+  });
+
+  test('content levels: generic names the sender only, full carries the text, cut to fit 4 KiB', async () => {
+    await phone('carol');
+    await patch({ 'mobile.push_content': 'generic' });
+    await chat('alice', 'carol', 'generic level text');
+    let got = await until(() => forToken(apns, devices.carol)[0], 10000, 'the generic push');
+    assert.equal(got.body.aps.alert.title, 'Alice Example');
+    assert.ok(!JSON.stringify(got.body).includes('generic level text'));
+    await patch({ 'mobile.push_content': 'full' });
+    await chat('alice', 'carol', 'full level text');
+    got = await until(() => forToken(apns, devices.carol)[1], 10000, 'the full push');
+    assert.equal(got.body.aps.alert.body, 'full level text');
+    // 6,000 characters of which many need escaping: cut, never refused.
+    const long = 'é"'.repeat(3000);
+    await chat('alice', 'carol', long);
+    got = await until(() => forToken(apns, devices.carol)[2], 10000, 'the long push');
+    assert.ok(got.bytes <= 4096, `${got.bytes} bytes`);
+    assert.ok(got.body.aps.alert.body.endsWith('…'));
+    assert.ok(long.startsWith(got.body.aps.alert.body.slice(0, -1)));
+    assert.ok(!apns.answers.some((a) => a.reason === 'PayloadTooLarge'));
+    await patch({ 'mobile.push_content': 'id_only' });
+  });
+
+  test('a missed call is pushed; an answered one is not', async () => {
+    const call = (answered) => srv.api('POST', '/client/v1/journal', {
+      token: tokens.bob, body: { direction: 'in', peer: '+4930123456', started: new Date().toISOString(), duration_s: 0, answered },
+    });
+    const n0 = forToken(apns, devices.bob).length;
+    let r = await call(true);
+    assert.equal(r.status, 201, r.text);
+    r = await call(false);
+    assert.equal(r.status, 201, r.text);
+    const got = await until(() => forToken(apns, devices.bob).find((x, i) => i >= n0 && x.body.atrium.kind === 'call'), 10000, 'the missed-call push');
+    assert.equal(got.headers['apns-collapse-id'], `c${r.json.id}`);
+    await sleep(300);
+    assert.equal(forToken(apns, devices.bob).filter((x) => x.body.atrium.kind === 'call').length, 1);
+    const f = await srv.api('GET', `/client/v1/notifications/${got.body.atrium.id}`, { token: tokens.bob });
+    assert.equal(f.status, 200, f.text);
+    assert.equal(f.json.call.peer, '+4930123456');
+  });
+
+  test('410 Unregistered prunes the token only when newer than its registration; BadDeviceToken prunes', async () => {
+    await phone('dave');
+    // Unregistered before the token was registered: the app registered again since.
+    apns.unregistered.set(devices.dave, Date.now() - 3600000);
+    await chat('alice', 'dave', 'one');
+    await until(() => apns.answers.filter((a) => a.status === 410).length === 1, 10000, 'the first 410');
+    await chat('alice', 'dave', 'two');
+    await until(() => apns.answers.filter((a) => a.status === 410).length === 2, 10000, 'the second 410 (token kept)');
+    apns.unregistered.set(devices.dave, Date.now() + 1000);
+    await chat('alice', 'dave', 'three');
+    await until(() => apns.answers.filter((a) => a.status === 410).length === 3, 10000, 'the third 410');
+    await until(async () => (await srv.api('GET', '/api/v1/push/status', { token: admin })).json.pruned >= 1, 5000, 'the prune');
+    const before410 = apns.answers.length;
+    await chat('alice', 'dave', 'four: nothing to push to');
+    await sleep(700);
+    assert.equal(apns.answers.length, before410, 'pushed to a pruned token');
+    // A token APNs does not know.
+    await phone('erin');
+    apns.badTokens.add(devices.erin);
+    await chat('alice', 'erin', 'x');
+    await until(() => apns.answers.some((a) => a.reason === 'BadDeviceToken'), 10000, 'BadDeviceToken');
+    await until(async () => (await srv.api('GET', '/api/v1/push/status', { token: admin })).json.pruned >= 2, 5000, 'the second prune');
+    const m = await metric(srv, admin, 'atrium_push_pruned_total');
+    assert.ok(m >= 2, String(m));
+    const reasons = (await srv.api('GET', '/metrics', { token: admin })).text;
+    assert.match(reasons, /atrium_push_failed_by_reason_total\{provider="apns",reason="BadDeviceToken"\} 1/);
+  });
+
+  test('503 with Retry-After is retried after the wait; the notification arrives once', async () => {
+    const n0 = forToken(apns, devices.bob).length;
+    apns.fail.push({ status: 503, reason: 'ServiceUnavailable', retryAfter: 1 });
+    const t0 = Date.now();
+    await chat('alice', 'bob', 'after the outage');
+    const got = await until(() => forToken(apns, devices.bob)[n0], 15000, 'the retried push');
+    assert.ok(got.at - t0 >= 900, `retried after ${got.at - t0} ms`);
+    await sleep(300);
+    assert.equal(forToken(apns, devices.bob).length, n0 + 1);
+    const st = (await srv.api('GET', '/api/v1/push/status', { token: admin })).json;
+    assert.ok(st.retried >= 1, JSON.stringify(st));
+  });
+
+  test('a GOAWAY in the middle of a burst: every notification arrives, the lost streams are not attempts', async () => {
+    await phone('frank');
+    apns.goawayAfter = 5;
+    const senders = ['alice', 'carol'];
+    const clients = await Promise.all(senders.map(async (n) => rtConnect(srv, await clientLogin(srv, n, PW))));
+    const n0 = forToken(apns, devices.frank).length;
+    const answers = await burst(clients, 'frank', 60);
+    for (const c of clients) c.close();
+    assert.ok(answers.every((a) => a.type === 'ok'), JSON.stringify(answers.find((a) => a.type !== 'ok')));
+    const ids = new Set(answers.map((a) => `m${a.message_id}`));
+    await until(() => {
+      const seen = new Set(forToken(apns, devices.frank).slice(n0).map((x) => x.headers['apns-collapse-id']));
+      return [...ids].every((id) => seen.has(id));
+    }, 20000, 'every notification of the burst');
+    assert.equal(apns.goaways, 1);
+    assert.ok(apns.connections >= 2, `connections: ${apns.connections}`);
+  });
+
+  test('a burst of DeviceTokenNotForTopic stops APNs and warns, without pruning; a new topic resumes', async () => {
+    await patch({ 'mobile.apns_topic': 'com.example.wrong' });
+    const n0 = apns.answers.length;
+    for (let i = 0; i < 4; i++) await chat('alice', 'gina', `wrong topic ${i}`).catch(() => {});
+    await phone('gina');
+    for (let i = 0; i < 4; i++) await chat('alice', 'gina', `wrong topic ${i}`);
+    const st = await until(async () => {
+      const j = (await srv.api('GET', '/api/v1/push/status', { token: admin })).json;
+      return j.state === 'warning' && /DeviceTokenNotForTopic/.test(j.sentence) ? j : null;
+    }, 10000, 'the warning');
+    assert.match(st.sentence, /com\.example\.wrong/);
+    const notForTopic = apns.answers.slice(n0).filter((a) => a.reason === 'DeviceTokenNotForTopic').length;
+    assert.ok(notForTopic >= 3 && notForTopic <= 4, String(notForTopic));
+    const pruned = st.pruned;
+    await sleep(500);
+    assert.equal(apns.answers.slice(n0).filter((a) => a.reason === 'DeviceTokenNotForTopic').length, notForTopic, 'kept sending');
+    await patch({ 'mobile.apns_topic': TOPIC });
+    await chat('alice', 'gina', 'right topic');
+    await until(() => forToken(apns, devices.gina).some((x) => x.body && x.headers['apns-topic'] === TOPIC), 70000, 'a push after the fix');
+    const j = (await srv.api('GET', '/api/v1/push/status', { token: admin })).json;
+    assert.equal(j.pruned, pruned, 'tokens were pruned for a topic error');
+    assert.notEqual(j.state, 'warning');
   });
 });

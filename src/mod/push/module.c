@@ -70,6 +70,8 @@ static const settings_owner_t owner = {
     .warn = warn,
 };
 
+static enum MHD_Result status_api(http_request_t *req);
+
 static const http_route_t routes[] = {
     {.method = HTTP_PUT, .path = "/client/v1/device", .handler = push_api_device_put,
      .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
@@ -77,6 +79,8 @@ static const http_route_t routes[] = {
      .handler = push_api_notification, .auth = HTTP_AUTH_NONE},
     {.method = HTTP_POST, .path = "/api/v1/push/test", .handler = push_api_test,
      .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON_OPTIONAL},
+    {.method = HTTP_GET, .path = "/api/v1/push/status", .handler = status_api,
+     .auth = HTTP_AUTH_ADMIN},
 };
 
 static int init(const module_env_t *env, char *err, size_t errlen) {
@@ -187,6 +191,41 @@ static void status(module_status_t *out) {
            gateway ? "through the push gateway" : "to APNs and FCM directly",
            proxy ? " via the proxy" : "", sent, c.failed[0] + c.failed[1] + c.failed[2],
            c.pruned);
+}
+
+/* GET /api/v1/push/status: what the Status page shows, with the numbers. */
+static enum MHD_Result status_api(http_request_t *req) {
+  module_status_t st = {0};
+  status(&st);
+  push_counters_t c;
+  push_counters(&c);
+  store_push_stats_t ps = {0};
+  store_txn_t *t;
+  int r = store_read_begin(M.store, "push: status", &t);
+  if (r == 0) {
+    r = stats_txn(t, &ps);
+    store_read_end(t);
+  }
+  if (r < 0)
+    return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "store", "Store unavailable",
+                              "The push outbox cannot be read; try again shortly.", NULL);
+  int64_t now = push_wall_ms();
+  json_t *sent = json_object(), *failed = json_object();
+  for (int p = 0; p < PUSH_PROVIDER_COUNT; p++) {
+    json_object_set_new(sent, push_provider_name((push_provider_t)p), json_integer((json_int_t)c.sent[p]));
+    json_object_set_new(failed, push_provider_name((push_provider_t)p),
+                        json_integer((json_int_t)c.failed[p]));
+  }
+  return http_reply_json(
+      req, MHD_HTTP_OK,
+      json_pack("{s:s, s:s, s:s, s:I, s:{s:I, s:f}, s:o, s:o, s:I, s:I, s:I, s:I}", "state",
+                module_state_name(st.state), "sentence", st.sentence, "last_error", st.last_error,
+                "last_error_at", (json_int_t)st.last_error_at, "outbox", "pending",
+                (json_int_t)ps.pending, "oldest_pending_s",
+                ps.oldest_pending_ms ? (double)(now - ps.oldest_pending_ms) / 1000.0 : 0.0,
+                "sent", sent, "failed", failed, "pruned", (json_int_t)c.pruned, "retried",
+                (json_int_t)c.retried, "lost_streams", (json_int_t)c.refused_streams, "expired",
+                (json_int_t)c.expired));
 }
 
 const atrium_module_t push_module = {
