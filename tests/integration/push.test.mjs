@@ -345,4 +345,89 @@ describe('push notifications', { timeout: 300000 }, () => {
     assert.equal(j.pruned, pruned, 'tokens were pruned for a topic error');
     assert.notEqual(j.state, 'warning');
   });
+
+  test('FCM: the OAuth2 token is fetched once and reused; UNREGISTERED prunes', async () => {
+    await phone('hank', 'android');
+    await chat('alice', 'hank', 'to android');
+    const got = await until(() => forToken(fcm, devices.hank)[0], 10000, 'the FCM message');
+    assert.equal(got.message.data.kind, 'message');
+    assert.match(got.message.data.atrium_id, /^\d+$/);
+    assert.equal(got.message.android.priority, 'HIGH');
+    assert.match(got.message.android.ttl, /^\d+s$/);
+    assert.ok(!got.message.notification, 'id_only sent a notification block');
+    assert.ok(!JSON.stringify(got.message).includes('to android'));
+    await chat('alice', 'hank', 'again');
+    await until(() => forToken(fcm, devices.hank).length === 2, 10000, 'the second FCM message');
+    assert.equal(fcm.tokenRequests, 1);
+    fcm.unregistered.add(devices.hank);
+    await chat('alice', 'hank', 'gone');
+    await until(() => fcm.answers.some((a) => a.status === 404), 10000, 'UNREGISTERED');
+    await until(async () => {
+      const t = (await srv.api('GET', '/metrics', { token: admin })).text;
+      return /reason="UNREGISTERED"\} 1/.test(t);
+    }, 5000, 'the UNREGISTERED metric');
+    const age = await metric(srv, admin, 'atrium_push_provider_token_age_seconds{provider="fcm"}');
+    assert.ok(age >= 0 && age < 120, String(age));
+  });
+
+  test('the staged push test: each hop, and one sentence for the first that fails', async () => {
+    let r = await srv.api('POST', '/api/v1/push/test', { token: admin, body: { provider: 'apns' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.ok, true, r.text);
+    assert.deepEqual(r.json.stages.map((x) => x.stage), ['config', 'connect', 'tls', 'alpn', 'token', 'answer']);
+    assert.ok(r.json.stages.every((x) => x.ok), r.text);
+    r = await srv.api('POST', '/api/v1/push/test', { token: admin, body: { provider: 'fcm' } });
+    assert.equal(r.json.ok, true, r.text);
+    r = await srv.api('POST', '/api/v1/push/test', { token: admin, body: { provider: 'apns', token: devices.bob } });
+    assert.equal(r.json.ok, true, r.text);
+    assert.match(r.json.stages.at(-1).detail, /accepted the notification/);
+    // A key id APNs does not know: the token stage fails, and says what to check.
+    await patch({ 'mobile.apns_key_id': 'ZZZ999ZZZ9' });
+    r = await srv.api('POST', '/api/v1/push/test', { token: admin, body: { provider: 'apns' } });
+    assert.equal(r.json.ok, false, r.text);
+    const failed = r.json.stages.find((x) => !x.ok);
+    assert.equal(failed.stage, 'token');
+    assert.match(r.json.message, /InvalidProviderToken.*mobile\.apns_key_id/);
+    await patch({ 'mobile.apns_key_id': KEY_ID });
+    for (const bad of [{ provider: 'webpush' }, { token: 'a b' }, { nope: 1 }, { user: '' }]) {
+      r = await srv.api('POST', '/api/v1/push/test', { token: admin, body: bad });
+      assert.equal(r.status, 422, `${JSON.stringify(bad)}: ${r.text}`);
+    }
+    // The button: a real test notification to a user's phones.
+    const n0 = forToken(apns, devices.bob).length;
+    r = await srv.api('POST', '/api/v1/push/test', { token: admin, body: { user: 'bob' } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.json.queued, 1, r.text);
+    const t = await until(() => forToken(apns, devices.bob).slice(n0).find((x) => x.body.atrium.kind === 'test'), 10000, 'the test notification');
+    assert.equal(t.body.aps.alert.title, 'Test notification');
+    // atriumctl push test
+    const c = await ctl(srv, ['push', 'test', '--provider', 'apns'], { token: admin });
+    assert.equal(c.code, 0, show(c));
+    assert.match(c.stdout, /APNs work/);
+    assert.match(c.stdout, /alpn/);
+    const cs = await ctl(srv, ['push', 'status'], { token: admin });
+    assert.equal(cs.code, 0, show(cs));
+    assert.match(cs.stdout, /sent/);
+  });
+
+  test('gateway mode: the Matrix push gateway gets the devices; a rejected pushkey is pruned', async () => {
+    await patch({ 'mobile.push_mode': 'gateway', 'mobile.push_gateway_url': gateway.url, 'mobile.push_gateway_app_id': 'com.example.atrium.' });
+    let r = await srv.api('POST', '/api/v1/push/test', { token: admin, body: {} });
+    assert.equal(r.json.ok, true, r.text);
+    assert.equal(r.json.provider, 'gateway');
+    await chat('alice', 'bob', 'via the gateway');
+    const n = await until(() => gateway.received.find((x) => x.devices[0].pushkey === devices.bob && x.event_id), 10000, 'the gateway notify');
+    assert.equal(n.devices[0].app_id, 'com.example.atrium.ios');
+    assert.equal(n.prio, 'high');
+    assert.ok(!n.content && !n.sender, JSON.stringify(n));
+    await phone('erin');
+    gateway.rejected.add(devices.erin);
+    const pruned0 = (await srv.api('GET', '/api/v1/push/status', { token: admin })).json.pruned;
+    await chat('alice', 'erin', 'rejected');
+    await until(async () => (await srv.api('GET', '/api/v1/push/status', { token: admin })).json.pruned === pruned0 + 1, 10000, 'the prune');
+    r = await srv.api('PATCH', '/api/v1/settings', { token: admin, body: { 'mobile.push_gateway_url': '' } });
+    assert.equal(r.status, 422, r.text);
+    assert.equal(r.json.errors[0].key, 'mobile.push_gateway_url');
+    await patch({ 'mobile.push_mode': 'direct' });
+  });
 });
