@@ -431,3 +431,250 @@ describe('push notifications', { timeout: 300000 }, () => {
     await patch({ 'mobile.push_mode': 'direct' });
   });
 });
+
+/** A server with push on and APNs configured for `apns`; users imported. */
+async function pushServer({ tls, apns, apnsKey, users, env = {}, dataDir }) {
+  const srv = await startServer({
+    dataDir,
+    atlas: `<Domain>push.example</Domain><CABundle>${tls.caFile}</CABundle>`,
+    env: { ATRIUM_PUSH_APNS_URL: apns.url, ...env },
+  });
+  const admin = await srv.login();
+  if (users) {
+    const r = await srv.api('POST', '/api/v1/users/import', { token: admin, body: users.map((name) => ({ name, password: PW })) });
+    assert.equal(r.status, 200, r.text);
+    const p = await srv.api('PATCH', '/api/v1/settings', {
+      token: admin,
+      body: {
+        'mobile.push_enabled': true, 'mobile.apns_key_id': KEY_ID, 'mobile.apns_team_id': TEAM_ID,
+        'mobile.apns_topic': TOPIC, 'mobile.apns_key': apnsKey.pem,
+      },
+    });
+    assert.equal(p.status, 200, p.text);
+  }
+  return { srv, admin };
+}
+
+async function registerPhone(srv, name, token) {
+  const t = await clientLogin(srv, name, PW, { id: `${name}-phone`, platform: 'ios' });
+  const r = await srv.api('PUT', '/client/v1/device', { token: t, body: { push_token: token } });
+  assert.equal(r.status, 200, r.text);
+  return t;
+}
+
+async function sendOne(srv, from, to, text) {
+  const c = await rtConnect(srv, await clientLogin(srv, from, PW));
+  const ok = await c.request({ type: 'chat.send', to: `${to}@push.example`, text });
+  c.close();
+  assert.equal(ok.type, 'ok', JSON.stringify(ok));
+  return ok.message_id;
+}
+
+const squidSkip = squidAvailable() ? false : 'squid is not installed (scripts/deps.sh test)';
+
+describe('push notifications through squid', { skip: squidSkip, timeout: 240000 }, () => {
+  const SQUID_USER = 'pushsvc';
+  const SQUID_PW = 'Squid-Push-Secret-91ab';
+  let tls, apns, apnsKey, squid, srv, admin, tokenServer, fcm, account;
+  const bobToken = hexToken();
+  const androidToken = `fcm-${crypto.randomBytes(80).toString('hex')}`;
+
+  before(async () => {
+    tls = await makeTlsFiles();
+    apnsKey = makeApnsKey();
+    apns = await startApns({ cert: tls.cert, key: tls.key, keyId: KEY_ID, teamId: TEAM_ID, topic: TOPIC, publicKey: apnsKey.publicKey });
+    // The OAuth2 token endpoint on a port of its own, to see its tunnel in squid's log.
+    tokenServer = await startFcm({ cert: tls.cert, key: tls.key });
+    fcm = await startFcm({ cert: tls.cert, key: tls.key });
+    account = makeServiceAccount(tokenServer.tokenUri);
+    tokenServer.account = fcm.account = account;
+    fcm.tokensIssued = tokenServer.tokensIssued;
+    squid = await startSquid({ auth: 'basic', users: { [SQUID_USER]: SQUID_PW } });
+    ({ srv, admin } = await pushServer({ tls, apns, apnsKey, users: ['alice', 'bob', 'carl'], env: { ATRIUM_PUSH_FCM_URL: fcm.url } }));
+    const r = await srv.api('PATCH', '/api/v1/settings', {
+      token: admin,
+      body: {
+        'mobile.push_use_proxy': true, 'proxy.enabled': true, 'proxy.host': '127.0.0.1', 'proxy.port': squid.port,
+        'proxy.auth_required': true, 'proxy.auth_method': 'basic', 'proxy.username': SQUID_USER, 'proxy.password': SQUID_PW,
+        'mobile.fcm_service_account': account.text,
+      },
+    });
+    assert.equal(r.status, 200, r.text);
+    await registerPhone(srv, 'bob', bobToken);
+    const t = await clientLogin(srv, 'carl', PW, { id: 'carl-phone', platform: 'android' });
+    assert.equal((await srv.api('PUT', '/client/v1/device', { token: t, body: { push_token: androidToken } })).status, 200);
+  });
+
+  after(async () => {
+    await srv?.stop();
+    await squid?.stop();
+    await apns?.close();
+    await fcm?.close();
+    await tokenServer?.close();
+    await tls?.remove();
+  });
+
+  test('every provider request, the OAuth2 token fetch too, goes through the tunnel, with Basic auth', async () => {
+    await sendOne(srv, 'alice', 'bob', 'via squid');
+    await until(() => apns.received.find((x) => x.token === bobToken), 15000, 'the push via squid');
+    await sendOne(srv, 'alice', 'carl', 'via squid to android');
+    await until(() => fcm.received.find((x) => x.token === androidToken), 15000, 'the FCM message via squid');
+    // squid logs a tunnel when it closes: the sender keeps its connections, so end them.
+    await srv.api('PATCH', '/api/v1/settings', { token: admin, body: { 'mobile.push_use_proxy': false } });
+    for (const st of [apns, fcm, tokenServer]) st.dropConnections();
+    const log = await squid.waitAccessLog(new RegExp(`TCP_TUNNEL/200 .*CONNECT 127\\.0\\.0\\.1:${tokenServer.port} ${SQUID_USER}`), 10000);
+    assert.match(log, new RegExp(`TCP_TUNNEL/200 .*CONNECT 127\\.0\\.0\\.1:${tokenServer.port} ${SQUID_USER}`), log);
+    await squid.waitAccessLog(new RegExp(`CONNECT 127\\.0\\.0\\.1:${apns.port} ${SQUID_USER}`), 10000);
+    assert.match(squid.accessLog(), new RegExp(`TCP_TUNNEL/200 .*CONNECT 127\\.0\\.0\\.1:${apns.port} ${SQUID_USER}`));
+    assert.ok(!squid.accessLog().includes(SQUID_PW));
+    assert.ok(!srv.output().includes(SQUID_PW), 'the proxy password is in the log');
+  });
+
+  test('the proxy switch applies to the next request; the staged test names the proxy hop', async () => {
+    const before = squid.accessLog().split('\n').filter((l) => l.includes(`:${apns.port}`)).length;
+    const n0 = apns.received.length;
+    await sendOne(srv, 'alice', 'bob', 'direct now');
+    await until(() => apns.received.length > n0, 10000, 'the direct push');
+    apns.dropConnections();
+    await sleep(500);
+    assert.equal(squid.accessLog().split('\n').filter((l) => l.includes(`:${apns.port}`)).length, before, 'went through squid with the proxy off');
+    let r = await srv.api('PATCH', '/api/v1/settings', { token: admin, body: { 'mobile.push_use_proxy': true } });
+    assert.equal(r.status, 200, r.text);
+    r = await srv.api('POST', '/api/v1/push/test', { token: admin, body: { provider: 'apns' } });
+    assert.equal(r.json.ok, true, r.text);
+    assert.deepEqual(r.json.stages.map((x) => x.stage), ['config', 'proxy', 'connect', 'tls', 'alpn', 'token', 'answer']);
+    // Wrong proxy password: the CONNECT hop fails with 407 and says so.
+    await srv.api('PATCH', '/api/v1/settings', { token: admin, body: { 'proxy.password': 'wrong-one' } });
+    r = await srv.api('POST', '/api/v1/push/test', { token: admin, body: { provider: 'apns' } });
+    assert.equal(r.json.ok, false, r.text);
+    assert.equal(r.json.stages.find((x) => !x.ok).stage, 'connect');
+    assert.match(r.json.message, /407/);
+    await srv.api('PATCH', '/api/v1/settings', { token: admin, body: { 'proxy.password': SQUID_PW } });
+  });
+
+  test('squid answers 503 to CONNECT while APNs is down; the notification arrives once it is back', async () => {
+    const port = apns.port;
+    await apns.close();
+    const t0 = Date.now();
+    await sendOne(srv, 'alice', 'bob', 'during the outage');
+    const st = await until(async () => {
+      const j = (await srv.api('GET', '/api/v1/push/status', { token: admin })).json;
+      return /CONNECT answered 503/.test(j.last_error) ? j : null;
+    }, 15000, 'the 503 in the status');
+    assert.match(st.last_error, /apns/);
+    await squid.waitAccessLog(new RegExp(`/503 .*CONNECT 127\\.0\\.0\\.1:${port}`), 5000);
+    assert.match(squid.accessLog(), new RegExp(`/503 .*CONNECT 127\\.0\\.0\\.1:${port}`));
+    apns = await startApns({ cert: tls.cert, key: tls.key, keyId: KEY_ID, teamId: TEAM_ID, topic: TOPIC, publicKey: apnsKey.publicKey, port });
+    const got = await until(() => apns.received.find((x) => x.token === bobToken), 60000, 'the push after the outage');
+    assert.ok(got.at > t0);
+    const j = (await srv.api('GET', '/api/v1/push/status', { token: admin })).json;
+    assert.ok(j.retried >= 1, JSON.stringify(j));
+    assert.equal(j.outbox.pending, 0, JSON.stringify(j));
+  });
+});
+
+describe('push notifications: HTTP/1.1 in front of APNs', { timeout: 60000 }, () => {
+  let tls, apns, apnsKey, srv, admin;
+  before(async () => {
+    tls = await makeTlsFiles();
+    apnsKey = makeApnsKey();
+    apns = await startApns({ cert: tls.cert, key: tls.key, keyId: KEY_ID, teamId: TEAM_ID, topic: TOPIC, publicKey: apnsKey.publicKey, h1only: true });
+    ({ srv, admin } = await pushServer({ tls, apns, apnsKey, users: ['alice', 'bob'] }));
+    await registerPhone(srv, 'bob', hexToken());
+  });
+  after(async () => {
+    await srv?.stop();
+    await apns?.close();
+    await tls?.remove();
+  });
+
+  test('a silent fallback to HTTP/1.1 is an error with a sentence, and the notification is kept', async () => {
+    await sendOne(srv, 'alice', 'bob', 'h1');
+    const st = await until(async () => {
+      const j = (await srv.api('GET', '/api/v1/push/status', { token: admin })).json;
+      return /HTTP\/1\.1/.test(j.last_error) ? j : null;
+    }, 10000, 'the HTTP/1.1 error');
+    assert.match(st.last_error, /ALPN h2/);
+    assert.equal(st.outbox.pending, 1, JSON.stringify(st));
+    const r = await srv.api('POST', '/api/v1/push/test', { token: admin, body: { provider: 'apns' } });
+    assert.equal(r.json.ok, false, r.text);
+    assert.equal(r.json.stages.find((x) => !x.ok).stage, 'alpn');
+  });
+});
+
+describe('push notifications survive kill -9 in the middle of a burst', { timeout: 240000 }, () => {
+  const N = 2000;
+  const SENDERS = 20; // connections: two per user, each under 30 chats a second
+  let tls, apns, apnsKey, srv, srv2, admin;
+  const bobToken = hexToken();
+  const senders = Array.from({ length: SENDERS / 2 }, (_, i) => `s${String(i).padStart(2, '0')}`);
+
+  before(async () => {
+    tls = await makeTlsFiles();
+    apnsKey = makeApnsKey();
+    apns = await startApns({ cert: tls.cert, key: tls.key, keyId: KEY_ID, teamId: TEAM_ID, topic: TOPIC, publicKey: apnsKey.publicKey });
+    ({ srv, admin } = await pushServer({ tls, apns, apnsKey, users: ['bob', ...senders], keep: true }));
+    await registerPhone(srv, 'bob', bobToken);
+  });
+  after(async () => {
+    await srv?.kill();
+    await srv2?.stop();
+    await apns?.close();
+    await tls?.remove();
+  });
+
+  test(`${N} notifications: each delivered at least once after a restart`, async () => {
+    // Slow answers keep many streams in flight when the kill comes.
+    apns.delayMs = 30;
+    const clients = [];
+    for (const n of senders) {
+      const t = await clientLogin(srv, n, PW);
+      clients.push(await rtConnect(srv, t), await rtConnect(srv, t));
+    }
+    const per = N / SENDERS;
+    const ids = [];
+    // 25 a second per connection: under the real-time core's 30.
+    await Promise.all(clients.map(async (c, k) => {
+      for (let from = 0; from < per; from += 25) {
+        const t0 = Date.now(), to = Math.min(per, from + 25);
+        for (let i = from; i < to; i++) c.send({ type: 'chat.send', id: `k${k}-${i}`, to: 'bob@push.example', text: `burst ${k}/${i}` });
+        for (let i = from; i < to; i++) {
+          const a = await c.waitFor((f) => (f.type === 'ok' || f.type === 'error') && f.id === `k${k}-${i}`, 60000, `answer k${k}-${i}`);
+          assert.equal(a.type, 'ok', JSON.stringify(a));
+          ids.push(`m${a.message_id}`);
+        }
+        if (to < per) await sleep(Math.max(0, 1050 - (Date.now() - t0)));
+      }
+    }));
+    for (const c of clients) c.close();
+    assert.equal(ids.length, N);
+    await until(() => apns.received.length >= 200, 30000, 'the first 200 pushes');
+    const atKill = apns.received.length;
+    assert.equal(await srv.kill(), 'SIGKILL');
+    assert.ok(atKill < N, `all ${atKill} were sent before the kill; nothing was tested`);
+    apns.delayMs = 0;
+    srv2 = await startServer({
+      dataDir: srv.dataDir,
+      atlas: `<Domain>push.example</Domain><CABundle>${tls.caFile}</CABundle>`,
+      env: { ATRIUM_PUSH_APNS_URL: apns.url },
+    });
+    const want = new Set(ids);
+    await until(() => {
+      const seen = new Set(apns.received.map((x) => x.headers['apns-collapse-id']));
+      return [...want].every((id) => seen.has(id));
+    }, 120000, `all ${N} notifications`);
+    const counts = new Map();
+    for (const x of apns.received) counts.set(x.headers['apns-collapse-id'], (counts.get(x.headers['apns-collapse-id']) ?? 0) + 1);
+    const dupes = [...counts.values()].reduce((a, n) => a + n - 1, 0);
+    // A repeat carries the same apns-id as the first: the phone shows one.
+    const byCollapse = new Map();
+    for (const x of apns.received) {
+      const k = x.headers['apns-collapse-id'];
+      if (byCollapse.has(k)) assert.equal(byCollapse.get(k), x.headers['apns-id'], `${k} changed its apns-id`);
+      byCollapse.set(k, x.headers['apns-id']);
+    }
+    // At most what was in flight at the kill (the sender keeps up to 1,000 streams).
+    assert.ok(dupes <= 1000, `${dupes} duplicates`);
+    console.log(`# kill -9 after ${atKill} of ${N} pushes; ${dupes} sent twice`);
+  });
+});

@@ -46,6 +46,15 @@ function readBody(stream, limit) {
   });
 }
 
+/** The HTTP/2 sessions (and HTTP/1.1 sockets) of a server, to end them. */
+function trackSessions(server) {
+  const all = new Set();
+  const add = (s) => { all.add(s); s.on('close', () => all.delete(s)); s.on('error', () => {}); };
+  server.on('session', add);
+  server.on('secureConnection', (sock) => { if (sock.alpnProtocol !== 'h2') add(sock); });
+  return all;
+}
+
 function listen(server, port = 0) {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -208,6 +217,7 @@ export async function startApns(opts) {
   const port = await listen(server, opts.port);
   st.port = port;
   st.url = `https://127.0.0.1:${port}`;
+  st.dropConnections = () => { for (const s of st.sessions) s.destroy(); };
   st.close = () => new Promise((resolve) => {
     for (const s of st.sessions) s.destroy();
     server.close(() => resolve());
@@ -234,6 +244,8 @@ export async function startFcm(opts) {
     error: { code, message, status, details: errorCode ? [{ '@type': 'type.googleapis.com/google.firebase.fcm.v1.FcmError', errorCode }] : [] },
   });
   const server = http2.createSecureServer({ cert: opts.cert, key: opts.key, allowHTTP1: true });
+  const sessions = trackSessions(server);
+  st.dropConnections = () => { for (const s of sessions) s.destroy(); };
   server.on('stream', async (stream, h) => {
     stream.on('error', () => {});
     const body = (await readBody(stream, 65536)).toString();
@@ -285,7 +297,7 @@ export async function startFcm(opts) {
   st.port = port;
   st.url = `https://127.0.0.1:${port}`;
   st.tokenUri = `${st.url}/token`;
-  st.close = () => new Promise((resolve) => server.close(() => resolve()));
+  st.close = () => new Promise((resolve) => { st.dropConnections(); server.close(() => resolve()); });
   return st;
 }
 
@@ -294,6 +306,8 @@ export async function startFcm(opts) {
 export async function startGateway(opts) {
   const st = { received: [], rejected: new Set() };
   const server = http2.createSecureServer({ cert: opts.cert, key: opts.key, allowHTTP1: true });
+  const sessions = trackSessions(server);
+  st.dropConnections = () => { for (const s of sessions) s.destroy(); };
   server.on('request', async (req, res) => {
     const body = (await readBody(req, 65536)).toString();
     if (req.url !== '/_matrix/push/v1/notify' || req.method !== 'POST') {
@@ -320,6 +334,6 @@ export async function startGateway(opts) {
   const port = await listen(server, opts.port);
   st.port = port;
   st.url = `https://127.0.0.1:${port}`;
-  st.close = () => new Promise((resolve) => server.close(() => resolve()));
+  st.close = () => new Promise((resolve) => { st.dropConnections(); server.close(() => resolve()); });
   return st;
 }
