@@ -68,7 +68,13 @@ const char *push_provider_name(push_provider_t p);
  * body over the provider's limit is cut (at a UTF-8 boundary, with "…"),
  * never sent too long. *out malloc'd. `gateway_app_id` for the gateway. */
 int push_body(push_provider_t provider, const store_push_t *p, const char *gateway_app_id,
-              char **out, size_t *len);
+              int64_t now_ms, char **out, size_t *len);
+
+/* What a provider's error body says: APNs {"reason"}, FCM's errorCode (or
+ * its status), OAuth2's "error"; into buf. NULL when the body is not a JSON
+ * object (*timestamp, may be NULL, gets APNs' 410 "timestamp", 0 if none). */
+const char *push_answer_reason(const char *body, size_t len, char *buf, size_t buflen,
+                               int64_t *timestamp);
 
 /* ---- enqueue (hooks.c) ---------------------------------------------------------------------- */
 

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "mod/push/internal.h"
 
@@ -61,10 +60,10 @@ static json_t *apns_doc(const store_push_t *p, json_t *pl, const char *text) {
                    kind);
 }
 
-static json_t *fcm_doc(const store_push_t *p, json_t *pl, const char *text) {
+static json_t *fcm_doc(const store_push_t *p, json_t *pl, const char *text, int64_t now_ms) {
   char id[24], ttl[32];
   snprintf(id, sizeof id, "%lld", (long long)p->id);
-  int64_t left = (p->expires_ms - push_wall_ms()) / 1000;
+  int64_t left = (p->expires_ms - now_ms) / 1000;
   snprintf(ttl, sizeof ttl, "%llds", (long long)(left > 0 ? left : 0));
   json_t *data = json_pack("{s:s, s:s}", "atrium_id", id, "kind", p->kind);
   if (strcmp(p->kind, "clear") == 0) {
@@ -118,7 +117,7 @@ static json_t *gateway_doc(const store_push_t *p, json_t *pl, const char *text,
 }
 
 int push_body(push_provider_t provider, const store_push_t *p, const char *gateway_app_id,
-              char **out, size_t *len) {
+              int64_t now_ms, char **out, size_t *len) {
   json_t *pl = json_loads(p->payload ? p->payload : "{}", 0, NULL);
   if (!json_is_object(pl)) {
     json_decref(pl);
@@ -137,7 +136,7 @@ int push_body(push_provider_t provider, const store_push_t *p, const char *gatew
       break;
     }
     json_t *doc = provider == PUSH_APNS  ? apns_doc(p, pl, text)
-                  : provider == PUSH_FCM ? fcm_doc(p, pl, text)
+                  : provider == PUSH_FCM ? fcm_doc(p, pl, text, now_ms)
                                          : gateway_doc(p, pl, text, gateway_app_id ? gateway_app_id : "");
     free(text);
     char *s = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
@@ -162,4 +161,38 @@ int push_body(push_provider_t provider, const store_push_t *p, const char *gatew
   }
   json_decref(pl);
   return r;
+}
+
+const char *push_answer_reason(const char *body, size_t len, char *buf, size_t buflen,
+                               int64_t *timestamp) {
+  if (timestamp) *timestamp = 0;
+  if (buflen) buf[0] = '\0';
+  json_t *doc = body ? json_loadb(body, len, 0, NULL) : NULL;
+  if (!json_is_object(doc)) {
+    json_decref(doc);
+    return NULL;
+  }
+  const char *r = json_string_value(json_object_get(doc, "reason"));
+  json_t *err = json_object_get(doc, "error");
+  if (!r && json_is_object(err)) {
+    /* FCM: the errorCode in details says more than the status. */
+    json_t *d;
+    size_t i;
+    json_array_foreach(json_object_get(err, "details"), i, d) {
+      const char *code = json_string_value(json_object_get(d, "errorCode"));
+      if (code) r = code;
+    }
+    if (!r) r = json_string_value(json_object_get(err, "status"));
+  } else if (!r && json_is_string(err)) {
+    r = json_string_value(err); /* OAuth2: "invalid_grant" */
+  }
+  if (timestamp && json_is_integer(json_object_get(doc, "timestamp")))
+    *timestamp = (int64_t)json_integer_value(json_object_get(doc, "timestamp"));
+  /* Only printable ASCII goes on into logs and metrics labels. */
+  size_t n = 0;
+  for (const char *p = r ? r : ""; *p && n + 1 < buflen; p++)
+    buf[n++] = (*p >= 0x21 && *p < 0x7f && *p != '"' && *p != '\\') ? *p : '_';
+  if (buflen) buf[n] = '\0';
+  json_decref(doc);
+  return buf;
 }

@@ -86,6 +86,7 @@ typedef struct job {
   outcome_kind_t outcome;
   int64_t next_ms;
   char reason[160];
+  char reason_buf[64];
   bool prune;
   int64_t prune_before_ms;
 } job_t;
@@ -613,7 +614,7 @@ static void dispatch(job_t *j) {
                       .apns_id = j->apns_id, .collapse_id = j->collapse_id,
                       .push_type = j->push_type, .priority = j->priority,
                       .created_ms = j->created_ms, .expires_ms = j->expires_ms};
-  if (push_body(j->provider, &row, S.gateway_app_id, &j->body, &len) < 0)
+  if (push_body(j->provider, &row, S.gateway_app_id, now, &j->body, &len) < 0)
     return finish(j, OUT_FAILED, "payload: the notification cannot be put in %u bytes",
                   PUSH_APNS_PAYLOAD_MAX);
   if (add_header(j, "Content-Type: application/json") < 0)
@@ -643,41 +644,10 @@ static void breaker_fail(push_provider_t p) {
   b->failures = b->lost = 0;
 }
 
-static const char *json_reason(const char *body, const char **status_word) {
-  static __thread char buf[128];
-  buf[0] = '\0';
-  if (status_word) *status_word = NULL;
-  json_t *doc = body ? json_loads(body, 0, NULL) : NULL;
-  if (!json_is_object(doc)) {
-    json_decref(doc);
-    return NULL;
-  }
-  const char *r = json_string_value(json_object_get(doc, "reason"));
-  json_t *err = json_object_get(doc, "error");
-  if (!r && json_is_object(err)) {
-    /* FCM: the errorCode in details says more than the status. */
-    json_t *d;
-    size_t i;
-    json_array_foreach(json_object_get(err, "details"), i, d) {
-      const char *code = json_string_value(json_object_get(d, "errorCode"));
-      if (code) r = code;
-    }
-    if (!r) r = json_string_value(json_object_get(err, "status"));
-  } else if (!r && json_is_string(err)) {
-    r = json_string_value(err); /* OAuth2: "invalid_grant" */
-  }
-  snprintf(buf, sizeof buf, "%s", r ? r : "");
-  json_decref(doc);
-  return buf;
-}
-
-static int64_t apns_timestamp(const char *body) {
-  json_t *doc = body ? json_loads(body, 0, NULL) : NULL;
-  int64_t ts = json_is_integer(json_object_get(doc, "timestamp"))
-                   ? (int64_t)json_integer_value(json_object_get(doc, "timestamp"))
-                   : 0;
-  json_decref(doc);
-  return ts;
+/* The reason of an answer, in the job's own buffer; NULL for a body that is
+ * not JSON. */
+static const char *reason_of(job_t *j, int64_t *timestamp) {
+  return push_answer_reason(j->resp, j->resp_len, j->reason_buf, sizeof j->reason_buf, timestamp);
 }
 
 static void note_not_for_topic(void) {
@@ -699,7 +669,8 @@ static void note_not_for_topic(void) {
 }
 
 static void on_apns_answer(job_t *j, long status, long version) {
-  const char *reason = json_reason(j->resp, NULL);
+  int64_t ts = 0;
+  const char *reason = reason_of(j, &ts);
   if (status == 200) {
     breaker_ok(PUSH_APNS);
     return finish(j, OUT_SENT, "sent");
@@ -720,7 +691,7 @@ static void on_apns_answer(job_t *j, long status, long version) {
   if (status == 410 || (status == 400 && strcmp(reason, "BadDeviceToken") == 0)) {
     breaker_ok(PUSH_APNS);
     j->prune = true;
-    int64_t ts = status == 410 ? apns_timestamp(j->resp) : 0;
+    if (status != 410) ts = 0;
     /* 410's timestamp says since when the token is invalid: a token
      * registered again after that is the app's new one and stays. */
     j->prune_before_ms = ts > 0 ? ts : push_wall_ms();
@@ -753,7 +724,7 @@ static void on_apns_answer(job_t *j, long status, long version) {
 }
 
 static void on_fcm_answer(job_t *j, long status) {
-  const char *reason = json_reason(j->resp, NULL);
+  const char *reason = reason_of(j, NULL);
   if (status == 200) {
     breaker_ok(PUSH_FCM);
     return finish(j, OUT_SENT, "sent");
@@ -847,9 +818,11 @@ static void on_token_answer(job_t *j, long status, CURLcode rc) {
       set_error("The FCM token endpoint %s cannot be reached: %s.", S.fcm.token_uri,
                 curl_easy_strerror(rc));
     else
+    {
+      const char *reason = reason_of(j, NULL);
       set_error("The FCM token endpoint %s answered %ld%s%s.", S.fcm.token_uri, status,
-                json_reason(j->resp, NULL) ? ": " : " (not JSON)",
-                json_reason(j->resp, NULL) ? json_reason(j->resp, NULL) : "");
+                reason ? ": " : " (not JSON)", reason ? reason : "");
+    }
     breaker_fail(PUSH_FCM);
     S.fcm_retry_at_ms = push_wall_ms() + backoff_ms(S.breaker[PUSH_FCM].failures, 0);
   }

@@ -107,24 +107,8 @@ static void exchange(probe_t *p, const char *url, struct curl_slist *headers, co
   curl_easy_cleanup(h);
 }
 
-static const char *reason_of(const char *body, char *buf, size_t len) {
-  json_t *doc = body ? json_loads(body, 0, NULL) : NULL;
-  const char *r = json_string_value(json_object_get(doc, "reason"));
-  json_t *err = json_object_get(doc, "error");
-  if (!r && json_is_object(err)) {
-    size_t i;
-    json_t *d;
-    json_array_foreach(json_object_get(err, "details"), i, d) {
-      if (json_string_value(json_object_get(d, "errorCode")))
-        r = json_string_value(json_object_get(d, "errorCode"));
-    }
-    if (!r) r = json_string_value(json_object_get(err, "status"));
-  } else if (!r && json_is_string(err)) {
-    r = json_string_value(err);
-  }
-  snprintf(buf, len, "%s", r ? r : "");
-  json_decref(doc);
-  return r ? buf : NULL;
+static const char *reason_of(const reply_t *r, char *buf, size_t len) {
+  return push_answer_reason(r->body, r->len, buf, len, NULL);
 }
 
 /* The hops below HTTP: proxy and CONNECT, TLS, ALPN. false when one failed. */
@@ -218,7 +202,7 @@ static void probe_apns(probe_t *p) {
   }
   if (p->ok) {
     char rb[128];
-    const char *reason = reason_of(x.reply.body, rb, sizeof rb);
+    const char *reason = reason_of(&x.reply, rb, sizeof rb);
     if (x.status == 403 && reason)
       stage(p, "token", false, "APNs refuses the provider token: %s. Check mobile.apns_key_id, "
             "mobile.apns_team_id and that mobile.apns_key is the key with that ID.", reason);
@@ -285,7 +269,7 @@ static void probe_fcm(probe_t *p) {
       access = strdup(tok);
       stage(p, "token", true, "The token endpoint gave an OAuth2 access token.");
     } else {
-      const char *reason = reason_of(x.reply.body, rb, sizeof rb);
+      const char *reason = reason_of(&x.reply, rb, sizeof rb);
       stage(p, "token", false, "The token endpoint refused the service account: %ld %s. Check "
             "that mobile.fcm_service_account is a current key of an enabled account.",
             x.status, reason ? reason : "(not JSON)");
@@ -315,7 +299,7 @@ static void probe_fcm(probe_t *p) {
                 : "FCM answered over HTTP/1.1: something in between removed ALPN h2; "
                   "notifications would go one at a time.");
       char rb[128];
-      const char *reason = reason_of(x.reply.body, rb, sizeof rb);
+      const char *reason = reason_of(&x.reply, rb, sizeof rb);
       if (p->ok) {
         if (x.status == 200)
           stage(p, "answer", true, "FCM accepted the notification.");
@@ -344,7 +328,9 @@ static void probe_gateway(probe_t *p) {
                       .expires_ms = (int64_t)time(NULL) * 1000 + 60000};
   char *body = NULL;
   size_t len = 0;
-  if (push_body(PUSH_GATEWAY, &row, p->gateway_app_id, &body, &len) < 0) return;
+  if (push_body(PUSH_GATEWAY, &row, p->gateway_app_id, (int64_t)time(NULL) * 1000, &body, &len) <
+      0)
+    return;
   struct curl_slist *hd = curl_slist_append(NULL, "Content-Type: application/json");
   exchange_t x;
   exchange(p, p->gateway_url, hd, body, &x);
