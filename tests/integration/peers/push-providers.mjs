@@ -55,6 +55,17 @@ function trackSessions(server) {
   return all;
 }
 
+/** server.close, bounded: a connection the client still holds must not keep
+ * the test waiting (the timer also keeps the event loop alive meanwhile). */
+function closeServer(server, drop) {
+  return new Promise((resolve) => {
+    drop();
+    const t = setTimeout(resolve, 2000);
+    server.close(() => { clearTimeout(t); resolve(); });
+    if (server.closeAllConnections) server.closeAllConnections();
+  });
+}
+
 function listen(server, port = 0) {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -218,11 +229,7 @@ export async function startApns(opts) {
   st.port = port;
   st.url = `https://127.0.0.1:${port}`;
   st.dropConnections = () => { for (const s of st.sessions) s.destroy(); };
-  st.close = () => new Promise((resolve) => {
-    for (const s of st.sessions) s.destroy();
-    server.close(() => resolve());
-    if (server.closeAllConnections) server.closeAllConnections();
-  });
+  st.close = () => closeServer(server, st.dropConnections);
   return st;
 }
 
@@ -297,7 +304,7 @@ export async function startFcm(opts) {
   st.port = port;
   st.url = `https://127.0.0.1:${port}`;
   st.tokenUri = `${st.url}/token`;
-  st.close = () => new Promise((resolve) => { st.dropConnections(); server.close(() => resolve()); });
+  st.close = () => closeServer(server, st.dropConnections);
   return st;
 }
 
@@ -334,6 +341,6 @@ export async function startGateway(opts) {
   const port = await listen(server, opts.port);
   st.port = port;
   st.url = `https://127.0.0.1:${port}`;
-  st.close = () => new Promise((resolve) => { st.dropConnections(); server.close(() => resolve()); });
+  st.close = () => closeServer(server, st.dropConnections);
   return st;
 }
