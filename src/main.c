@@ -32,6 +32,7 @@
 #include "mod/published/published.h"
 #include "mod/publishing/publishing.h"
 #include "mod/qos/qos.h"
+#include "mod/push/push.h"
 #include "mod/rt/rt.h"
 #include "mod/status/status.h"
 #include "store/pg/pg.h"
@@ -44,7 +45,7 @@
 static const atrium_module_t *const modules[] = {
     &runtime_module,   &outbound_module, &directory_module, &admin_module,
     &published_module, &meeting_module,  &publishing_module, &qos_module,
-    &rt_module,        &status_module,
+    &rt_module,        &push_module,      &status_module,
 };
 #define MODULE_COUNT (sizeof modules / sizeof modules[0])
 

@@ -36,7 +36,16 @@ static const validate_url_rule_t url_ldap = {
     .no_path = true,
 };
 
+static const validate_url_rule_t url_push_gateway = {
+    .schemes = URL_SCHEME_HTTPS,
+    .why_https = "notifications carry the devices' push tokens, so the connection to the gateway "
+                 "must be encrypted",
+};
+
 static const char *const proxy_auth_methods[] = {"basic", "digest", "ntlm", "negotiate", NULL};
+static const char *const push_modes[] = {"direct", "gateway", NULL};
+static const char *const push_contents[] = {"id_only", "generic", "full", NULL};
+static const char *const apns_environments[] = {"production", "sandbox", NULL};
 
 /* ---- special checks ------------------------------------------------------------ */
 
@@ -74,6 +83,36 @@ static int check_dn(const setting_def_t *def, const json_t *in, json_t **out,
       }
     }
   }
+  *out = json_incref((json_t *)in);
+  return 0;
+}
+
+/* Apple's key and team ids: ten upper-case letters and digits. */
+static int check_apple_id(const setting_def_t *def, const json_t *in, json_t **out,
+                          validate_error_t *err) {
+  const char *s = json_string_value(in);
+  size_t n = strlen(s);
+  bool ok = n == 10 || n == 0;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9');
+  if (!ok)
+    return validate_fail(err, "Must be the 10 characters (A-Z, 0-9) Apple shows in the developer "
+                              "account, for example ABC123DEFG.");
+  *out = json_incref((json_t *)in);
+  return 0;
+}
+
+/* An app's bundle id (the APNs topic): reverse-DNS labels of letters,
+ * digits, '-' and '.', optionally with Apple's suffixes (.voip). */
+static int check_bundle_id(const setting_def_t *def, const json_t *in, json_t **out,
+                           validate_error_t *err) {
+  const char *s = json_string_value(in);
+  bool ok = !*s || (strchr(s, '.') && s[0] != '.' && s[strlen(s) - 1] != '.' &&
+                    !strstr(s, "..") && strlen(s) <= 155);
+  for (const char *p = s; ok && *p; p++) ok = isalnum((unsigned char)*p) || *p == '-' || *p == '.';
+  if (!ok)
+    return validate_fail(err, "Must be the app's bundle id, for example com.example.atrium: "
+                              "letters, digits, '-' and '.' in two or more parts.");
   *out = json_incref((json_t *)in);
   return 0;
 }
@@ -262,6 +301,107 @@ const setting_def_t catalogue[] = {
         .help = "Push notifications are sent through the proxy configured under Proxy settings.",
         .type = SETTING_BOOL,
         .default_json = "false",
+    },
+    {
+        .key = "mobile.push_mode",
+        .section = "mobile",
+        .label = "Push notifications are sent",
+        .help = "direct: to Apple (APNs) and Google (FCM) with this server's credentials below; "
+                "gateway: to a Matrix push gateway (such as Sygnal) that holds the app's "
+                "credentials.",
+        .type = SETTING_ENUM,
+        .choices = push_modes,
+        .default_json = "\"direct\"",
+    },
+    {
+        .key = "mobile.push_gateway_url",
+        .section = "mobile",
+        .label = "Push gateway URL",
+        .help = "The gateway's notify URL (https://push.example.com/_matrix/push/v1/notify; a URL "
+                "without a path gets that path). Required in gateway mode.",
+        .type = SETTING_URL,
+        .url_rule = &url_push_gateway,
+        .default_json = "\"\"",
+        .flags = SETTING_F_BLANK_OK,
+    },
+    {
+        .key = "mobile.push_gateway_app_id",
+        .section = "mobile",
+        .label = "App id at the push gateway",
+        .help = "The app_id the gateway knows the app by (its configuration names it), for "
+                "example com.example.atrium.ios; the platform is appended as .ios or .android "
+                "when this ends with a dot.",
+        .type = SETTING_STRING,
+        .default_json = "\"\"",
+        .flags = SETTING_F_BLANK_OK,
+    },
+    {
+        .key = "mobile.push_content",
+        .section = "mobile",
+        .label = "Content of push notifications",
+        .help = "id_only: ids only, the app fetches the text from this server (Apple and Google "
+                "never hold it); generic: the sender's name, no text; full: sender and text.",
+        .type = SETTING_ENUM,
+        .choices = push_contents,
+        .default_json = "\"id_only\"",
+    },
+    {
+        .key = "mobile.apns_key_id",
+        .section = "mobile",
+        .label = "APNs key ID",
+        .help = "The Key ID of the APNs authentication key (.p8) in Apple's developer account.",
+        .type = SETTING_STRING,
+        .default_json = "\"\"",
+        .flags = SETTING_F_BLANK_OK,
+        .check = check_apple_id,
+    },
+    {
+        .key = "mobile.apns_team_id",
+        .section = "mobile",
+        .label = "APNs team ID",
+        .help = "The Team ID of the developer account the key belongs to.",
+        .type = SETTING_STRING,
+        .default_json = "\"\"",
+        .flags = SETTING_F_BLANK_OK,
+        .check = check_apple_id,
+    },
+    {
+        .key = "mobile.apns_topic",
+        .section = "mobile",
+        .label = "APNs topic (bundle id)",
+        .help = "The iOS app's bundle id, for example com.example.atrium.",
+        .type = SETTING_STRING,
+        .default_json = "\"\"",
+        .flags = SETTING_F_BLANK_OK,
+        .check = check_bundle_id,
+    },
+    {
+        .key = "mobile.apns_key",
+        .section = "mobile",
+        .label = "APNs authentication key (.p8)",
+        .help = "The text of the AuthKey_<KeyID>.p8 file: an EC P-256 private key in PKCS#8 PEM. "
+                "Write-only: it is stored encrypted and never shown.",
+        .type = SETTING_SECRET,
+        .flags = SETTING_F_MULTILINE,
+    },
+    {
+        .key = "mobile.apns_environment",
+        .section = "mobile",
+        .label = "APNs environment",
+        .help = "production (App Store and TestFlight builds) or sandbox (development builds).",
+        .type = SETTING_ENUM,
+        .choices = apns_environments,
+        .default_json = "\"production\"",
+    },
+    {
+        .key = "mobile.fcm_service_account",
+        .section = "mobile",
+        .label = "FCM service account key (JSON)",
+        .help = "The service account key file of the Firebase project, as downloaded (JSON with "
+                "project_id, client_email, private_key, token_uri). Write-only: stored "
+                "encrypted and never shown.",
+        .type = SETTING_SECRET,
+        .flags = SETTING_F_MULTILINE,
     },
     {
         .key = "um.url",
@@ -454,6 +594,19 @@ static int check_plain_string(const char *s, validate_error_t *err) {
   return 0;
 }
 
+/* A key file pasted whole: printable text with line breaks and tabs. */
+static int check_multiline_string(const char *s, validate_error_t *err) {
+  size_t n = strlen(s);
+  if (n > SETTING_MULTILINE_MAX)
+    return validate_fail(err, "Is %zu bytes long; at most %d are allowed.", n,
+                         SETTING_MULTILINE_MAX);
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    if ((*p < 0x20 && *p != '\n' && *p != '\r' && *p != '\t') || *p == 0x7f)
+      return validate_fail(err, "Contains a control character other than a line break or a "
+                                "tab; paste the file's text as it is.");
+  return 0;
+}
+
 static int check_string_value(const setting_def_t *def, const json_t *in, json_t **out,
                               validate_error_t *err) {
   const char *s = json_string_value(in);
@@ -487,7 +640,8 @@ static int check_string_value(const setting_def_t *def, const json_t *in, json_t
       return validate_fail(err, "\"%.64s\" is not one of the choices: %s.", s, list);
     }
   default:
-    r = check_plain_string(s, err);
+    r = def->flags & SETTING_F_MULTILINE ? check_multiline_string(s, err)
+                                         : check_plain_string(s, err);
     if (r == 0) {
       if (def->check) return def->check(def, in, out, err);
       *out = json_string(s);

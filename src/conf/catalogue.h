@@ -35,8 +35,12 @@ enum setting_flags {
   SETTING_F_BLANK_DEFAULT = 1u << 1,  /* "" allowed; the effective value is computed */
   SETTING_F_NO_ENV = 1u << 2,         /* no ATRIUM_<KEY> override */
   SETTING_F_BLANK_OK = 1u << 3,       /* "" allowed and means "not configured" */
-  SETTING_F_INSTALL_DEFAULT = 1u << 4 /* default fixed at first start, kept in the store's meta table */
+  SETTING_F_INSTALL_DEFAULT = 1u << 4, /* default fixed at first start, kept in the store's meta table */
+  SETTING_F_MULTILINE = 1u << 5 /* line breaks and tabs allowed, up to SETTING_MULTILINE_MAX bytes
+                                   (a PEM key, a JSON key file); def->check gets the rest */
 };
+
+#define SETTING_MULTILINE_MAX (64 * 1024)
 
 struct setting_def;
 

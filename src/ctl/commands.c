@@ -15,6 +15,7 @@
 #include "ctl/cmd_directory.h"
 #include "ctl/cmd_discover.h"
 #include "ctl/cmd_proxy.h"
+#include "ctl/cmd_push.h"
 #include "ctl/cmd_published.h"
 #include "ctl/cmd_rt.h"
 #include "ctl/config.h"
@@ -848,6 +849,13 @@ const ctl_command_t ctl_commands[] = {
         .usage = CTL_CMD_PROXY_USAGE,
         .summary = CTL_CMD_PROXY_SUMMARY,
         .help = CTL_CMD_PROXY_HELP,
+    },
+    {
+        .name = "push",
+        .run = ctl_cmd_push,
+        .usage = CTL_CMD_PUSH_USAGE,
+        .summary = CTL_CMD_PUSH_SUMMARY,
+        .help = CTL_CMD_PUSH_HELP,
     },
     {
         .name = "discover",

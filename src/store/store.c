@@ -477,3 +477,58 @@ int store_audit_query(store_txn_t *t, const store_audit_filter_t *f, int64_t off
   }
   return t->store->be->audit_query(t, &b, offset, limit, page);
 }
+
+/* ---- push notifications ------------------------------------------------------------------ */
+
+int store_push_device_set(store_txn_t *t, int64_t user_id, const char *device_id,
+                          const char *push_token, int64_t now_ms) {
+  return t->store->be->push_device_set(t, user_id, device_id, push_token, now_ms);
+}
+
+int store_push_devices(store_txn_t *t, int64_t user_id, store_push_device_fn fn, void *ctx) {
+  return t->store->be->push_devices(t, user_id, fn, ctx);
+}
+
+int store_push_token_prune(store_txn_t *t, int64_t user_id, const char *device_id,
+                           const char *push_token, int64_t before_ms, bool *pruned) {
+  return t->store->be->push_token_prune(t, user_id, device_id, push_token, before_ms, pruned);
+}
+
+int store_push_enqueue(store_txn_t *t, store_push_t *p) { return t->store->be->push_enqueue(t, p); }
+
+int store_push_claim(store_txn_t *t, int64_t now_ms, int64_t lease_until_ms, const char *owner,
+                     int64_t limit, store_push_fn fn, void *ctx) {
+  return t->store->be->push_claim(t, now_ms, lease_until_ms, owner, limit, fn, ctx);
+}
+
+int store_push_finish(store_txn_t *t, int64_t id, const char *state, const char *reason,
+                      int64_t now_ms) {
+  return t->store->be->push_finish(t, id, state, reason, now_ms);
+}
+
+int store_push_retry(store_txn_t *t, int64_t id, int64_t next_ms, bool count_attempt,
+                     const char *reason) {
+  return t->store->be->push_retry(t, id, next_ms, count_attempt, reason);
+}
+
+int store_push_release(store_txn_t *t, const char *owner, int64_t *released) {
+  return t->store->be->push_release(t, owner, released);
+}
+
+int store_push_read(store_txn_t *t, int64_t reader, int64_t peer, int64_t upto,
+                    int64_t *cancelled, int64_t *to_clear) {
+  return t->store->be->push_read(t, reader, peer, upto, cancelled, to_clear);
+}
+
+int store_push_fetch(store_txn_t *t, int64_t id, int64_t user_id, int64_t now_ms,
+                     store_push_fn fn, void *ctx) {
+  return t->store->be->push_fetch(t, id, user_id, now_ms, fn, ctx);
+}
+
+int store_push_stats(store_txn_t *t, store_push_stats_t *out) {
+  return t->store->be->push_stats(t, out);
+}
+
+int store_push_purge(store_txn_t *t, int64_t before_ms, int64_t limit, int64_t *deleted) {
+  return t->store->be->push_purge(t, before_ms, limit, deleted);
+}

@@ -400,3 +400,92 @@ typedef void (*store_roster_fn)(const store_roster_row_t *row, void *ctx);
 int store_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
 /* The user of an id (-ENOENT). */
 int store_user_by_id(store_txn_t *t, int64_t id, store_user_t *out);
+
+/* ---- push notifications: device push tokens and the outbox ------------------------------- */
+
+#define STORE_PUSH_TOKEN_MAX 4096
+#define STORE_PUSH_PAYLOAD_MAX 8192
+
+/* A device's push token as a provider knows it. */
+typedef struct store_push_device {
+  int64_t user_id;
+  const char *device_id, *platform, *push_token;
+  int64_t registered_ms; /* when this token was registered (unix ms; 0: before it was kept) */
+} store_push_device_t;
+typedef void (*store_push_device_fn)(const store_push_device_t *d, void *ctx);
+
+/* Sets the push token of a device the user logged in with (NULL removes it);
+ * the registration time becomes now_ms when the token changes. -ENOENT when
+ * the user has no such device. */
+int store_push_device_set(store_txn_t *t, int64_t user_id, const char *device_id,
+                          const char *push_token, int64_t now_ms);
+/* The devices of a user that have a push token, by device id. */
+int store_push_devices(store_txn_t *t, int64_t user_id, store_push_device_fn fn, void *ctx);
+/* A provider said the token is gone: removes it when the device still has
+ * exactly this token and it was registered before before_ms (a token
+ * registered again since is newer than the provider's verdict). *pruned
+ * says whether it went. */
+int store_push_token_prune(store_txn_t *t, int64_t user_id, const char *device_id,
+                           const char *push_token, int64_t before_ms, bool *pruned);
+
+/* One notification of the outbox. Everything a retry must repeat is fixed
+ * at enqueue: the APNs id, the collapse id, the type, the priority, the
+ * expiry, the payload (already at the content level of that moment). */
+typedef struct store_push {
+  int64_t id;
+  int64_t user_id;
+  const char *device_id, *platform, *push_token;
+  const char *kind; /* "message", "call", "clear", "test" */
+  int64_t ref_id;   /* the message or journal entry */
+  int64_t peer_id;  /* messages: the sender (users.id); 0 otherwise */
+  const char *payload;     /* JSON text */
+  const char *apns_id;     /* a UUID */
+  const char *collapse_id; /* at most 64 bytes */
+  const char *push_type;   /* "alert", "background" */
+  int priority;            /* 10, 5 */
+  int64_t created_ms, expires_ms, next_ms;
+  int64_t attempts;
+  const char *state;  /* "pending", "sent", "failed", "cancelled" */
+  const char *reason; /* the last failure, or NULL */
+  int64_t fetched_ms; /* when the app fetched it; 0: not yet */
+} store_push_t;
+typedef void (*store_push_fn)(const store_push_t *p, void *ctx);
+
+/* In the transaction of its event. p->id is set; next_ms is created_ms. */
+int store_push_enqueue(store_txn_t *t, store_push_t *p);
+/* Leases at most `limit` pending notifications due at now_ms whose lease
+ * (if any) ended, oldest due first, to `owner` until lease_until_ms; fn
+ * sees each. On PostgreSQL the rows are taken with SKIP LOCKED, so that
+ * nodes sharing the outbox never take the same one. */
+int store_push_claim(store_txn_t *t, int64_t now_ms, int64_t lease_until_ms, const char *owner,
+                     int64_t limit, store_push_fn fn, void *ctx);
+/* Ends a notification: state "sent", "failed" or "cancelled", with a
+ * reason (may be NULL). -ENOENT when there is no such pending one. */
+int store_push_finish(store_txn_t *t, int64_t id, const char *state, const char *reason,
+                      int64_t now_ms);
+/* Back to pending, due at next_ms, the lease given up; count_attempt adds
+ * one attempt (a stream refused by a GOAWAY is not one). */
+int store_push_retry(store_txn_t *t, int64_t id, int64_t next_ms, bool count_attempt,
+                     const char *reason);
+/* Gives up every lease `owner` holds (a node starting again after a crash). */
+int store_push_release(store_txn_t *t, const char *owner, int64_t *released);
+/* `reader` read the messages from `peer` up to `upto`: their pending
+ * notifications are cancelled (*cancelled), and the ones already sent and
+ * not cleared yet are marked cleared; *to_clear says how many, so that the
+ * caller enqueues a clear push. */
+int store_push_read(store_txn_t *t, int64_t reader, int64_t peer, int64_t upto,
+                    int64_t *cancelled, int64_t *to_clear);
+/* A notification of the user (the app fetching what an id_only push
+ * announced): fn sees it; the first fetch records now_ms. -ENOENT. */
+int store_push_fetch(store_txn_t *t, int64_t id, int64_t user_id, int64_t now_ms,
+                     store_push_fn fn, void *ctx);
+
+typedef struct store_push_stats {
+  int64_t pending;           /* the outbox depth */
+  int64_t oldest_pending_ms; /* created_ms of the oldest pending one; 0: none */
+  int64_t sent, failed, cancelled;
+} store_push_stats_t;
+int store_push_stats(store_txn_t *t, store_push_stats_t *out);
+/* Deletes at most `limit` finished notifications that ended before
+ * before_ms. */
+int store_push_purge(store_txn_t *t, int64_t before_ms, int64_t limit, int64_t *deleted);

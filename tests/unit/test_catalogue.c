@@ -90,6 +90,23 @@ static const struct type_case {
     {"ad.uri", "\"https://dc1.example.com\"", false, "ldap"},
     {"qos.policies", "{}", false, "list"},
     {"proxy.password", "42", false, "text"},
+    {"mobile.push_gateway_url", "\"http://push.example.com/_matrix/push/v1/notify\"", false,
+     "encrypted"},
+    {"mobile.push_gateway_url", "\"https://push.example.com/_matrix/push/v1/notify\"", true,
+     "\"https://push.example.com/_matrix/push/v1/notify\""},
+    {"mobile.push_mode", "\"relay\"", false, "not one of the choices"},
+    {"mobile.push_content", "\"full\"", true, "\"full\""},
+    {"mobile.push_content", "\"everything\"", false, "not one of the choices"},
+    {"mobile.apns_key_id", "\"ABC123DEFG\"", true, "\"ABC123DEFG\""},
+    {"mobile.apns_key_id", "\"abc123defg\"", false, "10 characters"},
+    {"mobile.apns_team_id", "\"TEAM\"", false, "10 characters"},
+    {"mobile.apns_topic", "\"com.example.atrium\"", true, "\"com.example.atrium\""},
+    {"mobile.apns_topic", "\"atrium\"", false, "bundle id"},
+    {"mobile.apns_topic", "\"com..atrium\"", false, "bundle id"},
+    {"mobile.apns_key", "\"-----BEGIN PRIVATE KEY-----\\nMIGT\\n-----END PRIVATE KEY-----\\n\"",
+     true, "\"-----BEGIN PRIVATE KEY-----\\nMIGT\\n-----END PRIVATE KEY-----\\n\""},
+    {"mobile.apns_key", "\"key\\u0001\"", false, "control character"},
+    {"mobile.apns_environment", "\"development\"", false, "not one of the choices"},
 };
 
 static void test_type_checks(void **state) {

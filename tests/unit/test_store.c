@@ -1542,6 +1542,176 @@ static void test_tokens_trim(void **state) {
   assert_int_equal(store_commit(t), 0);
 }
 
+/* ---- push notifications ---------------------------------------------------------------- */
+
+typedef struct push_seen {
+  int n;
+  int64_t id[16];
+  char apns_id[16][40];
+  char token[16][64];
+  char kind[16][16];
+  int64_t attempts[16];
+} push_seen_t;
+
+static void on_push(const store_push_t *p, void *ctx) {
+  push_seen_t *s = ctx;
+  if (s->n >= 16) return;
+  s->id[s->n] = p->id;
+  snprintf(s->apns_id[s->n], sizeof s->apns_id[0], "%s", p->apns_id);
+  snprintf(s->token[s->n], sizeof s->token[0], "%s", p->push_token);
+  snprintf(s->kind[s->n], sizeof s->kind[0], "%s", p->kind);
+  s->attempts[s->n] = p->attempts;
+  s->n++;
+}
+
+typedef struct device_seen {
+  int n;
+  char token[4][64];
+  int64_t registered[4];
+} device_seen_t;
+
+static void on_device(const store_push_device_t *d, void *ctx) {
+  device_seen_t *s = ctx;
+  if (s->n >= 4) return;
+  snprintf(s->token[s->n], sizeof s->token[0], "%s", d->push_token);
+  s->registered[s->n] = d->registered_ms;
+  s->n++;
+}
+
+static int64_t enqueue(store_txn_t *t, int64_t user, int64_t peer, int64_t ref, const char *kind,
+                       const char *apns_id, int64_t created, int64_t expires) {
+  store_push_t p = {.user_id = user, .device_id = "phone-1", .platform = "ios",
+                    .push_token = "tok-a", .kind = kind, .ref_id = ref, .peer_id = peer,
+                    .payload = "{\"id\":1}", .apns_id = apns_id, .collapse_id = "chat-2",
+                    .push_type = "alert", .priority = 10, .created_ms = created,
+                    .expires_ms = expires};
+  assert_int_equal(store_push_enqueue(t, &p), 0);
+  assert_true(p.id > 0);
+  assert_int_equal(p.next_ms, created);
+  return p.id;
+}
+
+static void test_push_outbox(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  int64_t alice = add_user(t, "alice"), bob = add_user(t, "bob");
+  assert_int_equal(store_device_put(t, alice, "phone-1", "ios", "tok-a", "alice@example.com", 1),
+                   0);
+  assert_int_equal(store_device_put(t, alice, "tablet", "android", NULL, "alice@example.com", 1),
+                   0);
+  /* Only devices with a token, and the registration time was kept. */
+  device_seen_t d = {0};
+  assert_int_equal(store_push_devices(t, alice, on_device, &d), 0);
+  assert_int_equal(d.n, 1);
+  assert_string_equal(d.token[0], "tok-a");
+  assert_true(d.registered[0] > 1700000000000LL);
+  /* Setting a token: a new one gets the given time, the same one keeps its
+   * time; an unknown device is -ENOENT. */
+  assert_int_equal(store_push_device_set(t, alice, "tablet", "fcm-1", 5000), 0);
+  assert_int_equal(store_push_device_set(t, alice, "tablet", "fcm-1", 9000), 0);
+  assert_int_equal(store_push_device_set(t, alice, "nothing", "fcm-1", 9000), -ENOENT);
+  assert_int_equal(store_push_device_set(t, bob, "tablet", "fcm-1", 9000), -ENOENT);
+  d = (device_seen_t){0};
+  assert_int_equal(store_push_devices(t, alice, on_device, &d), 0);
+  assert_int_equal(d.n, 2);
+  assert_string_equal(d.token[1], "fcm-1");
+  assert_int_equal(d.registered[1], 5000);
+  /* A provider's verdict older than the registration leaves the token; a
+   * newer one, for the same token, removes it. */
+  bool pruned = true;
+  assert_int_equal(store_push_token_prune(t, alice, "tablet", "fcm-1", 4000, &pruned), 0);
+  assert_false(pruned);
+  assert_int_equal(store_push_token_prune(t, alice, "tablet", "fcm-0", 6000, &pruned), 0);
+  assert_false(pruned);
+  assert_int_equal(store_push_token_prune(t, alice, "tablet", "fcm-1", 6000, &pruned), 0);
+  assert_true(pruned);
+  d = (device_seen_t){0};
+  assert_int_equal(store_push_devices(t, alice, on_device, &d), 0);
+  assert_int_equal(d.n, 1);
+
+  int64_t a = enqueue(t, alice, bob, 10, "message", "uuid-a", 1000, 100000);
+  int64_t b = enqueue(t, alice, bob, 11, "message", "uuid-b", 1001, 100000);
+  int64_t c = enqueue(t, alice, 0, 3, "call", "uuid-c", 5000, 100000);
+  assert_true(a < b && b < c);
+  assert_int_equal(store_commit(t), 0);
+
+  /* Claims take what is due, oldest first, and not what another holds. */
+  t = w(s);
+  push_seen_t seen = {0};
+  assert_int_equal(store_push_claim(t, 2000, 32000, "node-1", 10, on_push, &seen), 0);
+  assert_int_equal(seen.n, 2);
+  assert_string_equal(seen.apns_id[0], "uuid-a");
+  assert_string_equal(seen.token[0], "tok-a");
+  assert_string_equal(seen.kind[1], "message");
+  push_seen_t again = {0};
+  assert_int_equal(store_push_claim(t, 6000, 36000, "node-2", 10, on_push, &again), 0);
+  assert_int_equal(again.n, 1);
+  assert_int_equal(again.id[0], c);
+  /* Sent; retried (counted and not); finished twice is -ENOENT. */
+  assert_int_equal(store_push_finish(t, a, "sent", NULL, 2100), 0);
+  assert_int_equal(store_push_finish(t, a, "sent", NULL, 2100), -ENOENT);
+  assert_int_equal(store_push_retry(t, b, 8000, true, "503 ServiceUnavailable"), 0);
+  assert_int_equal(store_push_retry(t, c, 7000, false, "GOAWAY"), 0);
+  assert_int_equal(store_push_retry(t, a, 7000, false, "x"), -ENOENT);
+  assert_int_equal(store_commit(t), 0);
+
+  t = w(s);
+  seen = (push_seen_t){0};
+  assert_int_equal(store_push_claim(t, 7500, 37500, "node-1", 10, on_push, &seen), 0);
+  assert_int_equal(seen.n, 1);
+  assert_int_equal(seen.id[0], c);
+  assert_int_equal(seen.attempts[0], 0);
+  seen = (push_seen_t){0};
+  assert_int_equal(store_push_claim(t, 9000, 39000, "node-1", 10, on_push, &seen), 0);
+  assert_int_equal(seen.n, 1);
+  assert_int_equal(seen.id[0], b);
+  assert_int_equal(seen.attempts[0], 1);
+  /* A crash: the node's leases are given up, another node's are not. */
+  int64_t released = 0;
+  assert_int_equal(store_push_release(t, "node-1", &released), 0);
+  assert_int_equal(released, 2);
+  assert_int_equal(store_push_release(t, "node-2", &released), 0);
+  assert_int_equal(released, 0);
+  seen = (push_seen_t){0};
+  assert_int_equal(store_push_claim(t, 9000, 39000, "node-1", 1, on_push, &seen), 0);
+  assert_int_equal(seen.n, 1);
+
+  store_push_stats_t st;
+  assert_int_equal(store_push_stats(t, &st), 0);
+  assert_int_equal(st.pending, 2);
+  assert_int_equal(st.oldest_pending_ms, 1001);
+  assert_int_equal(st.sent, 1);
+
+  /* Reading cancels what is pending and asks for a clear of what was sent. */
+  int64_t cancelled = -1, to_clear = -1;
+  assert_int_equal(store_push_read(t, alice, bob, 11, &cancelled, &to_clear), 0);
+  assert_int_equal(cancelled, 1);
+  assert_int_equal(to_clear, 1);
+  assert_int_equal(store_push_read(t, alice, bob, 11, &cancelled, &to_clear), 0);
+  assert_int_equal(cancelled, 0);
+  assert_int_equal(to_clear, 0);
+  assert_int_equal(store_push_finish(t, b, "sent", NULL, 9100), -ENOENT);
+  assert_int_equal(store_push_finish(t, c, "failed", "expired", 9100), 0);
+  assert_int_equal(store_push_stats(t, &st), 0);
+  assert_int_equal(st.pending, 0);
+  assert_int_equal(st.oldest_pending_ms, 0);
+  assert_int_equal(st.failed, 1);
+  assert_int_equal(st.cancelled, 1);
+
+  /* The app fetches its own notification only. */
+  seen = (push_seen_t){0};
+  assert_int_equal(store_push_fetch(t, a, alice, 9500, on_push, &seen), 0);
+  assert_int_equal(seen.n, 1);
+  assert_int_equal(store_push_fetch(t, a, bob, 9500, on_push, &seen), -ENOENT);
+  assert_int_equal(store_push_fetch(t, c + 100, alice, 9500, on_push, &seen), -ENOENT);
+
+  int64_t deleted = 0;
+  assert_int_equal(store_push_purge(t, 9200, 100, &deleted), 0);
+  assert_int_equal(deleted, 2); /* sent at 2100 and failed at 9100; not the read one (now) */
+  assert_int_equal(store_commit(t), 0);
+}
+
 /* ---- reopening and threads ---------------------------------------------------------- */
 
 static void test_reopen_keeps_data(void **state) {
@@ -2375,6 +2545,7 @@ int main(int argc, char **argv) {
       CONFORMANCE(test_roster),
       CONFORMANCE(test_user_by_id),
       CONFORMANCE(test_tokens_trim),
+      CONFORMANCE(test_push_outbox),
       CONFORMANCE(test_reopen_keeps_data),
       CONFORMANCE(test_threads),
       cmocka_unit_test(test_close_null),

@@ -499,6 +499,44 @@ static int url_parts(const char *url, bool *https, char *host, size_t hostlen) {
     if (rc == CURLE_OK) rc = curl_easy_setopt(h, opt, val);                                       \
   } while (0)
 
+int outbound_easy_setup(void *easy, const char *url, const outbound_proxy_t *proxy,
+                        bool *via_proxy) {
+  CURL *h = easy;
+  bool https = false;
+  char host[OUTBOUND_HOST_MAX];
+  int r = url_parts(url, &https, host, sizeof host);
+  if (r < 0) return r;
+  char proxy_url[OUTBOUND_HOST_MAX + 32] = "";
+  bool use_proxy = proxy && proxy->enabled && proxy->host[0] &&
+                   !outbound_bypass_match(proxy->bypass, host);
+  if (use_proxy && outbound_proxy_url(proxy, proxy_url, sizeof proxy_url) < 0) return -EINVAL;
+  if (via_proxy) *via_proxy = use_proxy;
+
+  CURLcode rc = CURLE_OK;
+  SETOPT(h, CURLOPT_URL, url);
+  SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  /* A redirect never turns an encrypted request into a plain one. */
+  SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
+  SETOPT(h, CURLOPT_NOSIGNAL, 1L);
+  SETOPT(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  SETOPT(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (O.ca_bundle[0]) SETOPT(h, CURLOPT_CAINFO, O.ca_bundle);
+  SETOPT(h, CURLOPT_USERAGENT, USER_AGENT);
+  /* An empty NOPROXY and an explicit PROXY keep the environment
+   * (http_proxy, no_proxy) out: the settings alone decide the route. */
+  SETOPT(h, CURLOPT_NOPROXY, "");
+  SETOPT(h, CURLOPT_PROXY, use_proxy ? proxy_url : "");
+  if (use_proxy) {
+    SETOPT(h, CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
+    if (proxy->auth != OUTBOUND_AUTH_NONE) {
+      SETOPT(h, CURLOPT_PROXYAUTH, outbound_auth_curl(proxy->auth));
+      SETOPT(h, CURLOPT_PROXYUSERNAME, proxy->username);
+      SETOPT(h, CURLOPT_PROXYPASSWORD, proxy->password ? proxy->password : "");
+    }
+  }
+  return rc == CURLE_OK ? 0 : rc == CURLE_OUT_OF_MEMORY ? -ENOMEM : -EINVAL;
+}
+
 int outbound_perform(const outbound_request_t *req, const outbound_proxy_t *proxy,
                      outbound_response_t *resp) {
   if (!resp) return -EINVAL;
@@ -515,12 +553,6 @@ int outbound_perform(const outbound_request_t *req, const outbound_proxy_t *prox
     resp->stage = r == -ENOMEM ? OUTBOUND_STAGE_INTERNAL : OUTBOUND_STAGE_INVALID;
     return r;
   }
-  char proxy_url[OUTBOUND_HOST_MAX + 32] = "";
-  bool use_proxy = proxy && proxy->enabled && proxy->host[0] &&
-                   !outbound_bypass_match(proxy->bypass, host);
-  if (use_proxy && outbound_proxy_url(proxy, proxy_url, sizeof proxy_url) < 0) return -EINVAL;
-  resp->via_proxy = use_proxy;
-  resp->credentials_sent = use_proxy && proxy->auth != OUTBOUND_AUTH_NONE;
 
   CURL *h = curl_easy_init();
   struct curl_slist *headers = NULL;
@@ -528,6 +560,15 @@ int outbound_perform(const outbound_request_t *req, const outbound_proxy_t *prox
     resp->stage = OUTBOUND_STAGE_INTERNAL;
     return -ENOMEM;
   }
+  bool use_proxy = false;
+  r = outbound_easy_setup(h, req->url, proxy, &use_proxy);
+  if (r < 0) {
+    curl_easy_cleanup(h);
+    resp->stage = r == -ENOMEM ? OUTBOUND_STAGE_INTERNAL : OUTBOUND_STAGE_INVALID;
+    return r;
+  }
+  resp->via_proxy = use_proxy;
+  resp->credentials_sent = use_proxy && proxy->auth != OUTBOUND_AUTH_NONE;
   transfer_t t = {.resp = resp, .cap = req->max_body ? req->max_body : OUTBOUND_BODY_MAX};
   long connect_ms = req->connect_timeout_ms > 0 ? req->connect_timeout_ms
                                                 : OUTBOUND_CONNECT_TIMEOUT_MS;
@@ -536,35 +577,14 @@ int outbound_perform(const outbound_request_t *req, const outbound_proxy_t *prox
   int redirects = req->max_redirects < 0 ? OUTBOUND_MAX_REDIRECTS : req->max_redirects;
 
   CURLcode rc = CURLE_OK;
-  SETOPT(h, CURLOPT_URL, req->url);
-  SETOPT(h, CURLOPT_PROTOCOLS_STR, "http,https");
-  /* A redirect never turns an encrypted request into a plain one. */
-  SETOPT(h, CURLOPT_REDIR_PROTOCOLS_STR, https ? "https" : "http,https");
   SETOPT(h, CURLOPT_FOLLOWLOCATION, redirects > 0 ? 1L : 0L);
   SETOPT(h, CURLOPT_MAXREDIRS, (long)redirects);
-  SETOPT(h, CURLOPT_NOSIGNAL, 1L);
   SETOPT(h, CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
   SETOPT(h, CURLOPT_TIMEOUT_MS, total_ms);
-  SETOPT(h, CURLOPT_SSL_VERIFYPEER, 1L);
-  SETOPT(h, CURLOPT_SSL_VERIFYHOST, 2L);
-  if (O.ca_bundle[0]) SETOPT(h, CURLOPT_CAINFO, O.ca_bundle);
-  SETOPT(h, CURLOPT_USERAGENT, USER_AGENT);
   SETOPT(h, CURLOPT_WRITEFUNCTION, on_body);
   SETOPT(h, CURLOPT_WRITEDATA, &t);
   SETOPT(h, CURLOPT_HEADERFUNCTION, on_header);
   SETOPT(h, CURLOPT_HEADERDATA, &t);
-  /* An empty NOPROXY and an explicit PROXY keep the environment
-   * (http_proxy, no_proxy) out: the settings alone decide the route. */
-  SETOPT(h, CURLOPT_NOPROXY, "");
-  SETOPT(h, CURLOPT_PROXY, use_proxy ? proxy_url : "");
-  if (use_proxy) {
-    SETOPT(h, CURLOPT_PROXYTYPE, (long)CURLPROXY_HTTP);
-    if (proxy->auth != OUTBOUND_AUTH_NONE) {
-      SETOPT(h, CURLOPT_PROXYAUTH, outbound_auth_curl(proxy->auth));
-      SETOPT(h, CURLOPT_PROXYUSERNAME, proxy->username);
-      SETOPT(h, CURLOPT_PROXYPASSWORD, proxy->password ? proxy->password : "");
-    }
-  }
   for (const char *const *hd = req->headers; hd && *hd && rc == CURLE_OK; hd++) {
     struct curl_slist *n = curl_slist_append(headers, *hd);
     if (!n) rc = CURLE_OUT_OF_MEMORY;

@@ -157,6 +157,15 @@ void outbound_shutdown(void);
 int outbound_perform(const outbound_request_t *req, const outbound_proxy_t *proxy,
                      outbound_response_t *resp);
 
+/* For callers that drive libcurl themselves (the push sender's HTTP/2
+ * multi handle): sets on the easy handle `easy` (a CURL *) everything every
+ * outbound request has — the URL, http/https only, TLS verification with
+ * <CABundle>, the user agent, and the route: `proxy` (NULL: direct) unless
+ * the URL's host is in its bypass list. *via_proxy (may be NULL) says which.
+ * 0, -EINVAL (URL, proxy), -ENOMEM. */
+int outbound_easy_setup(void *easy, const char *url, const outbound_proxy_t *proxy,
+                        bool *via_proxy);
+
 /* The same with the proxy of the current settings for req->purpose. */
 int outbound_request(const outbound_request_t *req, outbound_response_t *resp);
 

@@ -316,9 +316,13 @@ int pg_device_put(store_txn_t *t, int64_t user_id, const char *device_id, const 
   int64_t put = 0;
   int r = pg_cmd(t,
                  "INSERT INTO devices (user_id, device_id, platform, push_token, login, "
-                 "generation, created_at, updated_at) SELECT id, $2::text, $3::text, $4::text, "
-                 "$5::text, $6::bigint, $7::timestamptz, $7::timestamptz FROM users WHERE id = $1 "
+                 "generation, created_at, updated_at, push_registered_ms) SELECT id, $2::text, "
+                 "$3::text, $4::text, $5::text, $6::bigint, $7::timestamptz, $7::timestamptz, "
+                 "(extract(epoch FROM clock_timestamp()) * 1000)::bigint FROM users WHERE id = $1 "
                  "ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform, "
+                 "push_registered_ms = CASE WHEN devices.push_token IS NOT DISTINCT FROM "
+                 "excluded.push_token THEN devices.push_registered_ms ELSE "
+                 "excluded.push_registered_ms END, "
                  "push_token = excluded.push_token, login = excluded.login, "
                  "generation = excluded.generation, updated_at = excluded.updated_at",
                  &p, false, &put);

@@ -219,3 +219,23 @@ int pg_roster_put(store_txn_t *t, int64_t user, int64_t contact, const char *rem
 int pg_roster_delete(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
 int pg_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
 int pg_user_by_id(store_txn_t *t, int64_t id, store_user_t *out);
+/* push.c */
+int pg_push_device_set(store_txn_t *t, int64_t user_id, const char *device_id,
+                       const char *push_token, int64_t now_ms);
+int pg_push_devices(store_txn_t *t, int64_t user_id, store_push_device_fn fn, void *ctx);
+int pg_push_token_prune(store_txn_t *t, int64_t user_id, const char *device_id,
+                        const char *push_token, int64_t before_ms, bool *pruned);
+int pg_push_enqueue(store_txn_t *t, store_push_t *p);
+int pg_push_claim(store_txn_t *t, int64_t now_ms, int64_t lease_until_ms, const char *owner,
+                  int64_t limit, store_push_fn fn, void *ctx);
+int pg_push_finish(store_txn_t *t, int64_t id, const char *state, const char *reason,
+                   int64_t now_ms);
+int pg_push_retry(store_txn_t *t, int64_t id, int64_t next_ms, bool count_attempt,
+                  const char *reason);
+int pg_push_release(store_txn_t *t, const char *owner, int64_t *released);
+int pg_push_read(store_txn_t *t, int64_t reader, int64_t peer, int64_t upto, int64_t *cancelled,
+                 int64_t *to_clear);
+int pg_push_fetch(store_txn_t *t, int64_t id, int64_t user_id, int64_t now_ms, store_push_fn fn,
+                  void *ctx);
+int pg_push_stats(store_txn_t *t, store_push_stats_t *out);
+int pg_push_purge(store_txn_t *t, int64_t before_ms, int64_t limit, int64_t *deleted);

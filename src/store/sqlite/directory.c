@@ -293,8 +293,11 @@ int sq_device_put(store_txn_t *t, int64_t user_id, const char *device_id, const 
   store_now_rfc3339(now);
   sqlite3_stmt *st =
       sq_prepare(t, "INSERT INTO devices (user_id, device_id, platform, push_token, login, "
-                    "generation, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) "
+                    "generation, created_at, updated_at, push_registered_ms) VALUES (?1, ?2, ?3, "
+                    "?4, ?5, ?6, ?7, ?7, CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)) "
                     "ON CONFLICT (user_id, device_id) DO UPDATE SET platform = excluded.platform, "
+                    "push_registered_ms = CASE WHEN devices.push_token IS excluded.push_token "
+                    "THEN devices.push_registered_ms ELSE excluded.push_registered_ms END, "
                     "push_token = excluded.push_token, login = excluded.login, "
                     "generation = excluded.generation, updated_at = excluded.updated_at");
   if (!st) return -EIO;

@@ -142,3 +142,23 @@ int sq_session_delete_admin(store_txn_t *t, const char *admin, const char *keep_
 int sq_audit_record(store_txn_t *t, const store_audit_entry_t *e);
 int sq_audit_query(store_txn_t *t, const store_audit_filter_t *f, int64_t offset, int64_t limit,
                    json_t **page);
+/* push.c */
+int sq_push_device_set(store_txn_t *t, int64_t user_id, const char *device_id,
+                       const char *push_token, int64_t now_ms);
+int sq_push_devices(store_txn_t *t, int64_t user_id, store_push_device_fn fn, void *ctx);
+int sq_push_token_prune(store_txn_t *t, int64_t user_id, const char *device_id,
+                        const char *push_token, int64_t before_ms, bool *pruned);
+int sq_push_enqueue(store_txn_t *t, store_push_t *p);
+int sq_push_claim(store_txn_t *t, int64_t now_ms, int64_t lease_until_ms, const char *owner,
+                  int64_t limit, store_push_fn fn, void *ctx);
+int sq_push_finish(store_txn_t *t, int64_t id, const char *state, const char *reason,
+                   int64_t now_ms);
+int sq_push_retry(store_txn_t *t, int64_t id, int64_t next_ms, bool count_attempt,
+                  const char *reason);
+int sq_push_release(store_txn_t *t, const char *owner, int64_t *released);
+int sq_push_read(store_txn_t *t, int64_t reader, int64_t peer, int64_t upto, int64_t *cancelled,
+                 int64_t *to_clear);
+int sq_push_fetch(store_txn_t *t, int64_t id, int64_t user_id, int64_t now_ms, store_push_fn fn,
+                  void *ctx);
+int sq_push_stats(store_txn_t *t, store_push_stats_t *out);
+int sq_push_purge(store_txn_t *t, int64_t before_ms, int64_t limit, int64_t *deleted);

@@ -187,6 +187,44 @@ static const char *const migrations[] = {
     "CREATE INDEX audit_actor ON audit (actor, id);"
     "CREATE INDEX audit_key ON audit (key, id);"
     "CREATE INDEX audit_action ON audit (action, id);",
+    /* 5 -> 6: push notifications. A device's push token keeps when it was
+     * registered (a provider's "unregistered since" is compared with it).
+     * The outbox holds every notification from the transaction of its event
+     * until it is sent, given up, or cancelled by a read; a lease (owner and
+     * time) marks what a sender is working on, so that a crash leaves
+     * nothing taken for good. */
+    "ALTER TABLE devices ADD COLUMN push_registered_ms INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE push_outbox ("
+    "  id INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  device_id TEXT NOT NULL,"
+    "  platform TEXT NOT NULL,"
+    "  push_token TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('message', 'call', 'clear', 'test')),"
+    "  ref_id INTEGER NOT NULL,"
+    "  peer_id INTEGER NOT NULL,"
+    "  payload TEXT NOT NULL,"
+    "  apns_id TEXT NOT NULL,"
+    "  collapse_id TEXT NOT NULL,"
+    "  push_type TEXT NOT NULL,"
+    "  priority INTEGER NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL,"
+    "  next_ms INTEGER NOT NULL,"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  lease_ms INTEGER NOT NULL DEFAULT 0,"
+    "  lease_owner TEXT,"
+    "  state TEXT NOT NULL DEFAULT 'pending' "
+    "    CHECK (state IN ('pending', 'sent', 'failed', 'cancelled')),"
+    "  reason TEXT,"
+    "  done_ms INTEGER,"
+    "  cleared INTEGER NOT NULL DEFAULT 0,"
+    "  fetched_ms INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX push_outbox_due ON push_outbox (next_ms) WHERE state = 'pending';"
+    "CREATE INDEX push_outbox_conv ON push_outbox (user_id, peer_id, ref_id) "
+    "  WHERE kind = 'message';"
+    "CREATE INDEX push_outbox_done ON push_outbox (done_ms) WHERE state <> 'pending';",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -633,6 +671,18 @@ static const store_backend_t backend = {
     .session_delete_admin = sq_session_delete_admin,
     .audit_record = sq_audit_record,
     .audit_query = sq_audit_query,
+    .push_device_set = sq_push_device_set,
+    .push_devices = sq_push_devices,
+    .push_token_prune = sq_push_token_prune,
+    .push_enqueue = sq_push_enqueue,
+    .push_claim = sq_push_claim,
+    .push_finish = sq_push_finish,
+    .push_retry = sq_push_retry,
+    .push_release = sq_push_release,
+    .push_read = sq_push_read,
+    .push_fetch = sq_push_fetch,
+    .push_stats = sq_push_stats,
+    .push_purge = sq_push_purge,
 };
 
 const store_backend_t *store_sqlite_backend(void) { return &backend; }
