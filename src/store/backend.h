@@ -117,6 +117,15 @@ struct store_backend {
   int (*roster_delete)(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
   int (*roster_list)(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
   int (*user_by_id)(store_txn_t *t, int64_t id, store_user_t *out);
+
+  /* web meetings */
+  int (*meeting_add)(store_txn_t *t, const store_meeting_t *m);
+  int (*meeting_get)(store_txn_t *t, const char *id, store_meeting_t *out);
+  int (*meeting_started)(store_txn_t *t, const char *id, const char *time);
+  int (*meeting_end)(store_txn_t *t, const char *id, const char *time, const char *reason);
+  int (*meeting_list)(store_txn_t *t, int64_t host, int64_t limit, store_meeting_fn fn,
+                      void *ctx);
+  int (*meeting_open)(store_txn_t *t, store_meeting_fn fn, void *ctx);
 };
 
 /* Records a database failure: counts it and keeps the message (printf

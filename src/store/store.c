@@ -420,3 +420,25 @@ int store_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ct
 int store_user_by_id(store_txn_t *t, int64_t id, store_user_t *out) {
   return t->store->be->user_by_id(t, id, out);
 }
+
+/* ---- web meetings ------------------------------------------------------------------------ */
+
+int store_meeting_add(store_txn_t *t, const store_meeting_t *m) {
+  return t->store->be->meeting_add(t, m);
+}
+int store_meeting_get(store_txn_t *t, const char *id, store_meeting_t *out) {
+  return t->store->be->meeting_get(t, id, out);
+}
+int store_meeting_started(store_txn_t *t, const char *id, const char *time) {
+  return t->store->be->meeting_started(t, id, time);
+}
+int store_meeting_end(store_txn_t *t, const char *id, const char *time, const char *reason) {
+  return t->store->be->meeting_end(t, id, time, reason);
+}
+int store_meeting_list(store_txn_t *t, int64_t host, int64_t limit, store_meeting_fn fn,
+                       void *ctx) {
+  return t->store->be->meeting_list(t, host, limit, fn, ctx);
+}
+int store_meeting_open(store_txn_t *t, store_meeting_fn fn, void *ctx) {
+  return t->store->be->meeting_open(t, fn, ctx);
+}

@@ -187,6 +187,21 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (user_id, entry)"
     ");"
     "CREATE INDEX roster_contact ON roster (contact);",
+    /* 4 -> 5: web meetings (see the SQLite migration). */
+    "CREATE TABLE meetings ("
+    "  id text COLLATE \"C\" PRIMARY KEY,"
+    "  host_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  title text NOT NULL,"
+    "  starts_at text,"
+    "  created_at text NOT NULL,"
+    "  created_ms bigint NOT NULL,"
+    "  started_at text,"
+    "  ended_at text,"
+    "  end_reason text"
+    ");"
+    "CREATE INDEX meetings_host ON meetings (host_id, created_ms);"
+    "CREATE INDEX meetings_open ON meetings (created_ms) WHERE started_at IS NOT NULL AND "
+    "ended_at IS NULL;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -876,6 +891,13 @@ static const store_backend_t backend = {
     .roster_delete = pg_roster_delete,
     .roster_list = pg_roster_list,
     .user_by_id = pg_user_by_id,
+    /* web meetings */
+    .meeting_add = pg_meeting_add,
+    .meeting_get = pg_meeting_get,
+    .meeting_started = pg_meeting_started,
+    .meeting_end = pg_meeting_end,
+    .meeting_list = pg_meeting_list,
+    .meeting_open = pg_meeting_open,
 };
 
 const store_backend_t *store_pg_backend(void) { return &backend; }

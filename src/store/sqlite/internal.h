@@ -130,3 +130,11 @@ int sq_roster_put(store_txn_t *t, int64_t user, int64_t contact, const char *rem
 int sq_roster_delete(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
 int sq_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
 int sq_user_by_id(store_txn_t *t, int64_t id, store_user_t *out);
+
+/* meeting.c */
+int sq_meeting_add(store_txn_t *t, const store_meeting_t *m);
+int sq_meeting_get(store_txn_t *t, const char *id, store_meeting_t *out);
+int sq_meeting_started(store_txn_t *t, const char *id, const char *time);
+int sq_meeting_end(store_txn_t *t, const char *id, const char *time, const char *reason);
+int sq_meeting_list(store_txn_t *t, int64_t host, int64_t limit, store_meeting_fn fn, void *ctx);
+int sq_meeting_open(store_txn_t *t, store_meeting_fn fn, void *ctx);

@@ -176,6 +176,23 @@ static const char *const migrations[] = {
     "  created_at TEXT NOT NULL,"
     "  PRIMARY KEY (user_id, entry)"
     ");",
+    /* 4 -> 5: web meetings. The id is the unguessable part of the join link;
+     * a meeting that started and has no end was running when the server
+     * stopped, and is ended at the next start. */
+    "CREATE TABLE meetings ("
+    "  id TEXT PRIMARY KEY,"
+    "  host_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  title TEXT NOT NULL,"
+    "  starts_at TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  started_at TEXT,"
+    "  ended_at TEXT,"
+    "  end_reason TEXT"
+    ");"
+    "CREATE INDEX meetings_host ON meetings (host_id, created_ms);"
+    "CREATE INDEX meetings_open ON meetings (created_ms) WHERE started_at IS NOT NULL AND "
+    "ended_at IS NULL;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -612,6 +629,13 @@ static const store_backend_t backend = {
     .roster_delete = sq_roster_delete,
     .roster_list = sq_roster_list,
     .user_by_id = sq_user_by_id,
+    /* web meetings */
+    .meeting_add = sq_meeting_add,
+    .meeting_get = sq_meeting_get,
+    .meeting_started = sq_meeting_started,
+    .meeting_end = sq_meeting_end,
+    .meeting_list = sq_meeting_list,
+    .meeting_open = sq_meeting_open,
 };
 
 const store_backend_t *store_sqlite_backend(void) { return &backend; }
