@@ -2,6 +2,8 @@
 // (docs/protocols/meeting.md): JSON frames as objects, screen frames as
 // {type: '#frame', tier, seq, ...}; waits by predicate (frames that do not
 // match stay queued for the next wait).
+import zlib from 'node:zlib';
+
 import { frameQueue } from './frame-queue.mjs';
 import { wsOpen } from './harness.mjs';
 
@@ -85,4 +87,67 @@ export async function wsPing(ws, data, ms = 10000) {
     const f = JSON.parse(m);
     if (f.type === 'pong') return f.data;
   }
+}
+
+// ---- a presenter's screen without a browser: PNG regions of a scrolling page ----
+
+
+const CRC = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+function crc32(buf) {
+  let c = 0xffffffff;
+  for (const b of buf) c = CRC[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+function chunk(type, data) {
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length);
+  const td = Buffer.concat([Buffer.from(type), data]);
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(td));
+  return Buffer.concat([len, td, crc]);
+}
+/** An RGB image (3 bytes a pixel) as PNG. */
+export function encodePng(w, h, rgb) {
+  const raw = Buffer.alloc((w * 3 + 1) * h);
+  for (let y = 0; y < h; y++) rgb.copy(raw, y * (w * 3 + 1) + 1, y * w * 3, (y + 1) * w * 3);
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0); ihdr.writeUInt32BE(h, 4);
+  ihdr[8] = 8; ihdr[9] = 2; // 8 bits, truecolour
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(raw, { level: 1 })), chunk('IEND', Buffer.alloc(0))]);
+}
+
+/** A page of text-like glyphs, taller than the screen, to scroll through. */
+export function textPage(w, h, seed = 1) {
+  let s = seed;
+  const rnd = () => { s = (s * 1103515245 + 12345) & 0x7fffffff; return s / 0x7fffffff; };
+  const page = Buffer.alloc(w * h * 3, 255);
+  for (let cy = 0; cy + 12 <= h; cy += 14) {
+    for (let cx = 4; cx + 8 <= w - 4; cx += 9) {
+      if (rnd() < 0.25) continue; // spaces
+      for (let y = 0; y < 10; y++) for (let x = 0; x < 7; x++) {
+        if (rnd() < 0.45) {
+          const o = ((cy + y) * w + cx + x) * 3;
+          page[o] = 20; page[o + 1] = 20; page[o + 2] = 60;
+        }
+      }
+    }
+  }
+  return page;
+}
+
+/** The screen at scroll offset `top` of the page, as one full-screen PNG region. */
+export function screenRegion(page, w, pageH, h, top, seq) {
+  const rgb = Buffer.alloc(w * h * 3);
+  const off = top % (pageH - h);
+  page.copy(rgb, 0, off * w * 3, (off + h) * w * 3);
+  return region({ format: 2, seq, capture: Date.now() % 0x100000000, fbW: w, fbH: h, w, h, image: encodePng(w, h, rgb) });
 }
