@@ -43,7 +43,9 @@ describe('web meeting in the browser', () => {
   before(async () => {
     srv = await startServer();
     admin = await srv.login();
-    assert.equal((await srv.api('PATCH', '/api/v1/settings', { token: admin, body: { 'meeting.enabled': true } })).status, 200);
+    // The links point at the test server (the default names the machine's host name).
+    assert.equal((await srv.api('PATCH', '/api/v1/settings', { token: admin,
+      body: { 'meeting.enabled': true, 'meeting.url': `${srv.url}/webmeeting/` } })).status, 200);
     const r = await srv.api('POST', '/api/v1/users/import', { token: admin,
       body: ['alice', 'bob'].map((name) => ({ name, password: PW, display_name: name === 'alice' ? 'Alice Host' : 'Bob Viewer' })) });
     assert.equal(r.status, 200, r.text);
@@ -133,5 +135,31 @@ describe('web meeting in the browser', () => {
     assert.deepEqual(browser.errors, []);
     await presenter.close();
     await viewer.close();
+  });
+
+  test('the web client creates a meeting, invites a user and opens it as the host', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${srv.url}/app/`);
+    await page.locator('#login-user').fill('alice');
+    await page.locator('#login-password').fill(PW);
+    await page.locator('#login-submit').click();
+    await page.locator('#conn[data-state="open"]').waitFor();
+    await page.locator('#nav-meetings').click();
+    await page.locator('#meeting-title').fill('Planning');
+    await page.locator('#meeting-invitees').fill('nobody');
+    await page.locator('#meeting-create').click();
+    await page.locator('#meetings-status', { hasText: 'invitees[0]' }).waitFor();
+    await page.locator('#meeting-invitees').fill('bob');
+    await page.locator('#meeting-create').click();
+    await page.locator('#meeting-link').waitFor();
+    const link = await page.locator('#meeting-link').getAttribute('href');
+    assert.match(link, /\/webmeeting\/\?meeting=[A-Za-z0-9_-]{22}$/);
+    await page.locator('#meetings-list li', { hasText: 'Planning' }).waitFor();
+    const [hostPage] = await Promise.all([browser.context.waitForEvent('page'), page.locator('#meeting-open').click()]);
+    await hostPage.locator('#meeting').waitFor();
+    await hostPage.waitForFunction(() => document.body.dataset.role === 'host', null, { timeout: WAIT_MS });
+    assert.equal(await hostPage.locator('#meeting-title').textContent(), 'Planning');
+    await hostPage.close();
+    await page.close();
   });
 });
