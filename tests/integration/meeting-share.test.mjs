@@ -7,6 +7,8 @@
 // however many watch, and when the scrolling stops every viewer gets the
 // lossless picture.
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import { sleep, startServer } from './harness.mjs';
@@ -140,5 +142,79 @@ describe('screen sharing', () => {
       assert.equal(last.format, 2);
       assert.equal(last.width, W);
     }
+  });
+});
+
+const TSHARK = process.env.TSHARK || '/usr/bin/tshark';
+function captureUnavailable() {
+  if (!fs.existsSync(TSHARK)) return `${TSHARK} is missing (scripts/deps.sh test installs it)`;
+  if (process.getuid?.() !== 0) return 'capturing on lo needs root';
+  const r = spawnSync(TSHARK, ['-D'], { encoding: 'utf8', timeout: 10000 });
+  return r.status === 0 && /\blo\b/.test(r.stdout) ? null : `tshark cannot list lo: ${r.stderr}`;
+}
+
+describe('screen sharing under the QoS policy', { skip: captureUnavailable() ?? false }, () => {
+  let srv, tok, meeting;
+  const open = [];
+  before(async () => {
+    srv = await startServer();
+    const admin = await srv.login();
+    // The default policies follow the meeting URL: point it at this server.
+    assert.equal((await srv.api('PATCH', '/api/v1/settings', { token: admin,
+      body: { 'meeting.enabled': true, 'meeting.url': `${srv.url}/webmeeting/` } })).status, 200);
+    const r = await srv.api('POST', '/api/v1/users/import', { token: admin, body: ['p', 'v'].map((name) => ({ name, password: 'share-pass-1' })) });
+    assert.equal(r.status, 200, r.text);
+    tok = { p: await clientLogin(srv, 'p', 'share-pass-1'), v: await clientLogin(srv, 'v', 'share-pass-1') };
+    meeting = (await srv.api('POST', '/client/v1/meetings', { token: tok.p, body: { title: 'QoS' } })).json;
+  });
+  after(async () => {
+    for (const c of open) c.close();
+    if (srv) await srv.stop();
+  });
+
+  test('every screen frame packet carries DSCP 34; no estimate above max_rate_mbps', { timeout: 60000 }, async () => {
+    const presenter = await meetingConnect(srv, meeting.id, { token: tok.p });
+    const viewer = await meetingConnect(srv, meeting.id, { token: tok.v });
+    open.push(presenter, viewer);
+    const port = viewer.ws.sock.localPort;
+    const proc = spawn(TSHARK, ['-i', 'lo', '-f', `tcp src port ${srv.port} and tcp dst port ${port}`, '-l', '-n',
+      '-T', 'fields', '-e', 'tcp.len', '-e', 'ip.dsfield.dscp', '-a', 'duration:60'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const rows = [];
+    let err = '', partial = '';
+    proc.stdout.setEncoding('utf8');
+    proc.stderr.setEncoding('utf8');
+    proc.stdout.on('data', (d) => {
+      const lines = (partial + d).split('\n');
+      partial = lines.pop();
+      for (const l of lines) { const [len, dscp] = l.trim().split('\t').map(Number); rows.push({ len, dscp }); }
+    });
+    proc.stderr.on('data', (d) => { err += d; });
+    const exited = new Promise((r) => proc.once('exit', r));
+    try {
+      for (let i = 0; i < 200 && !/Capturing on/.test(err); i++) await sleep(50);
+      assert.match(err, /Capturing on/);
+      const page = textPage(W, PAGE_H);
+      const v = watch(viewer);
+      for (let seq = 0; seq < 30; seq++) {
+        presenter.sendBinary(screenRegion(page, W, PAGE_H, H, seq * 6, seq));
+        await sleep(1000 / FPS);
+      }
+      for (let i = 0; i < 100 && v.seen.length < 25; i++) await sleep(50);
+      await v.stop();
+      assert.ok(v.seen.length >= 25, `frames seen: ${v.seen.length}`);
+      presenter.send({ type: 'stats' });
+      const st = await presenter.type('stats', 5000);
+      const mine = st.viewers.find((x) => x.id === viewer.welcome.you);
+      assert.ok(mine.bandwidth_kbps > 0 && mine.bandwidth_kbps <= 50000, `estimate ${mine.bandwidth_kbps} kbit/s`);
+      await sleep(500);
+    } finally {
+      proc.kill('SIGINT');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 10000);
+      await exited;
+      clearTimeout(t);
+    }
+    const data = rows.filter((r) => r.len > 1000);
+    assert.ok(data.length > 50, `frame packets captured: ${data.length}; ${err}`);
+    assert.deepEqual([...new Set(data.map((r) => r.dscp))], [34]);
   });
 });
