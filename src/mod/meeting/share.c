@@ -489,7 +489,13 @@ static void pump(viewer_t *v) {
   bool refresh = !new_frame && still && v->lossless_seq != f->seq;
   if (!new_frame && !refresh) return;
   drop_stale_inflight(v, now);
-  if (v->ninflight >= VIEWER_WINDOW || now < v->next_send_ms) return;
+  /* Two frames in flight keep a fast link busy across the round trip; on a
+   * link where one frame takes longer than a frame interval, the second
+   * would only wait in the bottleneck's queue, adding its time to the delay. */
+  unsigned window = VIEWER_WINDOW;
+  double bps = estimate_bps(v), size = tier_size(s, v->tier);
+  if (bps > 0 && size > 0 && size * 8 * 1000 / bps > 1000.0 / MAX_FPS) window = 1;
+  if (v->ninflight >= window || now < v->next_send_ms) return;
   if (ws_queued(v->ws) > 0) {
     ws_want_writable(v->ws);
     return;
