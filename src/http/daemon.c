@@ -704,6 +704,24 @@ static enum MHD_Result parse_body(http_request_t *req) {
   return MHD_YES;
 }
 
+/* ---- common problems ------------------------------------------------------------------ */
+
+enum MHD_Result http_reply_field(http_request_t *req, const char *key, const char *message) {
+  json_t *errors = json_pack("[{s:s, s:s}]", "key", key, "message", message);
+  if (!errors) return http_reply_oom(req);
+  enum MHD_Result r = http_reply_problem(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "validation",
+                                         "Invalid request", message, errors);
+  json_decref(errors);
+  return r;
+}
+
+enum MHD_Result http_reply_store_failed(http_request_t *req) {
+  http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");
+  return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "store", "Store unavailable",
+                            "The server could not read or write its store; try again shortly.",
+                            NULL);
+}
+
 /* ---- query parameters ---------------------------------------------------------------- */
 
 enum MHD_Result http_reply_bad_param(http_request_t *req, const char *name, const char *rule) {

@@ -174,6 +174,13 @@ const char *http_request_host(http_request_t *req);
  * value is copied). Returns -ENOSPC or -ENOMEM when it cannot. */
 int http_add_header(http_request_t *req, const char *name, const char *value);
 
+/* ---- common problems ------------------------------------------------------------------- */
+
+/* 422 "validation" with errors [{"key", "message"}]: one field and its rule. */
+enum MHD_Result http_reply_field(http_request_t *req, const char *key, const char *message);
+/* 503 "store" with Retry-After: the store failed, try again shortly. */
+enum MHD_Result http_reply_store_failed(http_request_t *req);
+
 /* ---- query parameters ---------------------------------------------------------------- */
 
 /* 400 problem for a bad query parameter: "<name> must be <rule>.", with

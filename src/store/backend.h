@@ -152,6 +152,14 @@ struct store_backend {
                     store_push_fn fn, void *ctx);
   int (*push_stats)(store_txn_t *t, store_push_stats_t *out);
   int (*push_purge)(store_txn_t *t, int64_t before_ms, int64_t limit, int64_t *deleted);
+  /* web meetings */
+  int (*meeting_add)(store_txn_t *t, const store_meeting_t *m);
+  int (*meeting_get)(store_txn_t *t, const char *id, store_meeting_t *out);
+  int (*meeting_started)(store_txn_t *t, const char *id, const char *time);
+  int (*meeting_end)(store_txn_t *t, const char *id, const char *time, const char *reason);
+  int (*meeting_list)(store_txn_t *t, int64_t host, int64_t limit, store_meeting_fn fn,
+                      void *ctx);
+  int (*meeting_open)(store_txn_t *t, store_meeting_fn fn, void *ctx);
 };
 
 /* Records a database failure: counts it and keeps the message (printf

@@ -532,3 +532,25 @@ int store_push_stats(store_txn_t *t, store_push_stats_t *out) {
 int store_push_purge(store_txn_t *t, int64_t before_ms, int64_t limit, int64_t *deleted) {
   return t->store->be->push_purge(t, before_ms, limit, deleted);
 }
+
+/* ---- web meetings ------------------------------------------------------------------------ */
+
+int store_meeting_add(store_txn_t *t, const store_meeting_t *m) {
+  return t->store->be->meeting_add(t, m);
+}
+int store_meeting_get(store_txn_t *t, const char *id, store_meeting_t *out) {
+  return t->store->be->meeting_get(t, id, out);
+}
+int store_meeting_started(store_txn_t *t, const char *id, const char *time) {
+  return t->store->be->meeting_started(t, id, time);
+}
+int store_meeting_end(store_txn_t *t, const char *id, const char *time, const char *reason) {
+  return t->store->be->meeting_end(t, id, time, reason);
+}
+int store_meeting_list(store_txn_t *t, int64_t host, int64_t limit, store_meeting_fn fn,
+                       void *ctx) {
+  return t->store->be->meeting_list(t, host, limit, fn, ctx);
+}
+int store_meeting_open(store_txn_t *t, store_meeting_fn fn, void *ctx) {
+  return t->store->be->meeting_open(t, fn, ctx);
+}

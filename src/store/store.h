@@ -489,3 +489,39 @@ int store_push_stats(store_txn_t *t, store_push_stats_t *out);
 /* Deletes at most `limit` finished notifications that ended before
  * before_ms. */
 int store_push_purge(store_txn_t *t, int64_t before_ms, int64_t limit, int64_t *deleted);
+/* ---- web meetings ------------------------------------------------------------------------ */
+
+#define STORE_MEETING_ID_MAX 32
+#define STORE_MEETING_TITLE_MAX 200 /* bytes of UTF-8 */
+#define STORE_MEETING_REASON_MAX 200
+
+/* A meeting a user (its host) created. Times are RFC 3339; "" when not
+ * (yet) so. */
+typedef struct store_meeting {
+  char id[STORE_MEETING_ID_MAX + 1]; /* the unguessable part of the join link */
+  int64_t host;                      /* users.id */
+  char host_name[65];                /* read back */
+  char title[STORE_MEETING_TITLE_MAX + 1];
+  char starts_at[32];  /* planned start, "" when none given */
+  char created_at[32];
+  int64_t created_ms;
+  char started_at[32]; /* the host first opened it */
+  char ended_at[32];
+  char end_reason[STORE_MEETING_REASON_MAX + 1];
+} store_meeting_t;
+
+/* -EEXIST for an id taken, -EINVAL when the host does not exist. */
+int store_meeting_add(store_txn_t *t, const store_meeting_t *m);
+/* -ENOENT when there is no meeting `id`. */
+int store_meeting_get(store_txn_t *t, const char *id, store_meeting_t *out);
+/* Records the first start (later calls keep the first time). -ENOENT. */
+int store_meeting_started(store_txn_t *t, const char *id, const char *time);
+/* Ends a meeting that has not ended: 0, or -ENOENT when there is no such
+ * meeting or it ended already. */
+int store_meeting_end(store_txn_t *t, const char *id, const char *time, const char *reason);
+typedef void (*store_meeting_fn)(const store_meeting_t *m, void *ctx);
+/* The meetings of `host`, newest first, at most limit. */
+int store_meeting_list(store_txn_t *t, int64_t host, int64_t limit, store_meeting_fn fn,
+                       void *ctx);
+/* Every meeting that has started and not ended (after a crash: to end them). */
+int store_meeting_open(store_txn_t *t, store_meeting_fn fn, void *ctx);

@@ -10,6 +10,7 @@ import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { ATRIUMD, DEFAULT_ADMIN_PASSWORD, freePort, sleep, waitExit, wsOpen } from './harness.mjs';
+import { wsPing } from './meeting-client.mjs';
 
 const dirs = [];
 const procs = [];
@@ -109,12 +110,28 @@ test('HTTPS with a configured certificate; the session cookie is Secure', async 
   assert.match(cookie, /HttpOnly/i);
 
   // A WebSocket over TLS: libmicrohttpd keeps the TLS session and relays
-  // the plain bytes; messages of every size class come back whole.
-  const ws = await wsOpen(port, '/webmeeting/ws', { ca });
+  // the plain bytes; messages of every size class come back whole (a
+  // meeting's socket answers a ping with its data).
+  const call = (method, p, body, token) => new Promise((resolve, reject) => {
+    const req = https.request({ host: '127.0.0.1', port, path: p, method, ca, timeout: 10000,
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) } },
+    (r) => {
+      let b = '';
+      r.on('data', (c) => { b += c; });
+      r.on('end', () => resolve({ status: r.statusCode, json: b ? JSON.parse(b) : undefined }));
+    });
+    req.on('error', reject);
+    req.end(body ? JSON.stringify(body) : undefined);
+  });
+  const admin = JSON.parse(res.body).token;
+  assert.equal((await call('POST', '/api/v1/users', { name: 'tlshost', password: 'tls-host-pass' }, admin)).status, 201);
+  const user = (await call('POST', '/client/v1/login', { login: 'tlshost', password: 'tls-host-pass' })).json.token;
+  const meeting = await call('POST', '/client/v1/meetings', { title: 'Over TLS' }, user);
+  assert.equal(meeting.status, 201);
+  const ws = await wsOpen(port, `/webmeeting/ws?meeting=${meeting.json.id}`, { ca });
   for (const size of [4, 200, 60000]) {
     const text = 'é'.repeat(size / 2);
-    ws.send(text);
-    assert.equal(await ws.next(10000), text);
+    assert.equal(await wsPing(ws, text), text);
   }
   ws.close();
 

@@ -8,7 +8,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import { startServer, sleep } from './harness.mjs';
+import { startServer, sleep, wsOpen } from './harness.mjs';
+import { openMeeting, wsPing } from './meeting-client.mjs';
 
 const TSHARK = process.env.TSHARK || '/usr/bin/tshark';
 
@@ -218,7 +219,12 @@ test('an API answer is not marked, also on a connection a meeting page marked be
 test('the meeting WebSocket is marked for its whole life', { skip: skipReason ?? false },
   async () => {
     let echo;
-    const dscps = await capture(async () => { echo = await wsEcho('/webmeeting/ws', 'hello'); });
+    const m = await openMeeting(srv, { admin: token });
+    const dscps = await capture(async () => {
+      const ws = await wsOpen(srv.port, `/webmeeting/ws?meeting=${m.id}`);
+      echo = await wsPing(ws, 'hello');
+      ws.close();
+    });
     assert.equal(echo, 'hello');
     assertAll(dscps, 34, '101 answer and WebSocket frames');
   });

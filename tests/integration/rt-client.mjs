@@ -1,6 +1,7 @@
 // A client of /client/v1/ws for the tests (docs/protocols/client.md): frames
 // as objects, waits by predicate (frames that do not match stay queued for
 // the next wait), requests answered by id.
+import { frameQueue } from './frame-queue.mjs';
 import { wsOpen } from './harness.mjs';
 
 let nextId = 0;
@@ -16,7 +17,6 @@ export async function rtConnect(server, token, { ticket = true, headers = {}, cl
     headers = { Authorization: `Bearer ${token}`, ...headers };
   }
   const ws = await wsOpen(server.port, path, { headers });
-  const queue = [];
   let closeFrame = null;
   const pull = async (ms) => {
     const m = await ws.next(ms);
@@ -24,26 +24,14 @@ export async function rtConnect(server, token, { ticket = true, headers = {}, cl
     if (m && m.close !== undefined) { closeFrame = m; return { type: '#close', code: m.close, reason: m.reason }; }
     return { type: '#binary', data: m };
   };
+  const q = frameQueue(pull);
   const c = {
     ws,
     hello: null,
     /** The first queued or arriving frame for which pred is true. */
-    async waitFor(pred, ms = 5000, what = 'a frame') {
-      const i = queue.findIndex(pred);
-      if (i >= 0) return queue.splice(i, 1)[0];
-      const until = Date.now() + ms;
-      for (;;) {
-        const left = until - Date.now();
-        if (left <= 0) throw new Error(`no ${what} within ${ms} ms; queued: ${JSON.stringify(queue.slice(0, 5))}`);
-        let f;
-        try { f = await pull(left); } catch (e) {
-          throw new Error(`no ${what} (${e.message}); queued: ${JSON.stringify(queue.slice(0, 5))}`);
-        }
-        if (pred(f)) return f;
-        queue.push(f);
-      }
-    },
-    type(t, ms, extra = () => true) { return c.waitFor((f) => f.type === t && extra(f), ms, `"${t}" frame`); },
+    waitFor: q.waitFor,
+    type: q.type,
+    drain: q.drain,
     /** Sends a frame with a fresh id and waits for its ok or error. */
     async request(frame, ms = 5000) {
       const id = `r${++nextId}`;
@@ -51,16 +39,6 @@ export async function rtConnect(server, token, { ticket = true, headers = {}, cl
       return c.waitFor((f) => (f.type === 'ok' || f.type === 'error') && f.id === id, ms, `answer to ${frame.type}`);
     },
     send(frame) { ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame)); },
-    /** Frames that arrived and were not waited for, and whatever comes within ms. */
-    async drain(ms = 200) {
-      const until = Date.now() + ms;
-      for (;;) {
-        const left = until - Date.now();
-        if (left <= 0) break;
-        try { queue.push(await pull(left)); } catch { break; }
-      }
-      return queue.splice(0);
-    },
     async closed(ms = 5000) {
       if (closeFrame) return closeFrame;
       const f = await c.type('#close', ms);

@@ -2503,6 +2503,103 @@ static void test_pg_failed_statement_ends_transaction(void **state) {
   assert_non_null(strstr(store_last_error(f->store), "meta"));
 }
 
+
+/* ---- web meetings --------------------------------------------------------------------------- */
+
+typedef struct meeting_rows {
+  int n;
+  char ids[8][STORE_MEETING_ID_MAX + 1];
+} meeting_rows_t;
+
+static void collect_meeting(const store_meeting_t *m, void *ctx) {
+  meeting_rows_t *c = ctx;
+  if (c->n < 8) snprintf(c->ids[c->n], sizeof c->ids[0], "%s", m->id);
+  c->n++;
+}
+
+static store_meeting_t meeting_row(const char *id, int64_t host, const char *title,
+                                   int64_t created_ms) {
+  store_meeting_t m = {.host = host, .created_ms = created_ms};
+  snprintf(m.id, sizeof m.id, "%s", id);
+  snprintf(m.title, sizeof m.title, "%s", title);
+  snprintf(m.created_at, sizeof m.created_at, "2026-03-02T12:00:0%d.000Z", (int)(created_ms % 10));
+  return m;
+}
+
+static void test_meetings(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  int64_t alice = add_user(t, "alice"), bob = add_user(t, "bob");
+  store_meeting_t a = meeting_row("m-one", alice, "Weekly", 1);
+  snprintf(a.starts_at, sizeof a.starts_at, "2026-03-03T09:00:00.000Z");
+  assert_int_equal(store_meeting_add(t, &a), 0);
+  store_meeting_t b = meeting_row("m-two", alice, "Review", 2);
+  assert_int_equal(store_meeting_add(t, &b), 0);
+  store_meeting_t c = meeting_row("m-three", bob, "Bob's", 3);
+  assert_int_equal(store_meeting_add(t, &c), 0);
+  /* Refused, and the transaction goes on: an id taken, a host that does not exist. */
+  store_meeting_t dup = meeting_row("m-one", bob, "Again", 4);
+  assert_int_equal(store_meeting_add(t, &dup), -EEXIST);
+  store_meeting_t orphan = meeting_row("m-four", bob + 1000, "Nobody", 5);
+  assert_int_equal(store_meeting_add(t, &orphan), -EINVAL);
+  assert_int_equal(store_meeting_started(t, "m-one", "2026-03-03T09:01:00.000Z"), 0);
+  assert_int_equal(store_meeting_started(t, "m-one", "2026-03-03T09:05:00.000Z"), 0);
+  assert_int_equal(store_meeting_started(t, "nope", "2026-03-03T09:05:00.000Z"), -ENOENT);
+  assert_int_equal(store_meeting_started(t, "m-three", "2026-03-03T10:00:00.000Z"), 0);
+  assert_int_equal(store_commit(t), 0);
+
+  t = r(s);
+  store_meeting_t got;
+  assert_int_equal(store_meeting_get(t, "m-one", &got), 0);
+  assert_string_equal(got.title, "Weekly");
+  assert_string_equal(got.host_name, "alice");
+  assert_int_equal(got.host, alice);
+  assert_string_equal(got.starts_at, "2026-03-03T09:00:00.000Z");
+  assert_string_equal(got.started_at, "2026-03-03T09:01:00.000Z"); /* the first start stays */
+  assert_string_equal(got.ended_at, "");
+  assert_int_equal(store_meeting_get(t, "m-two", &got), 0);
+  assert_string_equal(got.starts_at, "");
+  assert_int_equal(store_meeting_get(t, "m-four", &got), -ENOENT);
+  meeting_rows_t rows = {0};
+  assert_int_equal(store_meeting_list(t, alice, 10, collect_meeting, &rows), 0);
+  assert_int_equal(rows.n, 2);
+  assert_string_equal(rows.ids[0], "m-two"); /* newest first */
+  assert_string_equal(rows.ids[1], "m-one");
+  rows = (meeting_rows_t){0};
+  assert_int_equal(store_meeting_list(t, alice, 1, collect_meeting, &rows), 0);
+  assert_int_equal(rows.n, 1);
+  rows = (meeting_rows_t){0};
+  assert_int_equal(store_meeting_open(t, collect_meeting, &rows), 0);
+  assert_int_equal(rows.n, 2);
+  assert_string_equal(rows.ids[0], "m-one");
+  assert_string_equal(rows.ids[1], "m-three");
+  store_read_end(t);
+
+  t = w(s);
+  assert_int_equal(store_meeting_end(t, "m-one", "2026-03-03T10:00:00.000Z", "The host ended it."),
+                   0);
+  assert_int_equal(store_meeting_end(t, "m-one", "2026-03-03T11:00:00.000Z", "again"), -ENOENT);
+  assert_int_equal(store_meeting_end(t, "nope", "2026-03-03T11:00:00.000Z", "x"), -ENOENT);
+  assert_int_equal(store_commit(t), 0);
+  t = r(s);
+  assert_int_equal(store_meeting_get(t, "m-one", &got), 0);
+  assert_string_equal(got.ended_at, "2026-03-03T10:00:00.000Z");
+  assert_string_equal(got.end_reason, "The host ended it.");
+  rows = (meeting_rows_t){0};
+  assert_int_equal(store_meeting_open(t, collect_meeting, &rows), 0);
+  assert_int_equal(rows.n, 1);
+  store_read_end(t);
+
+  /* A host's meetings go with the host. */
+  t = w(s);
+  assert_int_equal(store_user_delete(t, "bob"), 0);
+  assert_int_equal(store_commit(t), 0);
+  t = r(s);
+  assert_int_equal(store_meeting_get(t, "m-three", &got), -ENOENT);
+  store_read_end(t);
+}
+
 #define CONFORMANCE(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(int argc, char **argv) {
@@ -2546,6 +2643,7 @@ int main(int argc, char **argv) {
       CONFORMANCE(test_user_by_id),
       CONFORMANCE(test_tokens_trim),
       CONFORMANCE(test_push_outbox),
+      CONFORMANCE(test_meetings),
       CONFORMANCE(test_reopen_keeps_data),
       CONFORMANCE(test_threads),
       cmocka_unit_test(test_close_null),

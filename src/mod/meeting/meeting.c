@@ -1,12 +1,13 @@
-/* The web meeting module: the guest registration page with the privacy
- * policy, the policy's admin API, and the meeting's WebSocket on the shared
- * event loop (for now it confirms a guest's registration: messages are
- * echoed).
+/* The web meeting module: the meeting page (guests register with the
+ * privacy policy, then wait in the lobby; users come in with a ticket), the
+ * policy's admin API, meetings created through the client API, and the
+ * meeting's WebSocket on the shared event loop (room.c, share.c).
  *
  * Pages are server-rendered HTML with every value escaped; every link and
  * request of a page is relative to it, so the pages work under whatever
  * path the reverse proxy publishes them. */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "mod/meeting/internal.h"
 #include "mod/meeting/meeting.h"
 #include "mod/meeting/privacy.h"
+#include "mod/meeting/share.h"
 #include "mod/published/published.h"
 #include "mod/runtime/runtime.h"
 
@@ -29,7 +31,7 @@
 
 static const struct {
   const char *title, *intro, *name, *email, *consent, *join, *need_consent, *registered, *failed,
-      *no_policy;
+      *no_policy, *unencrypted;
 } meeting_text[PRIVACY_LANG_COUNT] = {
     [PRIVACY_LANG_EN] = {"Join the web meeting",
                          "Enter your name to register as a guest of the web meeting.",
@@ -38,7 +40,9 @@ static const struct {
                          "Please agree to the privacy policy first.",
                          "Registered. The meeting has not started yet; keep this page open. Name:",
                          "The meeting server cannot be reached. Try again later.",
-                         "The privacy policy is not available; the operator has been notified."},
+                         "The privacy policy is not available; the operator has been notified.",
+                         "This meeting is not encrypted: its address uses http. Do not share "
+                         "confidential content."},
     [PRIVACY_LANG_DE] = {"Am Web-Meeting teilnehmen",
                          "Geben Sie Ihren Namen ein, um sich als Gast des Web-Meetings "
                          "anzumelden.",
@@ -50,15 +54,10 @@ static const struct {
                          "Der Meeting-Server ist nicht erreichbar. Versuchen Sie es später "
                          "erneut.",
                          "Die Datenschutzerklärung ist nicht verfügbar; der Betreiber wurde "
-                         "benachrichtigt."},
+                         "benachrichtigt.",
+                         "Dieses Meeting ist nicht verschlüsselt: seine Adresse verwendet http. "
+                         "Teilen Sie keine vertraulichen Inhalte."},
 };
-
-static bool meeting_enabled(void) {
-  settings_snapshot_t *snap = settings_acquire();
-  bool on = settings_bool(snap, "meeting.enabled");
-  settings_release(snap);
-  return on;
-}
 
 static enum MHD_Result reply_meeting_off(http_request_t *req) {
   return page_reply_message(req, MHD_HTTP_NOT_FOUND, "Web meeting",
@@ -94,7 +93,14 @@ static enum MHD_Result meeting_page(http_request_t *req) {
   FILE *f = p.f;
   fputs("<h1>", f);
   page_escape(f, meeting_text[lang].title);
-  fputs("</h1>\n<p>", f);
+  fputs("</h1>\n", f);
+  if (!meeting_url_encrypted()) {
+    /* Before anyone types a name: the connection is readable on the way. */
+    fputs("<p class=\"banner warning\" id=\"unencrypted\" role=\"alert\">", f);
+    page_escape(f, meeting_text[lang].unencrypted);
+    fputs("</p>\n", f);
+  }
+  fputs("<p>", f);
   page_escape(f, meeting_text[lang].intro);
   fputs("</p>\n<form id=\"register\" data-need-consent=\"", f);
   page_escape(f, meeting_text[lang].need_consent);
@@ -137,95 +143,6 @@ static enum MHD_Result meeting_asset(http_request_t *req) {
   return published_reply_asset(req, "meeting.js");
 }
 
-/* ---- the WebSocket ------------------------------------------------------------------------ */
-
-#define WS_IDLE_SECONDS 300
-#define WS_MAX_MESSAGE (64 * 1024)
-#define WS_MAX_QUEUED (256 * 1024)
-
-/* The open sockets, touched only on the loop's thread; the count is also
- * read by handlers deciding whether there is room for one more. */
-typedef struct guest {
-  struct guest *prev, *next;
-  ws_t *ws;
-} guest_t;
-
-static struct {
-  guest_t *head;
-  atomic_size_t count; /* open and opening */
-  atomic_bool draining;
-} W;
-
-static void guest_free(void *user) {
-  free(user);
-  atomic_fetch_sub(&W.count, 1);
-  runtime_connection_give();
-}
-
-static void on_open(ws_t *ws, void *user) {
-  guest_t *g = user;
-  g->ws = ws;
-  g->next = W.head;
-  if (W.head) W.head->prev = g;
-  W.head = g;
-}
-
-static void on_message(ws_t *ws, bool binary, const uint8_t *data, size_t len, void *user) {
-  /* A client that does not read its echoes is cut off rather than queued for. */
-  if (ws_send(ws, binary, data, len) == -ENOBUFS) ws_close(ws, 1008, "not reading");
-}
-
-static void on_close(ws_t *ws, uint16_t code, void *user) {
-  guest_t *g = user;
-  if (g->prev)
-    g->prev->next = g->next;
-  else if (W.head == g)
-    W.head = g->next;
-  if (g->next) g->next->prev = g->prev;
-  guest_free(g);
-}
-
-static const ws_callbacks_t callbacks = {
-    .on_open = on_open, .on_message = on_message, .on_close = on_close};
-
-/* "scheme://host[:port]" of a URL, lower-cased as validated settings are. */
-static void url_origin(const char *url, char *out, size_t len) {
-  const char *s = strstr(url, "://");
-  size_t n = s ? (size_t)(strchrnul(s + 3, '/') - url) : 0;
-  snprintf(out, len, "%.*s", (int)n, url);
-}
-
-static enum MHD_Result meeting_ws(http_request_t *req) {
-  if (!meeting_enabled()) return reply_meeting_off(req);
-  if (atomic_load(&W.draining) || !runtime_connection_take()) {
-    http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "30");
-    return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "Too many connections",
-                              "The meeting server has as many open connections as its file "
-                              "descriptor limit allows; try again later.",
-                              NULL);
-  }
-  atomic_fetch_add(&W.count, 1);
-  guest_t *g = calloc(1, sizeof *g);
-  if (!g) {
-    guest_free(NULL);
-    return http_reply_oom(req);
-  }
-  /* The page may be published under meeting.url on another host. */
-  char origin[PUBLISHED_URL_MAX];
-  settings_snapshot_t *snap = settings_acquire();
-  url_origin(settings_string(snap, "meeting.url"), origin, sizeof origin);
-  settings_release(snap);
-  ws_options_t o = {.loop = runtime_loop(), .cb = &callbacks, .user = g,
-                    .free_user = guest_free, .max_message = WS_MAX_MESSAGE,
-                    .max_queued = WS_MAX_QUEUED, .idle_seconds = WS_IDLE_SECONDS,
-                    .extra_origin = origin};
-  return http_websocket(req, &o);
-}
-
-static void close_all(void *arg) {
-  for (guest_t *g = W.head; g; g = g->next) ws_close(g->ws, 1001, "server shutting down");
-}
-
 /* ---- the module ---------------------------------------------------------------------------- */
 
 static const http_route_t routes[] = {
@@ -239,6 +156,14 @@ static const http_route_t routes[] = {
      .auth = HTTP_AUTH_ADMIN},
     {.method = HTTP_GET, .path = "/api/v1/privacy/preview", .handler = meeting_privacy_preview,
      .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_POST, .path = "/client/v1/meetings", .handler = meeting_api_create,
+     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON},
+    {.method = HTTP_GET, .path = "/client/v1/meetings", .handler = meeting_api_list,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/client/v1/meetings/{id}", .handler = meeting_api_get,
+     .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_POST, .path = "/client/v1/meetings/{id}/ticket", .handler = meeting_api_ticket,
+     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_JSON_OPTIONAL},
 };
 
 static void warn(const settings_snapshot_t *snap, settings_warn_fn add, void *wctx) {
@@ -281,10 +206,21 @@ static void status(module_status_t *out) {
 
 static const char *const sections[] = {"meeting", NULL};
 
+/* Switching web meetings off ends the running ones, with a sentence. */
+static void committed(const settings_snapshot_t *old_snap, const settings_snapshot_t *new_snap,
+                      void *ctx) {
+  if (!settings_bool(old_snap, "meeting.enabled") || settings_bool(new_snap, "meeting.enabled"))
+    return;
+  char *reason = strdup("Web meetings were switched off on this server; the meeting has ended.");
+  if (reason && (!runtime_loop() || loop_post(runtime_loop(), meeting_rooms_end_all, reason) < 0))
+    free(reason);
+}
+
 static const settings_owner_t owner = {
     .name = "meeting",
     .sections = sections,
     .warn = warn,
+    .committed = committed,
 };
 
 static int init(const module_env_t *env, char *err, size_t errlen) {
@@ -292,31 +228,66 @@ static int init(const module_env_t *env, char *err, size_t errlen) {
     snprintf(err, errlen, "Out of memory setting up the privacy policy.");
     return -ENOMEM;
   }
+  meeting_api_init(env->store);
+  meeting_rooms_init(env->store);
   return 0;
 }
 
 static int start(char *err, size_t errlen) {
-  atomic_store(&W.draining, false);
+  meeting_rooms_draining(false);
   return 0;
 }
 
-/* Before the HTTP server stops: every guest gets a close frame, and the
- * wait for them to go is bounded. */
-static size_t open_count(void) { return atomic_load(&W.count); }
-
+/* Before the HTTP server stops: every participant gets a close frame, and
+ * the wait for them to go is bounded. */
 static void drain(void) {
-  atomic_store(&W.draining, true);
-  runtime_drain(close_all, open_count, "web meeting WebSocket(s)");
+  meeting_rooms_draining(true);
+  runtime_drain(meeting_rooms_close_all, meeting_sockets, "web meeting WebSocket(s)");
 }
 
-static void stop(void) { meeting_privacy_shutdown(); }
+static void stop(void) {
+  meeting_rooms_shutdown();
+  meeting_api_shutdown();
+  meeting_privacy_shutdown();
+}
 
 static void metrics(FILE *f) {
+  meeting_counters_t c;
+  meeting_counters(&c);
+  share_counters_t sc;
+  share_counters(&sc);
   fprintf(f,
           "# HELP atrium_meeting_websockets Open web meeting WebSockets.\n"
           "# TYPE atrium_meeting_websockets gauge\n"
-          "atrium_meeting_websockets %zu\n",
-          atomic_load(&W.count));
+          "atrium_meeting_websockets %zu\n"
+          "# HELP atrium_meeting_rooms_total Meetings that began running.\n"
+          "# TYPE atrium_meeting_rooms_total counter\n"
+          "atrium_meeting_rooms_total %" PRIu64 "\n"
+          "# HELP atrium_meeting_chats_total Meeting chat messages passed on.\n"
+          "# TYPE atrium_meeting_chats_total counter\n"
+          "atrium_meeting_chats_total %" PRIu64 "\n"
+          "# HELP atrium_meeting_errors_total Error frames sent to participants.\n"
+          "# TYPE atrium_meeting_errors_total counter\n"
+          "atrium_meeting_errors_total %" PRIu64 "\n"
+          "# HELP atrium_meeting_frames_total Screen frames completed by presenters.\n"
+          "# TYPE atrium_meeting_frames_total counter\n"
+          "atrium_meeting_frames_total %" PRIu64 "\n"
+          "# HELP atrium_meeting_region_errors_total Presenter regions refused.\n"
+          "# TYPE atrium_meeting_region_errors_total counter\n"
+          "atrium_meeting_region_errors_total %" PRIu64 "\n"
+          "# HELP atrium_meeting_frames_skipped_total Frames viewers skipped to stay current.\n"
+          "# TYPE atrium_meeting_frames_skipped_total counter\n"
+          "atrium_meeting_frames_skipped_total %" PRIu64 "\n",
+          meeting_sockets(), c.rooms, c.chats, c.errors, sc.frames, sc.region_errors, sc.skipped);
+  fputs("# HELP atrium_meeting_encodes_total Screen frames encoded, by tier.\n"
+        "# TYPE atrium_meeting_encodes_total counter\n", f);
+  static const char *const tiers[] = {"high", "medium", "low", "lossless"};
+  for (int t = 0; t < 4; t++)
+    fprintf(f, "atrium_meeting_encodes_total{tier=\"%s\"} %" PRIu64 "\n", tiers[t], sc.encodes[t]);
+  fputs("# HELP atrium_meeting_frames_sent_total Screen frames sent to viewers, by tier.\n"
+        "# TYPE atrium_meeting_frames_sent_total counter\n", f);
+  for (int t = 0; t < 4; t++)
+    fprintf(f, "atrium_meeting_frames_sent_total{tier=\"%s\"} %" PRIu64 "\n", tiers[t], sc.sent[t]);
 }
 
 const atrium_module_t meeting_module = {

@@ -27,21 +27,6 @@ static struct {
 
 /* ---- small helpers ----------------------------------------------------------------------- */
 
-static enum MHD_Result reply_field(http_request_t *req, const char *key, const char *message) {
-  json_t *errors = json_pack("[{s:s, s:s}]", "key", key, "message", message);
-  enum MHD_Result r = http_reply_problem(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "validation",
-                                         "Invalid request", message, errors);
-  json_decref(errors);
-  return r;
-}
-
-static enum MHD_Result reply_store_failed(http_request_t *req) {
-  http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");
-  return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "store", "Store unavailable",
-                            "The server could not read or write its store; try again shortly.",
-                            NULL);
-}
-
 static enum MHD_Result reply_no_content(http_request_t *req) {
   return http_reply_buffer(req, MHD_HTTP_NO_CONTENT, NULL, "", 0, NULL, NULL);
 }
@@ -100,7 +85,7 @@ static int client_of(http_request_t *req, client_t *c, enum MHD_Result *reply) {
     *reply = r == -ENOENT
                  ? http_reply_problem(req, MHD_HTTP_UNAUTHORIZED, "unauthorized", "Not logged in",
                                       "The user of this token no longer exists.", NULL)
-                 : reply_store_failed(req);
+                 : http_reply_store_failed(req);
     return r;
   }
   c->id = u.id;
@@ -233,14 +218,14 @@ static void rfc3339_secs(int64_t secs, char out[32]) {
 enum MHD_Result rt_api_ticket(http_request_t *req) {
   const json_t *body = http_body_json(req);
   const char *client = "web";
-  if (body && !json_is_object(body)) return reply_field(req, "client", "Send {} or {\"client\"}.");
+  if (body && !json_is_object(body)) return http_reply_field(req, "client", "Send {} or {\"client\"}.");
   const char *key;
   json_t *v;
   json_object_foreach((json_t *)body, key, v) {
     if (strcmp(key, "client") != 0)
-      return reply_field(req, key, "Is not a field of a ticket request; only client is.");
+      return http_reply_field(req, key, "Is not a field of a ticket request; only client is.");
     if (!json_is_string(v) || !client_name_ok(json_string_value(v)))
-      return reply_field(req, "client",
+      return http_reply_field(req, "client",
                          "Must be 1-32 characters of a-z, 0-9 and '-', naming the client "
                          "(\"web\", \"desktop\").");
     client = json_string_value(v);
@@ -361,10 +346,10 @@ static enum MHD_Result contacts_search(http_request_t *req, const char *q) {
   int64_t limit;
   enum MHD_Result reply;
   if (!query_int(req, "limit", 1, 100, 20, &limit, &reply)) return reply;
-  if (strlen(q) > 256) return reply_field(req, "q", "Must be at most 256 characters.");
+  if (strlen(q) > 256) return http_reply_field(req, "q", "Must be at most 256 characters.");
   json_t *page = NULL;
   int r = directory_user_list(A.store, q, 0, limit, &page);
-  if (r < 0) return reply_store_failed(req);
+  if (r < 0) return http_reply_store_failed(req);
   json_t *results = json_array();
   size_t i;
   json_t *u;
@@ -400,7 +385,7 @@ enum MHD_Result rt_api_contacts(http_request_t *req) {
   client_clear(&c);
   if (r < 0) {
     json_decref(rc.list);
-    return reply_store_failed(req);
+    return http_reply_store_failed(req);
   }
   return http_reply_json(req, MHD_HTTP_OK, json_pack("{s:o}", "contacts", rc.list));
 }
@@ -430,7 +415,7 @@ static enum MHD_Result contact_change(http_request_t *req, bool put) {
   char address[RT_ADDRESS_MAX + 2];
   snprintf(address, sizeof address, "%s", raw ? raw + 1 : "");
   if (!rt_address_ok(address))
-    return reply_field(req, "address", "Must be an address name@domain.");
+    return http_reply_field(req, "address", "Must be an address name@domain.");
   client_t c;
   enum MHD_Result reply;
   if (client_of(req, &c, &reply) < 0) return reply;
@@ -440,7 +425,7 @@ static enum MHD_Result contact_change(http_request_t *req, bool put) {
     validate_error_t verr;
     if (directory_validate_remote(address, &remote, &verr) < 0) {
       client_clear(&c);
-      return reply_field(req, "address", verr.message);
+      return http_reply_field(req, "address", verr.message);
     }
     ct.remote = remote;
   }
@@ -453,7 +438,7 @@ static enum MHD_Result contact_change(http_request_t *req, bool put) {
                               put ? "There is no user of that address on this server."
                                   : "That address is not on your contact list.",
                               NULL);
-  if (r < 0) return reply_store_failed(req);
+  if (r < 0) return http_reply_store_failed(req);
   return reply_no_content(req);
 }
 
@@ -489,9 +474,9 @@ enum MHD_Result rt_api_messages(http_request_t *req) {
   const char *with = http_query(req, "with");
   char peer_name[65];
   if (!with || !rt_address_ok(with))
-    return reply_field(req, "with", "Is required: the address of the other person, name@domain.");
+    return http_reply_field(req, "with", "Is required: the address of the other person, name@domain.");
   if (!local_part(with, peer_name, sizeof peer_name))
-    return reply_field(req, "with",
+    return http_reply_field(req, "with",
                        "Conversations with other organisations need federation, which this "
                        "server does not offer yet; give an address of this server's domain.");
   int64_t before, limit;
@@ -520,7 +505,7 @@ enum MHD_Result rt_api_messages(http_request_t *req) {
   }
   if (r < 0) {
     json_decref(h.list);
-    return reply_store_failed(req);
+    return http_reply_store_failed(req);
   }
   return http_reply_json(req, MHD_HTTP_OK, json_pack("{s:o}", "messages", h.list));
 }
@@ -560,7 +545,7 @@ enum MHD_Result rt_api_journal(http_request_t *req) {
   client_clear(&c);
   if (r < 0) {
     json_decref(list);
-    return reply_store_failed(req);
+    return http_reply_store_failed(req);
   }
   return http_reply_json(req, MHD_HTTP_OK, json_pack("{s:o}", "entries", list));
 }
@@ -579,7 +564,7 @@ static int journal_add_txn(store_txn_t *t, void *vctx) {
 enum MHD_Result rt_api_journal_add(http_request_t *req) {
   const json_t *body = http_body_json(req);
   if (!json_is_object(body))
-    return reply_field(req, "direction",
+    return http_reply_field(req, "direction",
                        "Send {\"direction\", \"peer\", \"started\", \"duration_s\", "
                        "\"answered\"}.");
   const char *key;
@@ -587,7 +572,7 @@ enum MHD_Result rt_api_journal_add(http_request_t *req) {
   json_object_foreach((json_t *)body, key, v) {
     if (strcmp(key, "direction") && strcmp(key, "peer") && strcmp(key, "started") &&
         strcmp(key, "duration_s") && strcmp(key, "answered"))
-      return reply_field(req, key,
+      return http_reply_field(req, key,
                          "Is not a field of a call; use direction, peer, started, duration_s "
                          "and answered.");
   }
@@ -597,25 +582,25 @@ enum MHD_Result rt_api_journal_add(http_request_t *req) {
   const json_t *duration = json_object_get(body, "duration_s");
   const json_t *answered = json_object_get(body, "answered");
   if (!direction || (strcmp(direction, "in") && strcmp(direction, "out")))
-    return reply_field(req, "direction", "Must be \"in\" or \"out\".");
+    return http_reply_field(req, "direction", "Must be \"in\" or \"out\".");
   if (!peer || !*peer || strlen(peer) > RT_ADDRESS_MAX)
-    return reply_field(req, "peer",
+    return http_reply_field(req, "peer",
                        "Is required: the other party, an address or a telephone number (at "
                        "most 320 characters).");
   for (const char *p = peer; *p; p++)
     if ((unsigned char)*p < 0x20 || *p == 0x7f)
-      return reply_field(req, "peer", "Must not contain control characters.");
+      return http_reply_field(req, "peer", "Must not contain control characters.");
   int64_t started_ms;
   if (!started || !time_parse_rfc3339(started, &started_ms))
-    return reply_field(req, "started",
+    return http_reply_field(req, "started",
                        "Must be an RFC 3339 time such as \"2026-12-01T10:00:00Z\".");
   if (started_ms > time_now_ms() + 5 * 60 * 1000)
-    return reply_field(req, "started", "Must not be in the future.");
+    return http_reply_field(req, "started", "Must not be in the future.");
   if (!json_is_integer(duration) || json_integer_value(duration) < 0 ||
       json_integer_value(duration) > 86400)
-    return reply_field(req, "duration_s", "Must be a whole number of seconds from 0 to 86400.");
+    return http_reply_field(req, "duration_s", "Must be a whole number of seconds from 0 to 86400.");
   if (!json_is_boolean(answered))
-    return reply_field(req, "answered", "Must be true or false.");
+    return http_reply_field(req, "answered", "Must be true or false.");
   client_t c;
   enum MHD_Result reply;
   if (client_of(req, &c, &reply) < 0) return reply;
@@ -625,7 +610,7 @@ enum MHD_Result rt_api_journal_add(http_request_t *req) {
   time_rfc3339_ms(started_ms, j.e.started);
   int r = store_run_txn(A.store, "real-time: report a call", journal_add_txn, &j);
   client_clear(&c);
-  if (r < 0) return reply_store_failed(req);
+  if (r < 0) return http_reply_store_failed(req);
   rt_hooks_committed();
   return http_reply_json(req, MHD_HTTP_CREATED, journal_json(&j.e));
 }

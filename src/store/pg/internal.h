@@ -239,3 +239,11 @@ int pg_push_fetch(store_txn_t *t, int64_t id, int64_t user_id, int64_t now_ms, s
                   void *ctx);
 int pg_push_stats(store_txn_t *t, store_push_stats_t *out);
 int pg_push_purge(store_txn_t *t, int64_t before_ms, int64_t limit, int64_t *deleted);
+
+/* meeting.c */
+int pg_meeting_add(store_txn_t *t, const store_meeting_t *m);
+int pg_meeting_get(store_txn_t *t, const char *id, store_meeting_t *out);
+int pg_meeting_started(store_txn_t *t, const char *id, const char *time);
+int pg_meeting_end(store_txn_t *t, const char *id, const char *time, const char *reason);
+int pg_meeting_list(store_txn_t *t, int64_t host, int64_t limit, store_meeting_fn fn, void *ctx);
+int pg_meeting_open(store_txn_t *t, store_meeting_fn fn, void *ctx);

@@ -232,6 +232,21 @@ static const char *const migrations[] = {
     "CREATE INDEX push_outbox_conv ON push_outbox (user_id, peer_id, ref_id) "
     "  WHERE kind = 'message';"
     "CREATE INDEX push_outbox_done ON push_outbox (done_ms) WHERE state <> 'pending';",
+    /* 6 -> 7: web meetings (see the SQLite migration). */
+    "CREATE TABLE meetings ("
+    "  id text COLLATE \"C\" PRIMARY KEY,"
+    "  host_id bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  title text NOT NULL,"
+    "  starts_at text,"
+    "  created_at text NOT NULL,"
+    "  created_ms bigint NOT NULL,"
+    "  started_at text,"
+    "  ended_at text,"
+    "  end_reason text"
+    ");"
+    "CREATE INDEX meetings_host ON meetings (host_id, created_ms);"
+    "CREATE INDEX meetings_open ON meetings (created_ms) WHERE started_at IS NOT NULL AND "
+    "ended_at IS NULL;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -943,6 +958,13 @@ static const store_backend_t backend = {
     .push_fetch = pg_push_fetch,
     .push_stats = pg_push_stats,
     .push_purge = pg_push_purge,
+    /* web meetings */
+    .meeting_add = pg_meeting_add,
+    .meeting_get = pg_meeting_get,
+    .meeting_started = pg_meeting_started,
+    .meeting_end = pg_meeting_end,
+    .meeting_list = pg_meeting_list,
+    .meeting_open = pg_meeting_open,
 };
 
 const store_backend_t *store_pg_backend(void) { return &backend; }

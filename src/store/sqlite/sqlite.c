@@ -225,6 +225,23 @@ static const char *const migrations[] = {
     "CREATE INDEX push_outbox_conv ON push_outbox (user_id, peer_id, ref_id) "
     "  WHERE kind = 'message';"
     "CREATE INDEX push_outbox_done ON push_outbox (done_ms) WHERE state <> 'pending';",
+    /* 6 -> 7: web meetings. The id is the unguessable part of the join link;
+     * a meeting that started and has no end was running when the server
+     * stopped, and is ended at the next start. */
+    "CREATE TABLE meetings ("
+    "  id TEXT PRIMARY KEY,"
+    "  host_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,"
+    "  title TEXT NOT NULL,"
+    "  starts_at TEXT,"
+    "  created_at TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL,"
+    "  started_at TEXT,"
+    "  ended_at TEXT,"
+    "  end_reason TEXT"
+    ");"
+    "CREATE INDEX meetings_host ON meetings (host_id, created_ms);"
+    "CREATE INDEX meetings_open ON meetings (created_ms) WHERE started_at IS NOT NULL AND "
+    "ended_at IS NULL;",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -683,6 +700,13 @@ static const store_backend_t backend = {
     .push_fetch = sq_push_fetch,
     .push_stats = sq_push_stats,
     .push_purge = sq_push_purge,
+    /* web meetings */
+    .meeting_add = sq_meeting_add,
+    .meeting_get = sq_meeting_get,
+    .meeting_started = sq_meeting_started,
+    .meeting_end = sq_meeting_end,
+    .meeting_list = sq_meeting_list,
+    .meeting_open = sq_meeting_open,
 };
 
 const store_backend_t *store_sqlite_backend(void) { return &backend; }

@@ -146,6 +146,21 @@ const en = {
   'journal.duration': 'Duration {d}',
 
   'time.yesterday': 'Yesterday',
+
+  'nav.meetings': 'Meetings',
+  'meetings.heading': 'Web meetings',
+  'meetings.intro': 'Create a meeting and send its link; guests wait in the lobby until you admit them.',
+  'meetings.title': 'Title',
+  'meetings.start': 'Start (optional)',
+  'meetings.invitees': 'Invite users',
+  'meetings.invitees_hint': 'Names or IM addresses, separated by commas; each gets the link as a chat from you.',
+  'meetings.create': 'Create meeting',
+  'meetings.created': 'The meeting "{title}" is ready.',
+  'meetings.link': 'Send this link to the participants:',
+  'meetings.open': 'Open as host',
+  'meetings.yours': 'Your meetings',
+  'meetings.ended': 'ended',
+  'meetings.failed': 'The meeting could not be created or opened: {detail}',
 };
 
 const i18n = createI18n({

@@ -9,6 +9,7 @@ import { createContactsPane } from './contacts.js';
 import { h } from './dom.js';
 import { LANGUAGES, bindAttr, bindText, initLanguage, language, retranslate, setLanguage, setTitle, t } from './i18n.js';
 import { createJournalView } from './journal.js';
+import { createMeetingsView } from './meetings.js';
 import { createLoginView } from './login.js';
 import { createPresenceControl } from './presence.js';
 import { createStore } from './store.js';
@@ -170,8 +171,9 @@ const presence = createPresenceControl({ connection, announce });
 
 const navChats = bindText(h('a', { href: '#/', id: 'nav-chats' }), 'nav.chats');
 const navJournal = bindText(h('a', { href: '#/journal', id: 'nav-journal' }), 'nav.journal');
+const navMeetings = bindText(h('a', { href: '#/meetings', id: 'nav-meetings' }), 'nav.meetings');
 const nav = h('nav', { class: 'mainnav', id: 'mainnav', hidden: true },
-  h('ul', {}, h('li', {}, navChats), h('li', {}, navJournal)));
+  h('ul', {}, h('li', {}, navChats), h('li', {}, navJournal), h('li', {}, navMeetings)));
 bindAttr(nav, 'aria-label', 'nav.label');
 const langSelect = h('select', { id: 'lang-select' },
   ...LANGUAGES.map((l) => h('option', { value: l.code, lang: l.code }, l.name)));
@@ -195,12 +197,13 @@ document.querySelector('.skip').addEventListener('click', (ev) => { ev.preventDe
 const contacts = createContactsPane({ store, announce, onAdded: (a) => watch([a]), header: presence.element });
 const chat = createChatView({ store, connection, onBack: () => { location.hash = '#/'; }, onSeen: maybeRead });
 const journal = createJournalView({ store });
+const meetings = createMeetingsView();
 const login = createLoginView({ onLoggedIn: startSession });
 const welcome = h('section', { class: 'view welcome-view', id: 'view-welcome', 'aria-labelledby': 'welcome-heading', hidden: true },
   bindText(h('h2', { id: 'welcome-heading', tabindex: '-1' }), 'welcome.heading'),
   bindText(h('p'), 'welcome.text'));
 layout.insertBefore(contacts.element, main);
-main.append(login.element, welcome, chat.element, journal.element);
+main.append(login.element, welcome, chat.element, journal.element, meetings.element);
 
 store.onChange((what, peer) => {
   if (what === 'conv' || what === 'contacts') setTitle(title);
@@ -226,6 +229,7 @@ function showLogin(noticeKey) {
   welcome.hidden = true;
   chat.close();
   journal.hide();
+  meetings.hide();
   login.show(noticeKey);
 }
 
@@ -237,6 +241,7 @@ function endSession(noticeKey) {
   store.reset();
   chat.close();
   journal.reset();
+  meetings.reset();
   contacts.reset();
   readSenders.clear();
   session = null;
@@ -286,6 +291,7 @@ function parseRoute() {
     try { return { view: 'chat', peer: decodeURIComponent(hash.slice(7)) }; } catch { return { view: 'home' }; }
   }
   if (hash === '#/journal') return { view: 'journal' };
+  if (hash === '#/meetings') return { view: 'meetings' };
   return { view: 'home' };
 }
 
@@ -295,9 +301,11 @@ function route(focus) {
   layout.dataset.pane = r.view === 'home' ? 'list' : 'main';
   navChats.toggleAttribute('aria-current', false);
   navJournal.toggleAttribute('aria-current', false);
-  (r.view === 'journal' ? navJournal : navChats).setAttribute('aria-current', 'page');
+  navMeetings.toggleAttribute('aria-current', false);
+  (r.view === 'journal' ? navJournal : r.view === 'meetings' ? navMeetings : navChats).setAttribute('aria-current', 'page');
   welcome.hidden = r.view !== 'home';
   if (r.view !== 'journal') journal.hide();
+  if (r.view !== 'meetings') meetings.hide();
   if (r.view === 'chat') {
     contacts.setCurrent(r.peer);
     chat.open(r.peer, { focus });
@@ -305,6 +313,7 @@ function route(focus) {
     chat.close();
     contacts.setCurrent(null);
     if (r.view === 'journal') journal.show({ focus });
+    else if (r.view === 'meetings') meetings.show({ focus });
     else if (focus && layout.dataset.pane === 'list' && document.activeElement === document.body) contacts.focus();
   }
 }
