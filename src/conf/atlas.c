@@ -280,10 +280,11 @@ static int parse_listen(parse_t *p, xmlNode *node) {
   return r;
 }
 
-/* <Limits connections=".." perAddress=".." loopbackReserve=".." headerTimeout=".."/> */
+/* <Limits connections=".." perAddress=".." loopbackReserve=".." headerTimeout=".."
+ *         loginsPerSource=".." loginsPerAccount=".."/> */
 static int parse_limits(parse_t *p, xmlNode *node) {
-  static const char *const names[] = {"connections", "perAddress", "loopbackReserve",
-                                      "headerTimeout"};
+  static const char *const names[] = {"connections",     "perAddress",     "loopbackReserve",
+                                      "headerTimeout",   "loginsPerSource", "loginsPerAccount"};
   static const struct {
     long min, max;
     const char *rule;
@@ -292,13 +293,17 @@ static int parse_limits(parse_t *p, xmlNode *node) {
       {1, 1000000, "a whole number from 1 to 1000000"},
       {0, 100000, "a whole number from 0 to 100000"},
       {1, 3600, "a whole number of seconds from 1 to 3600"},
+      {1, 1000000, "a whole number from 1 to 1000000"},
+      {1, 1000000, "a whole number from 1 to 1000000"},
   };
-  xmlChar *v[4];
-  int r = get_attributes(p, node, names, 4, v);
+  enum { N = sizeof names / sizeof names[0] };
+  xmlChar *v[N];
+  int r = get_attributes(p, node, names, N, v);
   if (r == 0) r = expect_no_content(p, node);
-  long got[4] = {p->cfg->limit_connections, p->cfg->limit_per_address,
-                 p->cfg->limit_loopback_reserve, p->cfg->limit_header_timeout};
-  for (int i = 0; r == 0 && i < 4; i++) {
+  long got[N] = {p->cfg->limit_connections, p->cfg->limit_per_address,
+                 p->cfg->limit_loopback_reserve, p->cfg->limit_header_timeout,
+                 p->cfg->limit_logins_per_source, p->cfg->limit_logins_per_account};
+  for (int i = 0; r == 0 && i < N; i++) {
     if (!v[i]) continue;
     long n;
     if (parse_uint((const char *)v[i], rules[i].max, &n) != 0 || n < rules[i].min)
@@ -315,8 +320,10 @@ static int parse_limits(parse_t *p, xmlNode *node) {
     p->cfg->limit_per_address = (int)got[1];
     p->cfg->limit_loopback_reserve = (int)got[2];
     p->cfg->limit_header_timeout = (int)got[3];
+    p->cfg->limit_logins_per_source = (int)got[4];
+    p->cfg->limit_logins_per_account = (int)got[5];
   }
-  free_values(v, 4);
+  free_values(v, N);
   return r;
 }
 
@@ -520,6 +527,8 @@ static void config_defaults(atlas_config_t *cfg) {
   cfg->limit_per_address = ATLAS_DEFAULT_PER_ADDRESS;
   cfg->limit_loopback_reserve = ATLAS_DEFAULT_LOOPBACK_RESERVE;
   cfg->limit_header_timeout = ATLAS_DEFAULT_HEADER_TIMEOUT;
+  cfg->limit_logins_per_source = ATLAS_DEFAULT_LOGINS_PER_SOURCE;
+  cfg->limit_logins_per_account = ATLAS_DEFAULT_LOGINS_PER_ACCOUNT;
   snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", ATLAS_DEFAULT_DATA_DIR);
   snprintf(cfg->store_backend, sizeof cfg->store_backend, "%s", ATLAS_STORE_SQLITE);
   cfg->im_delete_after_days = -1;

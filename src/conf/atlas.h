@@ -44,6 +44,10 @@
 #define ATLAS_DEFAULT_PER_ADDRESS 128
 #define ATLAS_DEFAULT_LOOPBACK_RESERVE 32
 #define ATLAS_DEFAULT_HEADER_TIMEOUT 20
+/* Successful logins a source, and an account, may make at once before the
+ * login throttle's refill rate applies (see core/throttle.h). */
+#define ATLAS_DEFAULT_LOGINS_PER_SOURCE 30
+#define ATLAS_DEFAULT_LOGINS_PER_ACCOUNT 10
 
 typedef struct atlas_config {
   char path[4096];         /* the file this was read from (absolute) */
@@ -71,6 +75,8 @@ typedef struct atlas_config {
   int limit_per_address;      /* <Limits perAddress> */
   int limit_loopback_reserve; /* <Limits loopbackReserve> */
   int limit_header_timeout;   /* <Limits headerTimeout>, seconds */
+  int limit_logins_per_source;  /* <Limits loginsPerSource> */
+  int limit_logins_per_account; /* <Limits loginsPerAccount> */
 } atlas_config_t;
 
 /* Reads and checks the file. On failure returns a negative code (-EINVAL for

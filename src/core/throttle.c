@@ -377,11 +377,19 @@ void throttle_get_stats(throttle_t *t, throttle_stats_t *out) {
 
 static pthread_once_t logins_once = PTHREAD_ONCE_INIT;
 static throttle_t *logins;
+static unsigned logins_burst_source, logins_burst_account; /* 0: the default */
 
 static void make_logins(void) {
   throttle_policy_t p;
   throttle_default_policy(&p);
+  if (logins_burst_source) p.ok_burst_source = logins_burst_source;
+  if (logins_burst_account) p.ok_burst_account = logins_burst_account;
   logins = throttle_new(&p);
+}
+
+void throttle_logins_set_bursts(unsigned per_source, unsigned per_account) {
+  logins_burst_source = per_source;
+  logins_burst_account = per_account;
 }
 
 throttle_t *throttle_logins(void) {

@@ -41,7 +41,7 @@ let srv;
 let admin;
 
 before(async () => {
-  srv = await startServer();
+  srv = await startServer({ productionLogins: true });
   admin = await srv.login();
   for (const name of ['alice', 'bob', 'carol', 'dave']) {
     const r = await srv.api('POST', '/api/v1/users', { token: admin, body: { name, password: `${name}-secret-1` } });
