@@ -420,3 +420,48 @@ int store_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ct
 int store_user_by_id(store_txn_t *t, int64_t id, store_user_t *out) {
   return t->store->be->user_by_id(t, id, out);
 }
+
+/* ---- cluster ----------------------------------------------------------------------- */
+
+int store_node_beat(store_txn_t *t, const store_node_t *node) {
+  if (!node || !node->name[0]) return -EINVAL;
+  return t->store->be->node_beat(t, node);
+}
+
+int store_node_delete(store_txn_t *t, const char *name) {
+  return t->store->be->node_delete(t, name);
+}
+
+int store_node_list(store_txn_t *t, store_node_fn fn, void *ctx) {
+  return t->store->be->node_list(t, fn, ctx);
+}
+
+int store_session_get(store_txn_t *t, const char *token_hash, store_session_t *out) {
+  return t->store->be->session_get(t, token_hash, out);
+}
+
+int store_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len) {
+  return t->store->be->meeting_host(t, epoch, node, len);
+}
+
+int store_meeting_fence(store_txn_t *t, int64_t epoch) {
+  return t->store->be->meeting_fence(t, epoch);
+}
+
+int store_hold_open(store_t *s, store_hold_t **hold) {
+  *hold = NULL;
+  return s->be->hold_open(s->db, hold);
+}
+
+int store_hold_try(store_hold_t *hold, const char *node, int64_t *epoch) {
+  if (!hold || !node || !node[0]) return -EINVAL;
+  return hold->be->hold_try(hold, node, epoch);
+}
+
+int store_hold_check(store_hold_t *hold, int timeout_ms) {
+  return hold ? hold->be->hold_check(hold, timeout_ms) : -ENOTCONN;
+}
+
+void store_hold_close(store_hold_t *hold) {
+  if (hold) hold->be->hold_close(hold);
+}

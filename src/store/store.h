@@ -345,3 +345,57 @@ typedef void (*store_roster_fn)(const store_roster_row_t *row, void *ctx);
 int store_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
 /* The user of an id (-ENOENT). */
 int store_user_by_id(store_txn_t *t, int64_t id, store_user_t *out);
+
+/* ---- cluster: nodes, admin sessions looked up by any node, the meeting host ---------- */
+
+#define STORE_NODE_NAME_MAX 63
+
+/* One node's row, written by its heartbeat. */
+typedef struct store_node {
+  char name[STORE_NODE_NAME_MAX + 1];
+  char url[256];            /* where the load balancer and the other nodes reach it */
+  char atrium_version[32];
+  uint64_t settings_version; /* the snapshot the node has in force */
+  char settings_hash[65];    /* hex SHA-256 of that snapshot's document */
+  int64_t started_ms;        /* unix milliseconds */
+  int64_t age_ms;            /* read back: since its last heartbeat, by the database's clock */
+} store_node_t;
+
+/* Inserts or refreshes the node's row; the heartbeat is now. */
+int store_node_beat(store_txn_t *t, const store_node_t *node);
+/* Removes the row of a node that stops (-ENOENT when there is none). */
+int store_node_delete(store_txn_t *t, const char *name);
+typedef void (*store_node_fn)(const store_node_t *node, void *ctx);
+/* Every node's row, by name. */
+int store_node_list(store_txn_t *t, store_node_fn fn, void *ctx);
+
+/* One admin session by the hash of its token (-ENOENT): a session started
+ * on another node. */
+int store_session_get(store_txn_t *t, const char *token_hash, store_session_t *out);
+
+/* The meeting host's epoch and node ("" before the first host): the epoch
+ * goes up by one at every takeover. */
+int store_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len);
+/* Fencing: 0 when `epoch` is still the current one, -ESTALE when another
+ * host took over since. The row stays locked until the transaction ends,
+ * so a takeover waits for the writes this check guards. */
+int store_meeting_fence(store_txn_t *t, int64_t epoch);
+
+/* Holding the meeting host's lock. On PostgreSQL a session advisory lock on
+ * a connection of its own (free the moment that connection ends, whatever
+ * ended it: a crash, a kill, a lost network, or the server's
+ * idle_session_timeout of a few seconds for a node that stopped running);
+ * SQLite has one node, which always gets it. Used by one thread. */
+typedef struct store_hold store_hold_t;
+int store_hold_open(store_t *s, store_hold_t **hold);
+/* Tries to take the lock for `node` (connecting first when needed): 1 when
+ * taken, with the new *epoch (the epoch row went up by one on the holding
+ * connection); 0 when another node holds it; a negative code when the
+ * database cannot be reached. */
+int store_hold_try(store_hold_t *hold, const char *node, int64_t *epoch);
+/* Asks the holding connection, waiting at most timeout_ms: 0 while it
+ * holds, -ENOTCONN once it is lost or did not answer in time (the
+ * connection is then closed: the lock is no longer ours). */
+int store_hold_check(store_hold_t *hold, int timeout_ms);
+/* Gives the lock up (closing its connection) and frees; accepts NULL. */
+void store_hold_close(store_hold_t *hold);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "store/backend.h"
+#include "store/pg/pg.h"
 
 #define PG_POOL_SIZE 4          /* connections for transactions */
 #define PG_POOL_WAIT_MS 30000   /* a begin waits this long for a free connection */
@@ -207,3 +208,15 @@ int pg_roster_put(store_txn_t *t, int64_t user, int64_t contact, const char *rem
 int pg_roster_delete(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
 int pg_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
 int pg_user_by_id(store_txn_t *t, int64_t id, store_user_t *out);
+
+/* cluster.c */
+int pg_node_beat(store_txn_t *t, const store_node_t *node);
+int pg_node_delete(store_txn_t *t, const char *name);
+int pg_node_list(store_txn_t *t, store_node_fn fn, void *ctx);
+int pg_session_get(store_txn_t *t, const char *token_hash, store_session_t *out);
+int pg_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len);
+int pg_meeting_fence(store_txn_t *t, int64_t epoch);
+int pg_hold_open(void *db, store_hold_t **hold);
+int pg_hold_try(store_hold_t *hold, const char *node, int64_t *epoch);
+int pg_hold_check(store_hold_t *hold, int timeout_ms);
+void pg_hold_close(store_hold_t *hold);

@@ -187,6 +187,53 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (user_id, entry)"
     ");"
     "CREATE INDEX roster_contact ON roster (contact);",
+    /* 4 -> 5: the cluster: a row per node (its heartbeat and the settings
+     * it has in force) and the meeting host's epoch. A settings row changed
+     * by hand (psql) raises the version, which the trigger of step 1
+     * notifies, and leaves an audit row: Atrium's own writes mark their
+     * transaction (atrium.settings_writer) and write their own. */
+    "CREATE TABLE nodes ("
+    "  name text COLLATE \"C\" PRIMARY KEY,"
+    "  url text NOT NULL,"
+    "  atrium_version text NOT NULL,"
+    "  settings_version bigint NOT NULL,"
+    "  settings_hash text NOT NULL,"
+    "  started_ms bigint NOT NULL,"
+    "  heartbeat_at timestamptz NOT NULL"
+    ");"
+    "CREATE TABLE meeting_host ("
+    "  id integer PRIMARY KEY CHECK (id = 1),"
+    "  epoch bigint NOT NULL,"
+    "  node text,"
+    "  since timestamptz"
+    ");"
+    "INSERT INTO meeting_host (id, epoch) VALUES (1, 0);"
+    "CREATE FUNCTION settings_by_hand() RETURNS trigger LANGUAGE plpgsql"
+    /* The tables of this schema, whatever the search_path of the session
+     * that changed the row. */
+    "  SET search_path FROM CURRENT AS $$"
+    "  BEGIN"
+    "    IF coalesce(current_setting('atrium.settings_writer', true), '') <> 'on' THEN"
+    "      UPDATE settings_state SET version = version + 1 WHERE id = 1;"
+    "    END IF;"
+    "    RETURN NULL;"
+    "  END $$;"
+    "CREATE TRIGGER settings_by_hand AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON settings"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION settings_by_hand();"
+    "CREATE FUNCTION settings_by_hand_audit() RETURNS trigger LANGUAGE plpgsql"
+    "  SET search_path FROM CURRENT AS $$"
+    "  BEGIN"
+    "    IF coalesce(current_setting('atrium.settings_writer', true), '') <> 'on' THEN"
+    "      INSERT INTO audit (time, actor, key, old, new) VALUES (now(),"
+    "        'database:' || session_user,"
+    "        CASE WHEN TG_OP = 'DELETE' THEN OLD.key ELSE NEW.key END,"
+    "        CASE WHEN TG_OP = 'INSERT' THEN NULL ELSE OLD.value::text END,"
+    "        CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE NEW.value::text END);"
+    "    END IF;"
+    "    RETURN NULL;"
+    "  END $$;"
+    "CREATE TRIGGER settings_by_hand_audit AFTER INSERT OR UPDATE OR DELETE ON settings"
+    "  FOR EACH ROW EXECUTE FUNCTION settings_by_hand_audit();",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -194,7 +241,8 @@ static const char *const migrations[] = {
 /* Every table the code expects: what the integrity check looks for. */
 static const char *const tables =
     "{schema_migrations,settings,settings_state,meta,audit,admins,sessions,domains,users,"
-    "devices,client_tokens,subscriptions,contacts,user_notifications,messages,journal,roster}";
+    "devices,client_tokens,subscriptions,contacts,user_notifications,messages,journal,roster,"
+    "nodes,meeting_host}";
 
 /* The advisory lock that serialises migrations of one database, whichever
  * node runs them ("Atri" and 1, in the two-key space). */
@@ -876,6 +924,16 @@ static const store_backend_t backend = {
     .roster_delete = pg_roster_delete,
     .roster_list = pg_roster_list,
     .user_by_id = pg_user_by_id,
+    .node_beat = pg_node_beat,
+    .node_delete = pg_node_delete,
+    .node_list = pg_node_list,
+    .session_get = pg_session_get,
+    .meeting_host = pg_meeting_host,
+    .meeting_fence = pg_meeting_fence,
+    .hold_open = pg_hold_open,
+    .hold_try = pg_hold_try,
+    .hold_check = pg_hold_check,
+    .hold_close = pg_hold_close,
 };
 
 const store_backend_t *store_pg_backend(void) { return &backend; }

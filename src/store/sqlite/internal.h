@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include "store/backend.h"
+#include "store/sqlite/sqlite.h"
 
 #define SQ_CACHE_MAX 96
 
@@ -130,3 +131,15 @@ int sq_roster_put(store_txn_t *t, int64_t user, int64_t contact, const char *rem
 int sq_roster_delete(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
 int sq_roster_list(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
 int sq_user_by_id(store_txn_t *t, int64_t id, store_user_t *out);
+
+/* cluster.c */
+int sq_node_beat(store_txn_t *t, const store_node_t *node);
+int sq_node_delete(store_txn_t *t, const char *name);
+int sq_node_list(store_txn_t *t, store_node_fn fn, void *ctx);
+int sq_session_get(store_txn_t *t, const char *token_hash, store_session_t *out);
+int sq_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len);
+int sq_meeting_fence(store_txn_t *t, int64_t epoch);
+int sq_hold_open(void *db, store_hold_t **hold);
+int sq_hold_try(store_hold_t *hold, const char *node, int64_t *epoch);
+int sq_hold_check(store_hold_t *hold, int timeout_ms);
+void sq_hold_close(store_hold_t *hold);

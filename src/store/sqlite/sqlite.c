@@ -176,6 +176,24 @@ static const char *const migrations[] = {
     "  created_at TEXT NOT NULL,"
     "  PRIMARY KEY (user_id, entry)"
     ");",
+    /* 4 -> 5: the cluster: a row per node (its heartbeat and the settings
+     * it has in force) and the meeting host's epoch. */
+    "CREATE TABLE nodes ("
+    "  name TEXT PRIMARY KEY,"
+    "  url TEXT NOT NULL,"
+    "  atrium_version TEXT NOT NULL,"
+    "  settings_version INTEGER NOT NULL,"
+    "  settings_hash TEXT NOT NULL,"
+    "  started_ms INTEGER NOT NULL,"
+    "  heartbeat_ms INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE meeting_host ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  epoch INTEGER NOT NULL,"
+    "  node TEXT,"
+    "  since TEXT"
+    ");"
+    "INSERT INTO meeting_host (id, epoch) VALUES (1, 0);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -612,6 +630,16 @@ static const store_backend_t backend = {
     .roster_delete = sq_roster_delete,
     .roster_list = sq_roster_list,
     .user_by_id = sq_user_by_id,
+    .node_beat = sq_node_beat,
+    .node_delete = sq_node_delete,
+    .node_list = sq_node_list,
+    .session_get = sq_session_get,
+    .meeting_host = sq_meeting_host,
+    .meeting_fence = sq_meeting_fence,
+    .hold_open = sq_hold_open,
+    .hold_try = sq_hold_try,
+    .hold_check = sq_hold_check,
+    .hold_close = sq_hold_close,
 };
 
 const store_backend_t *store_sqlite_backend(void) { return &backend; }
