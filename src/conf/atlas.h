@@ -9,12 +9,17 @@
  *     <JournalDeleteAfterDays>365</JournalDeleteAfterDays>
  *     <CABundle>/etc/atrium/ca.pem</CABundle>    (CAs trusted for outbound HTTPS)
  *     <Store backend="postgresql" conninfo="host=/run/postgresql dbname=atrium"/>
+ *     <Node name="atrium-1" url="http://10.0.0.11:8080"/>
  *   </Atlas>
  *
  * <Store> picks the store's backend, read at start: "sqlite" (the default:
  * atrium.db in the data directory, no conninfo) or "postgresql" (several
  * nodes on one database; conninfo, a libpq connection string, is required).
  * The connection string may hold a password: nothing prints it.
+ *
+ * <Node> names this node among several (default: the host name) and says
+ * where the load balancer and the other nodes reach it (default: from
+ * <Listen>). Both attributes are optional.
  *
  * Relative paths are relative to the directory of atlas.xml. Unknown elements
  * and attributes are errors (a typo must not silently do nothing), and so is
@@ -55,6 +60,8 @@ typedef struct atlas_config {
   char privacy_custom[4096];
   char store_backend[16];    /* ATLAS_STORE_SQLITE (default) or ATLAS_STORE_POSTGRESQL */
   char store_conninfo[1024]; /* postgresql: the libpq connection string; empty for sqlite */
+  char node_name[64];        /* <Node name>: letters, digits, ".", "-", "_"; empty: not given */
+  char node_url[256];        /* <Node url>: http(s)://host:port; empty: not given */
 } atlas_config_t;
 
 /* Reads and checks the file. On failure returns a negative code (-EINVAL for

@@ -21,7 +21,8 @@
  * Errors. Operations return 0 or a negative errno-style code: -ENOENT (no
  * such row), -EEXIST (a unique name taken), -EINVAL (a reference to a row
  * that does not exist, or a value the schema refuses), -EAGAIN (serialisation
- * failure; retried by store_run_txn), -ENOMEM, -EIO (anything else). Every
+ * failure; retried by store_run_txn), -ENOTCONN (the database cannot be
+ * reached now: worth trying again later), -ENOMEM, -EIO (anything else). Every
  * failure of the database is counted and its message kept in one place
  * (store_error_count, store_last_error) whichever operation hit it. Nothing
  * here logs.

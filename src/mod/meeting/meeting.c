@@ -14,9 +14,11 @@
 #include <time.h>
 
 #include "conf/settings.h"
+#include "core/loop.h"
 #include "core/log.h"
 #include "http/page.h"
 #include "http/websocket.h"
+#include "mod/cluster/cluster.h"
 #include "mod/meeting/internal.h"
 #include "mod/meeting/meeting.h"
 #include "mod/meeting/privacy.h"
@@ -86,6 +88,8 @@ static void write_policy(FILE *f, privacy_lang_t lang) {
 }
 
 static enum MHD_Result meeting_page(http_request_t *req) {
+  enum MHD_Result gated;
+  if (!cluster_meeting_gate(req, &gated)) return gated; /* one node hosts the meetings */
   if (!meeting_enabled()) return reply_meeting_off(req);
   privacy_lang_t lang = request_lang(req);
   page_t p;
@@ -121,6 +125,8 @@ static enum MHD_Result meeting_page(http_request_t *req) {
 }
 
 static enum MHD_Result meeting_privacy_page(http_request_t *req) {
+  enum MHD_Result gated;
+  if (!cluster_meeting_gate(req, &gated)) return gated; /* one node hosts the meetings */
   if (!meeting_enabled()) return reply_meeting_off(req);
   privacy_lang_t lang = request_lang(req);
   page_t p;
@@ -134,6 +140,8 @@ static enum MHD_Result meeting_privacy_page(http_request_t *req) {
 
 /* /webmeeting/{file}: the page's script and style. */
 static enum MHD_Result meeting_asset(http_request_t *req) {
+  enum MHD_Result gated;
+  if (!cluster_meeting_gate(req, &gated)) return gated;
   return published_reply_asset(req, "meeting.js");
 }
 
@@ -196,6 +204,8 @@ static void url_origin(const char *url, char *out, size_t len) {
 }
 
 static enum MHD_Result meeting_ws(http_request_t *req) {
+  enum MHD_Result gated;
+  if (!cluster_meeting_gate(req, &gated)) return gated; /* one node hosts the meetings */
   if (!meeting_enabled()) return reply_meeting_off(req);
   if (atomic_load(&W.draining) || !runtime_connection_take()) {
     http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "30");
@@ -227,6 +237,19 @@ static void close_all(void *arg) {
 }
 
 /* ---- the module ---------------------------------------------------------------------------- */
+
+static void close_not_host(void *arg) {
+  (void)arg;
+  for (guest_t *g = W.head; g; g = g->next) ws_close(g->ws, 1012, "this node no longer hosts");
+}
+
+/* This node stopped hosting (another took over, or the lock was lost): its
+ * guests reconnect through the load balancer to the new host. */
+static void host_changed(bool hosting, int64_t epoch, void *ctx) {
+  (void)epoch;
+  (void)ctx;
+  if (!hosting && runtime_loop()) loop_post(runtime_loop(), close_not_host, NULL);
+}
 
 static const http_route_t routes[] = {
     {.method = HTTP_GET, .path = "/webmeeting/", .handler = meeting_page, .auth = HTTP_AUTH_NONE},
@@ -269,6 +292,7 @@ static int init(const module_env_t *env, char *err, size_t errlen) {
 
 static int start(char *err, size_t errlen) {
   atomic_store(&W.draining, false);
+  cluster_meeting_watch(host_changed, NULL);
   return 0;
 }
 

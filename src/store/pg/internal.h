@@ -20,7 +20,7 @@
 #define PG_LISTEN_WAIT_MS 5000 /* store_listen waits this long for LISTEN */
 #define PG_LISTEN_POLL_MS 250  /* how often the listener looks at `stop` */
 #define PG_LISTEN_BACKOFF_MIN_MS 100
-#define PG_LISTEN_BACKOFF_MAX_MS 5000
+#define PG_LISTEN_BACKOFF_MAX_MS 1000 /* back within a second of the server: nodes converge fast */
 #define PG_LISTEN_PROBE_MS 30000 /* an idle listener asks the server this often */
 #define PG_LISTEN_CMD_MS 10000   /* a LISTEN or probe that takes longer: reconnect */
 

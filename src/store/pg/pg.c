@@ -535,8 +535,9 @@ static int conn_open(pgb_t *b, pg_conn_t *c) {
   error_text(msg, sizeof msg, NULL, c->pc);
   describe(where, sizeof where, c->pc);
   drop_conn(c);
-  return store_backend_failed(b->store, -EIO, "cannot connect to the PostgreSQL store (%s): %s",
-                              where, msg);
+  /* -ENOTCONN: the database is away, not wrong; callers answer "try again". */
+  return store_backend_failed(b->store, -ENOTCONN,
+                              "cannot connect to the PostgreSQL store (%s): %s", where, msg);
 }
 
 static void deadline_after(struct timespec *ts, int ms) {
@@ -616,13 +617,14 @@ static int pgb_begin(void *db, bool write, void **out) {
       return 0;
     }
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    bool gone = lost(c->pc, state);
+    /* No SQLSTATE: the server did not answer at all (it went away). */
+    bool gone = !state || lost(c->pc, state);
     char msg[400];
     error_text(msg, sizeof msg, res, c->pc);
     PQclear(res);
     drop_conn(c);
     if (!gone || attempt == 1) {
-      r = store_backend_failed(b->store, -EIO, "%s: %s", sql, msg);
+      r = store_backend_failed(b->store, gone ? -ENOTCONN : -EIO, "%s: %s", sql, msg);
       break;
     }
   }
