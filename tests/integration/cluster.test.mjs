@@ -11,7 +11,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
-import { apiCall, freePort, nginxMainConf, sleep, startServer } from './harness.mjs';
+import { apiCall, ctl, freePort, nginxMainConf, show, sleep, startServer } from './harness.mjs';
 import { havePostgres, startPostgres } from './postgres.mjs';
 
 const NGINX = process.env.NGINX || '/usr/sbin/nginx';
@@ -278,6 +278,39 @@ describe('several nodes on PostgreSQL', { skip }, () => {
     assert.equal(h.meeting_host, false);
   });
 
+  test('SIGSTOP of the meeting host: the database ends its idle session, another node takes over, the old one steps down on SIGCONT', async () => {
+    const c0 = (await apiCall(nodes.a.url, 'GET', '/api/v1/cluster', { token })).json;
+    const old = c0.meeting_host.node;
+    const rest = NAMES.filter((n) => n !== old);
+    const t0 = performance.now();
+    nodes[old].proc.kill('SIGSTOP');
+    let hosts = [], hs = [];
+    try {
+      const until = Date.now() + 10000;
+      while (Date.now() < until) {
+        hs = await Promise.all(rest.map((n) => health(nodes[n]).catch(() => null)));
+        hosts = rest.filter((n, i) => hs[i]?.meeting_host);
+        if (hosts.length) break;
+        await sleep(20);
+      }
+    } finally {
+      nodes[old].proc.kill('SIGCONT');
+    }
+    const took = performance.now() - t0;
+    console.log(`# meeting host failover after SIGSTOP (idle_session_timeout 4 s): ${took.toFixed(0)} ms`);
+    assert.equal(hosts.length, 1);
+    const epoch = hs[rest.indexOf(hosts[0])].meeting_epoch;
+    assert.equal(epoch, c0.meeting_host.epoch + 1);
+    // Resumed, the old host finds its lock connection gone and stops
+    // hosting; only the new host ever claims the current epoch.
+    const until = Date.now() + 3000;
+    let h;
+    do { h = await health(nodes[old]); } while (h.meeting_host && Date.now() < until && await sleep(20) === undefined);
+    assert.equal(h.meeting_host, false, JSON.stringify(h));
+    const all = await Promise.all(NAMES.map((n) => health(nodes[n])));
+    assert.deepEqual(all.filter((x) => x.meeting_host && x.meeting_epoch === epoch).map((x) => x.node), hosts);
+  });
+
   test('the database crashes (pg_ctl stop -m immediate) and comes back: writes 503 meanwhile, every node converges within 1 s after, also a change by hand', async () => {
     const v0 = (await health(nodes.a)).settings_version;
     assert.equal(pg.stopServer(), 0);
@@ -327,6 +360,13 @@ describe('several nodes on PostgreSQL', { skip }, () => {
     assert.equal(r.json.store, 'postgresql');
     assert.equal(r.json.nodes.filter((n) => n.meeting_host).length, 1);
     for (const n of r.json.nodes) assert.ok(n.live && n.settings_behind === 0, JSON.stringify(n));
+    const out = await ctl(nodes.b, ['cluster', 'status'], { token });
+    assert.equal(out.code, 0, show(out));
+    assert.match(out.stdout, /store postgresql/);
+    const host = r.json.meeting_host.node;
+    assert.match(out.stdout, new RegExp(`web meetings hosted by ${host} \\(epoch ${r.json.meeting_host.epoch}\\)`));
+    for (const n of NAMES) assert.match(out.stdout, new RegExp(`^${n} +up +${r.json.settings.stored_version} +0 `, 'm'), out.stdout);
+    assert.equal((await ctl(nodes.b, ['cluster', 'nodes'], { token })).code, 2);
     const m = await apiCall(nodes.c.url, 'GET', '/metrics', { token });
     assert.match(m.text, /atrium_node_info\{node="c",store="postgresql"/);
   });

@@ -28,10 +28,11 @@ enum MHD_Result admin_health(http_request_t *req) {
    * show the same hash) and whether it hosts the web meetings: what a load
    * balancer's health check or a person comparing nodes needs. */
   return http_reply_json(req, MHD_HTTP_OK,
-                         json_pack("{s:s, s:s, s:I, s:s, s:s, s:b}", "status", "ok", "version",
-                                   ATRIUM_VERSION, "settings_version", version, "settings_hash",
-                                   hash, "node", cluster_node_name(), "meeting_host",
-                                   cluster_meeting_hosting()));
+                         json_pack("{s:s, s:s, s:I, s:s, s:s, s:b, s:I}", "status", "ok",
+                                   "version", ATRIUM_VERSION, "settings_version", version,
+                                   "settings_hash", hash, "node", cluster_node_name(),
+                                   "meeting_host", cluster_meeting_hosting(), "meeting_epoch",
+                                   (json_int_t)cluster_meeting_epoch()));
 }
 
 enum MHD_Result admin_metrics(http_request_t *req) {

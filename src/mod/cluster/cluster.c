@@ -253,6 +253,8 @@ void cluster_meeting_watch(void (*fn)(bool hosting, int64_t epoch, void *ctx), v
 
 bool cluster_meeting_hosting(void) { return atomic_load(&C.hosting); }
 
+int64_t cluster_meeting_epoch(void) { return atomic_load(&C.epoch); }
+
 bool cluster_meeting_gate(http_request_t *req, enum MHD_Result *ret) {
   if (atomic_load(&C.hosting)) return true;
   char host[STORE_NODE_NAME_MAX + 1];

@@ -19,8 +19,10 @@ extern const atrium_module_t cluster_module;
 /* This node's name (<Node name>, default the host name). */
 const char *cluster_node_name(void);
 
-/* Whether this node hosts the web meetings now. */
+/* Whether this node hosts the web meetings now, and the epoch it took when
+ * it became host (0 before it ever did). */
 bool cluster_meeting_hosting(void);
+int64_t cluster_meeting_epoch(void);
 
 /* For the meeting routes: true when this node hosts the web meetings now.
  * Otherwise false, and *ret is the reply already queued: 503 with
