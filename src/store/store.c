@@ -440,6 +440,10 @@ int store_session_get(store_txn_t *t, const char *token_hash, store_session_t *o
   return t->store->be->session_get(t, token_hash, out);
 }
 
+int store_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx) {
+  return t->store->be->message_read(t, id, fn, ctx);
+}
+
 int store_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len) {
   return t->store->be->meeting_host(t, epoch, node, len);
 }

@@ -374,6 +374,10 @@ int store_node_list(store_txn_t *t, store_node_fn fn, void *ctx);
  * on another node. */
 int store_session_get(store_txn_t *t, const char *token_hash, store_session_t *out);
 
+/* One message with its text and names, given to fn (valid during the
+ * call): what another node delivers (-ENOENT). */
+int store_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx);
+
 /* The meeting host's epoch and node ("" before the first host): the epoch
  * goes up by one at every takeover. */
 int store_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import http from 'node:http';
 import { apiCall, ctl, freePort, nginxMainConf, show, sleep, startServer } from './harness.mjs';
 import { havePostgres, startPostgres } from './postgres.mjs';
+import { clientLogin, rtConnect } from './rt-client.mjs';
 
 const NGINX = process.env.NGINX || '/usr/sbin/nginx';
 const ready = havePostgres() && fs.existsSync(NGINX);
@@ -347,6 +348,42 @@ describe('several nodes on PostgreSQL', { skip }, () => {
       await sleep(20);
     }
     assert.equal(n, 1);
+  });
+
+  test('chat and presence between users connected to different nodes', async () => {
+    for (const name of ['anna', 'bert']) {
+      const r = await apiCall(nodes.a.url, 'POST', '/api/v1/users', { token, body: { name, password: `${name}-pass-1` } });
+      assert.equal(r.status, 201, r.text);
+    }
+    const domain = (await apiCall(nodes.a.url, 'GET', '/api/v1/settings', { token })).json.settings['domain.name'].value;
+    const anna = await rtConnect(nodes.a, await clientLogin(nodes.a, `anna@${domain}`, 'anna-pass-1'));
+    const bert = await rtConnect(nodes.b, await clientLogin(nodes.b, `bert@${domain}`, 'bert-pass-1'));
+    // Presence: anna on a watches bert on b.
+    assert.equal((await anna.request({ type: 'presence.watch', addresses: [`bert@${domain}`] })).type, 'ok');
+    await bert.request({ type: 'presence.set', state: 'busy', note: 'in a call' });
+    const p = await anna.type('presence', 3000, (f) => f.address === `bert@${domain}` && f.state === 'busy');
+    assert.equal(p.note, 'in a call');
+    // Chat both ways, with delivered and read marks across nodes.
+    const sent = await anna.request({ type: 'chat.send', to: `bert@${domain}`, text: 'hello from a' });
+    assert.equal(sent.type, 'ok', JSON.stringify(sent));
+    const got = await bert.type('chat', 3000);
+    assert.equal(got.text, 'hello from a');
+    assert.equal(got.from, `anna@${domain}`);
+    bert.send({ type: 'chat.read', message_id: got.message_id });
+    const read = await anna.type('chat.read', 3000);
+    assert.equal(read.message_id, got.message_id);
+    const back = await bert.request({ type: 'chat.send', to: `anna@${domain}`, text: 'hello from b' });
+    assert.equal(back.type, 'ok');
+    assert.equal((await anna.type('chat', 3000)).text, 'hello from b');
+    // Several messages in a row arrive in order.
+    for (let i = 0; i < 20; i++) anna.send({ type: 'chat.send', to: `bert@${domain}`, text: `n${i}` });
+    const texts = [];
+    while (texts.length < 20) texts.push((await bert.type('chat', 3000)).text);
+    assert.deepEqual(texts, Array.from({ length: 20 }, (_, i) => `n${i}`));
+    // bert leaves: anna sees him offline.
+    bert.close();
+    await anna.type('presence', 3000, (f) => f.address === `bert@${domain}` && f.state === 'offline');
+    anna.close();
   });
 
   test('the cluster status lists every node, its version and the host; atriumctl shows it', async () => {

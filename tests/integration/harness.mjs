@@ -112,18 +112,24 @@ export async function apiCall(baseUrl, method, p, { body, token, headers = {}, r
  * (tests/integration/postgres.mjs), a new database per atriumd.
  */
 export const TEST_STORE = process.env.ATRIUM_TEST_STORE || 'sqlite';
+const pgDatabases = new Map(); /* data directory -> database */
 
 export async function startServer(opts = {}) {
   const adminPassword = opts.adminPassword ?? DEFAULT_ADMIN_PASSWORD;
   const address = opts.address ?? '127.0.0.1';
   const port = opts.port ?? await freePort();
-  let store = '';
+  let store = '', storeOfDir = null;
   if (TEST_STORE === 'postgresql' && !/<Store\b/.test(opts.atlas ?? '')) {
+    // A restart on the same data directory finds the same database.
     const pg = await sharedPostgres();
-    store = `<Store backend="postgresql" conninfo="${xmlEscape(pg.conninfo(pg.createDb()))}"/>`;
+    let db = opts.dataDir && pgDatabases.get(opts.dataDir);
+    if (!db) db = pg.createDb();
+    store = `<Store backend="postgresql" conninfo="${xmlEscape(pg.conninfo(db))}"/>`;
+    storeOfDir = db;
   }
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'atrium-it-'));
   const dataDir = opts.dataDir ?? path.join(dir, 'data');
+  if (storeOfDir) pgDatabases.set(dataDir, storeOfDir);
   await fsp.mkdir(dataDir, { recursive: true });
   const atlasPath = path.join(dir, 'atlas.xml');
   const xml = '<?xml version="1.0"?><Atlas>'

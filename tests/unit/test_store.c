@@ -2223,6 +2223,32 @@ static void test_session_get(void **state) {
   assert_int_equal(got.expires, 20);
 }
 
+static void copy_text(const store_message_t *m, void *ctx) {
+  snprintf(ctx, 64, "%s>%s:%s", m->sender_name, m->recipient_name, m->text);
+}
+
+static void test_message_read(void **state) {
+  fixture_t *f = *state;
+  store_txn_t *t = w(f->store);
+  store_user_write_t u = {.set_name = true, .name = "ann"};
+  assert_int_equal(store_user_insert(t, &u, NULL), 0);
+  u.name = "bob";
+  assert_int_equal(store_user_insert(t, &u, NULL), 0);
+  store_user_t ann, bob;
+  assert_int_equal(store_user_get(t, "ann", &ann), 0);
+  assert_int_equal(store_user_get(t, "bob", &bob), 0);
+  store_message_t m = {.sender = ann.id, .recipient = bob.id, .text = "hi there", .created_ms = 1};
+  snprintf(m.time, sizeof m.time, "2026-01-01T00:00:00.000Z");
+  assert_int_equal(store_message_add(t, &m), 0);
+  assert_int_equal(store_commit(t), 0);
+  char got[64] = "";
+  t = r(f->store);
+  assert_int_equal(store_message_read(t, m.id, copy_text, got), 0);
+  assert_int_equal(store_message_read(t, m.id + 100, copy_text, got), -ENOENT);
+  store_read_end(t);
+  assert_string_equal(got, "ann>bob:hi there");
+}
+
 static void test_meeting_host_epoch_and_fence(void **state) {
   fixture_t *f = *state;
   int64_t epoch = -1;
@@ -2351,6 +2377,7 @@ int main(int argc, char **argv) {
       CONFORMANCE(test_nodes),
       CONFORMANCE(test_session_get),
       CONFORMANCE(test_meeting_host_epoch_and_fence),
+      CONFORMANCE(test_message_read),
       CONFORMANCE(test_user_by_id),
       CONFORMANCE(test_reopen_keeps_data),
       CONFORMANCE(test_threads),

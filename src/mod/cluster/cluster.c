@@ -143,7 +143,8 @@ static void beat_once(void) {
   settings_release(snap);
   int r = store_run_txn(C.store, "node heartbeat", beat_txn, &b);
   pthread_mutex_lock(&C.lock);
-  bool was_ok = C.store_ok;
+  bool was_ok = C.store_ok || !C.beats; /* the first beat has nothing to recover from */
+  C.beats++;
   C.store_ok = r == 0;
   if (r == 0) {
     snprintf(C.host, sizeof C.host, "%s", b.host);
@@ -346,6 +347,8 @@ static int init(const module_env_t *env, char *err, size_t errlen) {
   C.multi = strcmp(store_backend_name(env->store), "sqlite") != 0;
   C.started_ms = wall_ms();
   C.stop = false;
+  C.beats = 0;
+  C.store_ok = false;
   C.refused_version = 0;
   C.host[0] = '\0';
   atomic_store(&C.hosting, false);

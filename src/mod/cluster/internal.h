@@ -32,6 +32,7 @@ typedef struct cluster_state {
   char host[STORE_NODE_NAME_MAX + 1]; /* the host as last read from the store */
   int64_t host_epoch_seen;
   bool store_ok;          /* the last heartbeat reached the store */
+  uint64_t beats;         /* heartbeats tried */
   char last_error[512];
   int64_t last_error_at;
   uint64_t refused_version; /* a stored version this node refused to load (logged once) */

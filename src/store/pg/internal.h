@@ -214,6 +214,7 @@ int pg_node_beat(store_txn_t *t, const store_node_t *node);
 int pg_node_delete(store_txn_t *t, const char *name);
 int pg_node_list(store_txn_t *t, store_node_fn fn, void *ctx);
 int pg_session_get(store_txn_t *t, const char *token_hash, store_session_t *out);
+int pg_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx); /* rt.c */
 int pg_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len);
 int pg_meeting_fence(store_txn_t *t, int64_t epoch);
 int pg_hold_open(void *db, store_hold_t **hold);

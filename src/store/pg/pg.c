@@ -930,6 +930,7 @@ static const store_backend_t backend = {
     .node_delete = pg_node_delete,
     .node_list = pg_node_list,
     .session_get = pg_session_get,
+    .message_read = pg_message_read,
     .meeting_host = pg_meeting_host,
     .meeting_fence = pg_meeting_fence,
     .hold_open = pg_hold_open,

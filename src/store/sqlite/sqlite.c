@@ -634,6 +634,7 @@ static const store_backend_t backend = {
     .node_delete = sq_node_delete,
     .node_list = sq_node_list,
     .session_get = sq_session_get,
+    .message_read = sq_message_read,
     .meeting_host = sq_meeting_host,
     .meeting_fence = sq_meeting_fence,
     .hold_open = sq_hold_open,
