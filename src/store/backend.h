@@ -130,6 +130,8 @@ struct store_backend {
   int (*node_list)(store_txn_t *t, store_node_fn fn, void *ctx);
   int (*session_get)(store_txn_t *t, const char *token_hash, store_session_t *out);
   int (*message_read)(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx);
+  int (*ticket_put)(store_txn_t *t, const char *hash, const store_ticket_t *ticket);
+  int (*ticket_take)(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out);
   int (*meeting_host)(store_txn_t *t, int64_t *epoch, char *node, size_t len);
   int (*meeting_fence)(store_txn_t *t, int64_t epoch);
   int (*hold_open)(void *db, store_hold_t **hold);

@@ -440,6 +440,15 @@ int store_session_get(store_txn_t *t, const char *token_hash, store_session_t *o
   return t->store->be->session_get(t, token_hash, out);
 }
 
+int store_ticket_put(store_txn_t *t, const char *hash, const store_ticket_t *ticket) {
+  if (!hash || !ticket || !ticket->user[0]) return -EINVAL;
+  return t->store->be->ticket_put(t, hash, ticket);
+}
+
+int store_ticket_take(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out) {
+  return t->store->be->ticket_take(t, hash, now, out);
+}
+
 int store_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx) {
   return t->store->be->message_read(t, id, fn, ctx);
 }

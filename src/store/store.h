@@ -374,6 +374,20 @@ int store_node_list(store_txn_t *t, store_node_fn fn, void *ctx);
  * on another node. */
 int store_session_get(store_txn_t *t, const char *token_hash, store_session_t *out);
 
+/* A WebSocket ticket of the real-time core kept in the store, so that the
+ * node that takes it need not be the node that issued it. By the hash of
+ * the ticket: tickets themselves are never stored. */
+typedef struct store_ticket {
+  char user[65];
+  bool mobile;
+  char client[33];
+  int64_t expires; /* unix seconds */
+} store_ticket_t;
+int store_ticket_put(store_txn_t *t, const char *hash, const store_ticket_t *ticket);
+/* Takes a ticket once: 0 and *out, then it is gone; -ENOENT when unknown,
+ * already taken or expired at `now`. Also forgets every expired ticket. */
+int store_ticket_take(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out);
+
 /* One message with its text and names, given to fn (valid during the
  * call): what another node delivers (-ENOENT). */
 int store_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx);

@@ -11,7 +11,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import http from 'node:http';
-import { apiCall, ctl, freePort, nginxMainConf, show, sleep, startServer } from './harness.mjs';
+import { apiCall, ctl, freePort, nginxMainConf, show, sleep, startServer, wsOpen } from './harness.mjs';
 import { havePostgres, startPostgres } from './postgres.mjs';
 import { clientLogin, rtConnect } from './rt-client.mjs';
 
@@ -380,6 +380,16 @@ describe('several nodes on PostgreSQL', { skip }, () => {
     const texts = [];
     while (texts.length < 20) texts.push((await bert.type('chat', 3000)).text);
     assert.deepEqual(texts, Array.from({ length: 20 }, (_, i) => `n${i}`));
+    // A WebSocket ticket from one node opens the WebSocket on another
+    // (the load balancer picks), once.
+    const bt = await clientLogin(nodes.a, `bert@${domain}`, 'bert-pass-1');
+    const tk = await apiCall(nodes.a.url, 'POST', '/client/v1/ws-ticket', { token: bt });
+    assert.equal(tk.status, 200, tk.text);
+    const path = `/client/v1/ws?ticket=${encodeURIComponent(tk.json.ticket)}`;
+    const ws = await wsOpen(nodes.c.port, path, { host: ADDR.c });
+    assert.equal(JSON.parse(await ws.next()).type, 'hello');
+    ws.close();
+    await assert.rejects(wsOpen(nodes.b.port, path, { host: ADDR.b }), (e) => e.status === 401 || e.status === 403);
     // bert leaves: anna sees him offline.
     bert.close();
     await anna.type('presence', 3000, (f) => f.address === `bert@${domain}` && f.state === 'offline');

@@ -2249,6 +2249,25 @@ static void test_message_read(void **state) {
   assert_string_equal(got, "ann>bob:hi there");
 }
 
+static void test_tickets(void **state) {
+  fixture_t *f = *state;
+  store_ticket_t k = {.user = "ann", .mobile = true, .client = "ios", .expires = 1000}, got;
+  store_ticket_t old = {.user = "bob", .client = "web", .expires = 10};
+  store_txn_t *t = w(f->store);
+  assert_int_equal(store_ticket_put(t, "h1", &k), 0);
+  assert_int_equal(store_ticket_put(t, "h2", &old), 0);
+  assert_int_equal(store_commit(t), 0);
+  t = w(f->store);
+  assert_int_equal(store_ticket_take(t, "h1", 500, &got), 0);
+  assert_string_equal(got.user, "ann");
+  assert_true(got.mobile);
+  assert_string_equal(got.client, "ios");
+  assert_int_equal(store_ticket_take(t, "h1", 500, &got), -ENOENT); /* once */
+  assert_int_equal(store_ticket_take(t, "h2", 500, &got), -ENOENT); /* expired, and gone */
+  assert_int_equal(store_ticket_take(t, "nope", 500, &got), -ENOENT);
+  assert_int_equal(store_commit(t), 0);
+}
+
 static void test_meeting_host_epoch_and_fence(void **state) {
   fixture_t *f = *state;
   int64_t epoch = -1;
@@ -2378,6 +2397,7 @@ int main(int argc, char **argv) {
       CONFORMANCE(test_session_get),
       CONFORMANCE(test_meeting_host_epoch_and_fence),
       CONFORMANCE(test_message_read),
+      CONFORMANCE(test_tickets),
       CONFORMANCE(test_user_by_id),
       CONFORMANCE(test_reopen_keeps_data),
       CONFORMANCE(test_threads),

@@ -96,6 +96,45 @@ int pg_session_get(store_txn_t *t, const char *token_hash, store_session_t *out)
   return r;
 }
 
+int pg_ticket_put(store_txn_t *t, const char *hash, const store_ticket_t *k) {
+  pg_params_t p = {0};
+  pp_text(&p, hash);
+  pp_text(&p, k->user);
+  pp_bool(&p, k->mobile);
+  pp_text(&p, k->client);
+  pp_int(&p, k->expires);
+  return pg_cmd(t,
+                "INSERT INTO ws_tickets (hash, user_name, mobile, client, expires) "
+                "VALUES ($1, $2, $3, $4, $5)",
+                &p, false, NULL);
+}
+
+int pg_ticket_take(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out) {
+  memset(out, 0, sizeof *out);
+  pg_params_t p = {0};
+  pp_text(&p, hash);
+  int r = 0;
+  /* Two nodes taking the same ticket: one DELETE wins, the other's
+   * transaction conflicts, is retried and finds nothing. */
+  PGresult *res = pg_exec(t,
+                          "DELETE FROM ws_tickets WHERE hash = $1 "
+                          "RETURNING user_name, mobile, client, expires",
+                          &p, false, &r);
+  if (!res) return r;
+  bool found = PQntuples(res) == 1;
+  if (found) {
+    pg_copy(out->user, sizeof out->user, res, 0, 0);
+    out->mobile = pg_bool(res, 0, 1);
+    pg_copy(out->client, sizeof out->client, res, 0, 2);
+    out->expires = pg_i64(res, 0, 3);
+  }
+  PQclear(res);
+  pg_params_t q = {0};
+  pp_int(&q, now);
+  if ((r = pg_cmd(t, "DELETE FROM ws_tickets WHERE expires < $1", &q, false, NULL)) < 0) return r;
+  return found && out->expires >= now ? 0 : -ENOENT;
+}
+
 int pg_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len) {
   pg_params_t p = {0};
   int r = 0;

@@ -215,6 +215,8 @@ int pg_node_delete(store_txn_t *t, const char *name);
 int pg_node_list(store_txn_t *t, store_node_fn fn, void *ctx);
 int pg_session_get(store_txn_t *t, const char *token_hash, store_session_t *out);
 int pg_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx); /* rt.c */
+int pg_ticket_put(store_txn_t *t, const char *hash, const store_ticket_t *ticket);
+int pg_ticket_take(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out);
 int pg_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len);
 int pg_meeting_fence(store_txn_t *t, int64_t epoch);
 int pg_hold_open(void *db, store_hold_t **hold);

@@ -208,6 +208,15 @@ static const char *const migrations[] = {
     "  since timestamptz"
     ");"
     "INSERT INTO meeting_host (id, epoch) VALUES (1, 0);"
+    /* The real-time core's WebSocket tickets, which any node may take. */
+    "CREATE TABLE ws_tickets ("
+    "  hash text COLLATE \"C\" PRIMARY KEY,"
+    "  user_name text NOT NULL,"
+    "  mobile boolean NOT NULL,"
+    "  client text NOT NULL,"
+    "  expires bigint NOT NULL"
+    ");"
+    "CREATE INDEX ws_tickets_expires ON ws_tickets (expires);"
     "CREATE FUNCTION settings_by_hand() RETURNS trigger LANGUAGE plpgsql"
     /* The tables of this schema, whatever the search_path of the session
      * that changed the row. */
@@ -242,7 +251,7 @@ static const char *const migrations[] = {
 static const char *const tables =
     "{schema_migrations,settings,settings_state,meta,audit,admins,sessions,domains,users,"
     "devices,client_tokens,subscriptions,contacts,user_notifications,messages,journal,roster,"
-    "nodes,meeting_host}";
+    "nodes,meeting_host,ws_tickets}";
 
 /* The advisory lock that serialises migrations of one database, whichever
  * node runs them ("Atri" and 1, in the two-key space). */
@@ -931,6 +940,8 @@ static const store_backend_t backend = {
     .node_list = pg_node_list,
     .session_get = pg_session_get,
     .message_read = pg_message_read,
+    .ticket_put = pg_ticket_put,
+    .ticket_take = pg_ticket_take,
     .meeting_host = pg_meeting_host,
     .meeting_fence = pg_meeting_fence,
     .hold_open = pg_hold_open,

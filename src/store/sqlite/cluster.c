@@ -87,6 +87,41 @@ int sq_session_get(store_txn_t *t, const char *token_hash, store_session_t *out)
   return r;
 }
 
+int sq_ticket_put(store_txn_t *t, const char *hash, const store_ticket_t *k) {
+  sqlite3_stmt *st = sq_prepare(t, "INSERT INTO ws_tickets (hash, user_name, mobile, client, expires) "
+                                   "VALUES (?1, ?2, ?3, ?4, ?5)");
+  if (!st) return -EIO;
+  sq_bind_text(st, 1, hash);
+  sq_bind_text(st, 2, k->user);
+  sqlite3_bind_int(st, 3, k->mobile);
+  sq_bind_text(st, 4, k->client);
+  sqlite3_bind_int64(st, 5, k->expires);
+  return sq_done(t, st);
+}
+
+int sq_ticket_take(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out) {
+  memset(out, 0, sizeof *out);
+  sqlite3_stmt *st = sq_prepare(
+      t, "SELECT user_name, mobile, client, expires FROM ws_tickets WHERE hash = ?1");
+  if (!st) return -EIO;
+  sq_bind_text(st, 1, hash);
+  int r = sq_step(t, st);
+  if (r == 1) {
+    sq_copy(out->user, sizeof out->user, st, 0);
+    out->mobile = sqlite3_column_int(st, 1) != 0;
+    sq_copy(out->client, sizeof out->client, st, 2);
+    out->expires = sqlite3_column_int64(st, 3);
+  }
+  sqlite3_reset(st);
+  if (r < 0) return r;
+  if (!(st = sq_prepare(t, "DELETE FROM ws_tickets WHERE hash = ?1 OR expires < ?2"))) return -EIO;
+  sq_bind_text(st, 1, hash);
+  sqlite3_bind_int64(st, 2, now);
+  int d = sq_done(t, st);
+  if (d < 0) return d;
+  return r == 1 && out->expires >= now ? 0 : -ENOENT;
+}
+
 int sq_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len) {
   sqlite3_stmt *st = sq_prepare(t, "SELECT epoch, coalesce(node, '') FROM meeting_host WHERE id = 1");
   if (!st) return -EIO;

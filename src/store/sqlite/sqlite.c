@@ -193,7 +193,16 @@ static const char *const migrations[] = {
     "  node TEXT,"
     "  since TEXT"
     ");"
-    "INSERT INTO meeting_host (id, epoch) VALUES (1, 0);",
+    "INSERT INTO meeting_host (id, epoch) VALUES (1, 0);"
+    /* The real-time core's WebSocket tickets, when any node may take them. */
+    "CREATE TABLE ws_tickets ("
+    "  hash TEXT PRIMARY KEY,"
+    "  user_name TEXT NOT NULL,"
+    "  mobile INTEGER NOT NULL,"
+    "  client TEXT NOT NULL,"
+    "  expires INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX ws_tickets_expires ON ws_tickets (expires);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -635,6 +644,8 @@ static const store_backend_t backend = {
     .node_list = sq_node_list,
     .session_get = sq_session_get,
     .message_read = sq_message_read,
+    .ticket_put = sq_ticket_put,
+    .ticket_take = sq_ticket_take,
     .meeting_host = sq_meeting_host,
     .meeting_fence = sq_meeting_fence,
     .hold_open = sq_hold_open,
