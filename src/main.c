@@ -25,6 +25,7 @@
 #include "http/http.h"
 #include "http/router.h"
 #include "mod/admin/admin.h"
+#include "mod/cluster/cluster.h"
 #include "mod/directory/directory.h"
 #include "mod/meeting/meeting.h"
 #include "mod/module.h"
@@ -41,11 +42,13 @@
 #include "store/store.h"
 
 /* Start order; stopped in reverse. The runtime (event loop, worker pools)
- * comes first, since the others use it. */
+ * comes first, since the others use it; the cluster last, so that a
+ * settings change from another node finds every apply hook ready, and so
+ * that a stopping node gives up the meeting host first. */
 static const atrium_module_t *const modules[] = {
     &runtime_module,   &outbound_module, &directory_module, &admin_module,
     &published_module, &meeting_module,  &publishing_module, &qos_module,
-    &rt_module,        &push_module,      &status_module,
+    &rt_module,        &cluster_module,   &push_module,      &status_module,
 };
 #define MODULE_COUNT (sizeof modules / sizeof modules[0])
 

@@ -57,6 +57,7 @@ static int parse_trusted_proxies(parse_t *p, xmlNode *node);
 static int parse_privacy_dir(parse_t *p, xmlNode *node);
 static int parse_store(parse_t *p, xmlNode *node);
 static int parse_limits(parse_t *p, xmlNode *node);
+static int parse_node(parse_t *p, xmlNode *node);
 
 static const atlas_element_t elements[] = {
     {.name = "Listen", .parse = parse_listen},
@@ -70,6 +71,7 @@ static const atlas_element_t elements[] = {
     {.name = "PrivacyDirectory", .parse = parse_privacy_dir},
     {.name = "Store", .parse = parse_store},
     {.name = "Limits", .parse = parse_limits},
+    {.name = "Node", .parse = parse_node},
 };
 #define N_ELEMENTS (sizeof elements / sizeof elements[0])
 
@@ -514,6 +516,50 @@ static int parse_store(parse_t *p, xmlNode *node) {
     snprintf(p->cfg->store_backend, sizeof p->cfg->store_backend, "%s", backend);
     snprintf(p->cfg->store_conninfo, sizeof p->cfg->store_conninfo, "%s",
              conninfo ? conninfo : "");
+  }
+  free_values(v, 2);
+  return r;
+}
+
+static bool node_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 63) return false;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '.' || *s == '-' || *s == '_'))
+      return false;
+  return true;
+}
+
+static bool node_url_ok(const char *s) {
+  const char *rest = strncmp(s, "http://", 7) == 0    ? s + 7
+                     : strncmp(s, "https://", 8) == 0 ? s + 8
+                                                      : NULL;
+  if (!rest || !*rest || *rest == '/' || strlen(s) > 255) return false;
+  for (; *s; s++)
+    if ((unsigned char)*s <= ' ' || *s == '"' || *s == '\\' || *s == '<' || *s == '>')
+      return false;
+  return true;
+}
+
+static int parse_node(parse_t *p, xmlNode *node) {
+  static const char *const names[] = {"name", "url"};
+  xmlChar *v[2];
+  int r = get_attributes(p, node, names, 2, v);
+  if (r == 0) r = expect_no_content(p, node);
+  const char *name = (const char *)v[0], *url = (const char *)v[1];
+  if (r != 0) {
+    /* said why */
+  } else if (name && !node_name_ok(name)) {
+    r = fail(p, node, "<Node name=\"%.80s\">: a node name is 1 to 63 letters, digits, \".\", "
+             "\"-\" or \"_\"", name);
+  } else if (url && !node_url_ok(url)) {
+    r = fail(p, node, "<Node url=\"%.80s\">: the URL the other nodes and the load balancer reach "
+             "this node at, such as http://10.0.0.11:8080 (http or https, a host, at most 255 "
+             "characters)", url);
+  } else {
+    snprintf(p->cfg->node_name, sizeof p->cfg->node_name, "%s", name ? name : "");
+    snprintf(p->cfg->node_url, sizeof p->cfg->node_url, "%s", url ? url : "");
   }
   free_values(v, 2);
   return r;

@@ -10,6 +10,7 @@
  *     <CABundle>/etc/atrium/ca.pem</CABundle>    (CAs trusted for outbound HTTPS)
  *     <Store backend="postgresql" conninfo="host=/run/postgresql dbname=atrium"/>
  *     <Limits connections="4096" perAddress="128" loopbackReserve="32" headerTimeout="20"/>
+ *     <Node name="atrium-1" url="http://10.0.0.11:8080"/>
  *   </Atlas>
  *
  * <Limits> bounds the HTTP connections in progress (WebSockets, once
@@ -23,6 +24,10 @@
  * atrium.db in the data directory, no conninfo) or "postgresql" (several
  * nodes on one database; conninfo, a libpq connection string, is required).
  * The connection string may hold a password: nothing prints it.
+ *
+ * <Node> names this node among several (default: the host name) and says
+ * where the load balancer and the other nodes reach it (default: from
+ * <Listen>). Both attributes are optional.
  *
  * Relative paths are relative to the directory of atlas.xml. Unknown elements
  * and attributes are errors (a typo must not silently do nothing), and so is
@@ -77,6 +82,8 @@ typedef struct atlas_config {
   int limit_header_timeout;   /* <Limits headerTimeout>, seconds */
   int limit_logins_per_source;  /* <Limits loginsPerSource> */
   int limit_logins_per_account; /* <Limits loginsPerAccount> */
+  char node_name[64];        /* <Node name>: letters, digits, ".", "-", "_"; empty: not given */
+  char node_url[256];        /* <Node url>: http(s)://host:port; empty: not given */
 } atlas_config_t;
 
 /* Reads and checks the file. On failure returns a negative code (-EINVAL for

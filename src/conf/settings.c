@@ -28,6 +28,7 @@ struct settings_snapshot {
   json_t *warnings;   /* object: key -> [{"code","message"}] */
   char *document;
   size_t document_len;
+  char hash[65]; /* hex SHA-256 of the document: equal on nodes that agree */
 };
 
 static struct {
@@ -42,6 +43,8 @@ static struct {
   json_t *load_warnings;    /* key -> message about an unusable stored value */
   const settings_owner_t *owners[MAX_OWNERS];
   size_t owner_count;
+  void (*on_swap)(uint64_t version, void *ctx);
+  void *on_swap_ctx;
 } S = {
     .swap_lock = PTHREAD_MUTEX_INITIALIZER,
     .change_lock = PTHREAD_MUTEX_INITIALIZER,
@@ -86,6 +89,20 @@ static void snapshot_swap(settings_snapshot_t *next) {
 }
 
 uint64_t settings_version(const settings_snapshot_t *snap) { return snap->version; }
+
+const char *settings_hash(const settings_snapshot_t *snap) { return snap->hash; }
+
+void settings_set_swap_hook(void (*fn)(uint64_t version, void *ctx), void *ctx) {
+  pthread_mutex_lock(&S.change_lock);
+  S.on_swap = fn;
+  S.on_swap_ctx = ctx;
+  pthread_mutex_unlock(&S.change_lock);
+}
+
+/* Under change_lock, after a new snapshot is in force. */
+static void swapped(uint64_t version) {
+  if (S.on_swap) S.on_swap(version, S.on_swap_ctx);
+}
 
 static int row_of(const char *key) {
   int i = catalogue_find(key);
@@ -252,6 +269,7 @@ static int snapshot_render(settings_snapshot_t *snap) {
   json_decref(doc);
   if (!snap->document) return -ENOMEM;
   snap->document_len = strlen(snap->document);
+  secret_sha256_hex(snap->document, snap->hash);
   return 0;
 }
 
@@ -460,6 +478,18 @@ static int run_apply_hooks(const settings_snapshot_t *old_snap, const settings_s
   return 0;
 }
 
+/* The keys whose stored value differs between a and b, in catalogue order. */
+static json_t *keys_changed(const json_t *a_stored, const json_t *b_stored) {
+  json_t *keys = json_array();
+  for (size_t i = 0; keys && i < catalogue_count; i++) {
+    json_t *a = json_object_get(a_stored, catalogue[i].key);
+    json_t *b = json_object_get(b_stored, catalogue[i].key);
+    if ((a == NULL) != (b == NULL) || (a && !json_equal(a, b)))
+      json_array_append_new(keys, json_string(catalogue[i].key));
+  }
+  return keys;
+}
+
 /* How a change may differ from a plain PATCH: an operation that owns an
  * operation-only key (the domain change) may set it, and writes its own rows
  * in the same transaction. */
@@ -498,6 +528,11 @@ static int persist_txn(store_txn_t *t, void *vctx) {
     free(new_text);
     if (r < 0) return r;
   }
+  /* Compare and set: another node may have committed a version this one
+   * has not loaded yet; writing on top of it would lose that change. */
+  uint64_t in_store = 0;
+  if ((r = store_settings_version(t, &in_store)) < 0) return r;
+  if (in_store != c->version - 1) return -ESTALE;
   if ((r = store_settings_set_version(t, c->version)) < 0) return r;
   if (c->opts->in_txn && (r = c->opts->in_txn(t, c->opts->ctx, c->problem)) < 0) return r;
   return 0;
@@ -557,6 +592,14 @@ static void check_keys(const json_t *changes, const change_opts_t *opts, json_t 
     json_object_set_new(new_stored, key, norm);
   }
 }
+
+/* change_locked's answer when the store holds a newer version than this
+ * node's snapshot: reload, then make the change again. */
+#define CHANGE_STALE (-2)
+#define CHANGE_ATTEMPTS 4
+
+static int reload_locked(char *err, size_t errlen);
+static int load_stored(json_t *raw, json_t *into, json_t *warnings);
 
 static int change_locked(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
                          const change_opts_t *opts, settings_snapshot_t *cur,
@@ -618,13 +661,7 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
   }
   collect_warnings(next, out->warnings);
 
-  changed_keys = json_array();
-  for (size_t i = 0; i < catalogue_count; i++) {
-    json_t *a = json_object_get(S.stored, catalogue[i].key);
-    json_t *b = json_object_get(new_stored, catalogue[i].key);
-    if ((a == NULL) != (b == NULL) || (a && !json_equal(a, b)))
-      json_array_append_new(changed_keys, json_string(catalogue[i].key));
-  }
+  changed_keys = keys_changed(S.stored, new_stored);
   out->changed = (int)json_array_size(changed_keys);
   if (op == SETTINGS_OP_VALIDATE || out->changed == 0) {
     out->snapshot = snapshot_ref(cur);
@@ -637,8 +674,22 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
   int r = persist_change(new_stored, changed_keys, actor, next->version, opts, &txn_problem);
   if (r < 0) {
     undo_apply(S.owner_count, cur, next, changed_keys);
+    if (r == -ESTALE) {
+      problem_clear(&txn_problem);
+      problem_set(&out->problem, 503, "stale-node", "The settings changed on another node",
+                  "Another node changed the settings while this one was making your change, "
+                  "and this node could not load them in time; nothing was changed. Try again.");
+      rc = CHANGE_STALE;
+      goto done;
+    }
     if (problem_failed(&txn_problem)) {
       out->problem = txn_problem;
+    } else if (r == -ENOTCONN || r == -EAGAIN) {
+      problem_clear(&txn_problem);
+      problem_set(&out->problem, 503, "store-unavailable", "The settings store is unavailable",
+                  "The settings store cannot be reached or stayed busy, so nothing was changed: "
+                  "%s. Try again in a moment.",
+                  store_last_error(S.store));
     } else {
       problem_clear(&txn_problem);
       problem_set(&out->problem, 500, "store", "The settings could not be saved",
@@ -659,6 +710,7 @@ static int change_locked(const json_t *body, settings_op_t op, const char *actor
   for (size_t o = 0; o < S.owner_count; o++)
     if (S.owners[o]->committed && owner_changed(S.owners[o], changed_keys))
       S.owners[o]->committed(cur, out->snapshot, S.owners[o]->ctx);
+  swapped(out->version);
   rc = 0;
   goto done;
 
@@ -682,11 +734,21 @@ static int change(const json_t *body, settings_op_t op, const char *actor, int64
     return problem_set(&out->problem, 500, "internal", "Out of memory",
                        "The server ran out of memory.");
   pthread_mutex_lock(&S.change_lock);
-  settings_snapshot_t *cur = settings_acquire();
-  int rc = change_locked(body, op, actor ? actor : "unknown", if_match, opts, cur, out);
-  settings_release(cur);
+  int rc = -1;
+  for (int attempt = 0; attempt < CHANGE_ATTEMPTS; attempt++) {
+    settings_snapshot_t *cur = settings_acquire();
+    rc = change_locked(body, op, actor ? actor : "unknown", if_match, opts, cur, out);
+    settings_release(cur);
+    if (rc != CHANGE_STALE || attempt + 1 == CHANGE_ATTEMPTS) break;
+    /* Catch up with the store, then judge the request (If-Match too)
+     * against what is really current. */
+    char err[256];
+    if (reload_locked(err, sizeof err) < 0) break;
+    settings_outcome_clear(out);
+    outcome_init(out);
+  }
   pthread_mutex_unlock(&S.change_lock);
-  return rc;
+  return rc < 0 ? -1 : rc;
 }
 
 int settings_change(const json_t *body, settings_op_t op, const char *actor, int64_t if_match,
@@ -703,6 +765,104 @@ int settings_change_operation(const json_t *changes, const char *actor, settings
 
 int settings_validate_body(const json_t *body, settings_outcome_t *out) {
   return settings_change(body, SETTINGS_OP_VALIDATE, NULL, -1, out);
+}
+
+/* ---- following the store: another node's change, or one made by hand ------------------ */
+
+/* Loads what the store holds and, when its version is not the one in force,
+ * makes it current: the rules are checked (a snapshot that breaks them is
+ * refused and the old one stays), every owner the difference touches runs
+ * its apply hook with (old, new) and then its committed hook. The change is
+ * already committed elsewhere, so a failing apply hook cannot undo it: it
+ * is reported (1 and the sentence in err) and the rest goes on. */
+static int reload_locked(char *err, size_t errlen) {
+  err[0] = '\0';
+  json_t *raw = NULL;
+  uint64_t version = 0;
+  store_txn_t *t;
+  int r = store_read_begin(S.store, "reload the settings", &t);
+  if (r == 0) {
+    r = store_settings_load(t, &raw, &version);
+    store_read_end(t);
+  }
+  if (r < 0) {
+    snprintf(err, errlen, "Cannot read the stored settings: %s.", store_last_error(S.store));
+    return r;
+  }
+  settings_snapshot_t *cur = settings_acquire();
+  if (cur && cur->version == version) {
+    settings_release(cur);
+    json_decref(raw);
+    return 0;
+  }
+  json_t *stored = json_object(), *warnings = json_object(), *changed = NULL;
+  settings_snapshot_t *next = NULL;
+  r = -ENOMEM;
+  if (!stored || !warnings || load_stored(raw, stored, warnings) < 0) goto done;
+  /* snapshot_build reads the load warnings of the store it builds from. */
+  json_t *old_warnings = S.load_warnings;
+  S.load_warnings = warnings;
+  next = snapshot_build(stored, S.env, version);
+  S.load_warnings = old_warnings;
+  if (!next) goto done;
+  problem_t checked = PROBLEM_INIT;
+  check_owners(next, &checked);
+  if (problem_error_count(&checked)) {
+    json_t *e = json_array_get(checked.errors, 0);
+    snprintf(err, errlen,
+             "The stored settings of version %llu do not fit together (%s: %s); version %llu "
+             "stays in force on this node until they are fixed.",
+             (unsigned long long)version, json_string_value(json_object_get(e, "key")),
+             json_string_value(json_object_get(e, "message")),
+             (unsigned long long)(cur ? cur->version : 0));
+    problem_clear(&checked);
+    r = -EINVAL;
+    goto done;
+  }
+  problem_clear(&checked);
+  if (snapshot_render(next) < 0 || !(changed = keys_changed(S.stored, stored))) goto done;
+  r = 0;
+  for (size_t h = 0; h < S.owner_count; h++) {
+    const settings_owner_t *o = S.owners[h];
+    if (!o->apply || !owner_changed(o, changed)) continue;
+    char why[384] = "";
+    if (o->apply(cur, next, o->ctx, why, sizeof why) != 0 && !err[0]) {
+      snprintf(err, errlen, "The %s settings of version %llu could not be put into effect on "
+                            "this node: %s",
+               o->name, (unsigned long long)version, why[0] ? why : "no reason given");
+      r = 1;
+    }
+  }
+  json_decref(S.stored);
+  S.stored = stored;
+  stored = NULL;
+  json_decref(S.load_warnings);
+  S.load_warnings = warnings;
+  warnings = NULL;
+  settings_snapshot_t *now = snapshot_ref(next);
+  snapshot_swap(next);
+  next = NULL;
+  for (size_t o = 0; o < S.owner_count; o++)
+    if (S.owners[o]->committed && owner_changed(S.owners[o], changed))
+      S.owners[o]->committed(cur, now, S.owners[o]->ctx);
+  settings_release(now);
+  swapped(version);
+done:
+  if (r == -ENOMEM && !err[0]) snprintf(err, errlen, "Out of memory reloading the settings.");
+  settings_release(cur);
+  snapshot_free(next);
+  json_decref(raw);
+  json_decref(stored);
+  json_decref(warnings);
+  json_decref(changed);
+  return r;
+}
+
+int settings_reload(char *err, size_t errlen) {
+  pthread_mutex_lock(&S.change_lock);
+  int r = S.store ? reload_locked(err, errlen) : -EINVAL;
+  pthread_mutex_unlock(&S.change_lock);
+  return r;
 }
 
 /* ---- schema and export --------------------------------------------------------------------- */
@@ -872,7 +1032,7 @@ static int load_install_defaults(const atlas_config_t *atlas, char *err, size_t 
 /* Stored values are checked again: a rule may have become stricter since
  * they were written. An unusable value falls back to the default with a
  * warning instead of keeping the server from starting. */
-static int load_stored(json_t *raw) {
+static int load_stored(json_t *raw, json_t *into, json_t *warnings) {
   const char *key;
   json_t *v;
   json_object_foreach(raw, key, v) {
@@ -883,9 +1043,10 @@ static int load_stored(json_t *raw) {
     if (def->type == SETTING_SECRET) {
       char *text = NULL;
       if (!json_is_string(v) || secret_unseal(S.key, json_string_value(v), &text) < 0) {
-        json_object_set_new(S.load_warnings, key,
+        json_object_set_new(warnings, key,
                             json_string("The stored secret cannot be decrypted with this server's "
-                                        "key (was secret.key replaced?); set it again."));
+                                        "key (was secret.key replaced? every node needs the same "
+                                        "one); set it again."));
         continue;
       }
       plain = json_string(text);
@@ -897,12 +1058,12 @@ static int load_stored(json_t *raw) {
         snprintf(msg, sizeof msg, "The stored value is no longer valid (%s); the default is in "
                                   "force until a new value is set.",
                  verr.message);
-        json_object_set_new(S.load_warnings, key, json_string(msg));
+        json_object_set_new(warnings, key, json_string(msg));
         continue;
       }
     }
     if (!plain) return -ENOMEM;
-    json_object_set_new(S.stored, key, plain);
+    json_object_set_new(into, key, plain);
   }
   return 0;
 }
@@ -954,7 +1115,7 @@ int settings_init(store_t *store, const secret_key_t *key, const atlas_config_t 
   }
   if (r < 0)
     return init_fail(err, errlen, "Cannot read the stored settings: %s.", store_last_error(store));
-  r = load_stored(raw);
+  r = load_stored(raw, S.stored, S.load_warnings);
   json_decref(raw);
   if (r < 0) return init_fail(err, errlen, "Out of memory.");
   r = load_env(environ_vars, err, errlen);
@@ -986,6 +1147,8 @@ int settings_init(store_t *store, const secret_key_t *key, const atlas_config_t 
 }
 
 void settings_shutdown(void) {
+  /* A reload running on the store's listener thread finishes first. */
+  pthread_mutex_lock(&S.change_lock);
   snapshot_swap(NULL);
   json_decref(S.stored);
   json_decref(S.env);
@@ -993,6 +1156,8 @@ void settings_shutdown(void) {
   json_decref(S.load_warnings);
   S.stored = S.env = S.install_defaults = S.load_warnings = NULL;
   S.owner_count = 0;
+  S.store = NULL;
+  pthread_mutex_unlock(&S.change_lock);
 }
 
 const json_t *settings_warnings(const settings_snapshot_t *snap) { return snap->warnings; }

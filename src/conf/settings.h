@@ -42,6 +42,21 @@ settings_snapshot_t *settings_acquire(void);
 void settings_release(settings_snapshot_t *snap); /* accepts NULL */
 
 uint64_t settings_version(const settings_snapshot_t *snap);
+/* Hex SHA-256 of the snapshot's GET document: nodes with the same version
+ * and the same environment have the same hash. Borrowed. */
+const char *settings_hash(const settings_snapshot_t *snap);
+
+/* Makes the store's settings current when their version is not the one in
+ * force (another node committed, or someone changed the rows by hand):
+ * rules checked, apply hooks run with (old, new), committed hooks after.
+ * 0 (also when nothing changed); 1 when it is in force but an apply hook
+ * failed; negative when the old snapshot stays (store unreachable, rules
+ * broken). A sentence in err for everything but 0. Serialised with
+ * changes. */
+int settings_reload(char *err, size_t errlen);
+/* Called (under the change lock: it must not change settings) after every
+ * new snapshot is in force, made here or loaded from the store. One hook. */
+void settings_set_swap_hook(void (*fn)(uint64_t version, void *ctx), void *ctx);
 
 /* The value in force (environment > store > default). Blank-means-default
  * URLs give their computed URL. A secret gives its plain text, or NULL when
@@ -70,9 +85,10 @@ typedef enum settings_op {
 
 /* What a change came to; maps one-to-one onto an HTTP reply. */
 typedef struct settings_outcome {
-  /* Status 0 on success; otherwise 400, 409, 412, 422 or 500 with the slug
+  /* Status 0 on success; otherwise 400, 409, 412, 422, 500 or 503 with the slug
    * "malformed", "validation", "operation-only", "env-locked",
-   * "stale-version", "apply-failed" or "store", and every failing key in
+   * "stale-version", "apply-failed", "store", "store-unavailable" or
+   * "stale-node" (503: try again), and every failing key in
    * problem.errors ({"key", "message", "field"?}). */
   problem_t problem;
   json_t *warnings;   /* array of {"key", "code", "message"} */

@@ -18,6 +18,15 @@ static const struct {
 
 void log_set_level(log_level_t level) { max_level = level; }
 
+static char node_prefix[80];
+
+void log_set_node(const char *name) {
+  if (name && *name)
+    snprintf(node_prefix, sizeof node_prefix, "node=%.63s: ", name);
+  else
+    node_prefix[0] = '\0';
+}
+
 int log_parse_level(const char *name, log_level_t *out) {
   for (size_t i = 0; i < sizeof level_names / sizeof level_names[0]; i++) {
     if (strcasecmp(name, level_names[i].name) == 0) {
@@ -41,14 +50,14 @@ void log_msg(log_level_t level, const char *fmt, ...) {
   char line[2048];
   size_t n;
   if (getenv("JOURNAL_STREAM")) {
-    n = (size_t)snprintf(line, sizeof line, "<%d>", (int)level);
+    n = (size_t)snprintf(line, sizeof line, "<%d>%s", (int)level, node_prefix);
   } else {
     char ts[32];
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    n = (size_t)snprintf(line, sizeof line, "%s %s: ", ts, level_word(level));
+    n = (size_t)snprintf(line, sizeof line, "%s %s: %s", ts, level_word(level), node_prefix);
   }
   va_list ap;
   va_start(ap, fmt);

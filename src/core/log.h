@@ -21,6 +21,11 @@ typedef enum log_level {
 void log_set_level(log_level_t level);
 int log_parse_level(const char *name, log_level_t *out);
 
+/* Several nodes: every line names this node ("node=NAME: ..."), so that
+ * the logs of a cluster gathered in one place say where each line came
+ * from. NULL or "" for none (the default). Set once at start. */
+void log_set_node(const char *name);
+
 void log_msg(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define log_err(...) log_msg(LOG_LEVEL_ERR, __VA_ARGS__)

@@ -17,6 +17,7 @@
 #include "ctl/cmd_proxy.h"
 #include "ctl/cmd_push.h"
 #include "ctl/cmd_published.h"
+#include "ctl/cmd_cluster.h"
 #include "ctl/cmd_rt.h"
 #include "ctl/config.h"
 #include "ctl/input.h"
@@ -898,6 +899,13 @@ const ctl_command_t ctl_commands[] = {
         .usage = CTL_CMD_FEDERATION_USAGE,
         .summary = CTL_CMD_FEDERATION_SUMMARY,
         .help = CTL_CMD_FEDERATION_HELP,
+    },
+    {
+        .name = "cluster",
+        .run = ctl_cmd_cluster,
+        .usage = CTL_CMD_CLUSTER_USAGE,
+        .summary = CTL_CMD_CLUSTER_SUMMARY,
+        .help = CTL_CMD_CLUSTER_HELP,
     },
     {
         .name = "presence",

@@ -202,7 +202,16 @@ static int txn_admin_create(store_txn_t *t, void *hash) {
 
 static int txn_session_put(store_txn_t *t, void *session) { return store_session_put(t, session); }
 
-static int txn_session_delete(store_txn_t *t, void *hash) { return store_session_delete(t, hash); }
+/* The other nodes drop the session from their memory when they hear it. */
+#define AUTH_REVOKED_CHANNEL "admin_session_revoked"
+
+static void on_session_revoked(const char *channel, const char *payload, void *ctx);
+
+static int txn_session_delete(store_txn_t *t, void *hash) {
+  int r = store_session_delete(t, hash);
+  if (r == 0) r = store_notify(t, AUTH_REVOKED_CHANNEL, hash);
+  return r;
+}
 
 static int session_delete(store_t *store, const char *hash) {
   return store_run_txn(store, "end an admin session", txn_session_delete, (void *)hash);
@@ -425,6 +434,10 @@ int auth_init(store_t *store, const char *data_dir, auth_bootstrap_t *boot, char
   auth.store = store;
   auth.ready = true;
   pthread_mutex_unlock(&auth.lock);
+  /* Subscriptions last as long as the store (one per store). */
+  static store_t *listening;
+  if (listening != store && store_listen(store, AUTH_REVOKED_CHANNEL, on_session_revoked, NULL) == 0)
+    listening = store;
   return 0;
 
 fail:
@@ -581,6 +594,48 @@ void auth_session_clear(auth_session_t *s) {
   sodium_memzero(s, sizeof *s);
 }
 
+/* A session this node has not seen: started on another node of the
+ * cluster (or before a lost notification emptied the table). Found in the
+ * store, it joins the table; the table is a cache of the store, so a
+ * session pushed out of it to make room stays in the store. Called without
+ * the lock; returns with it held, and the slot or -1. */
+static ssize_t session_from_store(const char *hash, int64_t now) {
+  store_t *store;
+  pthread_mutex_lock(&auth.lock);
+  store = auth.ready ? auth.store : NULL;
+  pthread_mutex_unlock(&auth.lock);
+  store_session_t s;
+  int r = -ENOENT;
+  store_txn_t *t;
+  if (store && store_read_begin(store, "find an admin session", &t) == 0) {
+    r = store_session_get(t, hash, &s);
+    store_read_end(t);
+  }
+  pthread_mutex_lock(&auth.lock);
+  if (r != 0 || !auth.ready || s.expires <= now) return -1;
+  char evicted[65];
+  slot_insert(&s, now, evicted);
+  sodium_memzero(&s, sizeof s);
+  return slot_find(hash);
+}
+
+/* The store's listener thread: a session ended on another node, or NULL
+ * after a lost connection (any may have ended: forget them all; the live
+ * ones come back from the store at their next request). */
+static void on_session_revoked(const char *channel, const char *payload, void *ctx) {
+  (void)channel;
+  (void)ctx;
+  pthread_mutex_lock(&auth.lock);
+  if (auth.ready && !payload) {
+    sodium_memzero(auth.slots, AUTH_SESSION_SLOTS * sizeof *auth.slots);
+    auth.n_sessions = 0;
+  } else if (auth.ready && strlen(payload) == 64) {
+    ssize_t i = slot_find(payload);
+    if (i >= 0) slot_remove((size_t)i);
+  }
+  pthread_mutex_unlock(&auth.lock);
+}
+
 int auth_check_token(const char *token, auth_identity_t *who) {
   if (who) memset(who, 0, sizeof *who);
   if (!token || !token[0]) return -EACCES;
@@ -590,6 +645,10 @@ int auth_check_token(const char *token, auth_identity_t *who) {
 
   pthread_mutex_lock(&auth.lock);
   ssize_t i = auth.ready ? slot_find(hash) : -1;
+  if (i < 0) {
+    pthread_mutex_unlock(&auth.lock);
+    i = session_from_store(hash, now);
+  }
   if (i < 0) {
     pthread_mutex_unlock(&auth.lock);
     return -EACCES;
@@ -618,6 +677,10 @@ int auth_logout(const char *token) {
 
   pthread_mutex_lock(&auth.lock);
   ssize_t i = auth.ready ? slot_find(hash) : -1;
+  if (i < 0) {
+    pthread_mutex_unlock(&auth.lock);
+    i = session_from_store(hash, wall_now());
+  }
   if (i < 0) {
     pthread_mutex_unlock(&auth.lock);
     return -EACCES;

@@ -2,8 +2,11 @@
  * sessions (cookie for the admin page, bearer token for atriumctl: the same
  * token, two carriers), CSRF tokens; failures are slowed by core/throttle.h.
  *
- * Sessions are kept in memory for the per-request check and written through
- * to the store so that they survive a restart. Thread-safe. */
+ * Sessions are written to the store (so that they survive a restart and
+ * every node of a cluster knows them) and kept in memory as a cache for the
+ * per-request check: a token this node has not seen is looked up in the
+ * store, and a logout on any node is notified to the others, which drop it.
+ * Thread-safe. */
 #pragma once
 
 #include <stdbool.h>

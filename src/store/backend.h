@@ -16,6 +16,12 @@ struct store_txn {
   bool write;
 };
 
+/* The first member of each backend's own hold: store_hold_check and
+ * store_hold_release find the backend through it. */
+struct store_hold {
+  const store_backend_t *be;
+};
+
 struct store_backend {
   const char *name;
   int schema_version; /* the version this code migrates to */
@@ -160,6 +166,20 @@ struct store_backend {
   int (*meeting_list)(store_txn_t *t, int64_t host, int64_t limit, store_meeting_fn fn,
                       void *ctx);
   int (*meeting_open)(store_txn_t *t, store_meeting_fn fn, void *ctx);
+  /* cluster: nodes, sessions of other nodes, the meeting host */
+  int (*node_beat)(store_txn_t *t, const store_node_t *node);
+  int (*node_delete)(store_txn_t *t, const char *name);
+  int (*node_list)(store_txn_t *t, store_node_fn fn, void *ctx);
+  int (*session_get)(store_txn_t *t, const char *token_hash, store_session_t *out);
+  int (*message_read)(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx);
+  int (*ticket_put)(store_txn_t *t, const char *hash, const store_ticket_t *ticket);
+  int (*ticket_take)(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out);
+  int (*meeting_host)(store_txn_t *t, int64_t *epoch, char *node, size_t len);
+  int (*meeting_fence)(store_txn_t *t, int64_t epoch);
+  int (*hold_open)(void *db, store_hold_t **hold);
+  int (*hold_try)(store_hold_t *hold, const char *node, int64_t *epoch);
+  int (*hold_check)(store_hold_t *hold, int timeout_ms);
+  void (*hold_close)(store_hold_t *hold);
 };
 
 /* Records a database failure: counts it and keeps the message (printf

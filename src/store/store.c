@@ -554,3 +554,61 @@ int store_meeting_list(store_txn_t *t, int64_t host, int64_t limit, store_meetin
 int store_meeting_open(store_txn_t *t, store_meeting_fn fn, void *ctx) {
   return t->store->be->meeting_open(t, fn, ctx);
 }
+
+/* ---- cluster ----------------------------------------------------------------------- */
+
+int store_node_beat(store_txn_t *t, const store_node_t *node) {
+  if (!node || !node->name[0]) return -EINVAL;
+  return t->store->be->node_beat(t, node);
+}
+
+int store_node_delete(store_txn_t *t, const char *name) {
+  return t->store->be->node_delete(t, name);
+}
+
+int store_node_list(store_txn_t *t, store_node_fn fn, void *ctx) {
+  return t->store->be->node_list(t, fn, ctx);
+}
+
+int store_session_get(store_txn_t *t, const char *token_hash, store_session_t *out) {
+  return t->store->be->session_get(t, token_hash, out);
+}
+
+int store_ticket_put(store_txn_t *t, const char *hash, const store_ticket_t *ticket) {
+  if (!hash || !ticket || !ticket->user[0]) return -EINVAL;
+  return t->store->be->ticket_put(t, hash, ticket);
+}
+
+int store_ticket_take(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out) {
+  return t->store->be->ticket_take(t, hash, now, out);
+}
+
+int store_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx) {
+  return t->store->be->message_read(t, id, fn, ctx);
+}
+
+int store_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len) {
+  return t->store->be->meeting_host(t, epoch, node, len);
+}
+
+int store_meeting_fence(store_txn_t *t, int64_t epoch) {
+  return t->store->be->meeting_fence(t, epoch);
+}
+
+int store_hold_open(store_t *s, store_hold_t **hold) {
+  *hold = NULL;
+  return s->be->hold_open(s->db, hold);
+}
+
+int store_hold_try(store_hold_t *hold, const char *node, int64_t *epoch) {
+  if (!hold || !node || !node[0]) return -EINVAL;
+  return hold->be->hold_try(hold, node, epoch);
+}
+
+int store_hold_check(store_hold_t *hold, int timeout_ms) {
+  return hold ? hold->be->hold_check(hold, timeout_ms) : -ENOTCONN;
+}
+
+void store_hold_close(store_hold_t *hold) {
+  if (hold) hold->be->hold_close(hold);
+}

@@ -21,7 +21,8 @@
  * Errors. Operations return 0 or a negative errno-style code: -ENOENT (no
  * such row), -EEXIST (a unique name taken), -EINVAL (a reference to a row
  * that does not exist, or a value the schema refuses), -EAGAIN (serialisation
- * failure; retried by store_run_txn), -ENOMEM, -EIO (anything else). Every
+ * failure; retried by store_run_txn), -ENOTCONN (the database cannot be
+ * reached now: worth trying again later), -ENOMEM, -EIO (anything else). Every
  * failure of the database is counted and its message kept in one place
  * (store_error_count, store_last_error) whichever operation hit it. Nothing
  * here logs.
@@ -525,3 +526,74 @@ int store_meeting_list(store_txn_t *t, int64_t host, int64_t limit, store_meetin
                        void *ctx);
 /* Every meeting that has started and not ended (after a crash: to end them). */
 int store_meeting_open(store_txn_t *t, store_meeting_fn fn, void *ctx);
+/* ---- cluster: nodes, admin sessions looked up by any node, the meeting host ---------- */
+
+#define STORE_NODE_NAME_MAX 63
+
+/* One node's row, written by its heartbeat. */
+typedef struct store_node {
+  char name[STORE_NODE_NAME_MAX + 1];
+  char url[256];            /* where the load balancer and the other nodes reach it */
+  char atrium_version[32];
+  uint64_t settings_version; /* the snapshot the node has in force */
+  char settings_hash[65];    /* hex SHA-256 of that snapshot's document */
+  int64_t started_ms;        /* unix milliseconds */
+  int64_t age_ms;            /* read back: since its last heartbeat, by the database's clock */
+} store_node_t;
+
+/* Inserts or refreshes the node's row; the heartbeat is now. */
+int store_node_beat(store_txn_t *t, const store_node_t *node);
+/* Removes the row of a node that stops (-ENOENT when there is none). */
+int store_node_delete(store_txn_t *t, const char *name);
+typedef void (*store_node_fn)(const store_node_t *node, void *ctx);
+/* Every node's row, by name. */
+int store_node_list(store_txn_t *t, store_node_fn fn, void *ctx);
+
+/* One admin session by the hash of its token (-ENOENT): a session started
+ * on another node. */
+int store_session_get(store_txn_t *t, const char *token_hash, store_session_t *out);
+
+/* A WebSocket ticket of the real-time core kept in the store, so that the
+ * node that takes it need not be the node that issued it. By the hash of
+ * the ticket: tickets themselves are never stored. */
+typedef struct store_ticket {
+  char user[65];
+  bool mobile;
+  char client[33];
+  int64_t expires; /* unix seconds */
+} store_ticket_t;
+int store_ticket_put(store_txn_t *t, const char *hash, const store_ticket_t *ticket);
+/* Takes a ticket once: 0 and *out, then it is gone; -ENOENT when unknown,
+ * already taken or expired at `now`. Also forgets every expired ticket. */
+int store_ticket_take(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out);
+
+/* One message with its text and names, given to fn (valid during the
+ * call): what another node delivers (-ENOENT). */
+int store_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx);
+
+/* The meeting host's epoch and node ("" before the first host): the epoch
+ * goes up by one at every takeover. */
+int store_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len);
+/* Fencing: 0 when `epoch` is still the current one, -ESTALE when another
+ * host took over since. The row stays locked until the transaction ends,
+ * so a takeover waits for the writes this check guards. */
+int store_meeting_fence(store_txn_t *t, int64_t epoch);
+
+/* Holding the meeting host's lock. On PostgreSQL a session advisory lock on
+ * a connection of its own (free the moment that connection ends, whatever
+ * ended it: a crash, a kill, a lost network, or the server's
+ * idle_session_timeout of a few seconds for a node that stopped running);
+ * SQLite has one node, which always gets it. Used by one thread. */
+typedef struct store_hold store_hold_t;
+int store_hold_open(store_t *s, store_hold_t **hold);
+/* Tries to take the lock for `node` (connecting first when needed): 1 when
+ * taken, with the new *epoch (the epoch row went up by one on the holding
+ * connection); 0 when another node holds it; a negative code when the
+ * database cannot be reached. */
+int store_hold_try(store_hold_t *hold, const char *node, int64_t *epoch);
+/* Asks the holding connection, waiting at most timeout_ms: 0 while it
+ * holds, -ENOTCONN once it is lost or did not answer in time (the
+ * connection is then closed: the lock is no longer ours). */
+int store_hold_check(store_hold_t *hold, int timeout_ms);
+/* Gives the lock up (closing its connection) and frees; accepts NULL. */
+void store_hold_close(store_hold_t *hold);

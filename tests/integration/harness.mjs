@@ -12,6 +12,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { sharedPostgres } from './postgres.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const REPO = path.resolve(here, '..', '..');
@@ -114,21 +115,41 @@ export async function apiCall(baseUrl, method, p, { body, token, headers = {}, r
 /**
  * Starts atriumd. opts: {env, atlas (extra XML inside <Atlas>), dataDir,
  * adminPassword, keep, startTimeoutMs, imDays, journalDays (the retention
- * days, 90 and 365 unless given; null leaves the element out)}.
+ * days, 90 and 365 unless given; null leaves the element out), address
+ * (to listen on, default 127.0.0.1), port (default a free one)}.
+ *
+ * ATRIUM_TEST_STORE=postgresql runs every server that has no <Store> of its
+ * own on PostgreSQL: one throwaway server per test process
+ * (tests/integration/postgres.mjs), a new database per atriumd.
  */
+export const TEST_STORE = process.env.ATRIUM_TEST_STORE || 'sqlite';
+const pgDatabases = new Map(); /* data directory -> database */
+
 export async function startServer(opts = {}) {
   const adminPassword = opts.adminPassword ?? DEFAULT_ADMIN_PASSWORD;
-  const port = await freePort();
+  const address = opts.address ?? '127.0.0.1';
+  const port = opts.port ?? await freePort();
+  let store = '', storeOfDir = null;
+  if (TEST_STORE === 'postgresql' && !/<Store\b/.test(opts.atlas ?? '')) {
+    // A restart on the same data directory finds the same database.
+    const pg = await sharedPostgres();
+    let db = opts.dataDir && pgDatabases.get(opts.dataDir);
+    if (!db) db = pg.createDb();
+    store = `<Store backend="postgresql" conninfo="${xmlEscape(pg.conninfo(db))}"/>`;
+    storeOfDir = db;
+  }
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'atrium-it-'));
   const dataDir = opts.dataDir ?? path.join(dir, 'data');
+  if (storeOfDir) pgDatabases.set(dataDir, storeOfDir);
   await fsp.mkdir(dataDir, { recursive: true });
   const atlasPath = path.join(dir, 'atlas.xml');
   const xml = '<?xml version="1.0"?><Atlas>'
-    + `<Listen address="127.0.0.1" port="${port}"/>`
+    + `<Listen address="${address}" port="${port}"/>`
     + `<DataDirectory>${xmlEscape(dataDir)}</DataDirectory>`
     + (opts.imDays === null ? '' : `<IMDeleteAfterDays>${opts.imDays ?? 90}</IMDeleteAfterDays>`)
     + (opts.journalDays === null ? '' : `<JournalDeleteAfterDays>${opts.journalDays ?? 365}</JournalDeleteAfterDays>`)
     + testLimits(opts)
+    + store
     + '</Atlas>\n';
   await fsp.writeFile(atlasPath, xml);
 
@@ -144,7 +165,7 @@ export async function startServer(opts = {}) {
   let spawnError = null;
   proc.on('error', (e) => { spawnError = e; });
 
-  const url = `http://127.0.0.1:${port}`;
+  const url = `http://${address}:${port}`;
   let cleaned = false;
   const cleanup = async () => {
     if (cleaned || opts.keep) return;
@@ -402,4 +423,25 @@ export function wsOpen(port, path, { headers = {}, timeoutMs = 10000, host = '12
 export function threadCount(pid) {
   const m = /^Threads:\s+(\d+)/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) : -1;
+}
+
+/** A main nginx.conf for a test: everything under directory d, in the
+ * foreground, one process, including `include`; `extra` goes inside http { }. */
+export function nginxMainConf(d, include, extra = '', workerConnections = 64) {
+  return `daemon off;
+master_process off;
+worker_processes 1;
+pid ${d}/nginx.pid;
+error_log ${d}/error.log info;
+events { worker_connections ${workerConnections}; }
+http {
+  access_log ${d}/access.log;
+  client_body_temp_path ${d}/tmp-body;
+  proxy_temp_path ${d}/tmp-proxy;
+  fastcgi_temp_path ${d}/tmp-fastcgi;
+  uwsgi_temp_path ${d}/tmp-uwsgi;
+  scgi_temp_path ${d}/tmp-scgi;
+  include ${include};
+${extra}}
+`;
 }

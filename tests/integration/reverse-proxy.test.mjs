@@ -11,31 +11,14 @@ import fsp from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, freePort, sleep } from './harness.mjs';
+import { startServer, freePort, sleep, nginxMainConf } from './harness.mjs';
 
 const NGINX = process.env.NGINX || '/usr/sbin/nginx';
 const haveNginx = fs.existsSync(NGINX);
 
 let srv, token, nginx, nport, dir, list;
 
-function nginxMain(d, include) {
-  return `daemon off;
-master_process off;
-worker_processes 1;
-pid ${d}/nginx.pid;
-error_log ${d}/error.log info;
-events { worker_connections 64; }
-http {
-  access_log ${d}/access.log;
-  client_body_temp_path ${d}/tmp-body;
-  proxy_temp_path ${d}/tmp-proxy;
-  fastcgi_temp_path ${d}/tmp-fastcgi;
-  uwsgi_temp_path ${d}/tmp-uwsgi;
-  scgi_temp_path ${d}/tmp-scgi;
-  include ${include};
-}
-`;
-}
+const nginxMain = (d, include) => nginxMainConf(d, include);
 
 function request(opts, body) {
   return new Promise((resolve, reject) => {

@@ -16,7 +16,8 @@ export async function rtConnect(server, token, { ticket = true, headers = {}, cl
   } else {
     headers = { Authorization: `Bearer ${token}`, ...headers };
   }
-  const ws = await wsOpen(server.port, path, { headers });
+  const ws = await wsOpen(server.port, path, { headers, host: new URL(server.url).hostname });
+  const queue = [];
   let closeFrame = null;
   const pull = async (ms) => {
     const m = await ws.next(ms);

@@ -569,6 +569,37 @@ static void test_example_file(void **state) {
 }
 
 /* Issue 6: <TrustedProxies> and <PrivacyDirectory>. */
+static void test_node(void **state) {
+  (void)state;
+  atlas_config_t *cfg = malloc(sizeof *cfg);
+  assert_non_null(cfg);
+  char err[512];
+  const char *ok = "<Atlas><Node name=\"atrium-1\" url=\"http://10.0.0.11:8080\"/></Atlas>";
+  assert_int_equal(atlas_parse_memory(ok, strlen(ok), BASE, cfg, err, sizeof err), 0);
+  assert_string_equal(cfg->node_name, "atrium-1");
+  assert_string_equal(cfg->node_url, "http://10.0.0.11:8080");
+  const char *none = "<Atlas/>";
+  assert_int_equal(atlas_parse_memory(none, strlen(none), BASE, cfg, err, sizeof err), 0);
+  assert_string_equal(cfg->node_name, "");
+  const struct {
+    const char *doc, *says;
+  } bad[] = {
+      {"<Atlas><Node name=\"a b\"/></Atlas>", "a node name is 1 to 63"},
+      {"<Atlas><Node name=\"\"/></Atlas>", "a node name is 1 to 63"},
+      {"<Atlas><Node url=\"ftp://x\"/></Atlas>", "<Node url=\"ftp://x\">"},
+      {"<Atlas><Node url=\"http://\"/></Atlas>", "http or https, a host"},
+      {"<Atlas><Node nom=\"a\"/></Atlas>", "nom"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    err[0] = '\0';
+    assert_int_equal(atlas_parse_memory(bad[i].doc, strlen(bad[i].doc), BASE, cfg, err, sizeof err),
+                     -EINVAL);
+    if (!strstr(err, bad[i].says)) fprintf(stderr, "%s: %s\n", bad[i].doc, err);
+    assert_non_null(strstr(err, bad[i].says));
+  }
+  free(cfg);
+}
+
 static void test_trusted_and_privacy(void **state) {
   (void)state;
   static const struct {
@@ -661,6 +692,7 @@ int main(void) {
       cmocka_unit_test(test_example_file),
       cmocka_unit_test(test_store_conninfo_secret),
       cmocka_unit_test(test_trusted_and_privacy),
+      cmocka_unit_test(test_node),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

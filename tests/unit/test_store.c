@@ -2600,6 +2600,200 @@ static void test_meetings(void **state) {
   store_read_end(t);
 }
 
+/* ---- the cluster --------------------------------------------------------------------- */
+
+static void count_node(const store_node_t *n, void *ctx) {
+  store_node_t *out = ctx;
+  if (strcmp(n->name, "b") == 0) *out = *n;
+  out[1].started_ms++;
+}
+
+static void test_nodes(void **state) {
+  fixture_t *f = *state;
+  store_node_t a = {.name = "a", .url = "http://a:8080", .atrium_version = "1.0",
+                    .settings_version = 3, .settings_hash = "aa", .started_ms = 1000};
+  store_node_t b = a;
+  snprintf(b.name, sizeof b.name, "b");
+  store_txn_t *t = w(f->store);
+  assert_int_equal(store_node_beat(t, &a), 0);
+  assert_int_equal(store_node_beat(t, &b), 0);
+  b.settings_version = 4;
+  snprintf(b.settings_hash, sizeof b.settings_hash, "bb");
+  assert_int_equal(store_node_beat(t, &b), 0); /* the second beat refreshes the row */
+  assert_int_equal(store_commit(t), 0);
+  store_node_t seen[2];
+  memset(seen, 0, sizeof seen);
+  t = r(f->store);
+  assert_int_equal(store_node_list(t, count_node, seen), 0);
+  store_read_end(t);
+  assert_int_equal(seen[1].started_ms, 2);
+  assert_int_equal(seen[0].settings_version, 4);
+  assert_string_equal(seen[0].settings_hash, "bb");
+  assert_string_equal(seen[0].url, "http://a:8080");
+  assert_true(seen[0].age_ms >= 0 && seen[0].age_ms < 5000);
+  t = w(f->store);
+  assert_int_equal(store_node_delete(t, "a"), 0);
+  assert_int_equal(store_node_delete(t, "a"), -ENOENT);
+  store_node_t nameless = {0};
+  assert_int_equal(store_node_beat(t, &nameless), -EINVAL);
+  assert_int_equal(store_commit(t), 0);
+  memset(seen, 0, sizeof seen);
+  t = r(f->store);
+  assert_int_equal(store_node_list(t, count_node, seen), 0);
+  store_read_end(t);
+  assert_int_equal(seen[1].started_ms, 1);
+}
+
+static void test_session_get(void **state) {
+  fixture_t *f = *state;
+  store_txn_t *t = w(f->store);
+  assert_int_equal(store_admin_create(t, "admin", "hash"), 0);
+  store_session_t s = {.token_hash = "abc", .admin = "admin", .csrf = "c1", .created = 10,
+                       .expires = 20};
+  assert_int_equal(store_session_put(t, &s), 0);
+  assert_int_equal(store_commit(t), 0);
+  store_session_t got, none;
+  t = r(f->store);
+  assert_int_equal(store_session_get(t, "abc", &got), 0);
+  assert_int_equal(store_session_get(t, "nope", &none), -ENOENT);
+  store_read_end(t);
+  assert_string_equal(got.admin, "admin");
+  assert_string_equal(got.csrf, "c1");
+  assert_int_equal(got.expires, 20);
+}
+
+static void copy_text(const store_message_t *m, void *ctx) {
+  snprintf(ctx, 64, "%s>%s:%s", m->sender_name, m->recipient_name, m->text);
+}
+
+static void test_message_read(void **state) {
+  fixture_t *f = *state;
+  store_txn_t *t = w(f->store);
+  store_user_write_t u = {.set_name = true, .name = "ann"};
+  assert_int_equal(store_user_insert(t, &u, NULL), 0);
+  u.name = "bob";
+  assert_int_equal(store_user_insert(t, &u, NULL), 0);
+  store_user_t ann, bob;
+  assert_int_equal(store_user_get(t, "ann", &ann), 0);
+  assert_int_equal(store_user_get(t, "bob", &bob), 0);
+  store_message_t m = {.sender = ann.id, .recipient = bob.id, .text = "hi there", .created_ms = 1};
+  snprintf(m.time, sizeof m.time, "2026-01-01T00:00:00.000Z");
+  assert_int_equal(store_message_add(t, &m), 0);
+  assert_int_equal(store_commit(t), 0);
+  char got[64] = "";
+  t = r(f->store);
+  assert_int_equal(store_message_read(t, m.id, copy_text, got), 0);
+  assert_int_equal(store_message_read(t, m.id + 100, copy_text, got), -ENOENT);
+  store_read_end(t);
+  assert_string_equal(got, "ann>bob:hi there");
+}
+
+static void test_tickets(void **state) {
+  fixture_t *f = *state;
+  store_ticket_t k = {.user = "ann", .mobile = true, .client = "ios", .expires = 1000}, got;
+  store_ticket_t old = {.user = "bob", .client = "web", .expires = 10};
+  store_txn_t *t = w(f->store);
+  assert_int_equal(store_ticket_put(t, "h1", &k), 0);
+  assert_int_equal(store_ticket_put(t, "h2", &old), 0);
+  assert_int_equal(store_commit(t), 0);
+  t = w(f->store);
+  assert_int_equal(store_ticket_take(t, "h1", 500, &got), 0);
+  assert_string_equal(got.user, "ann");
+  assert_true(got.mobile);
+  assert_string_equal(got.client, "ios");
+  assert_int_equal(store_ticket_take(t, "h1", 500, &got), -ENOENT); /* once */
+  assert_int_equal(store_ticket_take(t, "h2", 500, &got), -ENOENT); /* expired, and gone */
+  assert_int_equal(store_ticket_take(t, "nope", 500, &got), -ENOENT);
+  assert_int_equal(store_commit(t), 0);
+}
+
+static void test_meeting_host_epoch_and_fence(void **state) {
+  fixture_t *f = *state;
+  int64_t epoch = -1;
+  char node[64];
+  store_txn_t *t = r(f->store);
+  assert_int_equal(store_meeting_host(t, &epoch, node, sizeof node), 0);
+  store_read_end(t);
+  assert_int_equal(epoch, 0);
+  assert_string_equal(node, "");
+  store_hold_t *h = NULL;
+  assert_int_equal(store_hold_open(f->store, &h), 0);
+  assert_int_equal(store_hold_check(h, 1000), -ENOTCONN); /* not taken yet */
+  int64_t mine = 0;
+  assert_int_equal(store_hold_try(h, "a", &mine), 1);
+  assert_int_equal(mine, 1);
+  assert_int_equal(store_hold_check(h, 1000), 0);
+  t = w(f->store);
+  assert_int_equal(store_meeting_fence(t, mine), 0);
+  assert_int_equal(store_meeting_fence(t, mine - 1), -ESTALE);
+  assert_int_equal(store_commit(t), 0);
+  t = r(f->store);
+  assert_int_equal(store_meeting_host(t, &epoch, node, sizeof node), 0);
+  store_read_end(t);
+  assert_int_equal(epoch, 1);
+  assert_string_equal(node, "a");
+  store_hold_close(h);
+  store_hold_close(NULL);
+}
+
+
+/* Two nodes of one database: the second waits while the first holds, and
+ * takes over (epoch up by one) the moment the first's connection ends. */
+static void test_pg_hold_takeover(void **state) {
+  fixture_t *f = *state;
+  store_t *other = NULL;
+  char err[512];
+  const store_options_t so = {.data_dir = f->dir, .conninfo = f->conninfo};
+  assert_int_equal(store_open(current->backend(), &so, &other, err, sizeof err), 0);
+  store_hold_t *a = NULL, *b = NULL;
+  assert_int_equal(store_hold_open(f->store, &a), 0);
+  assert_int_equal(store_hold_open(other, &b), 0);
+  int64_t ea = 0, eb = 0;
+  assert_int_equal(store_hold_try(a, "a", &ea), 1);
+  assert_int_equal(store_hold_try(b, "b", &eb), 0);
+  assert_int_equal(store_hold_try(b, "b", &eb), 0);
+  assert_int_equal(store_hold_check(a, 1000), 0);
+  /* The old host's connection is killed, as a crash would end it. */
+  admin_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+             "'atriumd meeting host' AND pid <> pg_backend_pid() AND state = 'idle' AND pid IN "
+             "(SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = 2 AND granted)");
+  int got = 0;
+  for (int i = 0; i < 100 && got == 0; i++) {
+    got = store_hold_try(b, "b", &eb);
+    if (got == 0) usleep(20000);
+  }
+  assert_int_equal(got, 1);
+  assert_int_equal(eb, ea + 1);
+  assert_int_equal(store_hold_check(a, 1000), -ENOTCONN);
+  store_txn_t *t = w(f->store);
+  assert_int_equal(store_meeting_fence(t, ea), -ESTALE);
+  assert_int_equal(store_meeting_fence(t, eb), 0);
+  assert_int_equal(store_commit(t), 0);
+  store_hold_close(a);
+  store_hold_close(b);
+  store_close(other);
+}
+
+/* A settings row changed by hand raises the version (and so notifies) and
+ * is audited; the store's own writes raise nothing behind its back. */
+static void test_pg_settings_by_hand(void **state) {
+  fixture_t *f = *state;
+  store_txn_t *t = w(f->store);
+  assert_int_equal(store_settings_put(t, "proxy.port", "3128"), 0);
+  assert_int_equal(store_settings_set_version(t, 7), 0);
+  assert_int_equal(store_commit(t), 0);
+  assert_int_equal(admin_int("SELECT version FROM %s.settings_state", f->schema), 7);
+  assert_int_equal(admin_int("SELECT count(*) FROM %s.audit", f->schema), 0);
+  admin_exec("UPDATE %s.settings SET value = '8080' WHERE key = 'proxy.port'", f->schema);
+  assert_int_equal(admin_int("SELECT version FROM %s.settings_state", f->schema), 8);
+  admin_exec("DELETE FROM %s.settings WHERE key = 'proxy.port'", f->schema);
+  assert_int_equal(admin_int("SELECT version FROM %s.settings_state", f->schema), 9);
+  assert_int_equal(admin_int("SELECT count(*) FROM %s.audit WHERE key = 'proxy.port' AND actor "
+                             "LIKE 'database:%%'",
+                             f->schema),
+                   2);
+}
+
 #define CONFORMANCE(t) cmocka_unit_test_setup_teardown(t, setup, teardown)
 
 int main(int argc, char **argv) {
@@ -2640,6 +2834,11 @@ int main(int argc, char **argv) {
       CONFORMANCE(test_journal),
       CONFORMANCE(test_retention),
       CONFORMANCE(test_roster),
+      CONFORMANCE(test_nodes),
+      CONFORMANCE(test_session_get),
+      CONFORMANCE(test_meeting_host_epoch_and_fence),
+      CONFORMANCE(test_message_read),
+      CONFORMANCE(test_tickets),
       CONFORMANCE(test_user_by_id),
       CONFORMANCE(test_tokens_trim),
       CONFORMANCE(test_push_outbox),
@@ -2671,6 +2870,8 @@ int main(int argc, char **argv) {
       CONFORMANCE(test_pg_pool_more_threads_than_connections),
       CONFORMANCE(test_pg_pool_reconnects),
       CONFORMANCE(test_pg_failed_statement_ends_transaction),
+      CONFORMANCE(test_pg_hold_takeover),
+      CONFORMANCE(test_pg_settings_by_hand),
   };
   int failed = 0;
   for (size_t b = 0; b < 2; b++) {

@@ -8,6 +8,7 @@
 #include "mod/admin/internal.h"
 #include "core/log.h"
 #include "conf/settings.h"
+#include "mod/cluster/cluster.h"
 
 /* GET /api/v1/settings is the hot path (benchmarked against nginx serving the
  * same bytes): the reply for the current version is built once, with all its
@@ -125,6 +126,8 @@ enum MHD_Result admin_settings_schema(http_request_t *req) {
 }
 
 static enum MHD_Result reply_outcome_problem(http_request_t *req, const settings_outcome_t *out) {
+  if (out->problem.status == MHD_HTTP_SERVICE_UNAVAILABLE)
+    http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   if (out->problem.status >= 500)
     log_err("settings change by %s failed: %s", http_identity(req)->admin, out->problem.detail);
   return http_reply_problem_of(req, &out->problem);
@@ -168,10 +171,30 @@ static bool change(http_request_t *req, settings_op_t op, int64_t if_match, sett
   return false;
 }
 
+#define WAIT_ALL_MS 5000 /* ?wait=all waits this long for every live node */
+
+/* ?wait=all: nothing else is accepted, so that a typo does not silently
+ * answer before the other nodes applied. */
+static bool parse_wait(http_request_t *req, bool *wait_all, enum MHD_Result *ret) {
+  const char *w = http_query(req, "wait");
+  *wait_all = w && strcmp(w, "all") == 0;
+  if (!w || *wait_all) return true;
+  json_t *errors = json_pack("[{s:s, s:s}]", "key", "wait", "message",
+                             "The only value of wait is \"all\": answer once every live node "
+                             "has the new settings in force.");
+  *ret = errors ? http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed",
+                                     "Bad query parameter", "?wait= takes only \"all\".", errors)
+                : http_reply_oom(req);
+  json_decref(errors);
+  return false;
+}
+
 enum MHD_Result admin_settings_patch(http_request_t *req) {
   enum MHD_Result ret;
   int64_t if_match;
+  bool wait_all;
   if (!parse_if_match(req, &if_match, &ret)) return ret;
+  if (!parse_wait(req, &wait_all, &ret)) return ret;
   if (!body_is_object(req, "mapping setting keys to their new values", &ret)) return ret;
   settings_outcome_t out;
   if (!change(req, SETTINGS_OP_PATCH, if_match, &out, &ret)) return ret;
@@ -179,6 +202,23 @@ enum MHD_Result admin_settings_patch(http_request_t *req) {
   settings_snapshot_t *snap = out.snapshot;
   out.snapshot = NULL;
   settings_outcome_clear(&out);
+  if (wait_all) {
+    json_t *pending = NULL;
+    int r = cluster_wait_applied(settings_version(snap), WAIT_ALL_MS, &pending);
+    if (r < 0) {
+      /* Committed here: the answer says so, and which nodes lag. */
+      json_t *body = json_pack("{s:s, s:I, s:o*, s:s}", "status", "committed", "version",
+                               (json_int_t)settings_version(snap), "pending",
+                               pending ? pending : json_array(), "detail",
+                               r == -ETIMEDOUT
+                                   ? "The change is committed, but these live nodes did not "
+                                     "have it in force within 5 seconds."
+                                   : "The change is committed, but the nodes' state could not "
+                                     "be read from the store.");
+      settings_release(snap);
+      return http_reply_json(req, MHD_HTTP_ACCEPTED, body);
+    }
+  }
   return reply_snapshot(req, snap);
 }
 

@@ -15,9 +15,11 @@
 #include <time.h>
 
 #include "conf/settings.h"
+#include "core/loop.h"
 #include "core/log.h"
 #include "http/page.h"
 #include "http/websocket.h"
+#include "mod/cluster/cluster.h"
 #include "mod/meeting/internal.h"
 #include "mod/meeting/meeting.h"
 #include "mod/meeting/privacy.h"
@@ -85,6 +87,8 @@ static void write_policy(FILE *f, privacy_lang_t lang) {
 }
 
 static enum MHD_Result meeting_page(http_request_t *req) {
+  enum MHD_Result gated;
+  if (!cluster_meeting_gate(req, &gated)) return gated; /* one node hosts the meetings */
   if (!meeting_enabled()) return reply_meeting_off(req);
   privacy_lang_t lang = request_lang(req);
   page_t p;
@@ -127,6 +131,8 @@ static enum MHD_Result meeting_page(http_request_t *req) {
 }
 
 static enum MHD_Result meeting_privacy_page(http_request_t *req) {
+  enum MHD_Result gated;
+  if (!cluster_meeting_gate(req, &gated)) return gated; /* one node hosts the meetings */
   if (!meeting_enabled()) return reply_meeting_off(req);
   privacy_lang_t lang = request_lang(req);
   page_t p;
@@ -140,10 +146,20 @@ static enum MHD_Result meeting_privacy_page(http_request_t *req) {
 
 /* /webmeeting/{file}: the page's script and style. */
 static enum MHD_Result meeting_asset(http_request_t *req) {
+  enum MHD_Result gated;
+  if (!cluster_meeting_gate(req, &gated)) return gated;
   return published_reply_asset(req, "meeting.js");
 }
 
 /* ---- the module ---------------------------------------------------------------------------- */
+
+/* This node stopped hosting (another took over, or the lock was lost): its
+ * guests reconnect through the load balancer to the new host. */
+static void host_changed(bool hosting, int64_t epoch, void *ctx) {
+  (void)epoch;
+  (void)ctx;
+  if (!hosting && runtime_loop()) loop_post(runtime_loop(), meeting_rooms_close_all, NULL);
+}
 
 static const http_route_t routes[] = {
     {.method = HTTP_GET, .path = "/webmeeting/", .handler = meeting_page, .auth = HTTP_AUTH_NONE},
@@ -235,6 +251,7 @@ static int init(const module_env_t *env, char *err, size_t errlen) {
 
 static int start(char *err, size_t errlen) {
   meeting_rooms_draining(false);
+  cluster_meeting_watch(host_changed, NULL);
   return 0;
 }
 

@@ -155,6 +155,40 @@ static void upstream_base(const published_upstream_t *up, char *buf, size_t len)
   snprintf(buf, len, "%s://%s:%d", up->tls ? "https" : "http", up->host, up->port);
 }
 
+/* Where the proxy sends a feature: one atriumd, or an upstream block. */
+static void proxy_base(const published_upstream_t *up, bool meeting, char *buf, size_t len) {
+  if (up->node_count >= 2)
+    snprintf(buf, len, "%s://%s", up->tls ? "https" : "http",
+             meeting ? "atrium_meeting" : "atrium_nodes");
+  else
+    upstream_base(up, buf, len);
+}
+
+int published_upstream_add_node(published_upstream_t *up, const char *name, const char *url,
+                                bool meeting_host) {
+  if (up->node_count == PUBLISHED_MAX_NODES) return -ENOSPC;
+  const char *rest = strstr(url, "://");
+  if (!rest || !rest[3] || rest[3] == '/') return -EINVAL;
+  bool tls = strncmp(url, "https", 5) == 0;
+  rest += 3;
+  size_t n = strcspn(rest, "/?#");
+  char hostport[300];
+  snprintf(hostport, sizeof hostport, "%.*s", (int)n, rest);
+  /* A port is named, or the scheme's is meant. */
+  const char *close = hostport[0] == '[' ? strchr(hostport, ']') : NULL;
+  const char *colon = strrchr(close ? close : hostport, ':');
+  typeof(&up->nodes[0]) node = &up->nodes[up->node_count];
+  snprintf(node->name, sizeof node->name, "%s", name);
+  if (colon)
+    snprintf(node->address, sizeof node->address, "%s", hostport);
+  else
+    snprintf(node->address, sizeof node->address, "%.290s:%d", hostport, tls ? 443 : 80);
+  node->meeting_host = meeting_host;
+  up->node_count++;
+  return 0;
+}
+
+
 /* Entries that share scheme, host and port are one server block of the proxy. */
 static bool same_server(const published_entry_t *a, const published_entry_t *b, bool by_host) {
   if (strcmp(a->host, b->host) != 0) return false;
@@ -260,6 +294,36 @@ static void emit(text_t *t, const char *fmt, ...) {
   t->len += (size_t)n;
 }
 
+/* The upstream blocks of several nodes. The meeting's lists its host
+ * first; every other node is a backup: it answers 503 while it does not
+ * host, and nginx then tries the next, so a failover needs no new
+ * configuration. */
+static void emit_upstreams(text_t *t, const published_upstream_t *up) {
+  if (up->node_count < 2) return;
+  emit(t, "\n# The %zu nodes of the cluster (GET /api/v1/cluster). Regenerate this file when\n"
+          "# nodes are added or removed.\nupstream atrium_nodes {\n",
+       up->node_count);
+  for (size_t i = 0; i < up->node_count; i++)
+    emit(t, "    server %s max_fails=1 fail_timeout=2s; # node %s\n", up->nodes[i].address,
+         up->nodes[i].name);
+  emit(t, "}\n\n# The web meeting: one node hosts it, the others answer 503 (Retry-After) until\n"
+          "# they take over, and nginx passes the request on to the next.\n"
+          "upstream atrium_meeting {\n");
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < up->node_count; i++)
+      if (up->nodes[i].meeting_host == (pass == 0))
+        emit(t, "    server %s max_fails=1 fail_timeout=2s%s; # node %s%s\n", up->nodes[i].address,
+             pass == 0 ? "" : " backup", up->nodes[i].name,
+             pass == 0 ? ", the meeting host now" : "");
+  emit(t, "}\n");
+}
+
+static void emit_meeting_retry(text_t *t, const published_upstream_t *up, const char *cm) {
+  if (up->node_count < 2) return;
+  emit(t, "%s    proxy_next_upstream error timeout http_503;\n", cm);
+  emit(t, "%s    proxy_next_upstream_tries %zu;\n", cm, up->node_count);
+}
+
 /* "8443", "127.0.0.1:8443", "[::1]:8443": what nginx's listen takes. The
  * address must parse, or nginx would refuse the whole configuration. */
 static bool valid_listen(const char *s) {
@@ -320,9 +384,11 @@ static void emit_server(text_t *t, const published_entry_t *e, size_t n, size_t 
   /* atriumd refuses bodies above HTTP_BODY_MAX itself; refusing them here
    * saves the trip. */
   emit(t, "    client_max_body_size %dk;\n", HTTP_BODY_MAX / 1024);
-  char base[128];
-  upstream_base(up, base, sizeof base);
+  char base[128], meeting_base[128];
+  proxy_base(up, false, base, sizeof base);
+  proxy_base(up, true, meeting_base, sizeof meeting_base);
   for (size_t i = first; i < n; i++) {
+    bool meeting = strcmp(e[i].feature, "meeting") == 0;
     if (!same_server(h, &e[i], by_host)) continue;
     int c = conflict_with(e, n, i, by_host);
     const char *cm = c >= 0 ? "    # " : "    ";
@@ -332,8 +398,10 @@ static void emit_server(text_t *t, const published_entry_t *e, size_t n, size_t 
            e[i].url, e[c].feature);
     if (e[i].websocket) {
       emit(t, "%slocation = %s%s {\n", cm, e[i].path, PUBLISHED_MEETING_WS);
-      emit(t, "%s    proxy_pass %s%s%s;\n", cm, base, e[i].internal_path, PUBLISHED_MEETING_WS);
+      emit(t, "%s    proxy_pass %s%s%s;\n", cm, meeting ? meeting_base : base, e[i].internal_path,
+           PUBLISHED_MEETING_WS);
       emit_proxy_headers(t, c >= 0 ? "    #     " : "        ");
+      if (meeting) emit_meeting_retry(t, up, cm);
       emit(t,
            "%s    proxy_set_header Upgrade $http_upgrade;\n"
            "%s    proxy_set_header Connection \"upgrade\";\n"
@@ -343,8 +411,9 @@ static void emit_server(text_t *t, const published_entry_t *e, size_t n, size_t 
            cm, cm, cm, cm, cm);
     }
     emit(t, "%slocation %s {\n", cm, e[i].path);
-    emit(t, "%s    proxy_pass %s%s;\n", cm, base, e[i].internal_path);
+    emit(t, "%s    proxy_pass %s%s;\n", cm, meeting ? meeting_base : base, e[i].internal_path);
     emit_proxy_headers(t, c >= 0 ? "    #     " : "        ");
+    if (meeting) emit_meeting_retry(t, up, cm);
     if (up->tls)
       emit(t, "%s    # atriumd speaks HTTPS: trust its certificate (proxy_ssl_trusted_certificate,"
               " proxy_ssl_verify on).\n", cm);
@@ -369,9 +438,12 @@ int published_nginx(const settings_snapshot_t *snap, const published_upstream_t 
        "# nginx configuration for Atrium %s, generated from settings version %llu.\n"
        "# Include it in the http { } block (for example as\n"
        "# /etc/nginx/conf.d/atrium.conf) and run `nginx -t` before reloading.\n"
-       "# Every URL below is forwarded to atriumd at %s://%s:%d.\n",
-       ATRIUM_VERSION, (unsigned long long)settings_version(snap), up->tls ? "https" : "http",
-       up->host, up->port);
+       "# Every URL below is forwarded to %s %s://%s:%d.\n",
+       ATRIUM_VERSION, (unsigned long long)settings_version(snap),
+       up->node_count >= 2 ? "the nodes listed in the upstream blocks; this node is"
+                           : "atriumd at",
+       up->tls ? "https" : "http", up->host, up->port);
+  emit_upstreams(&t, up);
   if (up->wildcard)
     emit(&t, "# atriumd listens on every interface; if nginx runs on another machine, replace\n"
              "# %s with this server's address.\n", up->host);

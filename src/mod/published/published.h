@@ -27,6 +27,7 @@
 
 #define PUBLISHED_MAX_ENTRIES 5
 #define PUBLISHED_URL_MAX 2200
+#define PUBLISHED_MAX_NODES 32
 
 /* Where the reverse proxy reaches atriumd. */
 typedef struct published_upstream {
@@ -34,11 +35,25 @@ typedef struct published_upstream {
   int port;
   bool tls;
   bool wildcard; /* atriumd listens on every interface: host is loopback, a guess */
+  /* Several nodes (two or more): the configuration balances over all of
+   * them (upstream atrium_nodes) and sends the web meeting to its host
+   * only, the others as backups that nginx tries when the host answers 503
+   * or cannot be reached (upstream atrium_meeting). */
+  size_t node_count;
+  struct {
+    char name[64];
+    char address[300]; /* "host:port", what nginx's server directive takes */
+    bool meeting_host;
+  } nodes[PUBLISHED_MAX_NODES];
 } published_upstream_t;
 
 /* From atlas.xml's <Listen address> and the port actually bound. */
 void published_upstream_init(published_upstream_t *up, const char *listen_address, int port,
                              bool tls);
+/* Adds a node by the URL it is reached at ("http://10.0.0.11:8080");
+ * -EINVAL for a URL without a host, -ENOSPC beyond PUBLISHED_MAX_NODES. */
+int published_upstream_add_node(published_upstream_t *up, const char *name, const char *url,
+                                bool meeting_host);
 
 /* One external URL to forward. */
 typedef struct published_entry {

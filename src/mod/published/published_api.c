@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "mod/cluster/cluster.h"
 #include "mod/published/internal.h"
 #include "conf/atlas.h"
 #include "core/log.h"
@@ -113,6 +114,11 @@ enum MHD_Result published_nginx_api(http_request_t *req) {
   }
   published_upstream_t up;
   upstream(&up);
+  /* Several nodes: every live one, the meeting host marked. */
+  cluster_peer_t peers[PUBLISHED_MAX_NODES];
+  int np = cluster_peers(peers, PUBLISHED_MAX_NODES);
+  for (int i = 0; np >= 2 && i < np; i++)
+    (void)published_upstream_add_node(&up, peers[i].name, peers[i].url, peers[i].meeting_host);
   settings_snapshot_t *snap = settings_acquire();
   char *text = NULL;
   int r = published_nginx(snap, &up, &opts, &text);

@@ -15,6 +15,7 @@
 
 #include "conf/settings.h"
 #include "core/map.h"
+#include "core/secret.h"
 #include "core/timefmt.h"
 #include "http/websocket.h"
 #include "mod/directory/directory.h"
@@ -143,6 +144,49 @@ static void purge_expired(int64_t now) {
   }
 }
 
+/* Several nodes: the ticket is in the store, so that the node the
+ * WebSocket reaches (the load balancer picks) need not be the one that
+ * issued it. */
+static int txn_ticket_put(store_txn_t *t, void *ctx) {
+  void **a = ctx;
+  return store_ticket_put(t, a[0], a[1]);
+}
+
+typedef struct take_ctx {
+  const char *hash;
+  store_ticket_t got;
+} take_ctx_t;
+
+static int txn_ticket_take(store_txn_t *t, void *vctx) {
+  take_ctx_t *c = vctx;
+  int r = store_ticket_take(t, c->hash, (int64_t)time(NULL), &c->got);
+  /* Not found is an answer: commit what the take purged. */
+  return r == -ENOENT ? 1 : r;
+}
+
+static int shared_ticket_issue(const char *text, const rt_who_t *who, int64_t expires) {
+  store_ticket_t k = {.mobile = who->mobile, .expires = expires};
+  snprintf(k.user, sizeof k.user, "%s", who->name);
+  snprintf(k.client, sizeof k.client, "%s", who->client);
+  char hash[65];
+  secret_sha256_hex(text, hash);
+  void *a[2] = {hash, &k};
+  int r = store_run_txn(A.store, "real-time: keep a ticket", txn_ticket_put, a);
+  return r < 0 ? -EAGAIN : 0;
+}
+
+static int shared_ticket_take(const char *ticket, rt_who_t *who) {
+  char hash[65];
+  secret_sha256_hex(ticket, hash);
+  take_ctx_t c = {.hash = hash};
+  int r = store_run_txn(A.store, "real-time: take a ticket", txn_ticket_take, &c);
+  if (r != 0) return -ENOENT;
+  snprintf(who->name, sizeof who->name, "%s", c.got.user);
+  who->mobile = c.got.mobile;
+  snprintf(who->client, sizeof who->client, "%s", c.got.client);
+  return 0;
+}
+
 int rt_ticket_issue(const rt_who_t *who, char **ticket, int64_t *expires) {
   unsigned char raw[24];
   randombytes_buf(raw, sizeof raw);
@@ -157,6 +201,17 @@ int rt_ticket_issue(const rt_who_t *who, char **ticket, int64_t *expires) {
   }
   t->who = *who;
   t->expires = (int64_t)time(NULL) + RT_TICKET_SECONDS;
+  if (rt_relay_active()) {
+    int r = shared_ticket_issue(text, who, t->expires);
+    *expires = t->expires;
+    free(t);
+    if (r < 0) {
+      free(copy);
+      return r;
+    }
+    *ticket = copy;
+    return 0;
+  }
   pthread_mutex_lock(&T.lock);
   if (!T.m) T.m = map_new();
   if (T.m && map_count(T.m) >= RT_TICKETS_MAX / 2) purge_expired(time(NULL));
@@ -174,6 +229,7 @@ int rt_ticket_issue(const rt_who_t *who, char **ticket, int64_t *expires) {
 }
 
 int rt_ticket_take(const char *ticket, rt_who_t *who) {
+  if (rt_relay_active()) return shared_ticket_take(ticket, who);
   pthread_mutex_lock(&T.lock);
   ticket_t *t = T.m ? map_del_str(T.m, ticket) : NULL;
   pthread_mutex_unlock(&T.lock);

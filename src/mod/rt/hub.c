@@ -220,8 +220,13 @@ static void target_release(rt_target_t *t) {
   free(t);
 }
 
+static void remote_merge(const char *name, rt_state_t *state, char *note, size_t note_len,
+                         char since[32]);
+
 /* The presence of an address as watchers see it. A federated address is
- * what its domain last said (through the federation module), else offline. */
+ * what its domain last said (through the federation module), else offline.
+ * A local user connected to other nodes of a cluster too is the most
+ * available of what each node says. */
 static json_t *presence_frame(const char *address) {
   rt_state_t state = RT_OFFLINE;
   char note[RT_NOTE_MAX + 1] = "", since[32] = "", name[65];
@@ -235,6 +240,7 @@ static json_t *presence_frame(const char *address) {
       rt_presence_of(name, &state, note, sizeof note, since);
       state = RT_OFFLINE;
     }
+    remote_merge(name, &state, note, sizeof note, since);
   } else {
     rt_presence_of(address, &state, note, sizeof note, since);
   }
@@ -281,6 +287,8 @@ static void recompute(rt_user_t *u, bool note_changed) {
   now_rfc3339(u->since);
   shared_put(u);
   presence_changed(u);
+  /* This node's view of the user, for the others (their watchers combine it). */
+  if (rt_relay_active()) (void)rt_writer_presence(u->name, u->state, u->note, u->since);
 }
 
 static int watch_add(rt_conn_t *c, const char *address) {
@@ -419,6 +427,12 @@ void rt_hub_sent(rt_sent_t *s) {
     return;
   }
   if (c) send_sent_ok(c, s->has_id, s->id, s->message_id, s->time);
+  /* Several nodes: every node (this one too) delivers what it hears from
+   * the store, in commit order (rt_hub_relayed). */
+  if (rt_relay_active()) {
+    free(frame);
+    return;
+  }
   if (!frame) return;
   /* To every connection of the recipient, and of the sender but the one
    * that sent it: every device shows the conversation. */
@@ -1103,6 +1117,7 @@ static void free_pending(const void *key, size_t len, void *value, void *ctx) {
 }
 
 static void stop_on_loop(void *arg) {
+  rt_hub_remote_clear();
   (void)arg;
   if (H.ping_started) uv_close((uv_handle_t *)&H.ping, NULL);
   H.ping_started = false;
@@ -1130,4 +1145,152 @@ void rt_hub_shutdown(void) {
   map_free(P.m);
   P.m = NULL;
   pthread_rwlock_unlock(&P.lock);
+}
+
+/* ---- other nodes of a cluster (relay.c hears them) -------------------------------------------- */
+
+#define RT_REMOTE_NODES_MAX 16
+
+/* What other nodes say of a local user connected to them; loop thread. */
+typedef struct remote_view {
+  char node[64];
+  rt_state_t state;
+  char *note;
+  char since[32];
+} remote_view_t;
+typedef struct remote_user {
+  remote_view_t v[RT_REMOTE_NODES_MAX];
+  size_t n;
+} remote_user_t;
+
+static map_t *remote_users; /* name -> remote_user_t */
+
+static void remote_merge(const char *name, rt_state_t *state, char *note, size_t note_len,
+                         char since[32]) {
+  remote_user_t *r = remote_users ? map_get_str(remote_users, name) : NULL;
+  for (size_t i = 0; r && i < r->n; i++) {
+    if (r->v[i].state >= *state) continue;
+    *state = r->v[i].state;
+    if (note_len) snprintf(note, note_len, "%s", r->v[i].note ? r->v[i].note : "");
+    snprintf(since, 32, "%s", r->v[i].since);
+  }
+}
+
+/* Another node's view changed: the watchers here hear the combination. */
+static void remote_changed(const char *name) {
+  char address[RT_ADDRESS_MAX + 1];
+  address_of(name, address, sizeof address);
+  fan_out(address);
+}
+
+void rt_hub_remote_presence(void *arg) {
+  rt_remote_presence_t *p = arg;
+  if (!remote_users) remote_users = map_new();
+  remote_user_t *r = remote_users ? map_get_str(remote_users, p->name) : NULL;
+  if (!r && remote_users && p->state != RT_OFFLINE && (r = calloc(1, sizeof *r)) &&
+      map_put_str(remote_users, p->name, r) < 0) {
+    free(r);
+    r = NULL;
+  }
+  if (r) {
+    size_t i = 0;
+    while (i < r->n && strcmp(r->v[i].node, p->node) != 0) i++;
+    if (p->state == RT_OFFLINE) {
+      if (i < r->n) {
+        free(r->v[i].note);
+        r->v[i] = r->v[--r->n];
+      }
+    } else if (i < r->n || r->n < RT_REMOTE_NODES_MAX) {
+      if (i == r->n) {
+        memset(&r->v[i], 0, sizeof r->v[i]);
+        r->n++;
+      }
+      snprintf(r->v[i].node, sizeof r->v[i].node, "%s", p->node);
+      r->v[i].state = p->state;
+      set_note(&r->v[i].note, p->note[0] ? p->note : NULL);
+      snprintf(r->v[i].since, sizeof r->v[i].since, "%s", p->since);
+    }
+    if (!r->n) {
+      map_del_str(remote_users, p->name);
+      free(r);
+    }
+  }
+  remote_changed(p->name);
+  free(p);
+}
+
+typedef struct forget_node_ctx {
+  const char *node;
+  char (*names)[65];
+  size_t n, cap;
+} forget_node_ctx_t;
+
+static void collect_node(const void *key, size_t len, void *value, void *vctx) {
+  (void)len;
+  forget_node_ctx_t *c = vctx;
+  remote_user_t *r = value;
+  for (size_t i = 0; i < r->n; i++)
+    if (strcmp(r->v[i].node, c->node) == 0 && c->n < c->cap) {
+      snprintf(c->names[c->n++], 65, "%s", (const char *)key);
+      break;
+    }
+}
+
+/* A node (re)started: what it said before is void. */
+void rt_hub_node_started(void *arg) {
+  char *node = arg;
+  size_t cap = remote_users ? map_count(remote_users) : 0;
+  forget_node_ctx_t c = {.node = node, .cap = cap, .names = cap ? calloc(cap, 65) : NULL};
+  if (c.names) map_each(remote_users, collect_node, &c);
+  for (size_t i = 0; i < c.n; i++) {
+    rt_remote_presence_t *p = calloc(1, sizeof *p);
+    if (!p) break;
+    snprintf(p->node, sizeof p->node, "%s", node);
+    snprintf(p->name, sizeof p->name, "%s", c.names[i]);
+    p->state = RT_OFFLINE;
+    rt_hub_remote_presence(p);
+  }
+  free(c.names);
+  free(node);
+}
+
+/* A message heard from the store: to the recipient's connections here,
+ * and the sender's (but the one that sent it, on the node it sent from). */
+void rt_hub_relayed(void *arg) {
+  rt_relayed_t *m = arg;
+  char from[RT_ADDRESS_MAX + 1], to[RT_ADDRESS_MAX + 1];
+  if (m->from[0])
+    address_of(m->from, from, sizeof from);
+  else
+    snprintf(from, sizeof from, "%s", m->from_remote);
+  address_of(m->to, to, sizeof to);
+  char *frame = chat_frame(m->id, from, to, m->text, m->time);
+  if (frame) {
+    rt_conn_t *sender = m->session ? map_get_u64(H.sessions, m->session) : NULL;
+    deliver_user(m->to, NULL, m->id, frame);
+    if (m->from[0] && strcmp(m->from, m->to) != 0) deliver_user(m->from, sender, m->id, frame);
+    free(frame);
+  }
+  free(m->text);
+  free(m);
+}
+
+void rt_hub_relayed_mark(void *arg) {
+  rt_marked_t *m = arg;
+  rt_hub_marked(m);
+  free(m);
+}
+
+static void remote_user_free(const void *key, size_t len, void *value, void *ctx) {
+  (void)key, (void)len, (void)ctx;
+  remote_user_t *r = value;
+  for (size_t i = 0; i < r->n; i++) free(r->v[i].note);
+  free(r);
+}
+
+void rt_hub_remote_clear(void) {
+  if (!remote_users) return;
+  map_each(remote_users, remote_user_free, NULL);
+  map_free(remote_users);
+  remote_users = NULL;
 }

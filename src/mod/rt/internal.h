@@ -169,6 +169,45 @@ typedef struct rt_writer_stats {
 } rt_writer_stats_t;
 void rt_writer_stats(rt_writer_stats_t *out);
 
+/* ---- several nodes (relay.c): events across the nodes of a cluster --------------------------- */
+
+/* Whether the store has other nodes (PostgreSQL): then every delivery and
+ * mark comes back from the store (also this node's own), in commit order,
+ * and presence changes are announced to the other nodes. */
+bool rt_relay_active(void);
+int rt_relay_start(store_t *store, loop_t *loop, const char *node, char *err, size_t errlen);
+void rt_relay_stop(void);
+/* Inside the writer's transaction: sent at its commit. */
+int rt_relay_notify_chat(store_txn_t *t, uint64_t session, int64_t id, const char *from,
+                         const char *to);
+int rt_relay_notify_mark(store_txn_t *t, const rt_marked_t *m);
+int rt_relay_notify_presence(store_txn_t *t, const char *name, rt_state_t state, const char *note,
+                             const char *since);
+
+/* What the relay posts to the hub (loop_fns; each frees its argument). */
+typedef struct rt_relayed {
+  uint64_t session; /* the sending connection when it is on this node, else 0 */
+  int64_t id;
+  char from[65], to[65]; /* names; from "" when from_remote */
+  char from_remote[RT_ADDRESS_MAX + 1];
+  char time[32];
+  char *text;
+} rt_relayed_t;
+void rt_hub_relayed(void *relayed);
+void rt_hub_relayed_mark(void *marked); /* a malloc'd rt_marked_t */
+typedef struct rt_remote_presence {
+  char node[64];
+  char name[65];
+  rt_state_t state;
+  char note[RT_NOTE_MAX + 1];
+  char since[32];
+} rt_remote_presence_t;
+void rt_hub_remote_presence(void *presence);
+void rt_hub_node_started(void *node); /* a malloc'd node name */
+void rt_hub_remote_clear(void);
+/* Queues this node's view of a user's presence for the other nodes. */
+int rt_writer_presence(const char *name, rt_state_t state, const char *note, const char *since);
+
 /* ---- the REST handlers (api.c) --------------------------------------------------------------- */
 
 void rt_api_init(store_t *store, loop_t *loop);

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "http/assets.h"
 #include "mod/directory/directory.h"
+#include "mod/cluster/cluster.h"
 #include "mod/rt/internal.h"
 #include "mod/rt/rt.h"
 #include "mod/runtime/runtime.h"
@@ -185,6 +186,7 @@ static int start(char *err, size_t errlen) {
     return r;
   }
   if ((r = rt_writer_start(M.store, loop, M.atlas, err, errlen)) < 0) return r;
+  if ((r = rt_relay_start(M.store, loop, cluster_node_name(), err, errlen)) < 0) return r;
   M.started = true;
   return 0;
 }
@@ -202,7 +204,10 @@ static void drain(void) {
 
 static void stop(void) {
   M.started = false;
+  /* The writer's last batch still tells the other nodes (the clients'
+   * presence going offline); then the relay stops. */
   rt_writer_stop();
+  rt_relay_stop();
   rt_hub_shutdown();
   rt_tickets_clear();
   atlas_watch_free(M.atlas);

@@ -39,6 +39,7 @@ typedef enum job_kind {
   JOB_READ,
   JOB_SYNC,
   JOB_FORGET,
+  JOB_PRESENCE, /* this node's view of name's presence, for the other nodes */
 } job_kind_t;
 
 typedef struct job {
@@ -50,7 +51,8 @@ typedef struct job {
   char name[65]; /* the sender, the receiver, the reader, the syncing user */
   char to[65];   /* send: the recipient */
   char remote[RT_ADDRESS_MAX + 1]; /* the federated side of a send or a receipt, or "" */
-  int64_t number; /* received: upto; read: the message; sync: after */
+  int64_t number; /* received: upto; read: the message; sync: after; presence: state */
+  char since[32]; /* presence */
   char *text;
   void (*done)(void *ctx, int status, int64_t message_id); /* JOB_FROM_REMOTE */
   void *done_ctx;
@@ -124,6 +126,18 @@ int rt_writer_send(uint64_t session, const char *id, bool has_id, const char *fr
   }
   memcpy(j->text, text, len);
   j->text[len] = '\0';
+  return enqueue(j);
+}
+
+int rt_writer_presence(const char *name, rt_state_t state, const char *note, const char *since) {
+  job_t *j = job_new(JOB_PRESENCE, name);
+  if (!j) return -EAGAIN;
+  j->number = state;
+  snprintf(j->since, sizeof j->since, "%s", since);
+  if (note && !(j->text = strdup(note))) {
+    free(j);
+    return -EAGAIN;
+  }
   return enqueue(j);
 }
 
@@ -265,6 +279,8 @@ typedef struct batch_result {
 typedef struct batch {
   send_slot_t *sends;
   size_t nsends;
+  job_t **presence; /* announced to the other nodes at the commit */
+  size_t npresence;
   mark_slot_t *marks; /* received and read */
   size_t nmarks;
   char time[32];
@@ -349,6 +365,9 @@ static int batch_txn(store_txn_t *t, void *vctx) {
     }
     rt_message_event_t ev = event_of(b, s);
     if ((r = rt_hooks_message(t, &ev)) < 0) return r;
+    /* Several nodes: every node delivers it to the connections it holds. */
+    if (!out && (r = rt_relay_notify_chat(t, j->session, m.id, in ? "" : j->name, j->to)) < 0)
+      return r;
   }
   for (size_t i = 0; i < b->nmarks; i++) {
     mark_slot_t *k = &b->marks[i];
@@ -375,6 +394,15 @@ static int batch_txn(store_txn_t *t, void *vctx) {
     }
     if (r < 0) return r;
   }
+  for (size_t i = 0; i < b->result->nmarked; i++) {
+    int r = rt_relay_notify_mark(t, &b->result->marked[i]);
+    if (r < 0) return r;
+  }
+  for (size_t i = 0; i < b->npresence; i++) {
+    const job_t *j = b->presence[i];
+    int r = rt_relay_notify_presence(t, j->name, (rt_state_t)j->number, j->text, j->since);
+    if (r < 0) return r;
+  }
   return 0;
 }
 
@@ -384,7 +412,8 @@ static void post_result(void *arg) {
     rt_hub_sent(&res->sent[i]);
     free(res->sent[i].text);
   }
-  for (size_t i = 0; i < res->nmarked; i++) rt_hub_marked(&res->marked[i]);
+  /* Several nodes: the marks come back from the store, to every node. */
+  for (size_t i = 0; !rt_relay_active() && i < res->nmarked; i++) rt_hub_marked(&res->marked[i]);
   free(res->sent);
   free(res->marked);
   free(res);
@@ -400,12 +429,13 @@ static void run_batch(job_t **jobs, size_t n) {
   batch_result_t *res = calloc(1, sizeof *res);
   b.sends = calloc(n, sizeof *b.sends);
   b.marks = calloc(n, sizeof *b.marks);
+  b.presence = calloc(n, sizeof *b.presence);
   if (res) res->sent = calloc(n, sizeof *res->sent);
-  if (!res || !b.sends || !b.marks || !res->sent) {
+  if (!res || !b.sends || !b.marks || !b.presence || !res->sent) {
     log_err("real-time: out of memory committing %zu request(s)", n);
     /* The senders get no answer and time out: nothing was acknowledged. */
     if (res) free(res->sent);
-    free(res), free(b.sends), free(b.marks);
+    free(res), free(b.sends), free(b.marks), free(b.presence);
     return;
   }
   b.result = res;
@@ -429,6 +459,8 @@ static void run_batch(job_t **jobs, size_t n) {
         fail_send(s, 409, "That user is disabled and cannot receive messages.");
       else if (s->to_id < 0)
         fail_send(s, 503, "The message could not be stored; send it again.");
+    } else if (j->kind == JOB_PRESENCE) {
+      b.presence[b.npresence++] = j;
     } else {
       int64_t id = user_id(j->name);
       if (id > 0) b.marks[b.nmarks++] = (mark_slot_t){.job = j, .by_id = id};
@@ -491,6 +523,7 @@ static void run_batch(job_t **jobs, size_t n) {
   }
   free(b.sends);
   free(b.marks);
+  free(b.presence);
 }
 
 /* ---- offline messages ---------------------------------------------------------------------- */

@@ -46,6 +46,14 @@ int pg_settings_load(store_txn_t *t, json_t **values, uint64_t *version) {
   return 0;
 }
 
+/* Marks the transaction as Atrium's own settings write: the triggers that
+ * raise the version and audit a change made by hand leave it alone (it
+ * writes its version and audit rows itself). */
+static int mark_writer(store_txn_t *t) {
+  pg_params_t p = {0};
+  return pg_cmd(t, "SELECT set_config('atrium.settings_writer', 'on', true)", &p, false, NULL);
+}
+
 int pg_settings_put(store_txn_t *t, const char *key, const char *value_json) {
   /* The same check as SQLite's: the column's json type would refuse less
    * (jansson is stricter), and a value that does not load would make every
@@ -54,6 +62,8 @@ int pg_settings_put(store_txn_t *t, const char *key, const char *value_json) {
   json_t *check = json_loads(value_json, JSON_DECODE_ANY, NULL);
   if (!check) return -EINVAL;
   json_decref(check);
+  int r = mark_writer(t);
+  if (r < 0) return r;
   char now[32];
   store_now_rfc3339(now);
   pg_params_t p = {0};
@@ -68,6 +78,8 @@ int pg_settings_put(store_txn_t *t, const char *key, const char *value_json) {
 }
 
 int pg_settings_delete(store_txn_t *t, const char *key) {
+  int r = mark_writer(t);
+  if (r < 0) return r;
   pg_params_t p = {0};
   pp_text(&p, key);
   return pg_cmd(t, "DELETE FROM settings WHERE key = $1", &p, false, NULL);

@@ -7,6 +7,7 @@
 #include <pthread.h>
 
 #include "store/backend.h"
+#include "store/pg/pg.h"
 
 #define PG_POOL_SIZE 4          /* connections for transactions */
 #define PG_POOL_WAIT_MS 30000   /* a begin waits this long for a free connection */
@@ -19,7 +20,7 @@
 #define PG_LISTEN_WAIT_MS 5000 /* store_listen waits this long for LISTEN */
 #define PG_LISTEN_POLL_MS 250  /* how often the listener looks at `stop` */
 #define PG_LISTEN_BACKOFF_MIN_MS 100
-#define PG_LISTEN_BACKOFF_MAX_MS 5000
+#define PG_LISTEN_BACKOFF_MAX_MS 1000 /* back within a second of the server: nodes converge fast */
 #define PG_LISTEN_PROBE_MS 30000 /* an idle listener asks the server this often */
 #define PG_LISTEN_CMD_MS 10000   /* a LISTEN or probe that takes longer: reconnect */
 
@@ -247,3 +248,18 @@ int pg_meeting_started(store_txn_t *t, const char *id, const char *time);
 int pg_meeting_end(store_txn_t *t, const char *id, const char *time, const char *reason);
 int pg_meeting_list(store_txn_t *t, int64_t host, int64_t limit, store_meeting_fn fn, void *ctx);
 int pg_meeting_open(store_txn_t *t, store_meeting_fn fn, void *ctx);
+
+/* cluster.c */
+int pg_node_beat(store_txn_t *t, const store_node_t *node);
+int pg_node_delete(store_txn_t *t, const char *name);
+int pg_node_list(store_txn_t *t, store_node_fn fn, void *ctx);
+int pg_session_get(store_txn_t *t, const char *token_hash, store_session_t *out);
+int pg_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx); /* rt.c */
+int pg_ticket_put(store_txn_t *t, const char *hash, const store_ticket_t *ticket);
+int pg_ticket_take(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out);
+int pg_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len);
+int pg_meeting_fence(store_txn_t *t, int64_t epoch);
+int pg_hold_open(void *db, store_hold_t **hold);
+int pg_hold_try(store_hold_t *hold, const char *node, int64_t *epoch);
+int pg_hold_check(store_hold_t *hold, int timeout_ms);
+void pg_hold_close(store_hold_t *hold);

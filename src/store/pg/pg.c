@@ -247,6 +247,62 @@ static const char *const migrations[] = {
     "CREATE INDEX meetings_host ON meetings (host_id, created_ms);"
     "CREATE INDEX meetings_open ON meetings (created_ms) WHERE started_at IS NOT NULL AND "
     "ended_at IS NULL;",
+    /* 7 -> 8: the cluster: a row per node (its heartbeat and the settings
+     * it has in force) and the meeting host's epoch. A settings row changed
+     * by hand (psql) raises the version, which the trigger of step 1
+     * notifies, and leaves an audit row: Atrium's own writes mark their
+     * transaction (atrium.settings_writer) and write their own. */
+    "CREATE TABLE nodes ("
+    "  name text COLLATE \"C\" PRIMARY KEY,"
+    "  url text NOT NULL,"
+    "  atrium_version text NOT NULL,"
+    "  settings_version bigint NOT NULL,"
+    "  settings_hash text NOT NULL,"
+    "  started_ms bigint NOT NULL,"
+    "  heartbeat_at timestamptz NOT NULL"
+    ");"
+    "CREATE TABLE meeting_host ("
+    "  id integer PRIMARY KEY CHECK (id = 1),"
+    "  epoch bigint NOT NULL,"
+    "  node text,"
+    "  since timestamptz"
+    ");"
+    "INSERT INTO meeting_host (id, epoch) VALUES (1, 0);"
+    /* The real-time core's WebSocket tickets, which any node may take. */
+    "CREATE TABLE ws_tickets ("
+    "  hash text COLLATE \"C\" PRIMARY KEY,"
+    "  user_name text NOT NULL,"
+    "  mobile boolean NOT NULL,"
+    "  client text NOT NULL,"
+    "  expires bigint NOT NULL"
+    ");"
+    "CREATE INDEX ws_tickets_expires ON ws_tickets (expires);"
+    "CREATE FUNCTION settings_by_hand() RETURNS trigger LANGUAGE plpgsql"
+    /* The tables of this schema, whatever the search_path of the session
+     * that changed the row. */
+    "  SET search_path FROM CURRENT AS $$"
+    "  BEGIN"
+    "    IF coalesce(current_setting('atrium.settings_writer', true), '') <> 'on' THEN"
+    "      UPDATE settings_state SET version = version + 1 WHERE id = 1;"
+    "    END IF;"
+    "    RETURN NULL;"
+    "  END $$;"
+    "CREATE TRIGGER settings_by_hand AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON settings"
+    "  FOR EACH STATEMENT EXECUTE FUNCTION settings_by_hand();"
+    "CREATE FUNCTION settings_by_hand_audit() RETURNS trigger LANGUAGE plpgsql"
+    "  SET search_path FROM CURRENT AS $$"
+    "  BEGIN"
+    "    IF coalesce(current_setting('atrium.settings_writer', true), '') <> 'on' THEN"
+    "      INSERT INTO audit (time, actor, key, old, new) VALUES (now(),"
+    "        'database:' || session_user,"
+    "        CASE WHEN TG_OP = 'DELETE' THEN OLD.key ELSE NEW.key END,"
+    "        CASE WHEN TG_OP = 'INSERT' THEN NULL ELSE OLD.value::text END,"
+    "        CASE WHEN TG_OP = 'DELETE' THEN NULL ELSE NEW.value::text END);"
+    "    END IF;"
+    "    RETURN NULL;"
+    "  END $$;"
+    "CREATE TRIGGER settings_by_hand_audit AFTER INSERT OR UPDATE OR DELETE ON settings"
+    "  FOR EACH ROW EXECUTE FUNCTION settings_by_hand_audit();",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -254,7 +310,8 @@ static const char *const migrations[] = {
 /* Every table the code expects: what the integrity check looks for. */
 static const char *const tables =
     "{schema_migrations,settings,settings_state,meta,audit,admins,sessions,domains,users,"
-    "devices,client_tokens,subscriptions,contacts,user_notifications,messages,journal,roster,push_outbox}";
+    "devices,client_tokens,subscriptions,contacts,user_notifications,messages,journal,roster,"
+    "push_outbox,meetings,nodes,meeting_host,ws_tickets}";
 
 /* The advisory lock that serialises migrations of one database, whichever
  * node runs them ("Atri" and 1, in the two-key space). */
@@ -547,8 +604,9 @@ static int conn_open(pgb_t *b, pg_conn_t *c) {
   error_text(msg, sizeof msg, NULL, c->pc);
   describe(where, sizeof where, c->pc);
   drop_conn(c);
-  return store_backend_failed(b->store, -EIO, "cannot connect to the PostgreSQL store (%s): %s",
-                              where, msg);
+  /* -ENOTCONN: the database is away, not wrong; callers answer "try again". */
+  return store_backend_failed(b->store, -ENOTCONN,
+                              "cannot connect to the PostgreSQL store (%s): %s", where, msg);
 }
 
 static void deadline_after(struct timespec *ts, int ms) {
@@ -628,13 +686,14 @@ static int pgb_begin(void *db, bool write, void **out) {
       return 0;
     }
     const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    bool gone = lost(c->pc, state);
+    /* No SQLSTATE: the server did not answer at all (it went away). */
+    bool gone = !state || lost(c->pc, state);
     char msg[400];
     error_text(msg, sizeof msg, res, c->pc);
     PQclear(res);
     drop_conn(c);
     if (!gone || attempt == 1) {
-      r = store_backend_failed(b->store, -EIO, "%s: %s", sql, msg);
+      r = store_backend_failed(b->store, gone ? -ENOTCONN : -EIO, "%s: %s", sql, msg);
       break;
     }
   }
@@ -965,6 +1024,19 @@ static const store_backend_t backend = {
     .meeting_end = pg_meeting_end,
     .meeting_list = pg_meeting_list,
     .meeting_open = pg_meeting_open,
+    .node_beat = pg_node_beat,
+    .node_delete = pg_node_delete,
+    .node_list = pg_node_list,
+    .session_get = pg_session_get,
+    .message_read = pg_message_read,
+    .ticket_put = pg_ticket_put,
+    .ticket_take = pg_ticket_take,
+    .meeting_host = pg_meeting_host,
+    .meeting_fence = pg_meeting_fence,
+    .hold_open = pg_hold_open,
+    .hold_try = pg_hold_try,
+    .hold_check = pg_hold_check,
+    .hold_close = pg_hold_close,
 };
 
 const store_backend_t *store_pg_backend(void) { return &backend; }

@@ -101,7 +101,7 @@ int pg_message_add(store_txn_t *t, store_message_t *m) {
   return r;
 }
 
-int pg_message_get(store_txn_t *t, int64_t id, store_message_t *out) {
+int pg_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx) {
   pg_params_t p = {0};
   pp_int(&p, id);
   int r = 0;
@@ -111,14 +111,25 @@ int pg_message_get(store_txn_t *t, int64_t id, store_message_t *out) {
   if (PQntuples(res) == 0) {
     r = -ENOENT;
   } else {
-    /* As in SQLite: the strings would die with the result, so only the
-     * fixed fields come back. */
-    read_message(res, 0, out);
-    out->text = out->sender_remote = out->recipient_remote = NULL;
-    out->sender_name = out->recipient_name = NULL;
+    store_message_t m;
+    read_message(res, 0, &m);
+    fn(&m, ctx);
   }
   PQclear(res);
   return r;
+}
+
+/* As in SQLite: the strings would die with the result, so only the fixed
+ * fields come back. */
+static void copy_fixed(const store_message_t *m, void *ctx) {
+  store_message_t *out = ctx;
+  *out = *m;
+  out->text = out->sender_remote = out->recipient_remote = NULL;
+  out->sender_name = out->recipient_name = NULL;
+}
+
+int pg_message_get(store_txn_t *t, int64_t id, store_message_t *out) {
+  return pg_message_read(t, id, copy_fixed, out);
 }
 
 int pg_messages_pending(store_txn_t *t, int64_t recipient, int64_t after, int64_t limit,

@@ -7,6 +7,7 @@
 #include <sqlite3.h>
 
 #include "store/backend.h"
+#include "store/sqlite/sqlite.h"
 
 #define SQ_CACHE_MAX 96
 
@@ -170,3 +171,18 @@ int sq_meeting_started(store_txn_t *t, const char *id, const char *time);
 int sq_meeting_end(store_txn_t *t, const char *id, const char *time, const char *reason);
 int sq_meeting_list(store_txn_t *t, int64_t host, int64_t limit, store_meeting_fn fn, void *ctx);
 int sq_meeting_open(store_txn_t *t, store_meeting_fn fn, void *ctx);
+
+/* cluster.c */
+int sq_node_beat(store_txn_t *t, const store_node_t *node);
+int sq_node_delete(store_txn_t *t, const char *name);
+int sq_node_list(store_txn_t *t, store_node_fn fn, void *ctx);
+int sq_session_get(store_txn_t *t, const char *token_hash, store_session_t *out);
+int sq_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx); /* rt.c */
+int sq_ticket_put(store_txn_t *t, const char *hash, const store_ticket_t *ticket);
+int sq_ticket_take(store_txn_t *t, const char *hash, int64_t now, store_ticket_t *out);
+int sq_meeting_host(store_txn_t *t, int64_t *epoch, char *node, size_t len);
+int sq_meeting_fence(store_txn_t *t, int64_t epoch);
+int sq_hold_open(void *db, store_hold_t **hold);
+int sq_hold_try(store_hold_t *hold, const char *node, int64_t *epoch);
+int sq_hold_check(store_hold_t *hold, int timeout_ms);
+void sq_hold_close(store_hold_t *hold);

@@ -106,6 +106,27 @@ int sq_message_get(store_txn_t *t, int64_t id, store_message_t *out) {
   return r;
 }
 
+typedef struct counted {
+  store_message_fn fn;
+  void *ctx;
+  int n;
+} counted_t;
+
+static void count_one(const store_message_t *m, void *vctx) {
+  counted_t *c = vctx;
+  c->n++;
+  c->fn(m, c->ctx);
+}
+
+int sq_message_read(store_txn_t *t, int64_t id, store_message_fn fn, void *ctx) {
+  sqlite3_stmt *st = sq_prepare(t, "SELECT " MESSAGE_COLUMNS MESSAGE_FROM " WHERE m.id = ?1");
+  if (!st) return -EIO;
+  sqlite3_bind_int64(st, 1, id);
+  counted_t c = {.fn = fn, .ctx = ctx};
+  int r = each_message(t, st, count_one, &c);
+  return r < 0 ? r : c.n ? 0 : -ENOENT;
+}
+
 int sq_messages_pending(store_txn_t *t, int64_t recipient, int64_t after, int64_t limit,
                         store_message_fn fn, void *ctx) {
   sqlite3_stmt *st = sq_prepare(t, "SELECT " MESSAGE_COLUMNS MESSAGE_FROM " WHERE m.recipient = ?1 "

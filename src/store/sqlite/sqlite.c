@@ -242,6 +242,33 @@ static const char *const migrations[] = {
     "CREATE INDEX meetings_host ON meetings (host_id, created_ms);"
     "CREATE INDEX meetings_open ON meetings (created_ms) WHERE started_at IS NOT NULL AND "
     "ended_at IS NULL;",
+    /* 7 -> 8: the cluster: a row per node (its heartbeat and the settings
+     * it has in force) and the meeting host's epoch. */
+    "CREATE TABLE nodes ("
+    "  name TEXT PRIMARY KEY,"
+    "  url TEXT NOT NULL,"
+    "  atrium_version TEXT NOT NULL,"
+    "  settings_version INTEGER NOT NULL,"
+    "  settings_hash TEXT NOT NULL,"
+    "  started_ms INTEGER NOT NULL,"
+    "  heartbeat_ms INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE meeting_host ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  epoch INTEGER NOT NULL,"
+    "  node TEXT,"
+    "  since TEXT"
+    ");"
+    "INSERT INTO meeting_host (id, epoch) VALUES (1, 0);"
+    /* The real-time core's WebSocket tickets, when any node may take them. */
+    "CREATE TABLE ws_tickets ("
+    "  hash TEXT PRIMARY KEY,"
+    "  user_name TEXT NOT NULL,"
+    "  mobile INTEGER NOT NULL,"
+    "  client TEXT NOT NULL,"
+    "  expires INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX ws_tickets_expires ON ws_tickets (expires);",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -707,6 +734,19 @@ static const store_backend_t backend = {
     .meeting_end = sq_meeting_end,
     .meeting_list = sq_meeting_list,
     .meeting_open = sq_meeting_open,
+    .node_beat = sq_node_beat,
+    .node_delete = sq_node_delete,
+    .node_list = sq_node_list,
+    .session_get = sq_session_get,
+    .message_read = sq_message_read,
+    .ticket_put = sq_ticket_put,
+    .ticket_take = sq_ticket_take,
+    .meeting_host = sq_meeting_host,
+    .meeting_fence = sq_meeting_fence,
+    .hold_open = sq_hold_open,
+    .hold_try = sq_hold_try,
+    .hold_check = sq_hold_check,
+    .hold_close = sq_hold_close,
 };
 
 const store_backend_t *store_sqlite_backend(void) { return &backend; }
