@@ -364,8 +364,9 @@ int main(int argc, char **argv) {
   }
   metrics_register(write_store_metrics, store);
   metrics_register(auth_write_metrics, NULL);
-  throttle_logins_set_bursts((unsigned)atlas.limit_logins_per_source,
-                             (unsigned)atlas.limit_logins_per_account);
+  throttle_logins_configure((unsigned)atlas.limit_logins_per_source,
+                            (unsigned)atlas.limit_logins_per_account,
+                            (unsigned)atlas.limit_login_failures_per_source);
   metrics_register(throttle_write_metrics, NULL);
   metrics_register(http_write_connection_metrics, NULL);
   secret_key_t *key = NULL;

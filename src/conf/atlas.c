@@ -283,10 +283,11 @@ static int parse_listen(parse_t *p, xmlNode *node) {
 }
 
 /* <Limits connections=".." perAddress=".." loopbackReserve=".." headerTimeout=".."
- *         loginsPerSource=".." loginsPerAccount=".."/> */
+ *         loginsPerSource=".." loginsPerAccount=".." loginFailuresPerSource=".."/> */
 static int parse_limits(parse_t *p, xmlNode *node) {
   static const char *const names[] = {"connections",     "perAddress",     "loopbackReserve",
-                                      "headerTimeout",   "loginsPerSource", "loginsPerAccount"};
+                                      "headerTimeout",   "loginsPerSource", "loginsPerAccount",
+                                      "loginFailuresPerSource"};
   static const struct {
     long min, max;
     const char *rule;
@@ -297,6 +298,7 @@ static int parse_limits(parse_t *p, xmlNode *node) {
       {1, 3600, "a whole number of seconds from 1 to 3600"},
       {1, 1000000, "a whole number from 1 to 1000000"},
       {1, 1000000, "a whole number from 1 to 1000000"},
+      {1, 1000000, "a whole number from 1 to 1000000"},
   };
   enum { N = sizeof names / sizeof names[0] };
   xmlChar *v[N];
@@ -304,7 +306,8 @@ static int parse_limits(parse_t *p, xmlNode *node) {
   if (r == 0) r = expect_no_content(p, node);
   long got[N] = {p->cfg->limit_connections, p->cfg->limit_per_address,
                  p->cfg->limit_loopback_reserve, p->cfg->limit_header_timeout,
-                 p->cfg->limit_logins_per_source, p->cfg->limit_logins_per_account};
+                 p->cfg->limit_logins_per_source, p->cfg->limit_logins_per_account,
+                 p->cfg->limit_login_failures_per_source};
   for (int i = 0; r == 0 && i < N; i++) {
     if (!v[i]) continue;
     long n;
@@ -324,6 +327,7 @@ static int parse_limits(parse_t *p, xmlNode *node) {
     p->cfg->limit_header_timeout = (int)got[3];
     p->cfg->limit_logins_per_source = (int)got[4];
     p->cfg->limit_logins_per_account = (int)got[5];
+    p->cfg->limit_login_failures_per_source = (int)got[6];
   }
   free_values(v, N);
   return r;
@@ -575,6 +579,7 @@ static void config_defaults(atlas_config_t *cfg) {
   cfg->limit_header_timeout = ATLAS_DEFAULT_HEADER_TIMEOUT;
   cfg->limit_logins_per_source = ATLAS_DEFAULT_LOGINS_PER_SOURCE;
   cfg->limit_logins_per_account = ATLAS_DEFAULT_LOGINS_PER_ACCOUNT;
+  cfg->limit_login_failures_per_source = ATLAS_DEFAULT_LOGIN_FAILURES_PER_SOURCE;
   snprintf(cfg->data_dir, sizeof cfg->data_dir, "%s", ATLAS_DEFAULT_DATA_DIR);
   snprintf(cfg->store_backend, sizeof cfg->store_backend, "%s", ATLAS_STORE_SQLITE);
   cfg->im_delete_after_days = -1;

@@ -53,6 +53,8 @@
  * login throttle's refill rate applies (see core/throttle.h). */
 #define ATLAS_DEFAULT_LOGINS_PER_SOURCE 30
 #define ATLAS_DEFAULT_LOGINS_PER_ACCOUNT 10
+/* Failed logins from one source before each further one blocks it. */
+#define ATLAS_DEFAULT_LOGIN_FAILURES_PER_SOURCE 5
 
 typedef struct atlas_config {
   char path[4096];         /* the file this was read from (absolute) */
@@ -82,6 +84,7 @@ typedef struct atlas_config {
   int limit_header_timeout;   /* <Limits headerTimeout>, seconds */
   int limit_logins_per_source;  /* <Limits loginsPerSource> */
   int limit_logins_per_account; /* <Limits loginsPerAccount> */
+  int limit_login_failures_per_source; /* <Limits loginFailuresPerSource> */
   char node_name[64];        /* <Node name>: letters, digits, ".", "-", "_"; empty: not given */
   char node_url[256];        /* <Node url>: http(s)://host:port; empty: not given */
 } atlas_config_t;

@@ -377,19 +377,22 @@ void throttle_get_stats(throttle_t *t, throttle_stats_t *out) {
 
 static pthread_once_t logins_once = PTHREAD_ONCE_INIT;
 static throttle_t *logins;
-static unsigned logins_burst_source, logins_burst_account; /* 0: the default */
+static unsigned logins_burst_source, logins_burst_account, logins_free_failures; /* 0: default */
 
 static void make_logins(void) {
   throttle_policy_t p;
   throttle_default_policy(&p);
   if (logins_burst_source) p.ok_burst_source = logins_burst_source;
   if (logins_burst_account) p.ok_burst_account = logins_burst_account;
+  if (logins_free_failures) p.free_failures = logins_free_failures;
   logins = throttle_new(&p);
 }
 
-void throttle_logins_set_bursts(unsigned per_source, unsigned per_account) {
-  logins_burst_source = per_source;
-  logins_burst_account = per_account;
+void throttle_logins_configure(unsigned ok_per_source, unsigned ok_per_account,
+                               unsigned free_failures) {
+  logins_burst_source = ok_per_source;
+  logins_burst_account = ok_per_account;
+  logins_free_failures = free_failures;
 }
 
 throttle_t *throttle_logins(void) {

@@ -91,10 +91,12 @@ void throttle_get_stats(throttle_t *t, throttle_stats_t *out);
  * NULL only when out of memory, and then logins go unthrottled rather than
  * refused. */
 throttle_t *throttle_logins(void);
-/* Sets the successful-login bursts of the shared instance (atlas.xml
- * <Limits loginsPerSource loginsPerAccount>); call before its first use,
- * later calls change nothing. */
-void throttle_logins_set_bursts(unsigned per_source, unsigned per_account);
+/* Sets the successful-login bursts and the free failures per source of the
+ * shared instance (atlas.xml <Limits loginsPerSource loginsPerAccount
+ * loginFailuresPerSource>); call before its first use, later calls change
+ * nothing. */
+void throttle_logins_configure(unsigned ok_per_source, unsigned ok_per_account,
+                               unsigned free_failures);
 int64_t throttle_now_ms(void);
 /* Forgets everything the shared instance holds (between unit tests). */
 void throttle_logins_reset(void);

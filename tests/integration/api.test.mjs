@@ -86,7 +86,7 @@ describe('login', () => {
   });
 
   test('after 5 failed logins the next is 429 with Retry-After (separate server)', async () => {
-    const s2 = await startServer();
+    const s2 = await startServer({ productionLogins: true });
     try {
       for (let i = 1; i <= 5; i++) {
         const r = await s2.api('POST', '/api/v1/session', { body: { user: 'admin', password: `bad-${i}-password` } });

@@ -340,7 +340,7 @@ describe('audit and schema', () => {
     const r = await run(['audit', '--limit', '5']);
     assert.equal(r.code, 0, show(r));
     const lines = r.stdout.split('\n');
-    assert.match(lines[0], /^TIME +ACTOR +KEY +CHANGE$/);
+    assert.match(lines[0], /^TIME +ACTOR +ACTION +KEY +CHANGE$/);
     assert.match(lines[1], /proxy\.username .*→ "?audit-visible"?$/);
     assert.match(lines[1], /admin/);
     assert.ok(!r.stdout.includes(SECRET));

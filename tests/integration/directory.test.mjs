@@ -13,7 +13,7 @@ let token;
 let tmp;
 
 before(async () => {
-  srv = await startServer({ atlas: '<Domain>corp.example</Domain>' });
+  srv = await startServer({ atlas: '<Domain>corp.example</Domain>', productionLogins: true });
   token = await srv.login();
   tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'atrium-dir-'));
 });

@@ -24,13 +24,14 @@ export const DEFAULT_ADMIN_PASSWORD = 'admin-test-pass-1';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** opts.atlas with successful-login bursts a test suite does not run out
- * of: the many logins of a suite come from one address and a few accounts.
- * The throttle's own tests ask for the shipped limits with productionLogins. */
+/** opts.atlas with login limits a test suite does not run out of: the many
+ * logins of a suite, right and deliberately wrong, come from one address and
+ * a few accounts. Tests of the login throttle itself ask for the shipped
+ * limits with productionLogins. */
 function testLimits(opts) {
   const atlas = opts.atlas ?? '';
-  if (opts.productionLogins || /loginsPer/.test(atlas)) return atlas;
-  const logins = 'loginsPerSource="100000" loginsPerAccount="100000"';
+  if (opts.productionLogins || /login(s|Failures)Per/.test(atlas)) return atlas;
+  const logins = 'loginsPerSource="100000" loginsPerAccount="100000" loginFailuresPerSource="100000"';
   if (/<Limits\b/.test(atlas)) return atlas.replace(/<Limits\b/, `<Limits ${logins}`);
   return `${atlas}<Limits ${logins}/>`;
 }
