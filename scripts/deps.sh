@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(gcc make meson ninja-build pkg-config libmicrohttpd-dev libgnutls28-dev libuv1-dev
   libldap2-dev libkrb5-dev libwslay-dev
   libjansson-dev libsqlite3-dev libsodium-dev libcurl4-gnutls-dev liburiparser-dev
-  libidn2-dev libxml2-dev libsystemd-dev libpq-dev
+  libidn2-dev libxml2-dev libsystemd-dev libpq-dev libsofia-sip-ua-dev
   libcmocka-dev) # meson setup needs cmocka: tests/unit/meson.build requires it
 test_pkgs=(clang libclang-rt-14-dev nodejs npm sqlite3 curl openssl
   squid nginx-light chromium fonts-dejavu-core slapd ldap-utils krb5-kdc krb5-admin-server krb5-user

@@ -32,6 +32,7 @@
 #include "mod/publishing/publishing.h"
 #include "mod/qos/qos.h"
 #include "mod/rt/rt.h"
+#include "mod/sip/sip.h"
 #include "store/pg/pg.h"
 #include "mod/runtime/runtime.h"
 #include "store/sqlite/sqlite.h"
@@ -42,7 +43,7 @@
 static const atrium_module_t *const modules[] = {
     &runtime_module,   &outbound_module, &directory_module, &admin_module,
     &published_module, &meeting_module,  &publishing_module, &qos_module,
-    &rt_module,
+    &rt_module,        &sip_module,
 };
 #define MODULE_COUNT (sizeof modules / sizeof modules[0])
 

@@ -9,6 +9,9 @@
  *     <JournalDeleteAfterDays>365</JournalDeleteAfterDays>
  *     <CABundle>/etc/atrium/ca.pem</CABundle>    (CAs trusted for outbound HTTPS)
  *     <Store backend="postgresql" conninfo="host=/run/postgresql dbname=atrium"/>
+ *     <Federation address="0.0.0.0" port="5061" certificate="/etc/atrium/sip.pem"
+ *                 key="/etc/atrium/sip.key" ca="/etc/atrium/sip-ca.pem"
+ *                 resolver="127.0.0.1:53"/>
  *   </Atlas>
  *
  * <Store> picks the store's backend, read at start: "sqlite" (the default:
@@ -32,6 +35,7 @@
 #define ATLAS_MAX_BYTES (1024 * 1024)
 #define ATLAS_STORE_SQLITE "sqlite"
 #define ATLAS_STORE_POSTGRESQL "postgresql"
+#define ATLAS_DEFAULT_SIP_PORT 5061
 
 typedef struct atlas_config {
   char path[4096];         /* the file this was read from (absolute) */
@@ -55,6 +59,18 @@ typedef struct atlas_config {
   char privacy_custom[4096];
   char store_backend[16];    /* ATLAS_STORE_SQLITE (default) or ATLAS_STORE_POSTGRESQL */
   char store_conninfo[1024]; /* postgresql: the libpq connection string; empty for sqlite */
+  /* <Federation>: SIP over mutual TLS with other organisations. Without the
+   * element nothing listens (federation.enabled then says why it cannot
+   * work). certificate/key: PEM, the SAN covering federation.fqdn; ca: the
+   * CAs whose certificates partners present; resolver: "IP:port" of the DNS
+   * server asked for partners' SRV and A records (empty: /etc/resolv.conf). */
+  bool sip_configured;
+  char sip_address[64]; /* IPv4 or IPv6 literal; default 0.0.0.0 */
+  int sip_port;         /* default ATLAS_DEFAULT_SIP_PORT */
+  char sip_cert[4096];
+  char sip_key[4096];
+  char sip_ca[4096];
+  char sip_resolver[128];
 } atlas_config_t;
 
 /* Reads and checks the file. On failure returns a negative code (-EINVAL for

@@ -117,6 +117,10 @@ struct store_backend {
   int (*roster_delete)(store_txn_t *t, int64_t user, int64_t contact, const char *remote);
   int (*roster_list)(store_txn_t *t, int64_t user, store_roster_fn fn, void *ctx);
   int (*user_by_id)(store_txn_t *t, int64_t id, store_user_t *out);
+  /* federation consent (the SIP module) */
+  int (*subscription_set)(store_txn_t *t, const char *user, const char *remote, const char *state,
+                          int64_t generation);
+  int (*subscription_delete)(store_txn_t *t, const char *user, const char *remote);
 };
 
 /* Records a database failure: counts it and keeps the message (printf

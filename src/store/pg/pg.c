@@ -876,6 +876,9 @@ static const store_backend_t backend = {
     .roster_delete = pg_roster_delete,
     .roster_list = pg_roster_list,
     .user_by_id = pg_user_by_id,
+    /* federation consent */
+    .subscription_set = pg_subscription_set,
+    .subscription_delete = pg_subscription_delete,
 };
 
 const store_backend_t *store_pg_backend(void) { return &backend; }

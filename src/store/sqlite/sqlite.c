@@ -612,6 +612,9 @@ static const store_backend_t backend = {
     .roster_delete = sq_roster_delete,
     .roster_list = sq_roster_list,
     .user_by_id = sq_user_by_id,
+    /* federation consent */
+    .subscription_set = sq_subscription_set,
+    .subscription_delete = sq_subscription_delete,
 };
 
 const store_backend_t *store_sqlite_backend(void) { return &backend; }
