@@ -194,6 +194,18 @@ const setting_def_t catalogue[] = {
         .check = check_domain_list,
     },
     {
+        .key = "federation.redirect_days",
+        .section = "federation",
+        .label = "Redirect the old addresses (days)",
+        .help = "After a domain change, requests of other organisations to a user's old address "
+                "are answered 301 Moved Permanently with the new one for this many days "
+                "(0: not at all).",
+        .type = SETTING_INT,
+        .min = 0,
+        .max = 365,
+        .default_json = "30",
+    },
+    {
         .key = "federation.blocked_domains",
         .section = "federation",
         .label = "Blocked domains",

@@ -52,11 +52,11 @@ describe('SIP federation', () => {
     await srv.waitOutput(/SIP over TLS listening/);
     admin = await srv.login();
     const r = await srv.api('POST', '/api/v1/users/import', {
-      token: admin, body: ['alice', 'carol', 'dave'].map((name) => ({ name, password: PW })),
+      token: admin, body: ['alice', 'carol', 'dave', 'heidi'].map((name) => ({ name, password: PW })),
     });
     assert.equal(r.status, 200, r.text);
     tok = {};
-    for (const n of ['alice', 'carol', 'dave']) tok[n] = await clientLogin(srv, n, PW);
+    for (const n of ['alice', 'carol', 'dave', 'heidi']) tok[n] = await clientLogin(srv, n, PW);
     sock = await peer.connect(OURS, sipPort);
     // NOTIFYs are answered 200 as a partner does; the tests look at them.
     peer.setAutoReply((m) => (m.method === 'NOTIFY' ? [200, 'OK'] : null));
@@ -206,16 +206,27 @@ describe('SIP federation', () => {
   });
 
   test('chat out: a partner that keeps failing makes the send fail after bounded retries', async () => {
-    const c = await connect('dave');
+    const c = await connect('heidi');
     const id = 'f' + Date.now();
     let tries = 0;
     peer.setAutoReply((x) => (x.method === 'NOTIFY' ? [200, 'OK'] : x.method === 'MESSAGE' && x.uri === 'sip:gina@partner.test' ? (tries++, [503, 'Service Unavailable']) : null));
     c.send({ type: 'chat.send', id, to: 'gina@partner.test', text: 'anyone?' });
-    const err = await c.waitFor((f) => f.id === id, 10000).catch((e) => { console.log(srv.output().slice(-6000)); throw e; });
+    const err = await c.waitFor((f) => f.id === id, 10000);
     peer.setAutoReply((m) => (m.method === 'NOTIFY' ? [200, 'OK'] : null));
     assert.equal(err.type, 'error');
     assert.equal(err.status, 502);
     assert.equal(tries, 3);
+  });
+
+  test('chat out: a partner that refuses makes the send fail at once', async () => {
+    const c = await connect('heidi');
+    const id = 'r' + Date.now();
+    peer.setAutoReply((x) => (x.method === 'NOTIFY' ? [200, 'OK'] : x.method === 'MESSAGE' && x.uri === 'sip:ivan@partner.test' ? [404, 'Not Found'] : null));
+    c.send({ type: 'chat.send', id, to: 'ivan@partner.test', text: 'hello?' });
+    const err = await c.waitFor((f) => f.id === id, 5000);
+    peer.setAutoReply((m) => (m.method === 'NOTIFY' ? [200, 'OK'] : null));
+    assert.equal(err.type, 'error');
+    assert.equal(err.status, 404);
   });
 
   test('chat in: a MESSAGE is stored and delivered, then answered 200', async () => {
@@ -247,6 +258,47 @@ describe('SIP federation', () => {
     assert.equal(r.status, 202);
     const a = await notifyFor('alice', (m) => m.h('call-id') === r.h('call-id') && /^active/.test(m.h('subscription-state')));
     assert.match(a.body, /rpid:busy/);
+  });
+
+  test('the domain change, then federation on: subscriptions re-created from the new addresses, 301 for the old', async () => {
+    assert.equal((await settings({ 'federation.enabled': false })).status, 200);
+    await notifyFor('alice', (m) => m.h('subscription-state') === 'terminated;reason=deactivated');
+    const preview = await srv.api('POST', '/api/v1/domain/change', { token: admin, body: { domain: 'newco.test', dry_run: true } });
+    assert.equal(preview.status, 200, preview.text);
+    const expected = preview.json.subscriptions;
+    assert.equal(expected, 1, preview.text); // alice's watcher bob@partner.test
+    const done = await srv.api('POST', '/api/v1/domain/change', { token: admin, body: { domain: 'newco.test', dry_run: false } });
+    assert.equal(done.status, 200, done.text);
+    assert.equal((await settings({ 'federation.enabled': true })).status, 200);
+    // The partner hears alice's new address: a SUBSCRIBE from it to her watcher.
+    const s = await peer.waitRequest((m) => m.method === 'SUBSCRIBE' && m.uri === 'sip:bob@partner.test', 8000, 're-created SUBSCRIBE');
+    assert.match(s.h('from'), /<sip:alice@newco\.test>/);
+    peer.reply(s, 200, 'OK', { Expires: '600' });
+    // as many as the preview said, and no more
+    await assert.rejects(peer.waitRequest((m) => m.method === 'SUBSCRIBE' && m.uri === 'sip:bob@partner.test', 1500));
+    // A watch made again after the clients reconnected goes out from the new domain.
+    const c = await connect('carol');
+    assert.equal(c.hello.address, 'carol@newco.test');
+    await c.request({ type: 'presence.watch', addresses: ['erin@partner.test'] });
+    const w = await peer.waitRequest((m) => m.method === 'SUBSCRIBE' && m.uri === 'sip:erin@partner.test' && /newco\.test/.test(m.h('from')), 8000, 'SUBSCRIBE from newco.test');
+    peer.reply(w, 200, 'OK', { Expires: '600' });
+    // The old address is redirected during the grace period.
+    const r = await subscribe(sock, 'alice');
+    assert.equal(r.status, 301, r.start);
+    assert.equal(r.h('contact'), '<sip:alice@newco.test>');
+    const m = await peer.request(sock, 'MESSAGE', 'sip:carol@atrium.test', { from: 'bob@partner.test', to: 'carol@atrium.test', body: 'still there?' });
+    assert.equal(m.status, 301);
+    // The new address works.
+    const n = await peer.request(sock, 'SUBSCRIBE', 'sip:alice@newco.test', {
+      from: 'bob@partner.test', to: 'alice@newco.test',
+      headers: { Event: 'presence', Expires: '600', Contact: `<sip:bob@${PARTNER}:${peer.port};transport=tls>` },
+    });
+    assert.equal(n.status, 202);
+    const a = await peer.waitRequest((x) => x.method === 'NOTIFY' && x.h('call-id') === n.h('call-id') && /^active/.test(x.h('subscription-state')), 5000, 'NOTIFY for the new address');
+    assert.match(a.body, /entity="pres:alice@newco.test"/);
+    const st = await srv.api('GET', '/api/v1/federation/status', { token: admin });
+    assert.equal(st.json.counters.recreated, expected, st.text);
+    assert.ok(st.json.counters.redirected >= 2, st.text);
   });
 
   test('status and metrics say what runs', async () => {

@@ -37,6 +37,7 @@
 #include <sofia-sip/url.h>
 
 #include "core/fileio.h"
+#include "core/map.h"
 #include "core/log.h"
 #include "mod/sip/internal.h"
 #include "mod/sip/pidf.h"
@@ -95,6 +96,7 @@ typedef struct out_sub {
   nta_leg_t *leg;
   nta_outgoing_t *orq;
   bool active, wanted;
+  bool recreated; /* from a local user to a watcher of the user's old address */
   time_t next_at; /* refresh or retry */
   int failures;
   fed_target_t target;
@@ -120,6 +122,15 @@ typedef struct in_msg {
   int64_t key;
   nta_incoming_t *irq;
 } in_msg_t;
+
+/* A watcher of a user's address before the domain change: the user's new
+ * address subscribes to it (the partner learns the new address). */
+typedef struct recreate {
+  struct recreate *next;
+  char user[65];
+  char remote[ADDRESS_MAX + 1];
+  char state[16]; /* the consent, kept */
+} recreate_t;
 
 typedef struct rate {
   struct rate *next;
@@ -158,6 +169,7 @@ static struct {
   in_msg_t *imsgs;
   int64_t next_key;
   rate_t *rates;
+  recreate_t *recreate;
 } A = {.lock = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
 
 static void post(job_t *j) {
@@ -348,6 +360,24 @@ static int check_request(nta_incoming_t *irq, sip_t const *sip, char *from, size
   return 0;
 }
 
+/* Whether `host` was our domain before and the grace period of its
+ * addresses (federation.redirect_days from the change) still runs. */
+static bool redirect_ok(const char *host) {
+  if (A.cur.redirect_days <= 0) return false;
+  store_txn_t *t;
+  if (store_read_begin(A.store, "federation: old domain", &t) != 0) return false;
+  int64_t gen = 0;
+  char dom[256];
+  bool was = false;
+  char *since = NULL;
+  if (store_domain_current(t, &gen, dom, sizeof dom) == 0) store_domain_was(t, host, gen, &was);
+  if (was) store_meta_get(t, FED_META_DOMAIN_CHANGED, &since);
+  store_read_end(t);
+  bool ok = was && since && time(NULL) - strtoll(since, NULL, 10) < (time_t)A.cur.redirect_days * 86400;
+  free(since);
+  return ok;
+}
+
 /* The local user a request is for: its Request-URI names user@<our domain>.
  * 0 and the name, or the reply was sent. */
 static int local_target(nta_incoming_t *irq, sip_t const *sip, char *name, size_t len) {
@@ -356,11 +386,22 @@ static int local_target(nta_incoming_t *irq, sip_t const *sip, char *name, size_
     nta_incoming_treply(irq, 404, "Not Found", TAG_END());
     return 404;
   }
+  snprintf(name, len, "%s", u->url_user);
+  for (char *c = name; *c; c++)
+    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
   if (strcasecmp(u->url_host, A.cur.domain) != 0) {
+    if (redirect_ok(u->url_host)) {
+      /* The user's address changed with the domain: tell the partner the
+       * new one (RFC 3261 21.3.2), during the grace period. */
+      char contact[ADDRESS_MAX + 16];
+      snprintf(contact, sizeof contact, "<sip:%s@%s>", name, A.cur.domain);
+      nta_incoming_treply(irq, 301, "Moved Permanently", SIPTAG_CONTACT_STR(contact), TAG_END());
+      COUNT(redirected);
+      return 301;
+    }
     nta_incoming_treply(irq, 404, "Not Found", TAG_END());
     return 404;
   }
-  snprintf(name, len, "%s", u->url_user);
   for (char *c = name; *c; c++)
     if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
   store_txn_t *t;
@@ -618,9 +659,17 @@ static int handle_subscribe(nta_incoming_t *irq, sip_t const *sip, const char *f
 
 static void out_sub_send(out_sub_t *o, int expires);
 
-static out_sub_t *out_find(const char *address) {
+static void identity(char *out, size_t len);
+
+/* The subscription to `address` from `from` (NULL: the server's identity). */
+static out_sub_t *out_find(const char *address, const char *from) {
+  char me[ADDRESS_MAX + 1];
+  if (!from) {
+    identity(me, sizeof me);
+    from = me;
+  }
   for (out_sub_t *o = A.outs; o; o = o->next)
-    if (strcasecmp(o->address, address) == 0) return o;
+    if (strcasecmp(o->address, address) == 0 && strcasecmp(o->from, from) == 0) return o;
   return NULL;
 }
 
@@ -697,20 +746,26 @@ static int on_out_sub_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, s
       ok = false;
     }
   }
-  nta_outgoing_destroy(orq);
+  /* sip lives as long as orq: everything is taken from it first. */
   o->orq = NULL;
+  char phrase[64];
+  snprintf(phrase, sizeof phrase, "%s",
+           sip && sip->sip_status && sip->sip_status->st_phrase ? sip->sip_status->st_phrase : "");
+  if (ok && sip && o->wanted) {
+    if (sip->sip_to && sip->sip_to->a_tag) nta_leg_rtag(o->leg, sip->sip_to->a_tag);
+    nta_leg_client_route(o->leg, sip->sip_record_route, sip->sip_contact);
+    long e = sip->sip_expires ? (long)sip->sip_expires->ex_delta : SUB_EXPIRES_DEFAULT;
+    if (e < SUB_EXPIRES_MIN) e = SUB_EXPIRES_MIN;
+    o->next_at = time(NULL) + e * 4 / 5;
+  }
+  nta_outgoing_destroy(orq);
   if (!o->wanted) {
     out_sub_reset(o);
     return 0;
   }
   if (ok && sip) {
-    if (sip->sip_to && sip->sip_to->a_tag) nta_leg_rtag(o->leg, sip->sip_to->a_tag);
-    nta_leg_client_route(o->leg, sip->sip_record_route, sip->sip_contact);
     o->active = true;
     o->failures = 0;
-    long e = sip->sip_expires ? (long)sip->sip_expires->ex_delta : SUB_EXPIRES_DEFAULT;
-    if (e < SUB_EXPIRES_MIN) e = SUB_EXPIRES_MIN;
-    o->next_at = time(NULL) + e * 4 / 5;
     note_peer(domain_of(o->address));
   } else {
     out_sub_reset(o);
@@ -721,9 +776,7 @@ static int on_out_sub_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, s
     } else {
       o->next_at = o->failures < OUT_RETRY_MAX ? time(NULL) + (1 << o->failures) : 0;
     }
-    if (status != 200)
-      fail_status("SUBSCRIBE to %s: %d %s", o->address, status,
-                  sip && sip->sip_status ? sip->sip_status->st_phrase : "");
+    if (status != 200) fail_status("SUBSCRIBE to %s: %d %s", o->address, status, phrase);
   }
   return 0;
 }
@@ -762,7 +815,8 @@ static void identity(char *out, size_t len) {
 static void out_sub_send(out_sub_t *o, int expires) {
   char err[256];
   if (!o->leg) {
-    identity(o->from, sizeof o->from);
+    /* After a domain change the identity is the new one. */
+    if (!o->recreated) identity(o->from, sizeof o->from);
     o->leg = leg_to(o->from, o->address, (nta_leg_magic_t *)o, on_out_sub_request, &o->target,
                     err, sizeof err);
     if (!o->leg) {
@@ -796,11 +850,12 @@ static void out_sub_send(out_sub_t *o, int expires) {
 }
 
 static void watch(const char *address, bool on) {
-  out_sub_t *o = out_find(address);
+  out_sub_t *o = out_find(address, NULL);
   if (on) {
     if (!o) {
       if (!(o = calloc(1, sizeof *o))) return;
       snprintf(o->address, sizeof o->address, "%s", address);
+      identity(o->from, sizeof o->from);
       o->next = A.outs;
       A.outs = o;
     }
@@ -926,6 +981,10 @@ static int on_msg_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t
     tport_unref(tp);
     msg_destroy(msg);
   }
+  char detail[256];
+  snprintf(detail, sizeof detail, "The other organisation's server answered %d %s.", status,
+           sip && sip->sip_status && sip->sip_status->st_phrase ? sip->sip_status->st_phrase : "");
+  /* sip is freed with orq. */
   nta_outgoing_destroy(orq);
   m->orq = NULL;
   if (status < 300 && covered) {
@@ -938,10 +997,6 @@ static int on_msg_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, sip_t
   } else if ((status == 408 || status == 503 || status >= 500) && m->tries < MESSAGE_TRIES) {
     m->next_at = time(NULL) + m->tries; /* 1 s, then 2 s */
   } else {
-    char detail[256];
-    snprintf(detail, sizeof detail, "The other organisation's server answered %d %s.", status,
-             sip && sip->sip_status && sip->sip_status->st_phrase ? sip->sip_status->st_phrase
-                                                                  : "");
     out_msg_finish(m, status == 404 ? 404 : status == 403 ? 403 : 502, detail);
   }
   return 0;
@@ -1034,7 +1089,92 @@ static void switch_off(void) {
   }
 }
 
+typedef struct recreate_read {
+  recreate_t **tail;
+  map_t *raw; /* user "\n" remote -> "active" marker for rows whose raw state is active */
+  bool raw_pass;
+} recreate_read_t;
+
+static void recreate_row(const store_federation_row_t *row, void *ctx) {
+  recreate_read_t *c = ctx;
+  char key[ADDRESS_MAX + 80];
+  snprintf(key, sizeof key, "%s\n%s", row->user, row->remote);
+  if (c->raw_pass) {
+    if (!strcmp(row->state, "active")) map_put_str(c->raw, key, (void *)1);
+    return;
+  }
+  recreate_t *r = calloc(1, sizeof *r);
+  if (!r) return;
+  snprintf(r->user, sizeof r->user, "%s", row->user);
+  snprintf(r->remote, sizeof r->remote, "%s", row->remote);
+  snprintf(r->state, sizeof r->state, "%s", map_get_str(c->raw, key) ? "active" : "pending");
+  *c->tail = r;
+  c->tail = &r->next;
+}
+
+/* The rows made under an earlier domain, queued; on_tick sends them paced. */
+static void recreate_load(void) {
+  store_txn_t *t;
+  if (store_read_begin(A.store, "federation: re-create", &t) != 0) return;
+  int64_t gen = 0, total = 0;
+  char dom[256];
+  recreate_t **tail = &A.recreate;
+  while (*tail) tail = &(*tail)->next;
+  recreate_read_t c = {.tail = tail, .raw = map_new(), .raw_pass = true};
+  if (c.raw && store_domain_current(t, &gen, dom, sizeof dom) == 0) {
+    /* generation 0: the stored states as they are (none is "earlier") */
+    store_subscription_list(t, NULL, "active", 0, 0, INT64_MAX, &total, recreate_row, &c);
+    c.raw_pass = false;
+    store_subscription_list(t, NULL, "to-be-recreated", gen, 0, INT64_MAX, &total, recreate_row,
+                            &c);
+  }
+  store_read_end(t);
+  map_free(c.raw);
+}
+
+/* Up to RECREATE_PER_TICK per partner domain and second, so that a large
+ * directory does not flood one partner. */
+static void recreate_some(void) {
+  if (!A.recreate || !A.cur.enabled) return;
+  store_txn_t *t = NULL;
+  int64_t gen = 0;
+  char dom[256];
+  if (store_begin(A.store, "federation: re-created", &t) != 0) return;
+  store_domain_current(t, &gen, dom, sizeof dom);
+  for (recreate_t **p = &A.recreate; *p;) {
+    recreate_t *r = *p;
+    const char *d = domain_of(r->remote);
+    if (!partner_allowed(d)) { /* not to be sent at all */
+      *p = r->next;
+      free(r);
+      continue;
+    }
+    if (!rate_ok(d)) { /* the next second */
+      p = &r->next;
+      continue;
+    }
+    *p = r->next;
+    char from[ADDRESS_MAX + 1];
+    snprintf(from, sizeof from, "%s@%s", r->user, A.cur.domain);
+    out_sub_t *o = out_find(r->remote, from);
+    if (!o && (o = calloc(1, sizeof *o))) {
+      snprintf(o->address, sizeof o->address, "%s", r->remote);
+      snprintf(o->from, sizeof o->from, "%s", from);
+      o->recreated = true;
+      o->wanted = true;
+      o->next = A.outs;
+      A.outs = o;
+      out_sub_send(o, SUB_EXPIRES_DEFAULT);
+      COUNT(recreated);
+    }
+    store_subscription_set(t, r->user, r->remote, r->state, gen);
+    free(r);
+  }
+  store_commit(t);
+}
+
 static void switch_on(void) {
+  recreate_load();
   for (out_sub_t *o = A.outs; o; o = o->next) {
     out_sub_reset(o);
     o->failures = 0;
@@ -1076,6 +1216,7 @@ static void on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg) 
     next = m->next;
     if (m->next_at && m->next_at <= now && !m->orq) out_msg_send(m);
   }
+  recreate_some();
   uint64_t ia = 0, ip = 0, oa = 0, op = 0;
   for (in_sub_t *s = A.ins; s; s = s->next) {
     if (s->allowed)
@@ -1242,6 +1383,11 @@ static void *agent_main(void *arg) {
     nta_incoming_treply(m->irq, 503, "Shutting down", TAG_END());
     nta_incoming_destroy(m->irq);
     free(m);
+  }
+  while (A.recreate) {
+    recreate_t *r = A.recreate;
+    A.recreate = r->next;
+    free(r);
   }
   while (A.rates) {
     rate_t *r = A.rates;

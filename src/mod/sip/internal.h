@@ -22,7 +22,12 @@ typedef struct sip_settings {
   char fqdn[SIP_DOMAIN_MAX + 1];   /* federation.fqdn, or the domain when blank */
   char allowed[4096];              /* partner domains, one space between; "" = any */
   char blocked[4096];
+  int redirect_days; /* federation.redirect_days */
 } fed_settings_t;
+
+/* The meta row holding when the domain last changed (unix seconds): the
+ * start of the grace period of 301 answers for the old addresses. */
+#define FED_META_DOMAIN_CHANGED "federation.domain_changed_at"
 
 /* Starts the agent thread (nothing when atlas.xml has no <Federation>).
  * A listener that cannot bind is not fatal: the status says why. */
@@ -47,6 +52,7 @@ typedef struct sip_status {
   uint64_t notify_sent, notify_failed, notify_received;
   uint64_t messages_in, messages_out, messages_failed;
   uint64_t refused_cert, refused_off, refused_policy, refused_rate;
+  uint64_t recreated, redirected;
   char peers[2048]; /* partner domains seen, one space between */
 } fed_status_t;
 void fed_agent_status(fed_status_t *out);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "conf/settings.h"
 #include "core/log.h"
@@ -42,12 +43,24 @@ static void settings_of(const settings_snapshot_t *snap, fed_settings_t *out) {
   snprintf(out->fqdn, sizeof out->fqdn, "%s", fqdn[0] ? fqdn : out->domain);
   join_list(snap, "federation.allowed_domains", out->allowed, sizeof out->allowed);
   join_list(snap, "federation.blocked_domains", out->blocked, sizeof out->blocked);
+  out->redirect_days = (int)json_integer_value(settings_value(snap, "federation.redirect_days"));
 }
 
 static void committed(const settings_snapshot_t *old_snap, const settings_snapshot_t *new_snap,
                       void *ctx) {
-  (void)old_snap;
   (void)ctx;
+  if (strcmp(settings_string(old_snap, "domain.name"), settings_string(new_snap, "domain.name"))) {
+    /* The grace period of the old addresses starts now. */
+    char now[24];
+    snprintf(now, sizeof now, "%lld", (long long)time(NULL));
+    store_txn_t *t;
+    if (store_begin(M.store, "federation: domain changed", &t) == 0) {
+      if (store_meta_put(t, FED_META_DOMAIN_CHANGED, now) == 0)
+        store_commit(t);
+      else
+        store_rollback(t);
+    }
+  }
   fed_settings_t s;
   settings_of(new_snap, &s);
   fed_agent_settings(&s);
@@ -116,6 +129,12 @@ static enum MHD_Result status_api(http_request_t *req) {
       (json_int_t)s.messages_failed, "refused", "certificate", (json_int_t)s.refused_cert,
       "switched_off", (json_int_t)s.refused_off, "policy", (json_int_t)s.refused_policy,
       "rate", (json_int_t)s.refused_rate);
+  if (out) {
+    json_object_set_new(json_object_get(out, "counters"), "recreated",
+                        json_integer((json_int_t)s.recreated));
+    json_object_set_new(json_object_get(out, "counters"), "redirected",
+                        json_integer((json_int_t)s.redirected));
+  }
   if (!out) return http_reply_oom(req);
   if (s.error[0]) {
     json_object_set_new(out, "last_error", json_string(s.error));
