@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { freeUdpPort, startServer } from './harness.mjs';
+import { ctl, freeUdpPort, show, startServer } from './harness.mjs';
 import { makePki, pidf, startDnsmasq, startSipPeer } from './peers/sip.mjs';
 import { clientLogin, rtConnect } from './rt-client.mjs';
 
@@ -15,6 +15,9 @@ const OURS = '127.0.15.1';
 const PARTNER = '127.0.15.2';
 const DNS = '127.0.15.3';
 const PW = 'fed-test-pass-1';
+
+// What the partner's server answers on its own: NOTIFYs and OPTIONS pings.
+const partnerReplies = (m) => (m.method === 'NOTIFY' || m.method === 'OPTIONS' ? [200, 'OK'] : null);
 
 describe('SIP federation', () => {
   let pki, peer, dns, srv, admin, tok, sipPort, sock;
@@ -40,11 +43,15 @@ describe('SIP federation', () => {
     });
     peer = await startSipPeer({ host: PARTNER, cert: pki.partner.cert, key: pki.partner.key, ca: pki.ca });
     const dnsPort = await freeUdpPort();
-    dns = await startDnsmasq(DNS, dnsPort, {
-      srv: [['_sipfederationtls._tcp.partner.test', 'sip.partner.test', peer.port]],
-      a: [['sip.partner.test', PARTNER]],
-    });
     sipPort = await freeUdpPort(); // free for TCP too in practice; the server says if not
+    dns = await startDnsmasq(DNS, dnsPort, {
+      srv: [
+        ['_sipfederationtls._tcp.partner.test', 'sip.partner.test', peer.port],
+        ['_sipfederationtls._tcp.evil.test', 'sip.partner.test', peer.port], // a server that is not evil.test's
+        ['_sipfederationtls._tcp.atrium.test', 'sip.atrium.test', sipPort],
+      ],
+      a: [['sip.partner.test', PARTNER], ['sip.atrium.test', OURS]],
+    });
     srv = await startServer({
       atlas: '<Domain>atrium.test</Domain>'
         + `<Federation address="${OURS}" port="${sipPort}" certificate="${pki.ours.certPath}" key="${pki.ours.keyPath}" ca="${pki.caPath}" resolver="${DNS}:${dnsPort}"/>`,
@@ -59,7 +66,7 @@ describe('SIP federation', () => {
     for (const n of ['alice', 'carol', 'dave', 'heidi']) tok[n] = await clientLogin(srv, n, PW);
     sock = await peer.connect(OURS, sipPort);
     // NOTIFYs are answered 200 as a partner does; the tests look at them.
-    peer.setAutoReply((m) => (m.method === 'NOTIFY' ? [200, 'OK'] : null));
+    peer.setAutoReply(partnerReplies);
   });
 
   after(async () => {
@@ -209,10 +216,10 @@ describe('SIP federation', () => {
     const c = await connect('heidi');
     const id = 'f' + Date.now();
     let tries = 0;
-    peer.setAutoReply((x) => (x.method === 'NOTIFY' ? [200, 'OK'] : x.method === 'MESSAGE' && x.uri === 'sip:gina@partner.test' ? (tries++, [503, 'Service Unavailable']) : null));
+    peer.setAutoReply((x) => (x.method === 'NOTIFY' || x.method === 'OPTIONS' ? [200, 'OK'] : x.method === 'MESSAGE' && x.uri === 'sip:gina@partner.test' ? (tries++, [503, 'Service Unavailable']) : null));
     c.send({ type: 'chat.send', id, to: 'gina@partner.test', text: 'anyone?' });
     const err = await c.waitFor((f) => f.id === id, 10000);
-    peer.setAutoReply((m) => (m.method === 'NOTIFY' ? [200, 'OK'] : null));
+    peer.setAutoReply(partnerReplies);
     assert.equal(err.type, 'error');
     assert.equal(err.status, 502);
     assert.equal(tries, 3);
@@ -221,10 +228,10 @@ describe('SIP federation', () => {
   test('chat out: a partner that refuses makes the send fail at once', async () => {
     const c = await connect('heidi');
     const id = 'r' + Date.now();
-    peer.setAutoReply((x) => (x.method === 'NOTIFY' ? [200, 'OK'] : x.method === 'MESSAGE' && x.uri === 'sip:ivan@partner.test' ? [404, 'Not Found'] : null));
+    peer.setAutoReply((x) => (x.method === 'NOTIFY' || x.method === 'OPTIONS' ? [200, 'OK'] : x.method === 'MESSAGE' && x.uri === 'sip:ivan@partner.test' ? [404, 'Not Found'] : null));
     c.send({ type: 'chat.send', id, to: 'ivan@partner.test', text: 'hello?' });
     const err = await c.waitFor((f) => f.id === id, 5000);
-    peer.setAutoReply((m) => (m.method === 'NOTIFY' ? [200, 'OK'] : null));
+    peer.setAutoReply(partnerReplies);
     assert.equal(err.type, 'error');
     assert.equal(err.status, 404);
   });
@@ -258,6 +265,53 @@ describe('SIP federation', () => {
     assert.equal(r.status, 202);
     const a = await notifyFor('alice', (m) => m.h('call-id') === r.h('call-id') && /^active/.test(m.h('subscription-state')));
     assert.match(a.body, /rpid:busy/);
+  });
+
+  test('self-test: every step passes with a partner set up right, one sentence per failing step', async () => {
+    assert.equal((await settings({ 'federation.fqdn': 'sip.atrium.test' })).status, 200);
+    let r = await srv.api('POST', '/api/v1/federation/test', { token: admin, body: { domain: 'partner.test' } });
+    assert.equal(r.status, 200, r.text);
+    assert.deepEqual(r.json.steps.map((x) => [x.step, x.ok]),
+      [['our_dns', true], ['certificate', true], ['partner_dns', true], ['tls', true], ['options', true]], r.text);
+    assert.equal(r.json.ok, true);
+    // A domain with no records: said, and the network steps not tried.
+    r = await srv.api('POST', '/api/v1/federation/test', { token: admin, body: { domain: 'nowhere.test' } });
+    assert.equal(r.json.ok, false);
+    const dnsStep = r.json.steps.find((x) => x.step === 'partner_dns');
+    assert.equal(dnsStep.ok, false);
+    assert.match(dnsStep.sentence, /nowhere\.test has no _sipfederationtls\._tcp or _sips\._tcp SRV record/);
+    assert.equal(r.json.steps.find((x) => x.step === 'tls').ok, null);
+    // A server whose certificate does not name the domain.
+    r = await srv.api('POST', '/api/v1/federation/test', { token: admin, body: { domain: 'evil.test' } });
+    const tls = r.json.steps.find((x) => x.step === 'tls');
+    assert.equal(tls.ok, false, r.text);
+    assert.match(tls.sentence, /not accepted for evil\.test/);
+    // Our certificate against another FQDN.
+    assert.equal((await settings({ 'federation.fqdn': 'atrium.test' })).status, 200);
+    r = await srv.api('POST', '/api/v1/federation/test', { token: admin, body: { domain: 'partner.test' } });
+    const ours = r.json.steps.find((x) => x.step === 'our_dns');
+    assert.equal(ours.ok, false);
+    assert.match(ours.sentence, /points at sip\.atrium\.test, not at the federation FQDN atrium\.test/);
+    assert.equal((await settings({ 'federation.fqdn': 'sip.atrium.test' })).status, 200);
+    // Bad input changes nothing.
+    r = await srv.api('POST', '/api/v1/federation/test', { token: admin, body: { domain: 'not a domain' } });
+    assert.equal(r.status, 422);
+    assert.equal(r.json.errors[0].key, 'domain');
+    r = await srv.api('POST', '/api/v1/federation/test', { token: admin, body: { domain: 'partner.test', port: 1 } });
+    assert.equal(r.status, 422);
+    assert.equal(r.json.errors[0].key, 'port');
+    // The CLI: one line per step, exit 0 / 1.
+    let c = await ctl(srv, ['federation', 'test', 'partner.test'], { token: admin });
+    assert.equal(c.code, 0, show(c));
+    assert.match(c.stdout, /^options\s+ok\s+partner\.test answered OPTIONS with 200/m);
+    c = await ctl(srv, ['federation', 'test', 'nowhere.test'], { token: admin });
+    assert.equal(c.code, 1, show(c));
+    assert.match(c.stdout, /^partner_dns\s+FAILED\s+nowhere\.test has no/m);
+    assert.match(c.stdout, /^tls\s+skipped/m);
+    c = await ctl(srv, ['federation', 'status'], { token: admin });
+    assert.equal(c.code, 0, show(c));
+    assert.match(c.stdout, /^enabled:\s+yes/m);
+    assert.match(c.stdout, /partners seen:.*partner\.test/);
   });
 
   test('the domain change, then federation on: subscriptions re-created from the new addresses, 301 for the old', async () => {

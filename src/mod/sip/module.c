@@ -14,6 +14,7 @@
 #include "mod/directory/directory.h"
 #include "mod/rt/rt.h"
 #include "mod/sip/internal.h"
+#include "mod/sip/selftest.h"
 #include "mod/sip/sip.h"
 
 static struct {
@@ -255,7 +256,83 @@ static enum MHD_Result watcher_put_api(http_request_t *req) {
   return http_reply_json(req, MHD_HTTP_OK, out);
 }
 
+/* POST /api/v1/federation/test {"domain"} */
+typedef struct test_job {
+  fed_selftest_t cfg;
+  char domain[SIP_DOMAIN_MAX + 1];
+  json_t *result;
+} test_job_t;
+
+static void test_run(void *ctx) {
+  test_job_t *j = ctx;
+  j->result = fed_selftest_run(&j->cfg, j->domain);
+}
+
+static enum MHD_Result test_reply(http_request_t *req, void *ctx) {
+  test_job_t *j = ctx;
+  json_t *r = j->result;
+  j->result = NULL;
+  return r ? http_reply_json(req, MHD_HTTP_OK, r) : http_reply_oom(req);
+}
+
+static void test_free(void *ctx) {
+  test_job_t *j = ctx;
+  json_decref(j->result);
+  free(j);
+}
+
+static enum MHD_Result invalid(http_request_t *req, const char *key, const char *message) {
+  json_t *errors = json_pack("[{s:s, s:s}]", "key", key, "message", message);
+  return http_reply_problem(req, MHD_HTTP_UNPROCESSABLE_CONTENT, "invalid",
+                            "Invalid federation test", message, errors);
+}
+
+static enum MHD_Result test_api(http_request_t *req) {
+  const json_t *body = http_body_json(req);
+  const char *key;
+  const json_t *v;
+  json_object_foreach((json_t *)body, key, v) {
+    if (strcmp(key, "domain") != 0)
+      return invalid(req, key, "Is not a field of a federation test; only domain is.");
+  }
+  const json_t *d = json_object_get(body, "domain");
+  char *host = NULL;
+  validate_error_t verr;
+  if (!json_is_string(d) || validate_host(json_string_value(d), HOST_TWO_LABELS, &host, &verr) < 0)
+    return invalid(req, "domain",
+                   "Must be the partner's domain name, such as partner.example.com.");
+  if (!M.atlas->sip_configured) {
+    free(host);
+    return http_reply_problem(req, MHD_HTTP_CONFLICT, "federation-not-configured",
+                              "Federation is not set up",
+                              "atlas.xml has no <Federation> element: there is no certificate "
+                              "to test with and nothing listens for partners.",
+                              NULL);
+  }
+  test_job_t *j = calloc(1, sizeof *j);
+  if (!j) {
+    free(host);
+    return http_reply_oom(req);
+  }
+  snprintf(j->domain, sizeof j->domain, "%s", host);
+  free(host);
+  settings_snapshot_t *snap = settings_acquire();
+  fed_settings_t s;
+  settings_of(snap, &s);
+  settings_release(snap);
+  snprintf(j->cfg.resolver, sizeof j->cfg.resolver, "%s", M.atlas->sip_resolver);
+  snprintf(j->cfg.domain, sizeof j->cfg.domain, "%s", s.domain);
+  snprintf(j->cfg.fqdn, sizeof j->cfg.fqdn, "%s", s.fqdn);
+  j->cfg.port = M.atlas->sip_port;
+  snprintf(j->cfg.cert_path, sizeof j->cfg.cert_path, "%s", M.atlas->sip_cert);
+  snprintf(j->cfg.key_path, sizeof j->cfg.key_path, "%s", M.atlas->sip_key);
+  snprintf(j->cfg.ca_path, sizeof j->cfg.ca_path, "%s", M.atlas->sip_ca);
+  return http_defer(req, test_run, test_reply, j, test_free);
+}
+
 static const http_route_t routes[] = {
+    {.method = HTTP_POST, .path = "/api/v1/federation/test", .handler = test_api,
+     .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
     {.method = HTTP_GET, .path = "/api/v1/federation/status", .handler = status_api,
      .auth = HTTP_AUTH_ADMIN},
     {.method = HTTP_GET, .path = "/client/v1/federation/watchers", .handler = watchers_api,
