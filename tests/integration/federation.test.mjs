@@ -314,20 +314,56 @@ describe('SIP federation', () => {
     assert.match(c.stdout, /partners seen:.*partner\.test/);
   });
 
+  test('partner lists: a blocked or not allowed domain gets 403 and nothing is sent to it', async () => {
+    let r = await settings({ 'federation.blocked_domains': ['Partner.TEST'] });
+    assert.equal(r.status, 200, r.text);
+    let a = await subscribe(sock, 'carol');
+    assert.equal(a.status, 403);
+    assert.match(a.h('warning'), /does not federate with your domain/);
+    const c = await connect('heidi');
+    const id = 'b' + Date.now();
+    c.send({ type: 'chat.send', id, to: 'kim@partner.test', text: 'blocked?' });
+    const err = await c.waitFor((f) => f.id === id, 5000);
+    assert.equal(err.type, 'error');
+    assert.equal(err.status, 403);
+    // An allow list that does not name the domain is the same; one that does lets it in.
+    r = await settings({ 'federation.blocked_domains': [], 'federation.allowed_domains': ['other.test'] });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await subscribe(sock, 'carol')).status, 403);
+    r = await settings({ 'federation.allowed_domains': ['other.test', 'partner.test'] });
+    assert.equal(r.status, 200, r.text);
+    a = await subscribe(sock, 'carol', { expires: 0 }); // a fetch: 202 and a final NOTIFY
+    assert.equal(a.status, 202);
+    // Bad lists are refused and change nothing.
+    r = await settings({ 'federation.allowed_domains': ['not a domain'] });
+    assert.equal(r.status, 422);
+    r = await settings({ 'federation.blocked_domains': 'partner.test' });
+    assert.equal(r.status, 422);
+    r = await settings({ 'federation.allowed_domains': [] });
+    assert.equal(r.status, 200);
+    const st = await srv.api('GET', '/api/v1/federation/status', { token: admin });
+    assert.ok(st.json.refused.policy >= 2, st.text);
+  });
+
   test('the domain change, then federation on: subscriptions re-created from the new addresses, 301 for the old', async () => {
     assert.equal((await settings({ 'federation.enabled': false })).status, 200);
     await notifyFor('alice', (m) => m.h('subscription-state') === 'terminated;reason=deactivated');
     const preview = await srv.api('POST', '/api/v1/domain/change', { token: admin, body: { domain: 'newco.test', dry_run: true } });
     assert.equal(preview.status, 200, preview.text);
+    // bob@partner.test watches alice (allowed) and asked about carol (pending)
     const expected = preview.json.subscriptions;
-    assert.equal(expected, 1, preview.text); // alice's watcher bob@partner.test
+    assert.equal(expected, 2, preview.text);
     const done = await srv.api('POST', '/api/v1/domain/change', { token: admin, body: { domain: 'newco.test', dry_run: false } });
     assert.equal(done.status, 200, done.text);
     assert.equal((await settings({ 'federation.enabled': true })).status, 200);
-    // The partner hears alice's new address: a SUBSCRIBE from it to her watcher.
-    const s = await peer.waitRequest((m) => m.method === 'SUBSCRIBE' && m.uri === 'sip:bob@partner.test', 8000, 're-created SUBSCRIBE');
-    assert.match(s.h('from'), /<sip:alice@newco\.test>/);
-    peer.reply(s, 200, 'OK', { Expires: '600' });
+    // The partner hears the new addresses: a SUBSCRIBE from each to the watcher.
+    const froms = [];
+    for (let i = 0; i < expected; i++) {
+      const s = await peer.waitRequest((m) => m.method === 'SUBSCRIBE' && m.uri === 'sip:bob@partner.test', 8000, 're-created SUBSCRIBE');
+      froms.push(/<sip:([^>]+)>/.exec(s.h('from'))[1]);
+      peer.reply(s, 200, 'OK', { Expires: '600' });
+    }
+    assert.deepEqual(froms.sort(), ['alice@newco.test', 'carol@newco.test']);
     // as many as the preview said, and no more
     await assert.rejects(peer.waitRequest((m) => m.method === 'SUBSCRIBE' && m.uri === 'sip:bob@partner.test', 1500));
     // A watch made again after the clients reconnected goes out from the new domain.
