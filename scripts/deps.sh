@@ -14,7 +14,8 @@ test_pkgs=(clang libclang-rt-14-dev nodejs npm sqlite3 curl openssl
   squid nginx-light chromium fonts-dejavu-core slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
   iproute2 procps tshark
   postgresql   # the store-pg unit test runs a throwaway server (scripts/with-postgres.sh)
-  baresip dnsmasq-base) # federation: the partner domain's user, its SRV records
+  baresip dnsmasq-base sipsak  # federation: the partner's user, its SRV records, PUBLISH
+  kamailio kamailio-presence-modules kamailio-tls-modules kamailio-sqlite-modules) # its presence server
 bench_pkgs=(wrk nginx-light curl)
 
 case "${1:-build}" in

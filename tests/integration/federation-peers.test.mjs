@@ -2,21 +2,26 @@
 // partner domain (partner.test) on 127.0.15.2, over mutual TLS with a
 // certificate of the test CA, finding atriumd (127.0.15.1) by SRV in
 // dnsmasq (127.0.15.3), as atriumd finds it. baresip subscribes to a local
-// user with ;presence=p2p, and receives and sends MESSAGE.
+// user with ;presence=p2p, and receives and sends MESSAGE. kamailio on
+// 127.0.15.4 is the presence server of a second partner (kam.test): a local
+// user's watch goes to it, and what its users PUBLISH (sipsak, over UDP)
+// comes back as NOTIFYs.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { freePort, freeUdpPort, sleep, startServer } from './harness.mjs';
-import { makePki, startDnsmasq } from './peers/sip.mjs';
+import { startKamailio } from './peers/kamailio.mjs';
+import { makePki, pidf, startDnsmasq } from './peers/sip.mjs';
 import { clientLogin, rtConnect } from './rt-client.mjs';
 
 const OURS = '127.0.15.1';
 const PARTNER = '127.0.15.2';
 const DNS = '127.0.15.3';
+const KAM = '127.0.15.4';
 const PW = 'fed-peers-pass-1';
 
 /** baresip with a config directory of its own; resolves {output, waitOutput, command, stop}. */
@@ -69,14 +74,15 @@ async function startBaresip(dir, { sipPort, ctrlPort, certBoth, ca, dns, contact
   return b;
 }
 
-describe('SIP federation with baresip', () => {
-  let pki, dns, srv, admin, tok, baresip;
+describe('SIP federation with baresip and kamailio', () => {
+  let pki, dns, srv, admin, tok, baresip, kam, kamUdp;
   const open = [];
 
   before(async () => {
     pki = await makePki({
       ours: ['DNS:sip.atrium.test', 'DNS:atrium.test', `IP:${OURS}`],
       partner: ['DNS:partner.test', 'DNS:sip.partner.test', `IP:${PARTNER}`],
+      kam: ['DNS:kam.test', 'DNS:sip.kam.test', `IP:${KAM}`],
     });
     const both = path.join(pki.dir, 'partner-both.pem');
     await fsp.writeFile(both, Buffer.concat([pki.partner.cert, pki.partner.key]));
@@ -84,13 +90,16 @@ describe('SIP federation with baresip', () => {
     const bsPort = await freePort();
     const ctrlPort = await freePort();
     const dnsPort = await freeUdpPort();
+    const kamTls = await freePort();
+    kamUdp = await freeUdpPort();
     dns = await startDnsmasq(DNS, dnsPort, {
       srv: [
         ['_sips._tcp.atrium.test', 'sip.atrium.test', sipPort],
         // baresip takes TLS on the port after sip_listen's
         ['_sipfederationtls._tcp.partner.test', 'sip.partner.test', bsPort + 1],
+        ['_sipfederationtls._tcp.kam.test', 'sip.kam.test', kamTls],
       ],
-      a: [['sip.atrium.test', OURS], ['sip.partner.test', PARTNER]],
+      a: [['sip.atrium.test', OURS], ['sip.partner.test', PARTNER], ['sip.kam.test', KAM]],
     });
     srv = await startServer({
       atlas: '<Domain>atrium.test</Domain>'
@@ -104,6 +113,10 @@ describe('SIP federation with baresip', () => {
     // alice lets bob see her presence before he asks.
     const ok = await srv.api('PUT', '/client/v1/federation/watchers/bob@partner.test', { token: tok.alice, body: { allow: true } });
     assert.equal(ok.status, 200, ok.text);
+    kam = await startKamailio({
+      dir: path.join(pki.dir, 'kamailio'), address: KAM, udpPort: kamUdp, tlsPort: kamTls,
+      domain: 'kam.test', cert: pki.kam.certPath, key: pki.kam.keyPath, ca: pki.caPath,
+    });
     baresip = await startBaresip(path.join(pki.dir, 'baresip'), {
       sipPort: bsPort, ctrlPort, certBoth: both, ca: pki.caPath, dns: `${DNS}:${dnsPort}`,
       contacts: ['"Alice" <sip:alice@atrium.test;transport=tls>;presence=p2p'],
@@ -113,6 +126,7 @@ describe('SIP federation with baresip', () => {
   after(async () => {
     for (const c of open) c.close();
     if (baresip) await baresip.stop();
+    if (kam) await kam.stop();
     if (srv) await srv.stop();
     if (dns) await dns.stop();
     if (pki) await pki.remove();
@@ -157,6 +171,36 @@ describe('SIP federation with baresip', () => {
       throw new Error(`${e.message}\nctrl_tcp: ${reply}\nbaresip:\n${baresip.output().slice(-2000)}`);
     });
     assert.equal(f.text, 'hello atrium');
+  });
+
+  test('kamailio as the partner\'s presence server: a watch becomes its subscription, a PUBLISH there a presence frame here', async () => {
+    const c = await rtConnect(srv, tok.alice);
+    open.push(c);
+    await c.request({ type: 'presence.watch', addresses: ['erin@kam.test'] });
+    await kam.waitOutput(/kamailio: SUBSCRIBE sip:erin@kam\.test from sip:presence@atrium\.test via tls/, 8000);
+    const until = Date.now() + 8000;
+    let st;
+    while (Date.now() < until) {
+      st = await srv.api('GET', '/api/v1/federation/status', { token: admin });
+      if (st.json.outbound.active >= 1) break;
+      await sleep(100);
+    }
+    assert.ok(st.json.outbound.active >= 1, st.text);
+    // erin's client publishes to her own server (sipsak over UDP, as a user there would).
+    const body = pidf('erin@kam.test', { activity: 'away', note: 'at lunch' });
+    const file = path.join(pki.dir, 'publish.sip');
+    await fsp.writeFile(file, [
+      'PUBLISH sip:erin@kam.test SIP/2.0', 'From: <sip:erin@kam.test>;tag=pub1', 'To: <sip:erin@kam.test>',
+      'Call-ID: publish-erin@kam.test', 'CSeq: 1 PUBLISH', 'Max-Forwards: 70', 'Event: presence',
+      'Expires: 600', 'Content-Type: application/pidf+xml', `Content-Length: ${Buffer.byteLength(body)}`, '', body,
+    ].join('\r\n'));
+    const t0 = Date.now();
+    const sent = await new Promise((res) => execFile('sipsak', ['-f', file, '-s', `sip:erin@${KAM}:${kamUdp}`, '-vv'],
+      { timeout: 10000 }, (err, stdout, stderr) => res({ err, out: stdout + stderr })));
+    assert.match(sent.out, /200 OK/, sent.out);
+    const f = await c.type('presence', 3000, (x) => x.address === 'erin@kam.test' && x.state === 'away');
+    assert.equal(f.note, 'at lunch');
+    assert.ok(Date.now() - t0 < 1500, `${Date.now() - t0} ms`);
   });
 
   test('federation off: baresip hears the subscription end', async () => {
