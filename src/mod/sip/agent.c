@@ -38,6 +38,8 @@
 
 #include "core/fileio.h"
 #include "core/map.h"
+#include "core/workpool.h"
+#include "mod/runtime/runtime.h"
 #include "core/log.h"
 #include "mod/sip/internal.h"
 #include "mod/sip/pidf.h"
@@ -60,6 +62,7 @@ typedef enum job_kind {
   JOB_SEND,
   JOB_RECEIVED,
   JOB_CONSENT,
+  JOB_RESOLVED,
 } job_kind_t;
 
 typedef struct job {
@@ -71,6 +74,7 @@ typedef struct job {
   bool flag;
   char *text;
   fed_settings_t settings;
+  fed_target_t target; /* JOB_RESOLVED: a = the domain, status 0 or -ENOENT, text the sentence */
 } job_t;
 
 /* An inbound subscription: a watcher of another domain to a local user. */
@@ -97,6 +101,7 @@ typedef struct out_sub {
   nta_outgoing_t *orq;
   bool active, wanted;
   bool recreated; /* from a local user to a watcher of the user's old address */
+  bool dns_wait;  /* sent once DNS has answered for the domain */
   time_t next_at; /* refresh or retry */
   int failures;
   fed_target_t target;
@@ -113,6 +118,7 @@ typedef struct out_msg {
   nta_outgoing_t *orq;
   fed_target_t target;
   int tries;
+  bool dns_wait;
   time_t next_at;
 } out_msg_t;
 
@@ -131,6 +137,21 @@ typedef struct recreate {
   char remote[ADDRESS_MAX + 1];
   char state[16]; /* the consent, kept */
 } recreate_t;
+
+/* What DNS said about a partner domain: looked up on the runtime's I/O
+ * pool (never on this thread: a dead DNS server must not stall the other
+ * partners), kept DNS_TTL seconds, a failure DNS_NEGATIVE_TTL. */
+#define DNS_TTL 300
+#define DNS_NEGATIVE_TTL 30
+typedef struct dns_entry {
+  struct dns_entry *next;
+  char domain[SIP_DOMAIN_MAX + 1];
+  bool pending;
+  int status;
+  char err[256];
+  fed_target_t target;
+  time_t expires;
+} dns_entry_t;
 
 typedef struct rate {
   struct rate *next;
@@ -170,6 +191,7 @@ static struct {
   int64_t next_key;
   rate_t *rates;
   recreate_t *recreate;
+  dns_entry_t *dns;
 } A = {.lock = PTHREAD_MUTEX_INITIALIZER, .efd = -1};
 
 static void post(job_t *j) {
@@ -657,8 +679,6 @@ static int handle_subscribe(nta_incoming_t *irq, sip_t const *sip, const char *f
 
 /* ---- presence from other domains (outgoing subscriptions) ----------------------------------- */
 
-static void out_sub_send(out_sub_t *o, int expires);
-
 static void identity(char *out, size_t len);
 
 /* The subscription to `address` from `from` (NULL: the server's identity). */
@@ -781,11 +801,104 @@ static int on_out_sub_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, s
   return 0;
 }
 
+typedef struct dns_job {
+  char resolver[128];
+  char domain[SIP_DOMAIN_MAX + 1];
+} dns_job_t;
+
+/* On the I/O pool. */
+static void dns_run(void *arg) {
+  dns_job_t *d = arg;
+  job_t *j = job_new(JOB_RESOLVED);
+  if (j) {
+    char err[256] = "";
+    snprintf(j->a, sizeof j->a, "%s", d->domain);
+    j->status = fed_resolve(d->resolver, d->domain, &j->target, err, sizeof err);
+    j->text = strdup(err);
+    post(j);
+  }
+  free(d);
+}
+
+/* The partner's server: 0 and *out, -EAGAIN while DNS is asked (the caller
+ * waits for JOB_RESOLVED), -ENOENT with err. */
+static int dns_target(const char *domain, fed_target_t *out, char *err, size_t errlen) {
+  time_t now = time(NULL);
+  dns_entry_t *e = A.dns;
+  for (; e; e = e->next)
+    if (strcasecmp(e->domain, domain) == 0) break;
+  if (e && !e->pending && e->expires > now) {
+    if (e->status == 0) {
+      *out = e->target;
+      return 0;
+    }
+    snprintf(err, errlen, "%s", e->err);
+    return -ENOENT;
+  }
+  if (e && e->pending) return -EAGAIN;
+  if (!e) {
+    if (!(e = calloc(1, sizeof *e))) {
+      snprintf(err, errlen, "Out of memory.");
+      return -ENOENT;
+    }
+    snprintf(e->domain, sizeof e->domain, "%s", domain);
+    e->next = A.dns;
+    A.dns = e;
+  }
+  dns_job_t *d = calloc(1, sizeof *d);
+  workpool_t *pool = runtime_io_pool();
+  if (d) {
+    snprintf(d->resolver, sizeof d->resolver, "%s", A.resolver);
+    snprintf(d->domain, sizeof d->domain, "%s", domain);
+  }
+  if (!d || !pool || workpool_submit(pool, dns_run, d) != 0) {
+    free(d);
+    snprintf(err, errlen, "The DNS lookup of %s could not be started (the server is busy).",
+             domain);
+    return -ENOENT;
+  }
+  e->pending = true;
+  return -EAGAIN;
+}
+
+static void out_sub_send(out_sub_t *o, int expires);
+static void out_msg_send(out_msg_t *m);
+
+/* DNS answered for a domain: what waited for it goes out. */
+static void dns_answered(job_t *j) {
+  dns_entry_t *e = A.dns;
+  for (; e; e = e->next)
+    if (strcasecmp(e->domain, j->a) == 0) break;
+  if (!e) return;
+  e->pending = false;
+  e->status = j->status;
+  e->target = j->target;
+  snprintf(e->err, sizeof e->err, "%s", j->text ? j->text : "");
+  e->expires = time(NULL) + (j->status == 0 ? DNS_TTL : DNS_NEGATIVE_TTL);
+  for (out_sub_t *o = A.outs; o; o = o->next)
+    if (o->dns_wait && strcasecmp(domain_of(o->address), e->domain) == 0) {
+      o->dns_wait = false;
+      if (o->wanted && A.cur.enabled) out_sub_send(o, SUB_EXPIRES_DEFAULT);
+    }
+  for (out_msg_t *m = A.omsgs, *next; m; m = next) {
+    next = m->next;
+    if (m->dns_wait && strcasecmp(domain_of(m->to), e->domain) == 0) {
+      m->dns_wait = false;
+      m->tries--; /* the wait was no try */
+      out_msg_send(m);
+    }
+  }
+}
+
 /* A new leg toward `to` from the local `from`: Call-ID, tags, the route to
- * the partner's server. NULL when the partner cannot be reached (err says). */
+ * the partner's server. NULL when the partner cannot be reached (err says)
+ * or DNS is being asked (*wait). */
 static nta_leg_t *leg_to(const char *from, const char *to, nta_leg_magic_t *magic,
-                         nta_request_f *cb, fed_target_t *target, char *err, size_t errlen) {
-  if (fed_resolve(A.resolver, domain_of(to), target, err, errlen) != 0) return NULL;
+                         nta_request_f *cb, fed_target_t *target, bool *wait, char *err,
+                         size_t errlen) {
+  int r = dns_target(domain_of(to), target, err, errlen);
+  *wait = r == -EAGAIN;
+  if (r != 0) return NULL;
   char from_s[ADDRESS_MAX + 16], to_s[ADDRESS_MAX + 16], callid[320];
   snprintf(from_s, sizeof from_s, "<sip:%s>", from);
   snprintf(to_s, sizeof to_s, "<sip:%s>", to);
@@ -817,8 +930,13 @@ static void out_sub_send(out_sub_t *o, int expires) {
   if (!o->leg) {
     /* After a domain change the identity is the new one. */
     if (!o->recreated) identity(o->from, sizeof o->from);
+    bool wait = false;
     o->leg = leg_to(o->from, o->address, (nta_leg_magic_t *)o, on_out_sub_request, &o->target,
-                    err, sizeof err);
+                    &wait, err, sizeof err);
+    if (!o->leg && wait) {
+      o->dns_wait = true;
+      return;
+    }
     if (!o->leg) {
       o->failures++;
       o->next_at = o->failures < OUT_RETRY_MAX ? time(NULL) + (1 << o->failures) : 0;
@@ -952,8 +1070,6 @@ static void received(int64_t key, int status) {
   }
 }
 
-static void out_msg_send(out_msg_t *m);
-
 static void out_msg_finish(out_msg_t *m, int status, const char *detail) {
   for (out_msg_t **p = &A.omsgs; *p; p = &(*p)->next)
     if (*p == m) {
@@ -1017,7 +1133,12 @@ static void out_msg_send(out_msg_t *m) {
   if (!m->leg) {
     char from[ADDRESS_MAX + 1];
     snprintf(from, sizeof from, "%s@%s", m->from, A.cur.domain);
-    m->leg = leg_to(from, m->to, NULL, NULL, &m->target, err, sizeof err);
+    bool wait = false;
+    m->leg = leg_to(from, m->to, NULL, NULL, &m->target, &wait, err, sizeof err);
+    if (!m->leg && wait) {
+      m->dns_wait = true;
+      return;
+    }
     if (!m->leg) {
       if (m->tries < MESSAGE_TRIES) {
         m->next_at = time(NULL) + m->tries;
@@ -1210,11 +1331,11 @@ static void on_tick(su_root_magic_t *magic, su_timer_t *t, su_timer_arg_t *arg) 
     if (!s->ending && s->expires <= now) in_sub_end(s, "timeout");
   }
   for (out_sub_t *o = A.outs; o; o = o->next)
-    if (o->next_at && o->next_at <= now && !o->orq && o->wanted && A.cur.enabled)
+    if (o->next_at && o->next_at <= now && !o->orq && !o->dns_wait && o->wanted && A.cur.enabled)
       out_sub_send(o, SUB_EXPIRES_DEFAULT);
   for (out_msg_t *m = A.omsgs, *next; m; m = next) {
     next = m->next;
-    if (m->next_at && m->next_at <= now && !m->orq) out_msg_send(m);
+    if (m->next_at && m->next_at <= now && !m->orq && !m->dns_wait) out_msg_send(m);
   }
   recreate_some();
   uint64_t ia = 0, ip = 0, oa = 0, op = 0;
@@ -1266,6 +1387,7 @@ static void run_job(job_t *j) {
     break;
   }
   case JOB_RECEIVED: received(j->id, j->status); break;
+  case JOB_RESOLVED: dns_answered(j); break;
   case JOB_CONSENT:
     for (in_sub_t *s = A.ins; s; s = s->next)
       if (!s->ending && strcmp(s->user, j->a) == 0 && strcasecmp(s->watcher, j->b) == 0) {
@@ -1356,8 +1478,8 @@ static void *agent_main(void *arg) {
 
   if (ok) su_root_run(A.root);
 
-  /* Shutting down: the partners' watchers hear that we stop. */
-  for (in_sub_t *s = A.ins; s; s = s->next) s->orq = NULL;
+  /* Shutting down: the dialogs go with the agent (a partner's refresh then
+   * gets 481 and it subscribes again, RFC 6665). */
   while (A.ins) {
     in_sub_t *s = A.ins;
     A.ins = s->next;
@@ -1368,15 +1490,7 @@ static void *agent_main(void *arg) {
     A.outs = o->next;
     out_sub_free(o);
   }
-  while (A.omsgs) {
-    out_msg_t *m = A.omsgs;
-    A.omsgs = m->next;
-    rt_federation_sent(m->id, 503, "The server is shutting down; send again.");
-    if (m->orq) nta_outgoing_destroy(m->orq);
-    if (m->leg) nta_leg_destroy(m->leg);
-    free(m->text);
-    free(m);
-  }
+  while (A.omsgs) out_msg_finish(A.omsgs, 503, "The server is shutting down; send again.");
   while (A.imsgs) {
     in_msg_t *m = A.imsgs;
     A.imsgs = m->next;
@@ -1388,6 +1502,11 @@ static void *agent_main(void *arg) {
     recreate_t *r = A.recreate;
     A.recreate = r->next;
     free(r);
+  }
+  while (A.dns) {
+    dns_entry_t *e = A.dns;
+    A.dns = e->next;
+    free(e);
   }
   while (A.rates) {
     rate_t *r = A.rates;
