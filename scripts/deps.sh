@@ -9,11 +9,14 @@ build_pkgs=(gcc make meson ninja-build pkg-config libmicrohttpd-dev libgnutls28-
   libldap2-dev libkrb5-dev libwslay-dev
   libjansson-dev libsqlite3-dev libsodium-dev libcurl4-gnutls-dev liburiparser-dev
   libidn2-dev libxml2-dev libsystemd-dev libpq-dev libturbojpeg0-dev libspng-dev
+  libsofia-sip-ua-dev
   libcmocka-dev) # meson setup needs cmocka: tests/unit/meson.build requires it
 test_pkgs=(clang libclang-rt-14-dev nodejs npm sqlite3 curl openssl
   squid nginx-light chromium fonts-dejavu-core slapd ldap-utils krb5-kdc krb5-admin-server krb5-user
   iproute2 procps tshark
-  postgresql) # the store-pg unit test runs a throwaway server (scripts/with-postgres.sh)
+  postgresql   # the store-pg unit test runs a throwaway server (scripts/with-postgres.sh)
+  baresip dnsmasq-base sipsak  # federation: the partner's user, its SRV records, PUBLISH
+  kamailio kamailio-presence-modules kamailio-tls-modules kamailio-sqlite-modules) # its presence server
 bench_pkgs=(wrk nginx-light curl)
 
 case "${1:-build}" in

@@ -36,6 +36,7 @@
 #include "mod/push/push.h"
 #include "mod/rt/rt.h"
 #include "mod/status/status.h"
+#include "mod/sip/sip.h"
 #include "store/pg/pg.h"
 #include "mod/runtime/runtime.h"
 #include "store/sqlite/sqlite.h"
@@ -48,7 +49,8 @@
 static const atrium_module_t *const modules[] = {
     &runtime_module,   &outbound_module, &directory_module, &admin_module,
     &published_module, &meeting_module,  &publishing_module, &qos_module,
-    &rt_module,        &cluster_module,   &push_module,      &status_module,
+    &rt_module,        &sip_module,       &push_module,      &status_module,
+    &cluster_module, /* last: it starts following the settings once every module runs */
 };
 #define MODULE_COUNT (sizeof modules / sizeof modules[0])
 

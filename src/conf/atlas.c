@@ -58,6 +58,7 @@ static int parse_privacy_dir(parse_t *p, xmlNode *node);
 static int parse_store(parse_t *p, xmlNode *node);
 static int parse_limits(parse_t *p, xmlNode *node);
 static int parse_node(parse_t *p, xmlNode *node);
+static int parse_federation(parse_t *p, xmlNode *node);
 
 static const atlas_element_t elements[] = {
     {.name = "Listen", .parse = parse_listen},
@@ -72,6 +73,7 @@ static const atlas_element_t elements[] = {
     {.name = "Store", .parse = parse_store},
     {.name = "Limits", .parse = parse_limits},
     {.name = "Node", .parse = parse_node},
+    {.name = "Federation", .parse = parse_federation},
 };
 #define N_ELEMENTS (sizeof elements / sizeof elements[0])
 
@@ -569,6 +571,71 @@ static int parse_node(parse_t *p, xmlNode *node) {
   return r;
 }
 
+static bool ip_literal(const char *s) {
+  unsigned char bin[sizeof(struct in6_addr)];
+  return inet_pton(AF_INET, s, bin) == 1 || inet_pton(AF_INET6, s, bin) == 1;
+}
+
+/* "IPv4:port", the port 1-65535 (glibc's resolver takes IPv4 servers). */
+static bool resolver_ok(const char *s) {
+  char host[64];
+  const char *colon = strrchr(s, ':');
+  if (!colon || (size_t)(colon - s) >= sizeof host) return false;
+  memcpy(host, s, (size_t)(colon - s));
+  host[colon - s] = '\0';
+  unsigned char bin[4];
+  long port;
+  return inet_pton(AF_INET, host, bin) == 1 && parse_uint(colon + 1, 65535, &port) == 0 &&
+         port > 0;
+}
+
+static int parse_federation(parse_t *p, xmlNode *node) {
+  static const char *const names[] = {"address", "port", "certificate", "key", "ca", "resolver"};
+  xmlChar *v[6];
+  int r = get_attributes(p, node, names, 6, v);
+  if (r == 0) r = expect_no_content(p, node);
+  if (r == 0 && (!v[2] || !v[3] || !v[4]))
+    r = fail(p, node, "<Federation> needs certificate, key and ca (SIP federation is mutual "
+             "TLS: our certificate and key, and the CAs partners' certificates are checked "
+             "against)");
+  if (r == 0 && v[0]) {
+    const char *addr = (const char *)v[0];
+    if (strlen(addr) >= sizeof p->cfg->sip_address || !ip_literal(addr))
+      r = fail(p, node, "<Federation address=\"%.100s\">: the address must be an IPv4 or IPv6 "
+               "literal such as 0.0.0.0 (no host name, no brackets)", addr);
+    else
+      r = copy_str(p->cfg->sip_address, sizeof p->cfg->sip_address, addr);
+  }
+  if (r == 0 && v[1]) {
+    long port;
+    if (parse_uint((const char *)v[1], 65535, &port) != 0 || port == 0)
+      r = fail(p, node, "<Federation port=\"%.100s\">: the port must be a whole number from 1 "
+               "to 65535 (partners expect 5061)", (const char *)v[1]);
+    else
+      p->cfg->sip_port = (int)port;
+  }
+  if (r == 0 && v[5]) {
+    const char *res = (const char *)v[5];
+    if (strlen(res) >= sizeof p->cfg->sip_resolver || !resolver_ok(res))
+      r = fail(p, node, "<Federation resolver=\"%.100s\">: give the DNS server as an IPv4 "
+               "address and port, for example 127.0.0.1:53", res);
+    else
+      r = copy_str(p->cfg->sip_resolver, sizeof p->cfg->sip_resolver, res);
+  }
+  if (r == 0)
+    r = resolve_path(p, node, "<Federation certificate>", (const char *)v[2], p->cfg->sip_cert,
+                     sizeof p->cfg->sip_cert);
+  if (r == 0)
+    r = resolve_path(p, node, "<Federation key>", (const char *)v[3], p->cfg->sip_key,
+                     sizeof p->cfg->sip_key);
+  if (r == 0)
+    r = resolve_path(p, node, "<Federation ca>", (const char *)v[4], p->cfg->sip_ca,
+                     sizeof p->cfg->sip_ca);
+  if (r == 0) p->cfg->sip_configured = true;
+  free_values(v, 6);
+  return r;
+}
+
 static void config_defaults(atlas_config_t *cfg) {
   memset(cfg, 0, sizeof *cfg);
   snprintf(cfg->listen_address, sizeof cfg->listen_address, "%s", ATLAS_DEFAULT_ADDRESS);
@@ -584,6 +651,8 @@ static void config_defaults(atlas_config_t *cfg) {
   snprintf(cfg->store_backend, sizeof cfg->store_backend, "%s", ATLAS_STORE_SQLITE);
   cfg->im_delete_after_days = -1;
   cfg->journal_delete_after_days = -1;
+  snprintf(cfg->sip_address, sizeof cfg->sip_address, "0.0.0.0");
+  cfg->sip_port = ATLAS_DEFAULT_SIP_PORT;
 }
 
 static int unknown_element(parse_t *p, const xmlNode *node) {

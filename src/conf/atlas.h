@@ -11,6 +11,9 @@
  *     <Store backend="postgresql" conninfo="host=/run/postgresql dbname=atrium"/>
  *     <Limits connections="4096" perAddress="128" loopbackReserve="32" headerTimeout="20"/>
  *     <Node name="atrium-1" url="http://10.0.0.11:8080"/>
+ *     <Federation address="0.0.0.0" port="5061" certificate="/etc/atrium/sip.pem"
+ *                 key="/etc/atrium/sip.key" ca="/etc/atrium/sip-ca.pem"
+ *                 resolver="127.0.0.1:53"/>
  *   </Atlas>
  *
  * <Limits> bounds the HTTP connections in progress (WebSockets, once
@@ -55,6 +58,7 @@
 #define ATLAS_DEFAULT_LOGINS_PER_ACCOUNT 10
 /* Failed logins from one source before each further one blocks it. */
 #define ATLAS_DEFAULT_LOGIN_FAILURES_PER_SOURCE 5
+#define ATLAS_DEFAULT_SIP_PORT 5061
 
 typedef struct atlas_config {
   char path[4096];         /* the file this was read from (absolute) */
@@ -87,6 +91,18 @@ typedef struct atlas_config {
   int limit_login_failures_per_source; /* <Limits loginFailuresPerSource> */
   char node_name[64];        /* <Node name>: letters, digits, ".", "-", "_"; empty: not given */
   char node_url[256];        /* <Node url>: http(s)://host:port; empty: not given */
+  /* <Federation>: SIP over mutual TLS with other organisations. Without the
+   * element nothing listens (federation.enabled then says why it cannot
+   * work). certificate/key: PEM, the SAN covering federation.fqdn; ca: the
+   * CAs whose certificates partners present; resolver: "IP:port" of the DNS
+   * server asked for partners' SRV and A records (empty: /etc/resolv.conf). */
+  bool sip_configured;
+  char sip_address[64]; /* IPv4 or IPv6 literal; default 0.0.0.0 */
+  int sip_port;         /* default ATLAS_DEFAULT_SIP_PORT */
+  char sip_cert[4096];
+  char sip_key[4096];
+  char sip_ca[4096];
+  char sip_resolver[128];
 } atlas_config_t;
 
 /* Reads and checks the file. On failure returns a negative code (-EINVAL for

@@ -54,6 +54,42 @@ static int check_bypass(const setting_def_t *def, const json_t *in, json_t **out
   return validate_bypass_list(in, out, err);
 }
 
+/* Partner domains: each a DNS name of two labels or more, lower-cased, no
+ * duplicates, at most 500. */
+static int check_domain_list(const setting_def_t *def, const json_t *in, json_t **out,
+                             validate_error_t *err) {
+  if (!json_is_array(in)) {
+    snprintf(err->message, sizeof err->message, "Must be a list of domain names.");
+    return -EINVAL;
+  }
+  if (json_array_size(in) > 500) {
+    snprintf(err->message, sizeof err->message, "Holds at most 500 domains.");
+    return -EINVAL;
+  }
+  json_t *list = json_array();
+  size_t i;
+  const json_t *v;
+  json_array_foreach(in, i, v) {
+    char *host = NULL;
+    validate_error_t e;
+    if (!json_is_string(v) ||
+        validate_host(json_string_value(v), HOST_TWO_LABELS, &host, &e) < 0) {
+      snprintf(err->message, sizeof err->message,
+               "Item %zu must be a domain name such as partner.example.com.", i + 1);
+      json_decref(list);
+      return -EINVAL;
+    }
+    bool dup = false;
+    size_t k;
+    const json_t *w;
+    json_array_foreach(list, k, w) dup = dup || strcmp(json_string_value(w), host) == 0;
+    if (!dup) json_array_append_new(list, json_string(host));
+    free(host);
+  }
+  *out = list;
+  return 0;
+}
+
 static int check_qos(const setting_def_t *def, const json_t *in, json_t **out,
                      validate_error_t *err) {
   return validate_qos_policies(in, out, err);
@@ -184,6 +220,39 @@ const setting_def_t catalogue[] = {
         .host_flags = HOST_TWO_LABELS,
         .default_json = "\"\"",
         .flags = SETTING_F_BLANK_DEFAULT,
+    },
+    {
+        .key = "federation.allowed_domains",
+        .section = "federation",
+        .label = "Partner domains (allow list)",
+        .help = "The only domains federated with. Empty: every domain that presents a valid "
+                "certificate (open federation), except those blocked.",
+        .type = SETTING_LIST,
+        .items = "domain",
+        .default_json = "[]",
+        .check = check_domain_list,
+    },
+    {
+        .key = "federation.redirect_days",
+        .section = "federation",
+        .label = "Redirect the old addresses (days)",
+        .help = "After a domain change, requests of other organisations to a user's old address "
+                "are answered 301 Moved Permanently with the new one for this many days "
+                "(0: not at all).",
+        .type = SETTING_INT,
+        .min = 0,
+        .max = 365,
+        .default_json = "30",
+    },
+    {
+        .key = "federation.blocked_domains",
+        .section = "federation",
+        .label = "Blocked domains",
+        .help = "Domains never federated with, whatever the allow list says.",
+        .type = SETTING_LIST,
+        .items = "domain",
+        .default_json = "[]",
+        .check = check_domain_list,
     },
     {
         .key = "login.allow_automatic",

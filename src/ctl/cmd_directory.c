@@ -1,5 +1,6 @@
 /* atriumctl users / domain / federation: see cmd_directory.h. */
 #include "ctl/cmd_directory.h"
+#include "ctl/cmd_federation.h"
 
 #include <getopt.h>
 #include <jansson.h>
@@ -356,8 +357,12 @@ int ctl_cmd_federation(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char 
   opts_t o;
   int code = parse_options(ctx, cmd, argc, argv, &o);
   if (code >= 0) return code;
-  if (optind >= argc) return ctl_usage(cmd, "say which: subscriptions or contacts");
+  if (optind >= argc) return ctl_usage(cmd, "say which: subscriptions, contacts, test or status");
   const char *what = argv[optind];
+  if (!strcmp(what, "test") || !strcmp(what, "status")) {
+    if ((code = refuse_others(cmd, &o, 0, what)) >= 0) return code;
+    return ctl_federation_sip(ctx, cmd, argc, argv);
+  }
   bool subs = strcmp(what, "subscriptions") == 0;
   if (!subs && strcmp(what, "contacts") != 0)
     return ctl_usage(cmd, "unknown subcommand '%.64s'; use subscriptions or contacts", what);

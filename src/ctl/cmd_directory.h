@@ -45,8 +45,9 @@
   "Example: atriumctl domain change new.example.com --dry-run\n"
 
 #define CTL_CMD_FEDERATION_USAGE                                                                  \
-  "subscriptions|contacts [list [--user NAME] [--state S] | import FILE]"
-#define CTL_CMD_FEDERATION_SUMMARY "list and import federation subscriptions and contacts"
+  "subscriptions|contacts [list [--user NAME] [--state S] | import FILE] | test DOMAIN | status"
+#define CTL_CMD_FEDERATION_SUMMARY                                                                \
+  "federation subscriptions and contacts, the self-test with a partner, the state"
 #define CTL_CMD_FEDERATION_HELP                                                                   \
   "  federation subscriptions [list] [--user NAME] [--state active|pending|to-be-recreated]\n"    \
   "                           [--offset N] [--limit N]\n"                                         \
@@ -54,8 +55,20 @@
   "  federation contacts [list] [--user NAME] [--offset N] [--limit N]\n"                         \
   "  federation contacts import FILE        (CSV columns user, remote, display_name)\n"           \
   "\n"                                                                                            \
+  "  federation test DOMAIN                 the self-test with a partner domain\n"             \
+  "  federation status                      subscriptions, partners seen, the last error\n"     \
+  "\n"                                                                                            \
   "A subscription made before a domain change shows as to-be-recreated: it is\n"                  \
-  "created again for the user's new IM address.\n"
+  "created again for the user's new IM address.\n"                                                \
+  "\n"                                                                                            \
+  "test checks, in order: our SRV record (_sipfederationtls._tcp) and its A\n"                    \
+  "record, our certificate's names against federation.fqdn, the partner's records,\n"            \
+  "a TLS handshake with its server (its certificate checked for DOMAIN) and an\n"                 \
+  "OPTIONS ping; one line per step, a failing step says what is wrong. Exit code 0\n"             \
+  "when every step passed, 1 when one failed.\n"                                                  \
+  "\n"                                                                                            \
+  "Examples: atriumctl federation test partner.example.com\n"                                     \
+  "          atriumctl federation status\n"
 
 int ctl_cmd_users(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv);
 int ctl_cmd_domain(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **argv);

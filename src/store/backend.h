@@ -180,6 +180,10 @@ struct store_backend {
   int (*hold_try)(store_hold_t *hold, const char *node, int64_t *epoch);
   int (*hold_check)(store_hold_t *hold, int timeout_ms);
   void (*hold_close)(store_hold_t *hold);
+  /* federation consent (the SIP module) */
+  int (*subscription_set)(store_txn_t *t, const char *user, const char *remote, const char *state,
+                          int64_t generation);
+  int (*subscription_delete)(store_txn_t *t, const char *user, const char *remote);
 };
 
 /* Records a database failure: counts it and keeps the message (printf

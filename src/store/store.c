@@ -334,6 +334,15 @@ int store_subscription_insert(store_txn_t *t, const char *user, const char *remo
   return t->store->be->subscription_insert(t, user, remote, state, generation);
 }
 
+int store_subscription_set(store_txn_t *t, const char *user, const char *remote,
+                           const char *state, int64_t generation) {
+  return t->store->be->subscription_set(t, user, remote, state, generation);
+}
+
+int store_subscription_delete(store_txn_t *t, const char *user, const char *remote) {
+  return t->store->be->subscription_delete(t, user, remote);
+}
+
 int store_contact_insert(store_txn_t *t, const char *user, const char *remote,
                          const char *display_name) {
   return t->store->be->contact_insert(t, user, remote, display_name);

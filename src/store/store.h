@@ -292,6 +292,12 @@ int store_subscription_insert(store_txn_t *t, const char *user, const char *remo
                               const char *state, int64_t generation);
 int store_contact_insert(store_txn_t *t, const char *user, const char *remote,
                          const char *display_name);
+/* A remote watcher's subscription to `user`: its state ("active" once the
+ * user allowed it, "pending" before) and the generation it now holds
+ * (remote compared case-insensitively). -ENOENT when there is no such row. */
+int store_subscription_set(store_txn_t *t, const char *user, const char *remote,
+                           const char *state, int64_t generation);
+int store_subscription_delete(store_txn_t *t, const char *user, const char *remote);
 
 typedef struct store_federation_row {
   const char *user, *remote;

@@ -680,6 +680,61 @@ static void test_limits(void **state) {
   }
 }
 
+/* <Federation>: the SIP listener, its TLS files and the resolver. */
+static void test_federation(void **state) {
+  (void)state;
+  static const struct {
+    const char *doc;
+    int rc;
+    const char *err_has;
+  } fed_cases[] = {
+      {"<Atlas><Federation certificate=\"c.pem\" key=\"k.pem\" ca=\"ca.pem\"/></Atlas>", 0,
+       NULL},
+      {"<Atlas><Federation address=\"::\" port=\"5062\" certificate=\"c\" key=\"k\" "
+       "ca=\"a\" resolver=\"127.0.0.1:5353\"/></Atlas>",
+       0, NULL},
+      {"<Atlas><Federation certificate=\"c\" key=\"k\"/></Atlas>", -EINVAL, "needs certificate"},
+      {"<Atlas><Federation address=\"sip.example.com\" certificate=\"c\" key=\"k\" "
+       "ca=\"a\"/></Atlas>",
+       -EINVAL, "literal"},
+      {"<Atlas><Federation port=\"0\" certificate=\"c\" key=\"k\" ca=\"a\"/></Atlas>",
+       -EINVAL, "from 1 to 65535"},
+      {"<Atlas><Federation resolver=\"[::1]:53\" certificate=\"c\" key=\"k\" "
+       "ca=\"a\"/></Atlas>",
+       -EINVAL, "IPv4"},
+      {"<Atlas><Federation resolver=\"127.0.0.1\" certificate=\"c\" key=\"k\" "
+       "ca=\"a\"/></Atlas>",
+       -EINVAL, "IPv4"},
+      {"<Atlas><Federation tls=\"1.1\" certificate=\"c\" key=\"k\" ca=\"a\"/></Atlas>",
+       -EINVAL, "unknown attribute"},
+  };
+  for (size_t i = 0; i < sizeof fed_cases / sizeof fed_cases[0]; i++) {
+    atlas_config_t cfg;
+    char err[512] = "";
+    int rc = atlas_parse_memory(fed_cases[i].doc, strlen(fed_cases[i].doc), BASE, &cfg, err, sizeof err);
+    if (rc != fed_cases[i].rc) fail_msg("%s: rc %d (%s)", fed_cases[i].doc, rc, err);
+    if (rc != 0) {
+      if (!strstr(err, fed_cases[i].err_has)) fail_msg("%s: message \"%s\"", fed_cases[i].doc, err);
+      continue;
+    }
+    assert_true(cfg.sip_configured);
+    if (i == 0) {
+      assert_string_equal(cfg.sip_address, "0.0.0.0");
+      assert_int_equal(cfg.sip_port, 5061);
+      assert_string_equal(cfg.sip_cert, BASE "/c.pem");
+      assert_string_equal(cfg.sip_ca, BASE "/ca.pem");
+      assert_string_equal(cfg.sip_resolver, "");
+    } else {
+      assert_int_equal(cfg.sip_port, 5062);
+      assert_string_equal(cfg.sip_resolver, "127.0.0.1:5353");
+    }
+  }
+  atlas_config_t none;
+  char err[256];
+  assert_int_equal(atlas_parse_memory("<Atlas/>", 8, BASE, &none, err, sizeof err), 0);
+  assert_false(none.sip_configured);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_limits),
@@ -693,6 +748,7 @@ int main(void) {
       cmocka_unit_test(test_store_conninfo_secret),
       cmocka_unit_test(test_trusted_and_privacy),
       cmocka_unit_test(test_node),
+      cmocka_unit_test(test_federation),
   };
   return cmocka_run_group_tests(tests, setup_dir, teardown_dir);
 }

@@ -899,6 +899,38 @@ static void test_federation_rows(void **state) {
   store_read_end(t);
 }
 
+/* The SIP module's consent: a watcher's state and generation change in
+ * place; a refused watcher's row goes. */
+static void test_federation_consent(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  store_user_write_t u;
+  user_w(&u, "alice", NULL);
+  assert_int_equal(store_user_insert(t, &u, NULL), 0);
+  assert_int_equal(store_subscription_insert(t, "alice", "bob@partner.test", "pending", 1), 0);
+  assert_int_equal(store_subscription_set(t, "alice", "BOB@partner.test", "active", 2), 0);
+  assert_int_equal(store_subscription_set(t, "alice", "eve@partner.test", "active", 2), -ENOENT);
+  assert_int_equal(store_subscription_set(t, "nobody", "bob@partner.test", "active", 2), -ENOENT);
+  assert_int_equal(store_commit(t), 0);
+  t = r(s);
+  rows_t c = {0};
+  int64_t total = 0;
+  assert_int_equal(store_subscription_list(t, "alice", NULL, 2, 0, 10, &total, collect_row, &c), 0);
+  assert_int_equal(total, 1);
+  /* generation 2 now: no longer to be re-created */
+  assert_string_equal(c.state[0], "active");
+  store_read_end(t);
+  t = w(s);
+  assert_int_equal(store_subscription_delete(t, "alice", "eve@partner.test"), -ENOENT);
+  assert_int_equal(store_subscription_delete(t, "alice", "bob@PARTNER.test"), 0);
+  assert_int_equal(store_commit(t), 0);
+  t = r(s);
+  assert_int_equal(store_subscription_list(t, "alice", NULL, 2, 0, 10, &total, collect_row, &c), 0);
+  assert_int_equal(total, 0);
+  store_read_end(t);
+}
+
 typedef struct prefs {
   int n;
   char channel[4][16], email[4][64];
@@ -2829,6 +2861,7 @@ int main(int argc, char **argv) {
       CONFORMANCE(test_users),
       CONFORMANCE(test_tokens_and_devices),
       CONFORMANCE(test_federation_rows),
+      CONFORMANCE(test_federation_consent),
       CONFORMANCE(test_prefs),
       CONFORMANCE(test_messages),
       CONFORMANCE(test_journal),

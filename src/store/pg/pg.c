@@ -1037,6 +1037,9 @@ static const store_backend_t backend = {
     .hold_try = pg_hold_try,
     .hold_check = pg_hold_check,
     .hold_close = pg_hold_close,
+    /* federation consent */
+    .subscription_set = pg_subscription_set,
+    .subscription_delete = pg_subscription_delete,
 };
 
 const store_backend_t *store_pg_backend(void) { return &backend; }

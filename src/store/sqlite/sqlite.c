@@ -747,6 +747,9 @@ static const store_backend_t backend = {
     .hold_try = sq_hold_try,
     .hold_check = sq_hold_check,
     .hold_close = sq_hold_close,
+    /* federation consent */
+    .subscription_set = sq_subscription_set,
+    .subscription_delete = sq_subscription_delete,
 };
 
 const store_backend_t *store_sqlite_backend(void) { return &backend; }

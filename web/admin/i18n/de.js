@@ -34,6 +34,18 @@ export const settings = {
     label: 'Föderations-FQDN',
     help: 'Die Server-Domäne oder eine direkte Subdomäne davon (sip.example.com für example.com). Leer lassen, um die Domäne zu verwenden.',
   },
+  'federation.redirect_days': {
+    label: 'Alte Adressen umleiten (Tage)',
+    help: 'Nach einer Domänenänderung werden Anfragen anderer Organisationen an die alte Adresse eines Benutzers so viele Tage mit 301 Moved Permanently und der neuen Adresse beantwortet (0: gar nicht).',
+  },
+  'federation.allowed_domains': {
+    label: 'Partnerdomänen (Positivliste)',
+    help: 'Die einzigen Domänen, mit denen föderiert wird. Leer: jede Domäne mit gültigem Zertifikat (offene Föderation), außer den gesperrten.',
+  },
+  'federation.blocked_domains': {
+    label: 'Gesperrte Domänen',
+    help: 'Domänen, mit denen nie föderiert wird, unabhängig von der Positivliste.',
+  },
   'login.allow_automatic': {
     label: 'Automatische Anmeldung erlauben',
     help: 'Clients melden sich ohne Benutzerinteraktion an, wenn für den Benutzer die integrierte Windows-Anmeldung aktiv ist.',
@@ -239,6 +251,13 @@ export const ui = {
   'dialog.failed': 'Die Domäne wurde nicht geändert: {detail}',
   'dialog.preview_failed': 'Keine Vorschau: {detail}',
 
+  'federation.test': 'Föderation testen',
+  'federation.test_domain': 'Partnerdomäne',
+  'federation.test_hint': 'Prüft unsere DNS-Einträge und unser Zertifikat, die Einträge des Partners, einen TLS-Handshake mit seinem Server und einen OPTIONS-Ping, mit den gespeicherten Einstellungen.',
+  'federation.test_busy': 'Föderation wird getestet…',
+  'federation.test_ok': 'Die Föderation mit dieser Domäne sollte funktionieren',
+  'federation.test_failed': 'Die Föderation mit dieser Domäne funktioniert noch nicht',
+  'federation.test_error': 'Der Föderationstest konnte nicht ausgeführt werden: {detail}',
   'proxy.test': 'Verbindung testen',
   'proxy.test_busy': 'Verbindung wird getestet…',
   'proxy.test_hint': 'Testet die Proxy-Werte, die gerade in diesem Formular stehen – auch vor dem Speichern – durch eine Verbindung zum Lizenzserver.',

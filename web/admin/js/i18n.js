@@ -101,6 +101,13 @@ const en = {
   'dialog.failed': 'The domain was not changed: {detail}',
   'dialog.preview_failed': 'No preview: {detail}',
 
+  'federation.test': 'Test federation',
+  'federation.test_domain': 'Partner domain',
+  'federation.test_hint': 'Checks our DNS records and certificate, the partner’s records, a TLS handshake with its server and an OPTIONS ping, with the saved settings.',
+  'federation.test_busy': 'Testing federation…',
+  'federation.test_ok': 'Federation with this domain should work',
+  'federation.test_failed': 'Federation with this domain will not work yet',
+  'federation.test_error': 'The federation test could not run: {detail}',
   'proxy.test': 'Test connection',
   'proxy.test_busy': 'Testing the connection…',
   'proxy.test_hint': 'Tests the proxy values currently in this form, also before you save them, by contacting the license server.',

@@ -8,6 +8,7 @@ import { h, slug } from './dom.js';
 import { createDomainDialog } from './domain-dialog.js';
 import { bindPlural, bindText, setSchema } from './i18n.js';
 import { createPrivacy } from './privacy.js';
+import { createFederationTest } from './federation-test.js';
 import { createProxyTest } from './proxy-test.js';
 import { SECTION_FEATURES, createReverseProxy } from './reverse-proxy.js';
 
@@ -123,6 +124,7 @@ export function createSettingsPage() {
         if (def.key === 'domain.name') domainPart = makeDomainPart(c);
       }
       if (id === 'proxy') fs.append(createProxyTest(proxyValues).element);
+      if (id === 'federation') fs.append(createFederationTest().element);
       if (SECTION_FEATURES[id]) fs.append(reverseProxy.box(id));
       if (id === 'meeting') fs.append(privacy.element);
       if (id === 'server') fs.append(reverseProxy.overview());

@@ -59,6 +59,13 @@ export const ui = {
   'me.failed': 'Ihre Anwesenheit wurde nicht geändert: {detail}',
   'me.saved': 'Ihre Anwesenheit ist jetzt: {state}.',
 
+  'watchers.heading': 'Anfragen anderer Organisationen',
+  'watchers.hint': 'Sie möchten Ihren Status sehen. Bis Sie es erlauben, sehen sie nichts.',
+  'watchers.allow': 'Erlauben',
+  'watchers.decline': 'Ablehnen',
+  'watchers.allowed': '{address} darf jetzt Ihren Status sehen.',
+  'watchers.declined': '{address} wird Ihren Status nicht sehen.',
+  'watchers.failed': 'Ihre Antwort an {address} wurde nicht gespeichert: {detail}',
   'contacts.heading': 'Kontakte',
   'contacts.loading': 'Ihre Kontakte werden geladen…',
   'contacts.empty': 'Sie haben noch keine Kontakte. Suchen Sie unten nach Personen, um sie hinzuzufügen.',

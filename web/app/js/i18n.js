@@ -64,6 +64,14 @@ const en = {
   'me.failed': 'Your presence was not changed: {detail}',
   'me.saved': 'Your presence is now: {state}.',
 
+  'watchers.heading': 'Requests from other organisations',
+  'watchers.hint': 'They want to see your presence. Until you allow it, they see nothing.',
+  'watchers.allow': 'Allow',
+  'watchers.decline': 'Decline',
+  'watchers.allowed': '{address} may now see your presence.',
+  'watchers.declined': '{address} will not see your presence.',
+  'watchers.failed': 'Your answer to {address} was not saved: {detail}',
+
   'contacts.heading': 'Contacts',
   'contacts.loading': 'Loading your contacts…',
   'contacts.empty': 'You have no contacts yet. Find people below to add them.',

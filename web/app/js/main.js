@@ -13,6 +13,7 @@ import { createMeetingsView } from './meetings.js';
 import { createLoginView } from './login.js';
 import { createPresenceControl } from './presence.js';
 import { createStore } from './store.js';
+import { createWatchersBox } from './watchers.js';
 
 const TYPING_SHOWN_MS = 5000;
 const WATCH_CHUNK = 1000;
@@ -79,6 +80,7 @@ window.addEventListener('online', () => connection.retryNow());
 
 async function afterConnect() {
   await contacts.load();
+  watchers.start();
   watch(store.watched());
   chat.refresh();
   const p = chat.peer();
@@ -202,6 +204,8 @@ const login = createLoginView({ onLoggedIn: startSession });
 const welcome = h('section', { class: 'view welcome-view', id: 'view-welcome', 'aria-labelledby': 'welcome-heading', hidden: true },
   bindText(h('h2', { id: 'welcome-heading', tabindex: '-1' }), 'welcome.heading'),
   bindText(h('p'), 'welcome.text'));
+const watchers = createWatchersBox({ announce });
+contacts.element.insertBefore(watchers.element, contacts.element.children[1] ?? null);
 layout.insertBefore(contacts.element, main);
 main.append(login.element, welcome, chat.element, journal.element, meetings.element);
 
@@ -243,6 +247,7 @@ function endSession(noticeKey) {
   journal.reset();
   meetings.reset();
   contacts.reset();
+  watchers.reset();
   readSenders.clear();
   session = null;
   setTitle(title);
