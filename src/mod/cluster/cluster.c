@@ -376,7 +376,7 @@ static int init(const module_env_t *env, char *err, size_t errlen) {
     char host[256] = "";
     if (any && gethostname(host, sizeof host - 1) < 0) snprintf(host, sizeof host, "localhost");
     bool v6 = !any && strchr(addr, ':');
-    snprintf(C.url, sizeof C.url, "%s://%s%s%s:%d", a->tls_cert[0] ? "https" : "http",
+    snprintf(C.url, sizeof C.url, "%s://%s%.200s%s:%d", a->tls_cert[0] ? "https" : "http",
              v6 ? "[" : "", any ? host : addr, v6 ? "]" : "", a->listen_port);
   }
   if (C.multi || a->node_name[0]) log_set_node(C.name);
