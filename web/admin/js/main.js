@@ -1,11 +1,12 @@
-// Start-up: language, session, the views (login, System settings, audit log)
-// and the routes between them (#/settings, #/audit).
+// Start-up: language, session, the views (login, System settings, Status,
+// audit log) and the routes between them (#/settings, #/status, #/audit).
 import * as api from './api.js';
 import { createAuditPage } from './audit.js';
 import { h } from './dom.js';
 import { LANGUAGES, bindAttr, bindText, initLanguage, language, retranslate, setLanguage } from './i18n.js';
 import { createLoginView } from './login.js';
 import { createSettingsPage } from './settings-page.js';
+import { createStatusPage } from './status-page.js';
 
 initLanguage();
 
@@ -15,9 +16,10 @@ const topbar = document.getElementById('topbar');
 // ---- the top bar ----------------------------------------------------------------
 
 const navSettings = bindText(h('a', { href: '#/settings', id: 'nav-settings' }), 'nav.settings');
+const navStatus = bindText(h('a', { href: '#/status', id: 'nav-status' }), 'nav.status');
 const navAudit = bindText(h('a', { href: '#/audit', id: 'nav-audit' }), 'nav.audit');
 const nav = h('nav', { class: 'mainnav', id: 'mainnav', hidden: true },
-  h('ul', {}, h('li', {}, navSettings), h('li', {}, navAudit)));
+  h('ul', {}, h('li', {}, navSettings), h('li', {}, navStatus), h('li', {}, navAudit)));
 const langSelect = h('select', { id: 'lang-select' },
   ...LANGUAGES.map((l) => h('option', { value: l.code, lang: l.code }, l.name)));
 langSelect.value = language();
@@ -38,9 +40,10 @@ bindAttr(nav, 'aria-label', 'nav.label');
 // ---- views ------------------------------------------------------------------------
 
 const settingsPage = createSettingsPage();
+const statusPage = createStatusPage();
 const auditPage = createAuditPage();
 const login = createLoginView({ onLoggedIn: startApp });
-main.append(login.element, settingsPage.element, auditPage.element);
+main.append(login.element, settingsPage.element, statusPage.element, auditPage.element);
 
 let signedIn = false;
 let expiryTimer = null;
@@ -50,6 +53,8 @@ function showLogin(noticeKey) {
   clearTimeout(expiryTimer);
   settingsPage.element.hidden = true;
   auditPage.element.hidden = true;
+  statusPage.element.hidden = true;
+  statusPage.hide();
   nav.hidden = true;
   userBox.hidden = true;
   login.show(noticeKey);
@@ -79,16 +84,24 @@ async function startApp({ user, expires }) {
   route(true);
 }
 
+const views = [
+  { hash: '#/settings', page: settingsPage, nav: navSettings },
+  { hash: '#/status', page: statusPage, nav: navStatus },
+  { hash: '#/audit', page: auditPage, nav: navAudit },
+];
+
 function route(focus) {
   if (!signedIn) return;
-  const audit = location.hash === '#/audit';
-  settingsPage.element.hidden = audit;
-  auditPage.element.hidden = !audit;
-  navSettings.removeAttribute('aria-current');
-  navAudit.removeAttribute('aria-current');
-  (audit ? navAudit : navSettings).setAttribute('aria-current', 'page');
-  if (audit) auditPage.show();
-  if (focus) (audit ? auditPage : settingsPage).focus();
+  // Anything that is not another route is the settings (the start page).
+  const current = views.find((v) => v.hash === location.hash) ?? views[0];
+  for (const v of views) {
+    v.page.element.hidden = v !== current;
+    if (v === current) v.nav.setAttribute('aria-current', 'page');
+    else v.nav.removeAttribute('aria-current');
+  }
+  if (current.page !== statusPage) statusPage.hide();
+  if (current.page.show) current.page.show();
+  if (focus) current.page.focus();
 }
 
 window.addEventListener('hashchange', () => {
