@@ -160,16 +160,26 @@ function frame(opcode, payload) {
 }
 
 /** Reads one unmasked server frame (payload < 126 bytes), bounded in time. */
+/** The next server frame (unmasked; 7- or 16-bit lengths). Bytes after it
+ * stay on the socket for the next call. */
 function readFrame(socket, initial) {
   return new Promise((resolve, reject) => {
-    let buf = initial ?? Buffer.alloc(0);
+    let buf = Buffer.concat([socket.leftover ?? Buffer.alloc(0), initial ?? Buffer.alloc(0)]);
+    socket.leftover = null;
     const t = setTimeout(() => { cleanup(); reject(new Error('no frame within 5 s')); }, 5000);
     const tryParse = () => {
       if (buf.length < 2) return false;
-      const len = buf[1] & 0x7f;
-      if (buf.length < 2 + len) return false;
+      let len = buf[1] & 0x7f;
+      let off = 2;
+      if (len === 126) {
+        if (buf.length < 4) return false;
+        len = buf.readUInt16BE(2);
+        off = 4;
+      }
+      if (buf.length < off + len) return false;
       cleanup();
-      resolve({ fin: !!(buf[0] & 0x80), opcode: buf[0] & 0x0f, payload: buf.subarray(2, 2 + len) });
+      socket.leftover = buf.subarray(off + len);
+      resolve({ fin: !!(buf[0] & 0x80), opcode: buf[0] & 0x0f, payload: buf.subarray(off, off + len) });
       return true;
     };
     const onData = (d) => { buf = Buffer.concat([buf, d]); tryParse(); };
@@ -181,8 +191,15 @@ function readFrame(socket, initial) {
 test('the web meeting WebSocket upgrade completes through nginx', { skip: !haveNginx && 'no nginx' }, async () => {
   const meeting = list.entries.find((e) => e.feature === 'meeting');
   assert.equal(meeting.websocket_path, '/webmeeting/ws');
+  // A meeting of a user, joined as a guest through nginx.
+  assert.equal((await srv.api('POST', '/api/v1/users', { token, body: { name: 'hostess', password: 'hostess-pass-1' } })).status, 201);
+  const login = await srv.api('POST', '/client/v1/login', { body: { login: 'hostess', password: 'hostess-pass-1' } });
+  assert.equal(login.status, 200, login.text);
+  const created = await srv.api('POST', '/client/v1/meetings', { token: login.json.token, body: { title: 'Through the proxy' } });
+  assert.equal(created.status, 201, created.text);
+  const wsPath = `${meeting.websocket_path}?meeting=${encodeURIComponent(created.json.id)}`;
   const key = wsKey();
-  const r = await upgrade(meeting.websocket_path, {
+  const r = await upgrade(wsPath, {
     host: meeting.host, 'sec-websocket-key': key, origin: 'https://atrium.example.com',
   });
   assert.equal(r.status, 101, r.text);
@@ -191,10 +208,16 @@ test('the web meeting WebSocket upgrade completes through nginx', { skip: !haveN
   assert.equal(r.headers.upgrade.toLowerCase(), 'websocket');
   const { socket } = r;
   try {
-    socket.write(frame(0x1, JSON.stringify({ type: 'register', name: 'Gast' })));
-    const echo = await readFrame(socket, r.head);
-    assert.equal(echo.opcode, 0x1);
-    assert.deepEqual(JSON.parse(echo.payload.toString()), { type: 'register', name: 'Gast' });
+    const welcome = await readFrame(socket, r.head);
+    assert.equal(welcome.opcode, 0x1);
+    const w = JSON.parse(welcome.payload.toString());
+    assert.equal(w.type, 'welcome');
+    assert.equal(w.role, 'guest');
+    // A round trip through the proxy: ping is answered with its data.
+    socket.write(frame(0x1, JSON.stringify({ type: 'ping', data: 'through nginx' })));
+    const pong = await readFrame(socket);
+    assert.equal(pong.opcode, 0x1);
+    assert.deepEqual(JSON.parse(pong.payload.toString()), { type: 'pong', data: 'through nginx' });
     socket.write(frame(0x8, Buffer.from([0x03, 0xe8]))); // close 1000
     const close = await readFrame(socket);
     assert.equal(close.opcode, 0x8);
@@ -204,12 +227,12 @@ test('the web meeting WebSocket upgrade completes through nginx', { skip: !haveN
   }
 
   // A page of another site may not open a guest's socket.
-  const foreign = await upgrade(meeting.websocket_path, {
+  const foreign = await upgrade(wsPath, {
     host: meeting.host, 'sec-websocket-key': wsKey(), origin: 'https://evil.example',
   });
   assert.equal(foreign.status, 403);
   // Without the upgrade headers: 426, pointing at the proxy configuration.
-  const plain = await request({ path: meeting.websocket_path, headers: { host: meeting.host } });
+  const plain = await request({ path: wsPath, headers: { host: meeting.host } });
   assert.equal(plain.status, 426);
 });
 
