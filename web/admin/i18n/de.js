@@ -247,6 +247,8 @@ export const ui = {
   'users.pages': 'Seiten der Benutzerliste',
   'users.prev': 'Vorherige Seite',
   'users.next': 'Nächste Seite',
+  'users.loading': 'Wird geladen…',
+  'users.searching': 'Suche nach „{q}“…',
   'users.load_failed': 'Die Benutzer konnten nicht geladen werden: {detail}',
   'users.add_title': 'Benutzer anlegen',
   'users.edit_title': '{name} bearbeiten',

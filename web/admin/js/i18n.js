@@ -54,6 +54,8 @@ const en = {
   'users.pages': 'Pages of users',
   'users.prev': 'Previous page',
   'users.next': 'Next page',
+  'users.loading': 'Loading…',
+  'users.searching': 'Searching for “{q}”…',
   'users.load_failed': 'The users could not be loaded: {detail}',
   'users.add_title': 'Add user',
   'users.edit_title': 'Edit {name}',

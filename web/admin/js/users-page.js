@@ -11,6 +11,7 @@ import { createImportDialog } from './users-import.js';
 
 const PAGE = 50;
 const SEARCH_DELAY_MS = 300;
+const SLOW_MS = 400;
 
 export function formatTime(value) {
   if (!value) return '—';
@@ -406,7 +407,13 @@ export function createUsersPage() {
   async function load() {
     const mine = ++seq;
     element.setAttribute('aria-busy', 'true');
+    // A search of a large directory scans it on the server (see
+    // docs/admin-page.md): say so when the answer is not there at once.
+    const slow = setTimeout(() => {
+      if (mine === seq) bindText(status, query ? 'users.searching' : 'users.loading', { q: query });
+    }, SLOW_MS);
     const r = await api.users.list(query, offset, PAGE);
+    clearTimeout(slow);
     if (mine !== seq) return; // a newer search or page is under way
     element.removeAttribute('aria-busy');
     if (r.status !== 200) {
