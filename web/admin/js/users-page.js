@@ -321,7 +321,7 @@ function createDetailDialog({ onChanged, onEdit }) {
       sessions.replaceChildren();
       element.showModal();
       close.focus();
-      if (await load(name)) title.focus?.();
+      await load(name);
     },
   };
 }
