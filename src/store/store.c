@@ -329,6 +329,11 @@ int store_token_find(store_txn_t *t, const char *token_hash, store_token_t *out)
   return t->store->be->token_find(t, token_hash, out);
 }
 
+int store_user_clients(store_txn_t *t, int64_t user_id, int64_t now,
+                       const store_client_fns_t *fns) {
+  return t->store->be->user_clients(t, user_id, now, fns);
+}
+
 int store_subscription_insert(store_txn_t *t, const char *user, const char *remote,
                               const char *state, int64_t generation) {
   return t->store->be->subscription_insert(t, user, remote, state, generation);

@@ -284,6 +284,28 @@ typedef struct store_token {
 /* -ENOENT for an unknown token. */
 int store_token_find(store_txn_t *t, const char *token_hash, store_token_t *out);
 
+/* What the admin page shows of a user's clients: the mobile devices
+ * registered (with or without a token now) and the tokens not expired at
+ * `now` (a desktop login has no device). The strings are valid during the
+ * call only; neither carries a secret (no push token, no token hash). */
+typedef struct store_client_device {
+  const char *device_id, *platform, *login, *created_at, *updated_at;
+  int64_t generation;
+  bool has_push_token;
+} store_client_device_t;
+typedef struct store_client_token {
+  const char *device_id; /* NULL for a desktop login */
+  int64_t generation, created, expires; /* unix seconds */
+} store_client_token_t;
+typedef struct store_client_fns {
+  void (*device)(const store_client_device_t *d, void *ctx);
+  void (*token)(const store_client_token_t *k, void *ctx);
+  void *ctx;
+} store_client_fns_t;
+/* Devices by id, then tokens newest first; bounded by the per-user token
+ * limit and the devices a user registers. */
+int store_user_clients(store_txn_t *t, int64_t user_id, int64_t now, const store_client_fns_t *fns);
+
 /* ---- the directory: federation data ---------------------------------------------------------- */
 
 /* -ENOENT when there is no user `user`; -EEXIST for a second row of the same

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "core/secret.h"
+#include "core/timefmt.h"
 
 #define IMPORT_ROWS_MAX 1000000
 #define CSV_FIELD_MAX 4096
@@ -361,6 +362,77 @@ int directory_user_get(store_t *store, const char *name, json_t **user) {
   if (r < 0) return r;
   r = get_user_in(t, name, user);
   store_read_end(t);
+  return r;
+}
+
+typedef struct clients_ctx {
+  json_t *devices, *sessions;
+  int64_t generation;
+  int error;
+} clients_ctx_t;
+
+static void append(clients_ctx_t *c, json_t *a, json_t *item) {
+  if (!item || json_array_append_new(a, item) < 0) c->error = -ENOMEM;
+}
+
+static void on_client_device(const store_client_device_t *d, void *vctx) {
+  clients_ctx_t *c = vctx;
+  append(c, c->devices,
+         json_pack("{s:s, s:s, s:s, s:b, s:b, s:s, s:s}", "id", d->device_id, "platform",
+                   d->platform ? d->platform : "", "login", d->login ? d->login : "", "push",
+                   d->has_push_token, "setup_again", d->generation != c->generation,
+                   "created_at", d->created_at ? d->created_at : "", "updated_at",
+                   d->updated_at ? d->updated_at : ""));
+}
+
+static void on_client_token(const store_client_token_t *k, void *vctx) {
+  clients_ctx_t *c = vctx;
+  char created[TIMEFMT_LEN], expires[TIMEFMT_LEN];
+  time_rfc3339_ms(k->created * 1000, created);
+  time_rfc3339_ms(k->expires * 1000, expires);
+  /* The platform is the device's; a token outlives nothing else of it. */
+  const char *platform = NULL;
+  if (k->device_id) {
+    size_t n = json_array_size(c->devices);
+    for (size_t i = 0; i < n && !platform; i++) {
+      json_t *d = json_array_get(c->devices, i);
+      if (strcmp(json_string_value(json_object_get(d, "id")), k->device_id) == 0)
+        platform = json_string_value(json_object_get(d, "platform"));
+    }
+  }
+  /* A desktop token stays valid over a domain change; a device's does not. */
+  bool stale = k->device_id && k->generation != c->generation;
+  append(c, c->sessions,
+         json_pack("{s:o, s:o, s:s, s:s, s:b}", "device",
+                   k->device_id ? json_string(k->device_id) : json_null(), "platform",
+                   platform ? json_string(platform) : json_string(k->device_id ? "" : "desktop"),
+                   "created", created, "expires", expires, "setup_again", stale));
+}
+
+int directory_user_get_clients(store_t *store, const char *ref, json_t **user) {
+  *user = NULL;
+  store_txn_t *t;
+  int r = store_read_begin(store, "read a user's clients", &t);
+  if (r < 0) return r;
+  char name[DIRECTORY_NAME_MAX + 1], domain[256];
+  clients_ctx_t c = {.devices = json_array(), .sessions = json_array()};
+  store_user_t u;
+  r = store_domain_current(t, &c.generation, domain, sizeof domain);
+  if (r == 0) r = resolve_name(ref, domain, name, sizeof name);
+  if (r == 0) r = store_user_get(t, name, &u);
+  if (r == 0 && (!c.devices || !c.sessions)) r = -ENOMEM;
+  store_client_fns_t fns = {.device = on_client_device, .token = on_client_token, .ctx = &c};
+  if (r == 0) r = store_user_clients(t, u.id, now_seconds(), &fns);
+  if (r == 0) r = c.error;
+  if (r == 0 && !(*user = user_doc(&u, domain))) r = -ENOMEM;
+  store_read_end(t);
+  if (r == 0) {
+    json_object_set_new(*user, "devices", c.devices);
+    json_object_set_new(*user, "sessions", c.sessions);
+  } else {
+    json_decref(c.devices);
+    json_decref(c.sessions);
+  }
   return r;
 }
 

@@ -118,6 +118,12 @@ int directory_user_create(store_t *store, const directory_actor_t *by, const jso
                           json_t **user, problem_t *err);
 /* `name` is the local part, or a login name with the current domain. */
 int directory_user_get(store_t *store, const char *name, json_t **user);
+/* The user document with what the admin page shows of the user's clients:
+ * "devices" (mobile registrations: id, platform, login, push, setup_again,
+ * created_at, updated_at) and "sessions" (the tokens not expired: device or
+ * null for a desktop login, platform, created, expires, setup_again). Read
+ * in one transaction, so both agree with the user. No secrets. */
+int directory_user_get_clients(store_t *store, const char *name, json_t **user);
 /* `patch`: any of "name", "display_name", "windows_account", "password",
  * "enabled"; null clears display_name, windows_account and password. A
  * password given (set or cleared) or "enabled": false revokes every client

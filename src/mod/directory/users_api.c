@@ -87,7 +87,7 @@ enum MHD_Result directory_users_list(http_request_t *req) {
 
 enum MHD_Result directory_users_get(http_request_t *req) {
   json_t *user = NULL;
-  int r = directory_user_get(http_store(req), path_name(req), &user);
+  int r = directory_user_get_clients(http_store(req), path_name(req), &user);
   if (r < 0) return directory_reply_error(req, r, NULL, "user");
   return http_reply_json(req, MHD_HTTP_OK, user);
 }

@@ -417,6 +417,45 @@ int pg_token_find(store_txn_t *t, const char *token_hash, store_token_t *out) {
   return r;
 }
 
+int pg_user_clients(store_txn_t *t, int64_t user_id, int64_t now,
+                    const store_client_fns_t *fns) {
+  pg_params_t p = {0};
+  pp_int(&p, user_id);
+  int r = 0;
+  PGresult *res = pg_exec(t,
+                          "SELECT device_id, platform, login, generation, push_token IS NOT NULL "
+                          "AND push_token <> '', rfc3339(created_at), rfc3339(updated_at) FROM "
+                          "devices WHERE user_id = $1 ORDER BY device_id",
+                          &p, false, &r);
+  if (!res) return r;
+  for (int i = 0; i < PQntuples(res); i++) {
+    store_client_device_t d = {.device_id = pg_str(res, i, 0),
+                               .platform = pg_str(res, i, 1),
+                               .login = pg_str(res, i, 2),
+                               .generation = pg_i64(res, i, 3),
+                               .has_push_token = pg_bool(res, i, 4),
+                               .created_at = pg_str(res, i, 5),
+                               .updated_at = pg_str(res, i, 6)};
+    fns->device(&d, fns->ctx);
+  }
+  PQclear(res);
+  pp_int(&p, now);
+  res = pg_exec(t,
+                "SELECT device_id, generation, created, expires FROM client_tokens WHERE "
+                "user_id = $1 AND expires > $2 ORDER BY created DESC, device_id",
+                &p, false, &r);
+  if (!res) return r;
+  for (int i = 0; i < PQntuples(res); i++) {
+    store_client_token_t k = {.device_id = pg_str(res, i, 0),
+                              .generation = pg_i64(res, i, 1),
+                              .created = pg_i64(res, i, 2),
+                              .expires = pg_i64(res, i, 3)};
+    fns->token(&k, fns->ctx);
+  }
+  PQclear(res);
+  return 0;
+}
+
 /* ---- federation data ------------------------------------------------------------------- */
 
 static bool valid_state(const char *state) {

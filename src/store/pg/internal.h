@@ -175,6 +175,8 @@ int pg_tokens_purge(store_txn_t *t, int64_t user_id, int64_t now);
 int pg_token_put(store_txn_t *t, const char *token_hash, int64_t user_id, const char *device_id,
                  int64_t generation, int64_t created, int64_t expires);
 int pg_token_find(store_txn_t *t, const char *token_hash, store_token_t *out);
+int pg_user_clients(store_txn_t *t, int64_t user_id, int64_t now,
+                    const store_client_fns_t *fns);
 int pg_subscription_set(store_txn_t *t, const char *user, const char *remote, const char *state,
                         int64_t generation);
 int pg_subscription_delete(store_txn_t *t, const char *user, const char *remote);

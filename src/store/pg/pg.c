@@ -974,6 +974,7 @@ static const store_backend_t backend = {
     .tokens_purge = pg_tokens_purge,
     .token_put = pg_token_put,
     .token_find = pg_token_find,
+    .user_clients = pg_user_clients,
     .subscription_insert = pg_subscription_insert,
     .contact_insert = pg_contact_insert,
     .subscription_list = pg_subscription_list,

@@ -391,6 +391,42 @@ int sq_token_find(store_txn_t *t, const char *token_hash, store_token_t *out) {
   return r;
 }
 
+int sq_user_clients(store_txn_t *t, int64_t user_id, int64_t now,
+                    const store_client_fns_t *fns) {
+  sqlite3_stmt *st = sq_prepare(t, "SELECT device_id, platform, login, generation, "
+                                   "push_token IS NOT NULL AND push_token <> '', created_at, "
+                                   "updated_at FROM devices WHERE user_id = ?1 ORDER BY device_id");
+  if (!st) return -EIO;
+  sqlite3_bind_int64(st, 1, user_id);
+  int r;
+  while ((r = sq_step(t, st)) == 1) {
+    store_client_device_t d = {.device_id = (const char *)sqlite3_column_text(st, 0),
+                               .platform = (const char *)sqlite3_column_text(st, 1),
+                               .login = (const char *)sqlite3_column_text(st, 2),
+                               .generation = sqlite3_column_int64(st, 3),
+                               .has_push_token = sqlite3_column_int(st, 4) != 0,
+                               .created_at = (const char *)sqlite3_column_text(st, 5),
+                               .updated_at = (const char *)sqlite3_column_text(st, 6)};
+    fns->device(&d, fns->ctx);
+  }
+  sqlite3_reset(st);
+  if (r < 0) return r;
+  st = sq_prepare(t, "SELECT device_id, generation, created, expires FROM client_tokens WHERE "
+                     "user_id = ?1 AND expires > ?2 ORDER BY created DESC, device_id");
+  if (!st) return -EIO;
+  sqlite3_bind_int64(st, 1, user_id);
+  sqlite3_bind_int64(st, 2, now);
+  while ((r = sq_step(t, st)) == 1) {
+    store_client_token_t k = {.device_id = (const char *)sqlite3_column_text(st, 0),
+                              .generation = sqlite3_column_int64(st, 1),
+                              .created = sqlite3_column_int64(st, 2),
+                              .expires = sqlite3_column_int64(st, 3)};
+    fns->token(&k, fns->ctx);
+  }
+  sqlite3_reset(st);
+  return r < 0 ? r : 0;
+}
+
 /* ---- federation data ------------------------------------------------------------------- */
 
 int sq_subscription_insert(store_txn_t *t, const char *user, const char *remote, const char *state,

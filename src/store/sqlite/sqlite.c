@@ -684,6 +684,7 @@ static const store_backend_t backend = {
     .tokens_purge = sq_tokens_purge,
     .token_put = sq_token_put,
     .token_find = sq_token_find,
+    .user_clients = sq_user_clients,
     .subscription_insert = sq_subscription_insert,
     .contact_insert = sq_contact_insert,
     .subscription_list = sq_subscription_list,

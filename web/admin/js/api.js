@@ -12,9 +12,11 @@ let unauthorized = () => {};
 export function setCsrf(token) { csrf = token || null; }
 export function onUnauthorized(fn) { unauthorized = fn; }
 
-export async function call(method, path, { body, headers = {}, timeoutMs = TIMEOUT_MS, expect401 = false } = {}) {
+export async function call(method, path, { body, raw, contentType, headers = {}, timeoutMs = TIMEOUT_MS, expect401 = false } = {}) {
   const h = { Accept: 'application/json', ...headers };
   if (body !== undefined) h['Content-Type'] = 'application/json';
+  // A file as it is (an import's CSV or JSON), with its own type.
+  if (raw !== undefined) h['Content-Type'] = contentType;
   if (csrf && !['GET', 'HEAD'].includes(method)) h['X-CSRF-Token'] = csrf;
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
@@ -23,7 +25,7 @@ export async function call(method, path, { body, headers = {}, timeoutMs = TIMEO
     res = await fetch(BASE + path, {
       method,
       headers: h,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
       credentials: 'same-origin',
       cache: 'no-store',
       signal: ac.signal,
@@ -67,3 +69,21 @@ export const reverseProxy = () => call('GET', '/reverse-proxy');
 export const reverseProxyNginx = () => call('GET', '/reverse-proxy/nginx', { headers: { Accept: 'text/plain, application/problem+json' } });
 export const privacyInfo = () => call('GET', '/privacy');
 export const privacyPreview = (lang) => call('GET', `/privacy/preview?lang=${encodeURIComponent(lang)}`);
+
+/** The directory's users (docs/directory.md): one page of a search, one
+ * user with devices and sessions, and the changes. */
+const userPath = (name) => `/users/${encodeURIComponent(name)}`;
+export const users = {
+  list: (q, offset, limit) => call('GET', `/users?${new URLSearchParams({ ...(q ? { q } : {}), offset, limit })}`),
+  get: (name) => call('GET', userPath(name)),
+  create: (doc) => call('POST', '/users', { body: doc }),
+  update: (name, changes) => call('PATCH', userPath(name), { body: changes }),
+  remove: (name) => call('DELETE', userPath(name)),
+  signOut: (name) => call('POST', `${userPath(name)}/sign-out`),
+  /** text: the file's contents; csv: true for CSV, else a JSON array. */
+  import: (text, csv) => call('POST', '/users/import', {
+    raw: text, contentType: csv ? 'text/csv; charset=utf-8' : 'application/json', timeoutMs: 600000,
+  }),
+  /** An import job's URL (Location or "job") as the server gave it. */
+  job: (url) => call('GET', String(url).replace(/^.*\/api\/v1(?=\/)/, '')),
+};

@@ -1,5 +1,6 @@
-// Start-up: language, session, the views (login, System settings, Status,
-// audit log) and the routes between them (#/settings, #/status, #/audit).
+// Start-up: language, session, the views (login, System settings, Users,
+// Status, audit log) and the routes between them (#/settings, #/users,
+// #/status, #/audit).
 import * as api from './api.js';
 import { createAuditPage } from './audit.js';
 import { h } from './dom.js';
@@ -7,6 +8,7 @@ import { LANGUAGES, bindAttr, bindText, initLanguage, language, retranslate, set
 import { createLoginView } from './login.js';
 import { createSettingsPage } from './settings-page.js';
 import { createStatusPage } from './status-page.js';
+import { createUsersPage } from './users-page.js';
 
 initLanguage();
 
@@ -16,10 +18,11 @@ const topbar = document.getElementById('topbar');
 // ---- the top bar ----------------------------------------------------------------
 
 const navSettings = bindText(h('a', { href: '#/settings', id: 'nav-settings' }), 'nav.settings');
+const navUsers = bindText(h('a', { href: '#/users', id: 'nav-users' }), 'nav.users');
 const navStatus = bindText(h('a', { href: '#/status', id: 'nav-status' }), 'nav.status');
 const navAudit = bindText(h('a', { href: '#/audit', id: 'nav-audit' }), 'nav.audit');
 const nav = h('nav', { class: 'mainnav', id: 'mainnav', hidden: true },
-  h('ul', {}, h('li', {}, navSettings), h('li', {}, navStatus), h('li', {}, navAudit)));
+  h('ul', {}, h('li', {}, navSettings), h('li', {}, navUsers), h('li', {}, navStatus), h('li', {}, navAudit)));
 const langSelect = h('select', { id: 'lang-select' },
   ...LANGUAGES.map((l) => h('option', { value: l.code, lang: l.code }, l.name)));
 langSelect.value = language();
@@ -40,10 +43,11 @@ bindAttr(nav, 'aria-label', 'nav.label');
 // ---- views ------------------------------------------------------------------------
 
 const settingsPage = createSettingsPage();
+const usersPage = createUsersPage();
 const statusPage = createStatusPage();
 const auditPage = createAuditPage();
 const login = createLoginView({ onLoggedIn: startApp });
-main.append(login.element, settingsPage.element, statusPage.element, auditPage.element);
+main.append(login.element, settingsPage.element, usersPage.element, statusPage.element, auditPage.element);
 
 let signedIn = false;
 let expiryTimer = null;
@@ -53,6 +57,7 @@ function showLogin(noticeKey) {
   clearTimeout(expiryTimer);
   settingsPage.element.hidden = true;
   auditPage.element.hidden = true;
+  usersPage.element.hidden = true;
   statusPage.element.hidden = true;
   statusPage.hide();
   nav.hidden = true;
@@ -86,6 +91,7 @@ async function startApp({ user, expires }) {
 
 const views = [
   { hash: '#/settings', page: settingsPage, nav: navSettings },
+  { hash: '#/users', page: usersPage, nav: navUsers },
   { hash: '#/status', page: statusPage, nav: navStatus },
   { hash: '#/audit', page: auditPage, nav: navAudit },
 ];
