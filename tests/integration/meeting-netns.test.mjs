@@ -96,10 +96,15 @@ describe('a viewer behind a 2 Mbit/s link (tbf in a network namespace)', { skip:
     const presenter = await join('pres');
     const page = textPage(W, PAGE_H);
     let seq = 0, scrolling = true;
+    // When each frame left the presenter: on a busy machine it sends fewer
+    // than FPS, and a viewer can only be held to what was sent.
+    const sentAt = [];
+    const offered = (a, b) => sentAt.filter((x) => x >= a && x < b).length / ((b - a) / 1000);
     const sender = (async () => {
       const t0 = Date.now();
       while (scrolling) {
         presenter.sendBinary(screenRegion(page, W, PAGE_H, H, seq * 6, seq));
+        sentAt.push(Date.now());
         seq++;
         await sleep(Math.max(0, t0 + (seq * 1000) / FPS - Date.now()));
       }
@@ -146,8 +151,11 @@ describe('a viewer behind a 2 Mbit/s link (tbf in a network namespace)', { skip:
     const rate = (seen, a, b) => seen.filter((f) => f.at >= a && f.at < b && f.tier !== 'lossless').length / ((b - a) / 1000);
     for (const v of [fa, fb]) {
       const r1 = rate(v.seen, tA, tB), r2 = rate(v.seen, tC, tD);
-      assert.ok(r1 >= FPS * 0.8, `fast viewer ${r1} fps`);
-      assert.ok(Math.abs(r2 - r1) <= r1 * 0.15, `fast viewer ${r1} -> ${r2} fps`);
+      const o1 = offered(tA, tB), o2 = offered(tC, tD);
+      assert.ok(o1 >= FPS * 0.5, `the presenter sent only ${o1} fps: the machine is too busy for this test`);
+      assert.ok(r1 >= o1 * 0.8, `fast viewer ${r1} of ${o1} fps`);
+      // The share of the frames it gets does not change when the slow one joins.
+      assert.ok(Math.abs(r2 / o2 - r1 / o1) <= 0.15, `fast viewer ${r1} of ${o1} fps -> ${r2} of ${o2} fps`);
       assert.deepEqual([...new Set(v.seen.filter((f) => f.at >= tA && f.at < tD).map((f) => f.tier))], ['high']);
     }
     const late = slow.filter((f) => f.at >= tC && f.at < tD);

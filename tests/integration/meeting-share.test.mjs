@@ -71,10 +71,15 @@ describe('screen sharing', () => {
     assert.equal(presenter.welcome.role, 'host');
     const page = textPage(W, PAGE_H);
     let seq = 0, scrolling = true;
+    // When each frame left the presenter: on a busy machine it sends fewer
+    // than FPS, and a viewer can only be held to what was sent.
+    const sentAt = [];
+    const offered = (a, b) => sentAt.filter((x) => x >= a && x < b).length / ((b - a) / 1000);
     const sender = (async () => {
       const t0 = Date.now();
       while (scrolling) {
         presenter.sendBinary(screenRegion(page, W, PAGE_H, H, seq * 6, seq));
+        sentAt.push(Date.now());
         seq++;
         const next = t0 + (seq * 1000) / FPS;
         await sleep(Math.max(0, next - Date.now()));
@@ -113,8 +118,12 @@ describe('screen sharing', () => {
     // The fast viewers stay at the top tier and keep their frame rate.
     for (const v of [fast1, fast2]) {
       const before_ = fps(v.seen, tA, tB), after_ = fps(v.seen, tC, tD);
-      assert.ok(before_ >= FPS * 0.8, `fast viewer before: ${before_} fps ${info}`);
-      assert.ok(Math.abs(after_ - before_) <= before_ * 0.15, `fast viewer fps ${before_} -> ${after_}`);
+      const sentBefore = offered(tA, tB), sentAfter = offered(tC, tD);
+      assert.ok(sentBefore >= FPS * 0.5, `the presenter sent only ${sentBefore} fps: the machine is too busy for this test`);
+      assert.ok(before_ >= sentBefore * 0.8, `fast viewer before: ${before_} of ${sentBefore} fps ${info}`);
+      // The share of the frames it gets does not change when the slow one joins.
+      assert.ok(Math.abs(after_ / sentAfter - before_ / sentBefore) <= 0.15,
+        `fast viewer ${before_} of ${sentBefore} fps -> ${after_} of ${sentAfter} fps`);
       assert.deepEqual([...new Set(between(v.seen, tA, tD).map((f) => f.tier).filter((t) => t !== 'lossless'))], ['high']);
       assert.ok(pct(between(v.seen, tC, tD).map((f) => f.delay), 0.95) < 300, 'fast viewer delay p95');
     }
