@@ -64,7 +64,7 @@ static void check(const settings_snapshot_t *snap, problem_t *p) {
                       domain, domain, fqdn);
 }
 
-static const char *const sections[] = {"domain", "federation", NULL};
+static const char *const sections[] = {"domain", "federation", "directory", NULL};
 
 static const settings_owner_t owner = {
     .name = "directory",

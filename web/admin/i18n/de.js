@@ -15,6 +15,7 @@ export const sections = {
   federation: 'Föderation',
   ad: 'Active-Directory-Verbindung',
   license: 'Lizenzserver',
+  directory: 'Verzeichnis',
 };
 
 export const settings = {
@@ -137,6 +138,10 @@ export const settings = {
   'um.url': {
     label: 'URL der UM-Einstellungen',
     help: 'Weboberfläche, in der Benutzer Voicemail, Fax und SMS einrichten. Leer lassen für die Standard-URL.',
+  },
+  'directory.users_permissions': {
+    label: 'Berechtigungen der Datenquelle „Benutzer“',
+    help: 'Wer die Profilbilder der Benutzer sehen darf: Users (die angemeldeten Benutzer des Verzeichnisses) und Authenticated (auch die Gäste von Web-Meetings). Ohne Authenticated sehen Gäste Initialen statt Bildern.',
   },
   'meeting.enabled': {
     label: 'Web-Meeting',
