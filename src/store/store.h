@@ -167,7 +167,7 @@ int store_session_delete_admin(store_txn_t *t, const char *admin, const char *ke
 
 /* What happened: "setting" (key = the setting), "domain.change",
  * "user.add" / "user.update" / "user.rename" / "user.delete" / "user.import" /
- * "user.sign_out" (key = the user), "admin.add" / "admin.enable" /
+ * "user.sign_out" / "user.picture" (key = the user), "admin.add" / "admin.enable" /
  * "admin.disable" / "admin.remove" / "admin.password" / "admin.reset_password"
  * (key = the admin account), "admin.login" / "admin.login_failed" (key = the
  * name given). NULL strings are stored as null; the time is now. */
