@@ -89,9 +89,11 @@ static int decode_png(const uint8_t *data, size_t len, image_t *img, char *err, 
   int rc = -EINVAL, e;
   struct spng_ihdr ihdr;
   size_t size = 0;
-  /* The limits go first: libspng checks them before it allocates. */
+  /* The limits go first: libspng checks them before it allocates. Its
+   * cache limit also bounds what inflating the image data holds, so it
+   * must allow more than the ancillary chunks need. */
   if ((e = spng_set_image_limits(ctx, PICTURE_MAX_SIDE * 4, PICTURE_MAX_SIDE * 4)) ||
-      (e = spng_set_chunk_limits(ctx, len, 64 * 1024)) ||
+      (e = spng_set_chunk_limits(ctx, len, 4 * 1024 * 1024)) ||
       (e = spng_set_png_buffer(ctx, data, len)) || (e = spng_get_ihdr(ctx, &ihdr))) {
     snprintf(err, errlen, "The PNG image is corrupt: %s.", spng_strerror(e));
     goto out;
