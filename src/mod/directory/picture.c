@@ -69,7 +69,9 @@ static int decode_jpeg(const uint8_t *data, size_t len, image_t *img, char *err,
   }
   if (tjDecompress2(tj, data, (unsigned long)len, img->px, sw, sw * 3, sh, TJPF_RGB,
                     TJFLAG_STOPONWARNING) != 0) {
-    snprintf(err, errlen, "The JPEG image is corrupt: %s.", tjGetErrorStr2(tj));
+    /* Also a CMYK JPEG, which has no conversion to RGB here. */
+    snprintf(err, errlen, "The JPEG image is corrupt or cannot be decoded: %s.",
+             tjGetErrorStr2(tj));
     free(img->px);
     img->px = NULL;
     goto out;
