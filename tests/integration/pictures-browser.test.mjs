@@ -2,14 +2,15 @@
 // client's profile and sees it; another user sees it beside the name in
 // the contacts and the chat header (and initials for a contact without
 // one); a meeting guest sees the host's initials while the Users data
-// source lacks Authenticated, and the picture once it holds it.
+// source lacks Authenticated, and the picture once it holds it; the admin
+// sets and removes a picture on the admin page's Users page.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 import { startServer } from './harness.mjs';
-import { launchBrowser } from './browser.mjs';
+import { launchBrowser, loginUi } from './browser.mjs';
 import { clientLogin } from './rt-client.mjs';
 import { meetingConnect } from './meeting-client.mjs';
 
@@ -137,6 +138,30 @@ describe('profile pictures in the browser', () => {
     await page.locator('#participants li[data-role=user]').waitFor({ state: 'detached' });
     await page.locator(`${hostRow} .initials`).waitFor();
     assert.equal(await page.locator('#participants img').count(), 0);
+    assert.deepEqual(b.errors, []);
+  });
+
+  test('the admin page\'s Users page: find a user, upload a picture, remove it', async () => {
+    const b = await browser();
+    const page = await b.page();
+    await loginUi(page, srv);
+    await page.locator('#nav-users').click();
+    await page.locator('#users-table tr[data-name="alice"]').waitFor();
+    await page.locator('#users-search').fill('carol');
+    await page.locator('#users-table tr[data-name="alice"]').waitFor({ state: 'detached' });
+    const carol = '#users-table tr[data-name="carol"]';
+    assert.equal(await page.locator(`${carol} .avatar`).textContent(), 'CD');
+    await page.locator('#picture-file-carol').setInputFiles(FACE);
+    await page.locator('#users-status', { hasText: 'The picture of carol is saved.' }).waitFor();
+    await page.waitForFunction((s) => document.querySelector(s)?.complete && document.querySelector(s).naturalWidth > 0,
+      `${carol} img.avatar`);
+    assert.equal(await page.locator(`${carol} img.avatar`).evaluate((i) => i.naturalWidth), 240);
+    const me = await srv.api('GET', '/client/v1/me', { token: tok.carol });
+    assert.match(me.json.picture, /^[0-9a-f]{32}$/);
+    await page.locator(`${carol} .picture-remove`).click();
+    await page.locator('#users-status', { hasText: 'The picture of carol is removed.' }).waitFor();
+    assert.equal(await page.locator(`${carol} span.avatar`).textContent(), 'CD');
+    assert.equal((await srv.api('GET', '/client/v1/me', { token: tok.carol })).json.picture, null);
     assert.deepEqual(b.errors, []);
   });
 });

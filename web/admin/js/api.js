@@ -12,7 +12,8 @@ let unauthorized = () => {};
 export function setCsrf(token) { csrf = token || null; }
 export function onUnauthorized(fn) { unauthorized = fn; }
 
-export async function call(method, path, { body, headers = {}, timeoutMs = TIMEOUT_MS, expect401 = false } = {}) {
+/** `raw`: bytes (a File) sent as they are, with the Content-Type in headers. */
+export async function call(method, path, { body, raw, headers = {}, timeoutMs = TIMEOUT_MS, expect401 = false } = {}) {
   const h = { Accept: 'application/json', ...headers };
   if (body !== undefined) h['Content-Type'] = 'application/json';
   if (csrf && !['GET', 'HEAD'].includes(method)) h['X-CSRF-Token'] = csrf;
@@ -23,7 +24,7 @@ export async function call(method, path, { body, headers = {}, timeoutMs = TIMEO
     res = await fetch(BASE + path, {
       method,
       headers: h,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: raw !== undefined ? raw : body === undefined ? undefined : JSON.stringify(body),
       credentials: 'same-origin',
       cache: 'no-store',
       signal: ac.signal,

@@ -262,6 +262,25 @@ const en = {
   'value.blank': '(blank)',
   'value.default': '(default)',
   'value.hidden': '(hidden)',
+
+  'nav.users': 'Users',
+  'users.heading': 'Users',
+  'users.intro': 'The users of the directory and their profile pictures. A picture is a JPEG or PNG of at most 512 KiB; the server keeps its middle square, at most 256 × 256 pixels.',
+  'users.search': 'Find users',
+  'users.caption': 'Users',
+  'users.picture': 'Picture',
+  'users.name': 'Name',
+  'users.display_name': 'Display name',
+  'users.actions': 'Profile picture',
+  'users.upload': 'Upload picture…',
+  'users.remove': 'Remove picture',
+  'users.uploading': 'Uploading the picture of {name}…',
+  'users.saved': 'The picture of {name} is saved.',
+  'users.removed': 'The picture of {name} is removed.',
+  'users.failed': 'The picture of {name} was not changed: {detail}',
+  'users.load_failed': 'The users could not be loaded: {detail}',
+  'users.empty': 'No users match.',
+  'users.more': '{shown} of {total} users shown; narrow the search to find the others.',
 };
 
 // Names of enum values that are not words.

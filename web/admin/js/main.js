@@ -1,5 +1,6 @@
 // Start-up: language, session, the views (login, System settings, Status,
-// audit log) and the routes between them (#/settings, #/status, #/audit).
+// users, audit log) and the routes between them (#/settings, #/status,
+// #/users, #/audit).
 import * as api from './api.js';
 import { createAuditPage } from './audit.js';
 import { h } from './dom.js';
@@ -7,6 +8,7 @@ import { LANGUAGES, bindAttr, bindText, initLanguage, language, retranslate, set
 import { createLoginView } from './login.js';
 import { createSettingsPage } from './settings-page.js';
 import { createStatusPage } from './status-page.js';
+import { createUsersPage } from './users-page.js';
 
 initLanguage();
 
@@ -17,9 +19,10 @@ const topbar = document.getElementById('topbar');
 
 const navSettings = bindText(h('a', { href: '#/settings', id: 'nav-settings' }), 'nav.settings');
 const navStatus = bindText(h('a', { href: '#/status', id: 'nav-status' }), 'nav.status');
+const navUsers = bindText(h('a', { href: '#/users', id: 'nav-users' }), 'nav.users');
 const navAudit = bindText(h('a', { href: '#/audit', id: 'nav-audit' }), 'nav.audit');
 const nav = h('nav', { class: 'mainnav', id: 'mainnav', hidden: true },
-  h('ul', {}, h('li', {}, navSettings), h('li', {}, navStatus), h('li', {}, navAudit)));
+  h('ul', {}, h('li', {}, navSettings), h('li', {}, navStatus), h('li', {}, navUsers), h('li', {}, navAudit)));
 const langSelect = h('select', { id: 'lang-select' },
   ...LANGUAGES.map((l) => h('option', { value: l.code, lang: l.code }, l.name)));
 langSelect.value = language();
@@ -42,8 +45,9 @@ bindAttr(nav, 'aria-label', 'nav.label');
 const settingsPage = createSettingsPage();
 const statusPage = createStatusPage();
 const auditPage = createAuditPage();
+const usersPage = createUsersPage();
 const login = createLoginView({ onLoggedIn: startApp });
-main.append(login.element, settingsPage.element, statusPage.element, auditPage.element);
+main.append(login.element, settingsPage.element, statusPage.element, usersPage.element, auditPage.element);
 
 let signedIn = false;
 let expiryTimer = null;
@@ -53,6 +57,7 @@ function showLogin(noticeKey) {
   clearTimeout(expiryTimer);
   settingsPage.element.hidden = true;
   auditPage.element.hidden = true;
+  usersPage.element.hidden = true;
   statusPage.element.hidden = true;
   statusPage.hide();
   nav.hidden = true;
@@ -87,6 +92,7 @@ async function startApp({ user, expires }) {
 const views = [
   { hash: '#/settings', page: settingsPage, nav: navSettings },
   { hash: '#/status', page: statusPage, nav: navStatus },
+  { hash: '#/users', page: usersPage, nav: navUsers },
   { hash: '#/audit', page: auditPage, nav: navAudit },
 ];
 
