@@ -138,23 +138,28 @@ static uint8_t *square(const image_t *img, unsigned side) {
   unsigned s = img->w < img->h ? img->w : img->h;
   unsigned x0 = (img->w - s) / 2, y0 = (img->h - s) / 2;
   uint32_t *sum = calloc((size_t)side * side * 4, sizeof *sum); /* r, g, b, count */
+  uint32_t *col = malloc((size_t)s * sizeof *col);             /* source column -> cell */
   uint8_t *out = malloc((size_t)side * side * 3);
-  if (!sum || !out) {
+  if (!sum || !col || !out) {
     free(sum);
+    free(col);
     free(out);
     return NULL;
   }
+  for (unsigned x = 0; x < s; x++) col[x] = (uint32_t)((uint64_t)x * side / s) * 4;
   for (unsigned y = 0; y < s; y++) {
     const uint8_t *row = img->px + ((size_t)(y0 + y) * img->w + x0) * img->channels;
     uint32_t *cells = sum + (size_t)((uint64_t)y * side / s) * side * 4;
     for (unsigned x = 0; x < s; x++, row += img->channels) {
-      uint32_t *c = cells + (size_t)((uint64_t)x * side / s) * 4;
-      if (img->channels == 4) {
-        /* Transparent parts turn white, as a page behind them would be. */
-        unsigned a = row[3];
-        for (int k = 0; k < 3; k++) c[k] += (row[k] * a + 255 * (255 - a) + 127) / 255;
+      uint32_t *c = cells + col[x];
+      unsigned a = img->channels == 4 ? row[3] : 255;
+      if (a == 255) {
+        c[0] += row[0];
+        c[1] += row[1];
+        c[2] += row[2];
       } else {
-        for (int k = 0; k < 3; k++) c[k] += row[k];
+        /* Transparent parts turn white, as a page behind them would be. */
+        for (int k = 0; k < 3; k++) c[k] += (row[k] * a + 255 * (255 - a) + 127) / 255;
       }
       c[3]++;
     }
@@ -163,6 +168,7 @@ static uint8_t *square(const image_t *img, unsigned side) {
     for (int k = 0; k < 3; k++)
       out[i * 3 + k] = (uint8_t)((sum[i * 4 + k] + sum[i * 4 + 3] / 2) / sum[i * 4 + 3]);
   free(sum);
+  free(col);
   return out;
 }
 

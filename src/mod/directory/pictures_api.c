@@ -41,25 +41,69 @@ static enum MHD_Result reply_picture_refused(http_request_t *req, const char *me
   return r;
 }
 
-/* Decodes, re-encodes and stores the request's body as `name`'s picture. */
-static enum MHD_Result put_picture(http_request_t *req, const directory_actor_t *by,
-                                   const char *name) {
-  size_t len = 0;
-  const char *body = http_body_raw(req, &len);
-  uint8_t *jpeg = NULL;
-  size_t jlen = 0;
+/* Decoding a large PNG takes a few hundred milliseconds: it runs on the
+ * worker pool (http_defer), not on one of the server's few threads. */
+typedef struct put_job {
+  bool by_admin;
+  char name[DIRECTORY_NAME_MAX * 2 + 2];
+  uint8_t *body;
+  size_t len;
+  uint8_t *jpeg;
+  size_t jlen;
+  int r;
   char err[300];
-  int r = picture_normalize((const uint8_t *)(body ? body : ""), body ? len : 0, &jpeg, &jlen, err,
-                            sizeof err);
-  if (r == -EINVAL) return reply_picture_refused(req, err);
-  if (r < 0) return r == -ENOMEM ? http_reply_oom(req) : directory_reply_error(req, r, NULL, "picture");
+} put_job_t;
+
+static void put_job_run(void *ctx) {
+  put_job_t *j = ctx;
+  j->r = picture_normalize(j->body, j->len, &j->jpeg, &j->jlen, j->err, sizeof j->err);
+}
+
+static directory_actor_t admin_of(http_request_t *req);
+
+static enum MHD_Result put_job_reply(http_request_t *req, void *ctx) {
+  put_job_t *j = ctx;
+  if (j->r == -EINVAL) return reply_picture_refused(req, j->err);
+  if (j->r < 0)
+    return j->r == -ENOMEM ? http_reply_oom(req) : directory_reply_error(req, j->r, NULL, "picture");
   char etag[33];
-  etag_of(jpeg, jlen, etag);
+  etag_of(j->jpeg, j->jlen, etag);
   json_t *user = NULL;
-  r = directory_picture_put(http_store(req), by, name, jpeg, jlen, etag, &user);
-  free(jpeg);
+  directory_actor_t by = admin_of(req);
+  int r = directory_picture_put(http_store(req), j->by_admin ? &by : NULL, j->name, j->jpeg,
+                                j->jlen, etag, &user);
   if (r < 0) return directory_reply_error(req, r, NULL, "user");
   return http_reply_json(req, MHD_HTTP_OK, user);
+}
+
+static void put_job_free(void *ctx) {
+  put_job_t *j = ctx;
+  free(j->body);
+  free(j->jpeg);
+  free(j);
+}
+
+/* Decodes, re-encodes and stores the request's body as `name`'s picture. */
+static enum MHD_Result put_picture(http_request_t *req, bool by_admin, const char *name) {
+  size_t len = 0;
+  const char *body = http_body_raw(req, &len);
+  put_job_t *j = calloc(1, sizeof *j);
+  if (!j || (len && !(j->body = malloc(len)))) {
+    free(j);
+    return http_reply_oom(req);
+  }
+  if (len) memcpy(j->body, body, len);
+  j->len = body ? len : 0;
+  j->by_admin = by_admin;
+  snprintf(j->name, sizeof j->name, "%s", name);
+  /* An empty body needs no decoder: say so at once. */
+  if (j->len == 0) {
+    put_job_run(j);
+    enum MHD_Result ret = put_job_reply(req, j);
+    put_job_free(j);
+    return ret;
+  }
+  return http_defer(req, put_job_run, put_job_reply, j, put_job_free);
 }
 
 static enum MHD_Result delete_picture(http_request_t *req, const directory_actor_t *by,
@@ -113,7 +157,7 @@ static enum MHD_Result with_me(http_request_t *req, bool put) {
   char name[DIRECTORY_NAME_MAX + 1];
   snprintf(name, sizeof name, "%s", json_string_value(json_object_get(me, "name")));
   json_decref(me);
-  return put ? put_picture(req, NULL, name) : delete_picture(req, NULL, name);
+  return put ? put_picture(req, false, name) : delete_picture(req, NULL, name);
 }
 
 enum MHD_Result directory_client_picture_put(http_request_t *req) { return with_me(req, true); }
@@ -154,8 +198,7 @@ static directory_actor_t admin_of(http_request_t *req) {
 enum MHD_Result directory_users_picture_put(http_request_t *req) {
   char name[DIRECTORY_NAME_MAX * 2 + 2];
   picture_owner(req, name, sizeof name);
-  directory_actor_t by = admin_of(req);
-  return put_picture(req, &by, name);
+  return put_picture(req, true, name);
 }
 
 enum MHD_Result directory_users_picture_delete(http_request_t *req) {
