@@ -71,7 +71,8 @@ void meeting_pictures_init(void);
 bool meeting_pictures_shown(bool guest);
 /* The picture URL of the user `user` (whose picture has the entity tag
  * `etag`, "" for none) in a list for a guest or a user: a new JSON string
- * relative to the meeting page, or null for none or not permitted. */
+ * relative to the meeting page, or null for none. The caller checked
+ * meeting_pictures_shown for whom the list is. */
 json_t *meeting_picture_url(const char *meeting, const char *user, const char *etag, bool guest);
 /* GET /webmeeting/pictures/{user} */
 enum MHD_Result meeting_picture(http_request_t *req);

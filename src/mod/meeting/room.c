@@ -188,15 +188,18 @@ static void leave(participant_t *p, uint16_t code, const char *reason) {
   ws_close(p->ws, code, reason);
 }
 
-/* `for_guest`: the list goes to a guest, whose picture URLs differ (and
- * are left out unless the Users data source permits Authenticated). */
-static json_t *person_json(const participant_t *p, bool for_guest) {
+/* `for_guest`: the list goes to a guest, whose picture URLs differ;
+ * `pictures`: whether that list shows pictures at all (the Users data
+ * source's permissions, read once per list). */
+static json_t *person_json(const participant_t *p, bool for_guest, bool pictures) {
   json_t *j = json_pack("{s:s, s:s, s:s}", "id", p->id, "name", p->name, "role",
                         role_names[p->role]);
   if (j) json_object_set_new(j, "presenter", json_boolean(p->room->presenter == p));
   if (j)
     json_object_set_new(j, "picture",
-                        meeting_picture_url(p->room->id, p->join.user, p->join.picture, for_guest));
+                        pictures ? meeting_picture_url(p->room->id, p->join.user, p->join.picture,
+                                                       for_guest)
+                                 : json_null());
   return j;
 }
 
@@ -204,11 +207,12 @@ static json_t *person_json(const participant_t *p, bool for_guest) {
 static void broadcast_people(room_t *r) {
   /* Two lists: the users' and the guests' (their picture URLs differ). */
   json_t *people = json_array(), *guests_see = json_array(), *waiting = json_array();
+  bool users_pictures = meeting_pictures_shown(false), guests_pictures = meeting_pictures_shown(true);
   for (participant_t *p = r->list; p; p = p->next) {
     if (p->closing) continue;
     if (p->state == P_IN) {
-      json_array_append_new(people, person_json(p, false));
-      json_array_append_new(guests_see, person_json(p, true));
+      json_array_append_new(people, person_json(p, false, users_pictures));
+      json_array_append_new(guests_see, person_json(p, true, guests_pictures));
     }
     if (p->state == P_LOBBY)
       json_array_append_new(waiting, json_pack("{s:s, s:s}", "id", p->id, "name", p->name));
