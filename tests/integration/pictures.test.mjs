@@ -183,6 +183,19 @@ describe('profile pictures', () => {
     assert.equal((await get('/client/v1/users/carol/picture', { token: tok.carol })).status, 404);
   });
 
+  test('a disabled user\'s picture: hidden from users, still shown to the admin; gone with the user', async () => {
+    let r = await srv.api('POST', '/api/v1/users', { token: admin, body: { name: 'dave', password: PW } });
+    assert.equal(r.status, 201, r.text);
+    assert.equal((await put('/api/v1/users/dave/picture', FACE_JPG, admin)).status, 200);
+    assert.equal((await get('/client/v1/users/dave/picture', { token: tok.alice })).status, 200);
+    r = await srv.api('PATCH', '/api/v1/users/dave', { token: admin, body: { enabled: false } });
+    assert.equal(r.status, 200, r.text);
+    assert.equal((await get('/client/v1/users/dave/picture', { token: tok.alice })).status, 404);
+    assert.equal((await get('/api/v1/users/dave/picture', { token: admin })).status, 200);
+    assert.equal((await srv.api('DELETE', '/api/v1/users/dave', { token: admin })).status, 204);
+    assert.equal((await get('/api/v1/users/dave/picture', { token: admin })).status, 404);
+  });
+
   test('a meeting guest sees picture URLs only while the permission holds Authenticated; the URLs refuse otherwise', async () => {
     await setPerm(['Users']);
     const m = (await srv.api('POST', '/client/v1/meetings', { token: tok.alice, body: { title: 'Pictures' } })).json;

@@ -728,7 +728,8 @@ int directory_picture_put(store_t *store, const directory_actor_t *by, const cha
   return r;
 }
 
-int directory_picture_get(store_t *store, const char *name, store_picture_t *out) {
+int directory_picture_get(store_t *store, const char *name, bool disabled_too,
+                          store_picture_t *out) {
   memset(out, 0, sizeof *out);
   store_txn_t *t;
   int r = store_read_begin(store, "read a user's picture", &t);
@@ -737,7 +738,7 @@ int directory_picture_get(store_t *store, const char *name, store_picture_t *out
   store_user_t u;
   r = current_local_name(t, name, local, sizeof local, domain, sizeof domain);
   if (r == 0) r = store_user_get(t, local, &u);
-  if (r == 0) r = u.enabled ? store_picture_get(t, u.id, out) : -ENOENT;
+  if (r == 0) r = u.enabled || disabled_too ? store_picture_get(t, u.id, out) : -ENOENT;
   store_read_end(t);
   return r;
 }

@@ -151,8 +151,9 @@ int directory_find_by_windows_account(store_t *store, const char *account, json_
 int directory_picture_put(store_t *store, const directory_actor_t *by, const char *name,
                           const uint8_t *jpeg, size_t len, const char *etag, json_t **user);
 /* The picture of the user `name`: -ENOENT when there is no such user, the
- * user is disabled, or has no picture. */
-int directory_picture_get(store_t *store, const char *name, store_picture_t *out);
+ * user has no picture, or is disabled (unless disabled_too: the admin). */
+int directory_picture_get(store_t *store, const char *name, bool disabled_too,
+                          store_picture_t *out);
 /* 200 image/jpeg with the picture (taken over: freed here), its ETag and
  * Cache-Control: private, no-cache; 304 when If-None-Match names it. */
 enum MHD_Result directory_reply_picture(http_request_t *req, store_picture_t *pic);

@@ -137,9 +137,9 @@ enum MHD_Result directory_reply_picture(http_request_t *req, store_picture_t *pi
 
 /* 404 for no such user and for no picture alike: a picture's absence says
  * nothing more than the directory search already does. */
-static enum MHD_Result get_picture(http_request_t *req, const char *name) {
+static enum MHD_Result get_picture(http_request_t *req, const char *name, bool disabled_too) {
   store_picture_t pic;
-  int r = directory_picture_get(http_store(req), name, &pic);
+  int r = directory_picture_get(http_store(req), name, disabled_too, &pic);
   if (r == -ENOENT)
     return http_reply_problem(req, MHD_HTTP_NOT_FOUND, "no-picture", "No picture",
                               "This user has no profile picture; show the initials instead.",
@@ -184,7 +184,7 @@ enum MHD_Result directory_client_picture_get(http_request_t *req) {
                               "(directory.users_permissions) do not let users see each other's "
                               "pictures.",
                               NULL);
-  return get_picture(req, name);
+  return get_picture(req, name, false);
 }
 
 /* ---- the admin's --------------------------------------------------------------------------- */
@@ -211,5 +211,5 @@ enum MHD_Result directory_users_picture_delete(http_request_t *req) {
 enum MHD_Result directory_users_picture_get(http_request_t *req) {
   char name[DIRECTORY_NAME_MAX * 2 + 2];
   picture_owner(req, name, sizeof name);
-  return get_picture(req, name);
+  return get_picture(req, name, true); /* the admin sees disabled users' too */
 }

@@ -88,7 +88,7 @@ enum MHD_Result meeting_picture(http_request_t *req) {
                   "The meeting has ended or does not exist.");
   if (r < 0) return http_reply_store_failed(req);
   store_picture_t pic;
-  r = directory_picture_get(http_store(req), user, &pic);
+  r = directory_picture_get(http_store(req), user, false, &pic);
   if (r == -ENOENT)
     return refuse(req, MHD_HTTP_NOT_FOUND, "no-picture", "No picture",
                   "This participant has no profile picture; show the initials instead.");
