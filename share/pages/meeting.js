@@ -82,8 +82,18 @@ function initials(name) {
 function renderPeople(list) {
   view.people.replaceChildren(...list.map((p) => {
     const li = h('li', { 'data-id': p.id, 'data-role': p.role });
-    li.append(p.picture ? h('img', { class: 'picture', src: new URL(p.picture, location.href).href, alt: '' })
-      : h('span', { class: 'initials', 'aria-hidden': 'true', text: initials(p.name) }));
+    // A picture only when the server gave its URL (users' pictures, and for
+    // guests only while the Users data source permits Authenticated); the
+    // initials when there is none, or when the URL stops answering (the
+    // permission was taken away meanwhile).
+    const badge = () => h('span', { class: 'initials', 'aria-hidden': 'true', text: initials(p.name) });
+    if (p.picture) {
+      const img = h('img', { class: 'picture', src: new URL(p.picture, location.href).href, alt: '' });
+      img.onerror = () => img.replaceWith(badge());
+      li.append(img);
+    } else {
+      li.append(badge());
+    }
     li.append(h('span', { class: 'name', text: p.name }));
     if (p.role !== 'user') li.append(` (${p.role === 'host' ? T.host : T.guest})`);
     if (p.id === me) li.append(` ${T.you}`);

@@ -90,6 +90,42 @@ static int check_domain_list(const setting_def_t *def, const json_t *in, json_t 
   return 0;
 }
 
+/* Who may read the Users data source (the users' profile pictures): a
+ * set of principals. "Users" are the directory's own users, logged in;
+ * "Authenticated" is everyone the server has let in, meeting guests
+ * among them. Case-insensitive, written back in the canonical spelling,
+ * without duplicates. */
+static const char *const principals[] = {"Users", "Authenticated", NULL};
+
+static int check_principals(const setting_def_t *def, const json_t *in, json_t **out,
+                            validate_error_t *err) {
+  if (!json_is_array(in))
+    return validate_fail(err, "Must be a list of principals: Users, Authenticated.");
+  json_t *list = json_array();
+  if (!list) return -ENOMEM;
+  size_t i;
+  const json_t *v;
+  json_array_foreach(in, i, v) {
+    const char *s = json_string_value(v);
+    const char *canon = NULL;
+    for (const char *const *p = principals; s && *p; p++)
+      if (strcasecmp(*p, s) == 0) canon = *p;
+    if (!canon) {
+      json_decref(list);
+      return validate_fail(err, "Item %zu must be Users or Authenticated (guests of web "
+                                "meetings see pictures only with Authenticated).",
+                           i + 1);
+    }
+    bool dup = false;
+    size_t k;
+    const json_t *w;
+    json_array_foreach(list, k, w) dup = dup || strcmp(json_string_value(w), canon) == 0;
+    if (!dup) json_array_append_new(list, json_string(canon));
+  }
+  *out = list;
+  return 0;
+}
+
 static int check_qos(const setting_def_t *def, const json_t *in, json_t **out,
                      validate_error_t *err) {
   return validate_qos_policies(in, out, err);
@@ -176,6 +212,7 @@ const setting_section_t catalogue_sections[] = {
     {"server", "Server address"},
     {"federation", "Federation"},
     {"ad", "Active Directory connection"},
+    {"directory", "Directory"},
     {"license", "License server"},
 };
 const size_t catalogue_section_count = sizeof catalogue_sections / sizeof catalogue_sections[0];
@@ -599,6 +636,18 @@ const setting_def_t catalogue[] = {
         .items = "host_pattern",
         .default_json = "[]",
         .check = check_bypass,
+    },
+    {
+        .key = "directory.users_permissions",
+        .section = "directory",
+        .label = "Users data source permissions",
+        .help = "Who may see the users' profile pictures: Users (the directory's users, logged "
+                "in) and Authenticated (also the guests of web meetings). Without "
+                "Authenticated, guests see initials instead of pictures.",
+        .type = SETTING_LIST,
+        .items = "principal",
+        .default_json = "[\"Users\"]",
+        .check = check_principals,
     },
     {
         .key = "license.server_url",

@@ -19,7 +19,7 @@ const http_asset_t *http_asset_find(const http_asset_t *table, size_t count, con
 
 /* true when an If-None-Match list ("a", W/"b", *) names etag. Weak
  * comparison, as RFC 9110 13.1.2 prescribes for If-None-Match. */
-static bool etag_listed(const char *header, const char *etag) {
+bool http_etag_listed(const char *header, const char *etag) {
   if (!header) return false;
   size_t elen = strlen(etag);
   const char *p = header;
@@ -45,7 +45,7 @@ enum MHD_Result http_reply_asset(http_request_t *req, const http_asset_t *a) {
   if (http_add_header(req, MHD_HTTP_HEADER_ETAG, a->etag) != 0 ||
       http_add_header(req, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache") != 0)
     return http_reply_oom(req);
-  if (etag_listed(http_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), a->etag))
+  if (http_etag_listed(http_header(req, MHD_HTTP_HEADER_IF_NONE_MATCH), a->etag))
     return http_reply_buffer(req, MHD_HTTP_NOT_MODIFIED, NULL, "", 0, NULL, NULL);
   return http_reply_buffer(req, MHD_HTTP_OK, a->content_type, a->bytes, a->length, NULL, NULL);
 }

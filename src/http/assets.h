@@ -6,6 +6,7 @@
  * 304. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "http/http.h"
@@ -20,6 +21,9 @@ typedef struct http_asset {
 
 /* The file at path (no leading '/') in a sorted table, or NULL. */
 const http_asset_t *http_asset_find(const http_asset_t *table, size_t count, const char *path);
+/* true when an If-None-Match list ("a", W/"b", *) names etag (with its
+ * quotes); weak comparison, as RFC 9110 13.1.2 prescribes. */
+bool http_etag_listed(const char *header, const char *etag);
 /* 200 with the file, or 304 when If-None-Match names its ETag. */
 enum MHD_Result http_reply_asset(http_request_t *req, const http_asset_t *a);
 /* A 302/301 to location with an empty body. */

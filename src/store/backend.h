@@ -68,6 +68,10 @@ struct store_backend {
   int (*user_update)(store_txn_t *t, const char *name, const store_user_write_t *u,
                      const char **conflict);
   int (*user_delete)(store_txn_t *t, const char *name);
+  int (*picture_put)(store_txn_t *t, int64_t user_id, const void *data, size_t len,
+                     const char *etag);
+  int (*picture_get)(store_txn_t *t, int64_t user_id, store_picture_t *out);
+  int (*picture_delete)(store_txn_t *t, int64_t user_id);
   int (*user_get)(store_txn_t *t, const char *name, store_user_t *out);
   int (*user_by_windows_account)(store_txn_t *t, const char *account, store_user_t *out);
   int (*user_credentials)(store_txn_t *t, const char *name, int64_t *id, char **hash,

@@ -272,6 +272,29 @@ int store_user_delete(store_txn_t *t, const char *name) {
   return t->store->be->user_delete(t, name);
 }
 
+int store_picture_put(store_txn_t *t, int64_t user_id, const void *data, size_t len,
+                      const char *etag) {
+  if (!data || len == 0 || len > STORE_PICTURE_BYTES_MAX || !etag || !*etag ||
+      strlen(etag) > STORE_PICTURE_ETAG_MAX)
+    return -EINVAL;
+  return t->store->be->picture_put(t, user_id, data, len, etag);
+}
+
+int store_picture_get(store_txn_t *t, int64_t user_id, store_picture_t *out) {
+  memset(out, 0, sizeof *out);
+  return t->store->be->picture_get(t, user_id, out);
+}
+
+int store_picture_delete(store_txn_t *t, int64_t user_id) {
+  return t->store->be->picture_delete(t, user_id);
+}
+
+void store_picture_clear(store_picture_t *p) {
+  free(p->data);
+  p->data = NULL;
+  p->len = 0;
+}
+
 int store_user_get(store_txn_t *t, const char *name, store_user_t *out) {
   return t->store->be->user_get(t, name, out);
 }

@@ -167,7 +167,7 @@ int store_session_delete_admin(store_txn_t *t, const char *admin, const char *ke
 
 /* What happened: "setting" (key = the setting), "domain.change",
  * "user.add" / "user.update" / "user.rename" / "user.delete" / "user.import" /
- * "user.sign_out" (key = the user), "admin.add" / "admin.enable" /
+ * "user.sign_out" / "user.picture" (key = the user), "admin.add" / "admin.enable" /
  * "admin.disable" / "admin.remove" / "admin.password" / "admin.reset_password"
  * (key = the admin account), "admin.login" / "admin.login_failed" (key = the
  * name given). NULL strings are stored as null; the time is now. */
@@ -209,6 +209,8 @@ int store_domain_counts(store_txn_t *t, int64_t generation, store_domain_counts_
 #define STORE_USER_NAME_MAX 64
 #define STORE_USER_TEXT_MAX 256 /* display name, Windows account: bytes */
 #define STORE_REMOTE_MAX 320
+#define STORE_PICTURE_ETAG_MAX 64
+#define STORE_PICTURE_BYTES_MAX (1024 * 1024)
 
 typedef struct store_user {
   int64_t id;
@@ -218,6 +220,7 @@ typedef struct store_user {
   char windows_account[STORE_USER_TEXT_MAX + 1];
   bool enabled, has_password;
   char created_at[32], updated_at[32];
+  char picture[STORE_PICTURE_ETAG_MAX + 1]; /* the profile picture's entity tag, "" for none */
 } store_user_t;
 
 /* What a create or update writes: each set_* flag picks the new value; a
@@ -251,6 +254,28 @@ int store_user_list(store_txn_t *t, const char *q, const char *exact, int64_t of
 /* The first `limit` names in order (the domain change's samples). */
 int store_user_names(store_txn_t *t, int64_t limit, void (*fn)(const char *name, void *ctx),
                      void *ctx);
+
+/* ---- the directory: profile pictures ------------------------------------------------------- */
+
+/* A user's picture: the bytes the directory made (a re-encoded JPEG, never
+ * an upload as it came) and their entity tag. One per user; it goes with
+ * the user. */
+typedef struct store_picture {
+  uint8_t *data; /* malloc'd */
+  size_t len;
+  char etag[STORE_PICTURE_ETAG_MAX + 1];
+  char updated_at[32];
+} store_picture_t;
+
+/* Sets (or replaces) the picture of the user `user_id`: -EINVAL when there
+ * is no such user or the picture is empty or over STORE_PICTURE_BYTES_MAX. */
+int store_picture_put(store_txn_t *t, int64_t user_id, const void *data, size_t len,
+                      const char *etag);
+/* -ENOENT when the user has no picture. Free *out with store_picture_clear. */
+int store_picture_get(store_txn_t *t, int64_t user_id, store_picture_t *out);
+/* -ENOENT when the user has no picture. */
+int store_picture_delete(store_txn_t *t, int64_t user_id);
+void store_picture_clear(store_picture_t *p); /* accepts a zeroed one */
 
 /* ---- the directory: devices and client tokens ------------------------------------------- */
 

@@ -1543,6 +1543,67 @@ static void test_user_by_id(void **state) {
   store_read_end(t);
 }
 
+/* Profile pictures: one per user, replaced whole, read back byte for byte
+ * (NULs and high bytes included), the etag in the user row, gone with the
+ * user. */
+static void test_pictures(void **state) {
+  fixture_t *f = *state;
+  store_t *s = f->store;
+  store_txn_t *t = w(s);
+  int64_t alice = add_user(t, "alice");
+  int64_t bob = add_user(t, "bob");
+  uint8_t bytes[3000];
+  for (size_t i = 0; i < sizeof bytes; i++) bytes[i] = (uint8_t)(i * 7);
+  bytes[0] = 0;
+  bytes[1] = 0xff;
+  assert_int_equal(store_picture_put(t, alice, bytes, sizeof bytes, "etag-1"), 0);
+  assert_int_equal(store_picture_put(t, bob + 1000, bytes, sizeof bytes, "etag-x"), -EINVAL);
+  assert_int_equal(store_picture_put(t, bob, bytes, 0, "etag-x"), -EINVAL);
+  assert_int_equal(store_picture_put(t, bob, bytes, sizeof bytes, ""), -EINVAL);
+  assert_int_equal(store_commit(t), 0);
+
+  t = r(s);
+  store_picture_t pic;
+  assert_int_equal(store_picture_get(t, alice, &pic), 0);
+  assert_int_equal(pic.len, sizeof bytes);
+  assert_memory_equal(pic.data, bytes, sizeof bytes);
+  assert_string_equal(pic.etag, "etag-1");
+  assert_int_equal(strlen(pic.updated_at), 24);
+  store_picture_clear(&pic);
+  assert_int_equal(store_picture_get(t, bob, &pic), -ENOENT);
+  store_user_t u;
+  assert_int_equal(store_user_get(t, "alice", &u), 0);
+  assert_string_equal(u.picture, "etag-1");
+  assert_int_equal(store_user_by_id(t, bob, &u), 0);
+  assert_string_equal(u.picture, "");
+  store_read_end(t);
+
+  /* Replaced, not added. */
+  t = w(s);
+  assert_int_equal(store_picture_put(t, alice, bytes + 10, 20, "etag-2"), 0);
+  assert_int_equal(store_commit(t), 0);
+  t = r(s);
+  assert_int_equal(store_picture_get(t, alice, &pic), 0);
+  assert_int_equal(pic.len, 20);
+  assert_memory_equal(pic.data, bytes + 10, 20);
+  assert_string_equal(pic.etag, "etag-2");
+  store_picture_clear(&pic);
+  store_read_end(t);
+
+  t = w(s);
+  assert_int_equal(store_picture_delete(t, alice), 0);
+  assert_int_equal(store_picture_delete(t, alice), -ENOENT);
+  assert_int_equal(store_picture_put(t, bob, bytes, 5, "etag-b"), 0);
+  assert_int_equal(store_user_delete(t, "bob"), 0);
+  assert_int_equal(store_commit(t), 0);
+  t = r(s);
+  assert_int_equal(store_picture_get(t, alice, &pic), -ENOENT);
+  assert_int_equal(store_picture_get(t, bob, &pic), -ENOENT);
+  assert_int_equal(store_user_get(t, "alice", &u), 0);
+  assert_string_equal(u.picture, "");
+  store_read_end(t);
+}
+
 /* Bounded tokens per user: the newest `keep` stay, others' are untouched. */
 static void test_tokens_trim(void **state) {
   fixture_t *f = *state;
@@ -2873,6 +2934,7 @@ int main(int argc, char **argv) {
       CONFORMANCE(test_message_read),
       CONFORMANCE(test_tickets),
       CONFORMANCE(test_user_by_id),
+      CONFORMANCE(test_pictures),
       CONFORMANCE(test_tokens_trim),
       CONFORMANCE(test_push_outbox),
       CONFORMANCE(test_meetings),

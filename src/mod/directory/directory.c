@@ -318,12 +318,12 @@ static json_t *opt_string(bool has, const char *s) { return has ? json_string(s)
 static json_t *user_doc(const store_user_t *u, const char *domain) {
   char addr[400];
   snprintf(addr, sizeof addr, "%s@%s", u->name, domain);
-  return json_pack("{s:s, s:o, s:o, s:b, s:b, s:s, s:s, s:s, s:s}", "name", u->name,
+  return json_pack("{s:s, s:o, s:o, s:b, s:b, s:s, s:s, s:s, s:s, s:o}", "name", u->name,
                    "display_name", opt_string(u->has_display_name, u->display_name),
                    "windows_account", opt_string(u->has_windows_account, u->windows_account),
                    "enabled", u->enabled, "has_password", u->has_password, "login", addr,
                    "im_address", addr, "created_at", u->created_at, "updated_at",
-                   u->updated_at);
+                   u->updated_at, "picture", opt_string(u->picture[0] != '\0', u->picture));
 }
 
 /* The local part for a user reference: "alice", or "alice@<current domain>". */
@@ -746,6 +746,84 @@ int directory_user_sign_out(store_t *store, const directory_actor_t *by, const c
   if (r == 0) tell(DIRECTORY_USER_SIGNED_OUT, c.local);
   if (revoked) *revoked = r == 0 ? c.revoked : 0;
   return r;
+}
+
+/* ---- profile pictures --------------------------------------------------------------------- */
+
+typedef struct picture_ctx {
+  const directory_actor_t *by;
+  const char *ref;
+  const uint8_t *jpeg; /* NULL: remove */
+  size_t len;
+  const char *etag;
+  json_t *user;
+} picture_ctx_t;
+
+static int picture_txn(store_txn_t *t, void *vctx) {
+  picture_ctx_t *c = vctx;
+  json_decref(c->user);
+  c->user = NULL;
+  char name[DIRECTORY_NAME_MAX + 1], domain[256];
+  store_user_t u;
+  int r = current_local_name(t, c->ref, name, sizeof name, domain, sizeof domain);
+  if (r == 0) r = store_user_get(t, name, &u);
+  bool changed = true;
+  if (r == 0 && c->jpeg) {
+    r = store_picture_put(t, u.id, c->jpeg, c->len, c->etag);
+  } else if (r == 0) {
+    r = store_picture_delete(t, u.id);
+    /* Removing what is not there is done already. */
+    if (r == -ENOENT) {
+      r = 0;
+      changed = false;
+    }
+  }
+  if (r == 0 && changed) {
+    char text[100];
+    snprintf(text, sizeof text, c->jpeg ? "picture set (%zu bytes)" : "picture removed", c->len);
+    r = audit(t, c->by, "user.picture", u.name, NULL, text);
+  }
+  if (r == 0) {
+    snprintf(u.picture, sizeof u.picture, "%s", c->jpeg ? c->etag : "");
+    if (!(c->user = user_doc(&u, domain))) r = -ENOMEM;
+  }
+  return r;
+}
+
+int directory_picture_put(store_t *store, const directory_actor_t *by, const char *name,
+                          const uint8_t *jpeg, size_t len, const char *etag, json_t **user) {
+  picture_ctx_t c = {.by = by, .ref = name, .jpeg = jpeg, .len = len, .etag = etag};
+  int r = store_run_txn(store, jpeg ? "set a user's picture" : "remove a user's picture",
+                        picture_txn, &c);
+  if (r == 0 && user) *user = c.user;
+  else json_decref(c.user);
+  return r;
+}
+
+int directory_picture_get(store_t *store, const char *name, bool disabled_too,
+                          store_picture_t *out) {
+  memset(out, 0, sizeof *out);
+  store_txn_t *t;
+  int r = store_read_begin(store, "read a user's picture", &t);
+  if (r < 0) return r;
+  char local[DIRECTORY_NAME_MAX + 1], domain[256];
+  store_user_t u;
+  r = current_local_name(t, name, local, sizeof local, domain, sizeof domain);
+  if (r == 0) r = store_user_get(t, local, &u);
+  if (r == 0) r = u.enabled || disabled_too ? store_picture_get(t, u.id, out) : -ENOENT;
+  store_read_end(t);
+  return r;
+}
+
+bool directory_users_permit(const char *principal) {
+  settings_snapshot_t *snap = settings_acquire();
+  const json_t *list = snap ? settings_value(snap, "directory.users_permissions") : NULL;
+  bool yes = false;
+  size_t i;
+  const json_t *v;
+  json_array_foreach(list, i, v) yes = yes || strcmp(json_string_value(v), principal) == 0;
+  if (snap) settings_release(snap);
+  return yes;
 }
 
 static int revoke_txn(store_txn_t *t, void *ctx) { return store_token_delete(t, ctx); }

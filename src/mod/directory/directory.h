@@ -102,7 +102,8 @@ int directory_domain_advance(store_txn_t *txn, int64_t expected, const char *new
 /* ---- users ----------------------------------------------------------------------------- */
 
 /* A user document: {"name", "display_name", "windows_account", "enabled",
- * "has_password", "login", "im_address", "created_at", "updated_at"}. */
+ * "has_password", "login", "im_address", "created_at", "updated_at",
+ * "picture"}: picture is the entity tag of the profile picture, or null. */
 
 /* Who makes a change, for the audit log row written in the change's own
  * transaction. NULL where nobody administers (a user signing themselves out,
@@ -145,6 +146,26 @@ int directory_user_list(store_t *store, const char *q, int64_t offset, int64_t l
 /* Integrated Windows login (Kerberos, issue 7): the user whose
  * windows_account is `account` (case-insensitive). Unaffected by the domain. */
 int directory_find_by_windows_account(store_t *store, const char *account, json_t **user);
+
+/* ---- profile pictures ---------------------------------------------------------------------- */
+
+/* Sets the picture of the user `name` to `jpeg` (already re-encoded by
+ * picture_normalize, never an upload as it came) with its entity tag, or
+ * removes it (jpeg NULL; removing none is no error); *user (may be NULL)
+ * the user document after. -ENOENT for no such user. Audited as
+ * "user.picture" when `by` is given. */
+int directory_picture_put(store_t *store, const directory_actor_t *by, const char *name,
+                          const uint8_t *jpeg, size_t len, const char *etag, json_t **user);
+/* The picture of the user `name`: -ENOENT when there is no such user, the
+ * user has no picture, or is disabled (unless disabled_too: the admin). */
+int directory_picture_get(store_t *store, const char *name, bool disabled_too,
+                          store_picture_t *out);
+/* 200 image/jpeg with the picture (taken over: freed here), its ETag and
+ * Cache-Control: private, no-cache; 304 when If-None-Match names it. */
+enum MHD_Result directory_reply_picture(http_request_t *req, store_picture_t *pic);
+/* Whether directory.users_permissions holds `principal` ("Users",
+ * "Authenticated") now. Any thread. */
+bool directory_users_permit(const char *principal);
 
 /* ---- bulk import ------------------------------------------------------------------------- */
 

@@ -23,5 +23,13 @@ enum MHD_Result directory_contacts_import(http_request_t *req);
  * settings page logs in with it too) */
 enum MHD_Result directory_client_me(http_request_t *req);
 
+/* pictures_api.c: profile pictures */
+enum MHD_Result directory_client_picture_put(http_request_t *req);
+enum MHD_Result directory_client_picture_delete(http_request_t *req);
+enum MHD_Result directory_client_picture_get(http_request_t *req);
+enum MHD_Result directory_users_picture_put(http_request_t *req);
+enum MHD_Result directory_users_picture_delete(http_request_t *req);
+enum MHD_Result directory_users_picture_get(http_request_t *req);
+
 /* domain_api.c: POST /api/v1/domain/change */
 enum MHD_Result directory_domain_change_api(http_request_t *req);

@@ -8,6 +8,7 @@
 #include "mod/directory/directory.h"
 #include "mod/directory/domain_change.h"
 #include "mod/directory/internal.h"
+#include "mod/directory/picture.h"
 
 static const http_route_t routes[] = {
     {.method = HTTP_POST, .path = "/api/v1/users", .handler = directory_users_create,
@@ -22,6 +23,19 @@ static const http_route_t routes[] = {
      .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_JSON},
     {.method = HTTP_DELETE, .path = "/api/v1/users/{name}", .handler = directory_users_delete,
      .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_PUT, .path = "/api/v1/users/{name}/picture",
+     .handler = directory_users_picture_put, .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW,
+     .max_body = PICTURE_BODY_MAX},
+    {.method = HTTP_GET, .path = "/api/v1/users/{name}/picture",
+     .handler = directory_users_picture_get, .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_DELETE, .path = "/api/v1/users/{name}/picture",
+     .handler = directory_users_picture_delete, .auth = HTTP_AUTH_ADMIN},
+    {.method = HTTP_PUT, .path = "/client/v1/me/picture", .handler = directory_client_picture_put,
+     .auth = HTTP_AUTH_NONE, .body = HTTP_BODY_RAW, .max_body = PICTURE_BODY_MAX},
+    {.method = HTTP_DELETE, .path = "/client/v1/me/picture",
+     .handler = directory_client_picture_delete, .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/client/v1/users/{name}/picture",
+     .handler = directory_client_picture_get, .auth = HTTP_AUTH_NONE},
     {.method = HTTP_POST, .path = "/api/v1/users/{name}/sign-out",
      .handler = directory_users_sign_out, .auth = HTTP_AUTH_ADMIN},
     {.method = HTTP_GET, .path = "/api/v1/federation/subscriptions",
@@ -64,7 +78,7 @@ static void check(const settings_snapshot_t *snap, problem_t *p) {
                       domain, domain, fqdn);
 }
 
-static const char *const sections[] = {"domain", "federation", NULL};
+static const char *const sections[] = {"domain", "federation", "directory", NULL};
 
 static const settings_owner_t owner = {
     .name = "directory",

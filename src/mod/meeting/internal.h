@@ -63,6 +63,20 @@ bool meeting_enabled(void);
 /* Consumes a ticket of meeting `id`: true and the user's name. */
 bool meeting_ticket_take(const char *ticket, const char *id, char user[65]);
 
+/* ---- profile pictures (pictures.c) ------------------------------------------------------- */
+
+void meeting_pictures_init(void);
+/* Whether a participant list for a guest (or a user) shows pictures now:
+ * directory.users_permissions holds Authenticated (or, for a user, Users). */
+bool meeting_pictures_shown(bool guest);
+/* The picture URL of the user `user` (whose picture has the entity tag
+ * `etag`, "" for none) in a list for a guest or a user: a new JSON string
+ * relative to the meeting page, or null for none. The caller checked
+ * meeting_pictures_shown for whom the list is. */
+json_t *meeting_picture_url(const char *meeting, const char *user, const char *etag, bool guest);
+/* GET /webmeeting/pictures/{user} */
+enum MHD_Result meeting_picture(http_request_t *req);
+
 /* ---- the rooms (room.c, loop thread unless said) --------------------------------------------- */
 
 /* What the WebSocket handler learnt on the HTTP thread, for the room. */
@@ -70,6 +84,7 @@ typedef struct meeting_join {
   store_meeting_t meeting;
   char user[65];          /* a user's name, "" for a guest */
   char display_name[257]; /* the user's, "" for a guest */
+  char picture[STORE_PICTURE_ETAG_MAX + 1]; /* the user's picture's entity tag, "" for none */
   bool encrypted;         /* the meeting URL is https */
   long max_rate_mbps;     /* the QoS policy's cap of this connection, 0: none */
   bool own_socket;        /* the socket is the viewer's (no TLS relay, no proxy) */

@@ -166,6 +166,8 @@ static const http_route_t routes[] = {
     {.method = HTTP_GET, .path = "/webmeeting/ws", .handler = meeting_ws, .auth = HTTP_AUTH_NONE},
     {.method = HTTP_GET, .path = "/webmeeting/privacy", .handler = meeting_privacy_page,
      .auth = HTTP_AUTH_NONE},
+    {.method = HTTP_GET, .path = "/webmeeting/pictures/{user}", .handler = meeting_picture,
+     .auth = HTTP_AUTH_NONE},
     {.method = HTTP_GET, .path = "/webmeeting/{file}", .handler = meeting_asset,
      .auth = HTTP_AUTH_NONE},
     {.method = HTTP_GET, .path = "/api/v1/privacy", .handler = meeting_privacy_info,
@@ -245,6 +247,7 @@ static int init(const module_env_t *env, char *err, size_t errlen) {
     return -ENOMEM;
   }
   meeting_api_init(env->store);
+  meeting_pictures_init();
   meeting_rooms_init(env->store);
   return 0;
 }

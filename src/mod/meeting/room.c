@@ -188,30 +188,45 @@ static void leave(participant_t *p, uint16_t code, const char *reason) {
   ws_close(p->ws, code, reason);
 }
 
-static json_t *person_json(const participant_t *p) {
+/* `for_guest`: the list goes to a guest, whose picture URLs differ;
+ * `pictures`: whether that list shows pictures at all (the Users data
+ * source's permissions, read once per list). */
+static json_t *person_json(const participant_t *p, bool for_guest, bool pictures) {
   json_t *j = json_pack("{s:s, s:s, s:s}", "id", p->id, "name", p->name, "role",
                         role_names[p->role]);
   if (j) json_object_set_new(j, "presenter", json_boolean(p->room->presenter == p));
+  if (j)
+    json_object_set_new(j, "picture",
+                        pictures ? meeting_picture_url(p->room->id, p->join.user, p->join.picture,
+                                                       for_guest)
+                                 : json_null());
   return j;
 }
 
 /* The participant list to everyone in; the lobby to the host. */
 static void broadcast_people(room_t *r) {
-  json_t *people = json_array(), *waiting = json_array();
+  /* Two lists: the users' and the guests' (their picture URLs differ). */
+  json_t *people = json_array(), *guests_see = json_array(), *waiting = json_array();
+  bool users_pictures = meeting_pictures_shown(false), guests_pictures = meeting_pictures_shown(true);
   for (participant_t *p = r->list; p; p = p->next) {
     if (p->closing) continue;
-    if (p->state == P_IN) json_array_append_new(people, person_json(p));
+    if (p->state == P_IN) {
+      json_array_append_new(people, person_json(p, false, users_pictures));
+      json_array_append_new(guests_see, person_json(p, true, guests_pictures));
+    }
     if (p->state == P_LOBBY)
       json_array_append_new(waiting, json_pack("{s:s, s:s}", "id", p->id, "name", p->name));
   }
   for (participant_t *p = r->list; p; p = p->next) {
     if (p->state != P_IN || p->closing) continue;
-    send_json(p, json_pack("{s:s, s:O, s:s?}", "type", "participants", "participants", people,
-                           "presenter", r->presenter ? r->presenter->id : NULL));
+    send_json(p, json_pack("{s:s, s:O, s:s?}", "type", "participants", "participants",
+                           p->role == ROLE_GUEST ? guests_see : people, "presenter",
+                           r->presenter ? r->presenter->id : NULL));
     if (p->role == ROLE_HOST)
       send_json(p, json_pack("{s:s, s:O}", "type", "lobby", "waiting", waiting));
   }
   json_decref(people);
+  json_decref(guests_see);
   json_decref(waiting);
 }
 
@@ -697,6 +712,8 @@ enum MHD_Result meeting_ws(http_request_t *req) {
     if (directory_user_get(R.store, p->join.user, &doc) == 0) {
       const char *dn = json_string_value(json_object_get(doc, "display_name"));
       snprintf(p->join.display_name, sizeof p->join.display_name, "%s", dn ? dn : "");
+      const char *pic = json_string_value(json_object_get(doc, "picture"));
+      snprintf(p->join.picture, sizeof p->join.picture, "%s", pic ? pic : "");
     }
     json_decref(doc);
   }

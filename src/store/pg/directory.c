@@ -77,7 +77,8 @@ int pg_domain_counts(store_txn_t *t, int64_t generation, store_domain_counts_t *
 
 #define USER_COLUMNS_OF(t)                                                                         \
   t "id, " t "name, " t "display_name, " t "windows_account, " t "enabled, " t                     \
-    "password_hash IS NOT NULL, rfc3339(" t "created_at), rfc3339(" t "updated_at)"
+    "password_hash IS NOT NULL, rfc3339(" t "created_at), rfc3339(" t "updated_at), "          \
+    "(SELECT etag FROM user_pictures WHERE user_id = " t "id)"
 #define USER_COLUMNS USER_COLUMNS_OF("")
 
 /* Reads USER_COLUMNS starting at column c. */
@@ -93,6 +94,7 @@ static void read_user(const PGresult *res, int row, int c, store_user_t *u) {
   u->has_password = pg_bool(res, row, c + 5);
   pg_copy(u->created_at, sizeof u->created_at, res, row, c + 6);
   pg_copy(u->updated_at, sizeof u->updated_at, res, row, c + 7);
+  pg_copy(u->picture, sizeof u->picture, res, row, c + 8);
 }
 
 /* Which unique constraint a failed write hit, as an API field name. */
@@ -645,4 +647,85 @@ int pg_pref_put(store_txn_t *t, const char *user, const char *channel, bool noti
                 "UPDATE SET notify = excluded.notify, email = excluded.email, "
                 "attach = excluded.attach, updated_at = excluded.updated_at",
                 &p, false, NULL);
+}
+
+/* ---- profile pictures ------------------------------------------------------------------- */
+
+/* Parameters go as text: the bytes travel hex-encoded both ways. */
+static int hexval(char c) {
+  return c >= '0' && c <= '9'   ? c - '0'
+         : c >= 'a' && c <= 'f' ? c - 'a' + 10
+         : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                : -1;
+}
+
+int pg_picture_put(store_txn_t *t, int64_t user_id, const void *data, size_t len,
+                   const char *etag) {
+  static const char digits[] = "0123456789abcdef";
+  char *hex = malloc(len * 2 + 1);
+  if (!hex) return -ENOMEM;
+  const uint8_t *b = data;
+  for (size_t i = 0; i < len; i++) {
+    hex[2 * i] = digits[b[i] >> 4];
+    hex[2 * i + 1] = digits[b[i] & 15];
+  }
+  hex[2 * len] = '\0';
+  pg_params_t p = {0};
+  pp_int(&p, user_id);
+  pp_text(&p, etag);
+  pp_text(&p, hex);
+  char now[32];
+  store_now_rfc3339(now);
+  pp_text(&p, now);
+  /* A user that does not exist inserts nothing: -EINVAL, as SQLite's
+   * foreign key answers. */
+  int64_t changed = 0;
+  int r = pg_cmd(t,
+                 "INSERT INTO user_pictures (user_id, etag, data, updated_at) "
+                 "SELECT id, $2::text, decode($3::text, 'hex'), $4::text FROM users WHERE id = $1 "
+                 "ON CONFLICT (user_id) DO UPDATE SET etag = excluded.etag, data = excluded.data, "
+                 "updated_at = excluded.updated_at",
+                 &p, true, &changed);
+  free(hex);
+  return r < 0 ? r : changed ? 0 : -EINVAL;
+}
+
+int pg_picture_get(store_txn_t *t, int64_t user_id, store_picture_t *out) {
+  pg_params_t p = {0};
+  pp_int(&p, user_id);
+  int r = 0;
+  PGresult *res = pg_exec(
+      t, "SELECT etag, encode(data, 'hex'), updated_at FROM user_pictures WHERE user_id = $1", &p,
+      false, &r);
+  if (!res) return r;
+  if (PQntuples(res) == 0) {
+    PQclear(res);
+    return -ENOENT;
+  }
+  pg_copy(out->etag, sizeof out->etag, res, 0, 0);
+  pg_copy(out->updated_at, sizeof out->updated_at, res, 0, 2);
+  const char *hex = pg_str(res, 0, 1);
+  size_t n = hex ? strlen(hex) / 2 : 0;
+  r = n ? 0 : -EIO;
+  if (r == 0 && !(out->data = malloc(n))) r = -ENOMEM;
+  for (size_t i = 0; r == 0 && i < n; i++) {
+    int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) r = -EIO;
+    else out->data[i] = (uint8_t)(hi << 4 | lo);
+  }
+  if (r == 0) out->len = n;
+  else {
+    free(out->data);
+    out->data = NULL;
+  }
+  PQclear(res);
+  return r;
+}
+
+int pg_picture_delete(store_txn_t *t, int64_t user_id) {
+  pg_params_t p = {0};
+  pp_int(&p, user_id);
+  int64_t changed = 0;
+  int r = pg_cmd(t, "DELETE FROM user_pictures WHERE user_id = $1", &p, false, &changed);
+  return r < 0 ? r : changed ? 0 : -ENOENT;
 }

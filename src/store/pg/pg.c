@@ -303,6 +303,13 @@ static const char *const migrations[] = {
     "  END $$;"
     "CREATE TRIGGER settings_by_hand_audit AFTER INSERT OR UPDATE OR DELETE ON settings"
     "  FOR EACH ROW EXECUTE FUNCTION settings_by_hand_audit();",
+    /* 8 -> 9: users' profile pictures (see the SQLite migration). */
+    "CREATE TABLE user_pictures ("
+    "  user_id bigint PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,"
+    "  etag text COLLATE \"C\" NOT NULL,"
+    "  data bytea NOT NULL,"
+    "  updated_at text NOT NULL"
+    ");",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -311,7 +318,7 @@ static const char *const migrations[] = {
 static const char *const tables =
     "{schema_migrations,settings,settings_state,meta,audit,admins,sessions,domains,users,"
     "devices,client_tokens,subscriptions,contacts,user_notifications,messages,journal,roster,"
-    "push_outbox,meetings,nodes,meeting_host,ws_tickets}";
+    "push_outbox,meetings,nodes,meeting_host,ws_tickets,user_pictures}";
 
 /* The advisory lock that serialises migrations of one database, whichever
  * node runs them ("Atri" and 1, in the two-key space). */
@@ -962,6 +969,9 @@ static const store_backend_t backend = {
     .user_insert = pg_user_insert,
     .user_update = pg_user_update,
     .user_delete = pg_user_delete,
+    .picture_put = pg_picture_put,
+    .picture_get = pg_picture_get,
+    .picture_delete = pg_picture_delete,
     .user_get = pg_user_get,
     .user_by_windows_account = pg_user_by_windows_account,
     .user_credentials = pg_user_credentials,

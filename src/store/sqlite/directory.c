@@ -64,7 +64,8 @@ int sq_domain_counts(store_txn_t *t, int64_t generation, store_domain_counts_t *
 
 #define USER_COLUMNS_OF(t)                                                                         \
   t "id, " t "name, " t "display_name, " t "windows_account, " t "enabled, " t                     \
-    "password_hash IS NOT NULL, " t "created_at, " t "updated_at"
+    "password_hash IS NOT NULL, " t "created_at, " t "updated_at, "                            \
+    "(SELECT etag FROM user_pictures WHERE user_id = " t "id)"
 #define USER_COLUMNS USER_COLUMNS_OF("")
 
 /* Reads USER_COLUMNS starting at column c. */
@@ -80,6 +81,7 @@ static void read_user(sqlite3_stmt *st, int c, store_user_t *u) {
   u->has_password = sqlite3_column_int(st, c + 5) != 0;
   sq_copy(u->created_at, sizeof u->created_at, st, c + 6);
   sq_copy(u->updated_at, sizeof u->updated_at, st, c + 7);
+  sq_copy(u->picture, sizeof u->picture, st, c + 8);
 }
 
 /* Which unique constraint a failed write hit, as an API field name. */
@@ -577,4 +579,56 @@ int sq_pref_put(store_txn_t *t, const char *user, const char *channel, bool noti
   sqlite3_bind_int(st, 5, attach);
   sq_bind_text(st, 6, now);
   return sq_done(t, st);
+}
+
+/* ---- profile pictures ------------------------------------------------------------------- */
+
+int sq_picture_put(store_txn_t *t, int64_t user_id, const void *data, size_t len,
+                   const char *etag) {
+  char now[32];
+  store_now_rfc3339(now);
+  sqlite3_stmt *st = sq_prepare(
+      t, "INSERT INTO user_pictures (user_id, etag, data, updated_at) VALUES (?1, ?2, ?3, ?4) "
+         "ON CONFLICT (user_id) DO UPDATE SET etag = excluded.etag, data = excluded.data, "
+         "updated_at = excluded.updated_at");
+  if (!st) return -EIO;
+  sqlite3_bind_int64(st, 1, user_id);
+  sq_bind_text(st, 2, etag);
+  sqlite3_bind_blob(st, 3, data, (int)len, SQLITE_TRANSIENT);
+  sq_bind_text(st, 4, now);
+  return sq_done(t, st); /* no such user: the foreign key's -EINVAL */
+}
+
+int sq_picture_get(store_txn_t *t, int64_t user_id, store_picture_t *out) {
+  sqlite3_stmt *st =
+      sq_prepare(t, "SELECT etag, data, updated_at FROM user_pictures WHERE user_id = ?1");
+  if (!st) return -EIO;
+  sqlite3_bind_int64(st, 1, user_id);
+  int r = sq_step(t, st);
+  if (r == 1) {
+    sq_copy(out->etag, sizeof out->etag, st, 0);
+    const void *b = sqlite3_column_blob(st, 1);
+    int n = sqlite3_column_bytes(st, 1);
+    sq_copy(out->updated_at, sizeof out->updated_at, st, 2);
+    r = 0;
+    if (n > 0 && b && (out->data = malloc((size_t)n))) {
+      memcpy(out->data, b, (size_t)n);
+      out->len = (size_t)n;
+    } else {
+      r = n > 0 ? -ENOMEM : -EIO;
+    }
+  } else if (r == 0) {
+    r = -ENOENT;
+  }
+  sqlite3_reset(st);
+  return r;
+}
+
+int sq_picture_delete(store_txn_t *t, int64_t user_id) {
+  sqlite3_stmt *st = sq_prepare(t, "DELETE FROM user_pictures WHERE user_id = ?1");
+  if (!st) return -EIO;
+  sqlite3_bind_int64(st, 1, user_id);
+  int r = sq_done(t, st);
+  if (r == 0 && sqlite3_changes(sq_of(t)->db) == 0) r = -ENOENT;
+  return r;
 }

@@ -81,6 +81,10 @@ int sq_user_insert(store_txn_t *t, const store_user_write_t *u, const char **con
 int sq_user_update(store_txn_t *t, const char *name, const store_user_write_t *u,
                    const char **conflict);
 int sq_user_delete(store_txn_t *t, const char *name);
+int sq_picture_put(store_txn_t *t, int64_t user_id, const void *data, size_t len,
+                   const char *etag);
+int sq_picture_get(store_txn_t *t, int64_t user_id, store_picture_t *out);
+int sq_picture_delete(store_txn_t *t, int64_t user_id);
 int sq_user_get(store_txn_t *t, const char *name, store_user_t *out);
 int sq_user_by_windows_account(store_txn_t *t, const char *account, store_user_t *out);
 int sq_user_credentials(store_txn_t *t, const char *name, int64_t *id, char **hash, bool *enabled);

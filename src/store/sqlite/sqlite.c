@@ -269,6 +269,14 @@ static const char *const migrations[] = {
     "  expires INTEGER NOT NULL"
     ");"
     "CREATE INDEX ws_tickets_expires ON ws_tickets (expires);",
+    /* 8 -> 9: users' profile pictures, a row of their own so that listing
+     * users does not read the bytes. */
+    "CREATE TABLE user_pictures ("
+    "  user_id INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,"
+    "  etag TEXT NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  updated_at TEXT NOT NULL"
+    ");",
 };
 
 #define SCHEMA_VERSION ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -672,6 +680,9 @@ static const store_backend_t backend = {
     .user_insert = sq_user_insert,
     .user_update = sq_user_update,
     .user_delete = sq_user_delete,
+    .picture_put = sq_picture_put,
+    .picture_get = sq_picture_get,
+    .picture_delete = sq_picture_delete,
     .user_get = sq_user_get,
     .user_by_windows_account = sq_user_by_windows_account,
     .user_credentials = sq_user_credentials,

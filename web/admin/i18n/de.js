@@ -15,6 +15,7 @@ export const sections = {
   federation: 'Föderation',
   ad: 'Active-Directory-Verbindung',
   license: 'Lizenzserver',
+  directory: 'Verzeichnis',
 };
 
 export const settings = {
@@ -137,6 +138,10 @@ export const settings = {
   'um.url': {
     label: 'URL der UM-Einstellungen',
     help: 'Weboberfläche, in der Benutzer Voicemail, Fax und SMS einrichten. Leer lassen für die Standard-URL.',
+  },
+  'directory.users_permissions': {
+    label: 'Berechtigungen der Datenquelle „Benutzer“',
+    help: 'Wer die Profilbilder der Benutzer sehen darf: Users (die angemeldeten Benutzer des Verzeichnisses) und Authenticated (auch die Gäste von Web-Meetings). Ohne Authenticated sehen Gäste Initialen statt Bildern.',
   },
   'meeting.enabled': {
     label: 'Web-Meeting',
@@ -571,4 +576,14 @@ export const ui = {
   'value.blank': '(leer)',
   'value.default': '(Standard)',
   'value.hidden': '(verborgen)',
+
+  'users.col.picture': 'Bild',
+  'users.picture_upload': 'Bild hochladen…',
+  'users.picture_upload_label': 'Ein Profilbild für {name} hochladen',
+  'users.picture_remove': 'Bild entfernen',
+  'users.picture_remove_label': 'Das Profilbild von {name} entfernen',
+  'users.picture_uploading': 'Das Bild von {name} wird hochgeladen…',
+  'users.picture_saved': 'Das Bild von {name} ist gespeichert.',
+  'users.picture_removed': 'Das Bild von {name} ist entfernt.',
+  'users.picture_failed': 'Das Bild von {name} wurde nicht geändert: {detail}',
 };

@@ -12,11 +12,12 @@ let unauthorized = () => {};
 export function setCsrf(token) { csrf = token || null; }
 export function onUnauthorized(fn) { unauthorized = fn; }
 
+/** `raw`: bytes or text (a File, an import's CSV) sent as they are, typed by `contentType`. */
 export async function call(method, path, { body, raw, contentType, headers = {}, timeoutMs = TIMEOUT_MS, expect401 = false } = {}) {
   const h = { Accept: 'application/json', ...headers };
   if (body !== undefined) h['Content-Type'] = 'application/json';
   // A file as it is (an import's CSV or JSON), with its own type.
-  if (raw !== undefined) h['Content-Type'] = contentType;
+  if (raw !== undefined && contentType) h['Content-Type'] = contentType;
   if (csrf && !['GET', 'HEAD'].includes(method)) h['X-CSRF-Token'] = csrf;
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);

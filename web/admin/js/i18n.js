@@ -378,6 +378,16 @@ const en = {
   'value.blank': '(blank)',
   'value.default': '(default)',
   'value.hidden': '(hidden)',
+
+  'users.col.picture': 'Picture',
+  'users.picture_upload': 'Upload picture…',
+  'users.picture_upload_label': 'Upload a profile picture for {name}',
+  'users.picture_remove': 'Remove picture',
+  'users.picture_remove_label': 'Remove the profile picture of {name}',
+  'users.picture_uploading': 'Uploading the picture of {name}…',
+  'users.picture_saved': 'The picture of {name} is saved.',
+  'users.picture_removed': 'The picture of {name} is removed.',
+  'users.picture_failed': 'The picture of {name} was not changed: {detail}',
 };
 
 // Names of enum values that are not words.

@@ -326,6 +326,21 @@ function createDetailDialog({ onChanged, onEdit }) {
   };
 }
 
+/** Two letters for a user without a picture. */
+function initials(u) {
+  const parts = String(u.display_name || u.name).trim().split(/[\s._-]+/).filter(Boolean);
+  return ((parts[0]?.[0] ?? '?') + (parts.length > 1 ? parts[parts.length - 1][0] : '')).toUpperCase();
+}
+
+/** The picture as an <img> (the session cookie authenticates it; the server
+ * answers with the picture it re-encoded, revalidated by its ETag), or the
+ * initials. */
+function avatar(u) {
+  if (!u.picture) return h('span', { class: 'avatar', 'aria-hidden': 'true' }, initials(u));
+  return h('img', { class: 'avatar', alt: '', width: 40, height: 40,
+    src: `../api/v1/users/${encodeURIComponent(u.name)}/picture?v=${encodeURIComponent(u.picture)}` });
+}
+
 export function createUsersPage() {
   const heading = bindText(h('h1', { id: 'users-heading', tabindex: '-1' }), 'users.heading');
   const intro = bindText(h('p', { class: 'intro' }), 'users.intro');
@@ -336,9 +351,9 @@ export function createUsersPage() {
   const notice = h('p', { class: 'notice users-notice', id: 'users-notice', role: 'status', 'aria-live': 'polite' });
   const status = h('p', { class: 'users-status', id: 'users-status', role: 'status', 'aria-live': 'polite' });
   const body = h('tbody');
-  const COLUMNS = ['name', 'display_name', 'windows_account', 'state', 'actions'];
+  const COLUMNS = ['picture', 'name', 'display_name', 'windows_account', 'state', 'actions'];
   const headRow = h('tr', {}, ...COLUMNS.map((c) => bindText(h('th', { scope: 'col', class: `col-${c}` }), `users.col.${c}`)));
-  const table = h('table', { class: 'audit users-table', id: 'users-table' },
+  const table = h('table', { class: 'audit users-table users', id: 'users-table' },
     bindText(h('caption', { class: 'visually-hidden' }), 'users.caption'), h('thead', {}, headRow), body);
   const range = h('p', { class: 'audit-range', id: 'users-range' });
   const prev = bindText(h('button', { type: 'button', class: 'secondary', id: 'users-prev' }), 'users.prev');
@@ -376,6 +391,32 @@ export function createUsersPage() {
     return b;
   }
 
+  /** Upload (a file input behind its label) and remove, for one user. */
+  function pictureControls(u, slug) {
+    const file = h('input', { type: 'file', accept: 'image/jpeg,image/png', id: `picture-file-${u.name}`, class: 'visually-hidden' });
+    file.setAttribute('aria-label', t('users.picture_upload_label', { name: u.name }));
+    const upload = h('label', { for: `picture-file-${u.name}`, class: 'button secondary small' }, t('users.picture_upload'));
+    const remove = actionButton('picture_remove', `picture-remove-${slug}`, u, async (user) => {
+      const r = await api.call('DELETE', `/users/${encodeURIComponent(user.name)}/picture`);
+      if (r.status !== 200) { say('users.picture_failed', { name: user.name, detail: api.problemText(r) }); return; }
+      say('users.picture_removed', { name: user.name });
+      load();
+    });
+    remove.classList.add('picture-remove');
+    remove.hidden = !u.picture;
+    file.addEventListener('change', async () => {
+      const f = file.files?.[0];
+      if (!f) return;
+      say('users.picture_uploading', { name: u.name });
+      const r = await api.call('PUT', `/users/${encodeURIComponent(u.name)}/picture`,
+        { raw: f, contentType: f.type || 'application/octet-stream' });
+      if (r.status !== 200) { say('users.picture_failed', { name: u.name, detail: api.problemText(r) }); return; }
+      say('users.picture_saved', { name: u.name });
+      load();
+    });
+    return [file, upload, remove];
+  }
+
   function render() {
     body.replaceChildren();
     if (!page) return;
@@ -383,6 +424,7 @@ export function createUsersPage() {
     for (const u of list) {
       const slug = u.name.replace(/[^a-z0-9_-]/g, '_');
       body.append(h('tr', { 'data-name': u.name },
+        h('td', { class: 'col-picture', 'data-label': t('users.col.picture') }, avatar(u)),
         h('td', { class: 'col-name', 'data-label': t('users.col.name') },
           h('div', {}, h('span', { class: 'user-name' }, u.name), h('code', { class: 'user-login' }, u.login))),
         h('td', { class: 'col-display_name', 'data-label': t('users.col.display_name') }, u.display_name || null),
@@ -391,7 +433,8 @@ export function createUsersPage() {
         h('td', { class: 'col-actions' }, h('div', { class: 'row-actions' },
           actionButton('details', `user-details-${slug}`, u, (user, from) => detailDialog.open(user.name, from)),
           actionButton('edit', `user-edit-${slug}`, u, (user, from) => userDialog.open(user, from)),
-          actionButton('delete', `user-delete-${slug}`, u, (user, from) => deleteDialog.open(user, from))))));
+          actionButton('delete', `user-delete-${slug}`, u, (user, from) => deleteDialog.open(user, from)),
+          ...pictureControls(u, slug)))));
     }
     const total = page.total ?? 0;
     table.hidden = !list.length;

@@ -113,6 +113,34 @@ export function messages(peer, { before, limit = 50 } = {}) {
   if (before) q += `&before=${enc(before)}`;
   return call('GET', q);
 }
+/** GET /users/{name}/picture as a Response (null when the server was not
+ * reached): revalidated against the browser's copy by its ETag. */
+export async function fetchPicture(name) {
+  const tok = token();
+  try {
+    return await fetch(apiUrl(`/users/${enc(name)}/picture`), {
+      headers: tok ? { Authorization: `Bearer ${tok}` } : {},
+      credentials: 'same-origin',
+      cache: 'no-cache',
+    });
+  } catch { return null; }
+}
+/** PUT /me/picture with the file's bytes (JPEG or PNG). */
+export async function uploadPicture(file) {
+  const headers = { Accept: 'application/json', 'Content-Type': file.type || 'application/octet-stream' };
+  const tok = token();
+  if (tok) headers.Authorization = `Bearer ${tok}`;
+  try {
+    const res = await fetch(apiUrl('/me/picture'), { method: 'PUT', headers, body: file, credentials: 'same-origin', cache: 'no-store' });
+    let json = null;
+    try { json = await res.json(); } catch { /* no body */ }
+    if (res.status === 401 && tok) unauthorized(json);
+    return { status: res.status, json, headers: res.headers };
+  } catch (e) {
+    return { status: 0, json: { detail: e.message }, headers: new Headers() };
+  }
+}
+export const removePicture = () => call('DELETE', '/me/picture');
 export function journal({ before, limit = 50 } = {}) {
   let q = `/journal?limit=${limit}`;
   if (before !== undefined && before !== null) q += `&before=${enc(before)}`;

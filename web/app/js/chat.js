@@ -5,6 +5,7 @@
 import * as api from './api.js';
 import { clear, h } from './dom.js';
 import { bindAttr, bindText, formatFull, formatTime, onLanguageChange, t, unbindText } from './i18n.js';
+import { createAvatar } from './pictures.js';
 
 const PAGE = 50;
 const MAX_TEXT_BYTES = 16 * 1024;
@@ -20,7 +21,9 @@ export function createChatView({ store, connection, onBack, onSeen }) {
   const title = h('h2', { id: 'chat-title', tabindex: '-1' });
   const dot = h('span', { class: 'dot', 'aria-hidden': 'true' });
   const presence = h('p', { class: 'chat-presence', id: 'chat-presence' });
-  const head = h('header', { class: 'chat-head' }, back,
+  const avatarBox = h('span', { class: 'chat-avatar', id: 'chat-avatar' });
+  let avatar = null;
+  const head = h('header', { class: 'chat-head' }, back, avatarBox,
     h('div', { class: 'chat-who' }, h('div', { class: 'chat-title-line' }, dot, title), presence));
 
   const earlier = bindText(h('button', { type: 'button', class: 'secondary small', id: 'chat-earlier', hidden: true }), 'chat.earlier');
@@ -128,6 +131,14 @@ export function createChatView({ store, connection, onBack, onSeen }) {
     const state = c?.state ?? 'offline';
     title.textContent = store.nameOf(peer);
     title.title = peer;
+    if (!avatar || avatar.address !== peer) {
+      avatar?.drop();
+      avatar = createAvatar(peer, store.nameOf(peer));
+      avatar.address = peer;
+      avatarBox.replaceChildren(avatar.element);
+    } else {
+      avatar.setName(store.nameOf(peer));
+    }
     dot.dataset.state = state;
     clear(presence);
     presence.append(bindText(h('span', { class: 'state', 'data-state': state }), `state.${state}`));

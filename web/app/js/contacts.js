@@ -5,6 +5,7 @@
 import * as api from './api.js';
 import { clear, h } from './dom.js';
 import { bindAttr, bindPlural, bindText, t } from './i18n.js';
+import { createAvatar } from './pictures.js';
 
 const SEARCH_DELAY_MS = 300;
 
@@ -49,20 +50,22 @@ export function createContactsPane({ store, onAdded, announce, header }) {
     const note = h('span', { class: 'note' });
     const badge = h('span', { class: 'badge', 'aria-hidden': 'true' });
     const unreadText = h('span', { class: 'visually-hidden unread-text' });
+    const avatar = createAvatar(address);
     const link = h('a', { class: 'contact-open', href: chatHref(address) },
-      dot, h('span', { class: 'who' }, name, h('span', { class: 'presence' }, state, note)), badge, unreadText);
+      avatar.element, dot, h('span', { class: 'who' }, name, h('span', { class: 'presence' }, state, note)), badge, unreadText);
     const remove = h('button', { type: 'button', class: 'icon-button contact-remove' },
       h('span', { 'aria-hidden': 'true' }, '×'));
     const add = bindText(h('button', { type: 'button', class: 'secondary small contact-add' }), 'contacts.add_this');
     const li = h('li', { class: 'contact', 'data-address': address }, link, remove, add);
     remove.addEventListener('click', () => removeContact(address));
     add.addEventListener('click', () => addContact({ address }));
-    return { li, link, dot, name, state, note, badge, unreadText, remove, add };
+    return { li, link, avatar, dot, name, state, note, badge, unreadText, remove, add };
   }
 
   function updateRow(r, c) {
     const label = c.display_name || c.address;
     r.name.textContent = label;
+    r.avatar.setName(c.display_name);
     r.name.title = c.address;
     r.dot.dataset.state = c.state;
     bindText(r.state, `state.${c.state}`);
@@ -105,7 +108,7 @@ export function createContactsPane({ store, onAdded, announce, header }) {
     const rest = store.others();
     place(others, rest);
     others.hidden = othersHeading.hidden = rest.length === 0;
-    for (const [k, r] of rows) if (!r.li.isConnected) rows.delete(k);
+    for (const [k, r] of rows) if (!r.li.isConnected) { r.avatar.drop(); rows.delete(k); }
     if (loaded && kept.length === 0 && !status.dataset.keep) bindText(status, 'contacts.empty');
     else if (!status.dataset.keep) status.textContent = '';
     renderResults();

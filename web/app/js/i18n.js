@@ -169,6 +169,17 @@ const en = {
   'meetings.yours': 'Your meetings',
   'meetings.ended': 'ended',
   'meetings.failed': 'The meeting could not be created or opened: {detail}',
+
+  'nav.profile': 'Profile',
+  'profile.heading': 'Your profile',
+  'profile.upload': 'Upload a picture…',
+  'profile.remove': 'Remove picture',
+  'profile.hint': 'A JPEG or PNG of at most 512 KiB, at least 32 × 32 pixels. The middle square is shown to others beside your name.',
+  'profile.uploading': 'Uploading the picture…',
+  'profile.saved': 'Your picture is saved.',
+  'profile.removed': 'Your picture is removed; others see your initials.',
+  'profile.too_big': 'The file is {kib} KiB; a picture may have at most 512 KiB.',
+  'profile.failed': 'The picture was not saved: {detail}',
 };
 
 const i18n = createI18n({

@@ -12,6 +12,8 @@ import { createJournalView } from './journal.js';
 import { createMeetingsView } from './meetings.js';
 import { createLoginView } from './login.js';
 import { createPresenceControl } from './presence.js';
+import * as pictures from './pictures.js';
+import { createProfileView } from './profile.js';
 import { createStore } from './store.js';
 import { createWatchersBox } from './watchers.js';
 
@@ -61,6 +63,7 @@ const connection = createConnection({
     if (typeof f.address === 'string') {
       // After a domain change the same login has a new address.
       store.setMe(f.address);
+      pictures.setDomain(f.address);
       presence.setIdentity(displayName, f.address);
       bindText(who, 'user.signed_in', { user: f.address });
     }
@@ -174,8 +177,9 @@ const presence = createPresenceControl({ connection, announce });
 const navChats = bindText(h('a', { href: '#/', id: 'nav-chats' }), 'nav.chats');
 const navJournal = bindText(h('a', { href: '#/journal', id: 'nav-journal' }), 'nav.journal');
 const navMeetings = bindText(h('a', { href: '#/meetings', id: 'nav-meetings' }), 'nav.meetings');
+const navProfile = bindText(h('a', { href: '#/profile', id: 'nav-profile' }), 'nav.profile');
 const nav = h('nav', { class: 'mainnav', id: 'mainnav', hidden: true },
-  h('ul', {}, h('li', {}, navChats), h('li', {}, navJournal), h('li', {}, navMeetings)));
+  h('ul', {}, h('li', {}, navChats), h('li', {}, navJournal), h('li', {}, navMeetings), h('li', {}, navProfile)));
 bindAttr(nav, 'aria-label', 'nav.label');
 const langSelect = h('select', { id: 'lang-select' },
   ...LANGUAGES.map((l) => h('option', { value: l.code, lang: l.code }, l.name)));
@@ -200,6 +204,7 @@ const contacts = createContactsPane({ store, announce, onAdded: (a) => watch([a]
 const chat = createChatView({ store, connection, onBack: () => { location.hash = '#/'; }, onSeen: maybeRead });
 const journal = createJournalView({ store });
 const meetings = createMeetingsView();
+const profile = createProfileView({ announce });
 const login = createLoginView({ onLoggedIn: startSession });
 const welcome = h('section', { class: 'view welcome-view', id: 'view-welcome', 'aria-labelledby': 'welcome-heading', hidden: true },
   bindText(h('h2', { id: 'welcome-heading', tabindex: '-1' }), 'welcome.heading'),
@@ -207,7 +212,7 @@ const welcome = h('section', { class: 'view welcome-view', id: 'view-welcome', '
 const watchers = createWatchersBox({ announce });
 contacts.element.insertBefore(watchers.element, contacts.element.children[1] ?? null);
 layout.insertBefore(contacts.element, main);
-main.append(login.element, welcome, chat.element, journal.element, meetings.element);
+main.append(login.element, welcome, chat.element, journal.element, meetings.element, profile.element);
 
 store.onChange((what, peer) => {
   if (what === 'conv' || what === 'contacts') setTitle(title);
@@ -234,6 +239,7 @@ function showLogin(noticeKey) {
   chat.close();
   journal.hide();
   meetings.hide();
+  profile.hide();
   login.show(noticeKey);
 }
 
@@ -246,6 +252,8 @@ function endSession(noticeKey) {
   chat.close();
   journal.reset();
   meetings.reset();
+  profile.reset();
+  pictures.reset();
   contacts.reset();
   watchers.reset();
   readSenders.clear();
@@ -258,6 +266,7 @@ async function startSession(s) {
   session = s;
   store.reset();
   if (s.login) store.setMe(s.login);
+  pictures.setDomain(s.login);
   bindText(who, 'user.signed_in', { user: s.login ?? '' });
   displayName = null;
   presence.setIdentity(null, s.login);
@@ -297,6 +306,7 @@ function parseRoute() {
   }
   if (hash === '#/journal') return { view: 'journal' };
   if (hash === '#/meetings') return { view: 'meetings' };
+  if (hash === '#/profile') return { view: 'profile' };
   return { view: 'home' };
 }
 
@@ -307,10 +317,12 @@ function route(focus) {
   navChats.toggleAttribute('aria-current', false);
   navJournal.toggleAttribute('aria-current', false);
   navMeetings.toggleAttribute('aria-current', false);
-  (r.view === 'journal' ? navJournal : r.view === 'meetings' ? navMeetings : navChats).setAttribute('aria-current', 'page');
+  navProfile.toggleAttribute('aria-current', false);
+  ({ journal: navJournal, meetings: navMeetings, profile: navProfile }[r.view] ?? navChats).setAttribute('aria-current', 'page');
   welcome.hidden = r.view !== 'home';
   if (r.view !== 'journal') journal.hide();
   if (r.view !== 'meetings') meetings.hide();
+  if (r.view !== 'profile') profile.hide();
   if (r.view === 'chat') {
     contacts.setCurrent(r.peer);
     chat.open(r.peer, { focus });
@@ -319,6 +331,7 @@ function route(focus) {
     contacts.setCurrent(null);
     if (r.view === 'journal') journal.show({ focus });
     else if (r.view === 'meetings') meetings.show({ focus });
+    else if (r.view === 'profile') profile.show({ focus });
     else if (focus && layout.dataset.pane === 'list' && document.activeElement === document.body) contacts.focus();
   }
 }
