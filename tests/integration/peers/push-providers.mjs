@@ -222,7 +222,14 @@ export async function startApns(opts) {
       s.on('close', () => st.sessions.delete(s));
       s.on('error', () => {});
     });
-    server.on('stream', (stream, h) => { stream.on('error', () => {}); onStream(stream, h); });
+    server.on('stream', (stream, h) => {
+      stream.on('error', () => {});
+      // Streams open at once: how far the client multiplexes (the benchmark reads it).
+      st.openStreams = (st.openStreams ?? 0) + 1;
+      if (st.openStreams > st.maxStreamsSeen) st.maxStreamsSeen = st.openStreams;
+      stream.on('close', () => { st.openStreams--; });
+      onStream(stream, h);
+    });
   }
   server.on('error', () => {});
   const port = await listen(server, opts.port);
