@@ -32,7 +32,9 @@ const RATE = Number(env('PUSH_RATE', 200));        // paced chats per second
 const SECONDS = Number(env('PUSH_SECONDS', 5));    // paced duration
 const TIMEOUT_MS = Number(env('PUSH_TIMEOUT', 120)) * 1000;
 const H2LOAD = env('H2LOAD', 'h2load');
+const WITH_SQUID = env('PUSH_SQUID', '1') !== '0'; // PUSH_SQUID=0: direct only (quicker, for trying changes)
 const PERF = env('PUSH_PERF', '');                 // a file: perf record of atriumd during the direct burst
+// PUSH_ATRIUMD_LOG=FILE keeps atriumd's output there.
 const PW = 'push-bench-pass-1';
 const KEY_ID = 'ABC123DEFG';
 const TEAM_ID = 'TEAM123456';
@@ -142,8 +144,15 @@ async function main() {
     await until(() => arrivalOf(`m${w}`, 0), 10000, 'the warm-up push');
     const sample = apns.received[apns.received.length - 1];
 
+    const metrics = async () => {
+      const t = (await srv.api('GET', '/metrics', { token: admin })).text;
+      const one = (n) => Number((new RegExp(`^${n} (\\S+)$`, 'm').exec(t) ?? [])[1] ?? NaN);
+      return { lost: one('atrium_push_lost_streams_total'), retried: one('atrium_push_retries_total') };
+    };
     const burst = async (label) => {
       const base = apns.received.length;
+      const m0 = await metrics();
+      const conns0 = apns.connections, resets0 = apns.resets ?? 0;
       const streams0 = apns.maxStreamsSeen;
       apns.maxStreamsSeen = 0;
       const out = execFileSync(STORE_TOOL, [srv.dataDir, 'push', 'bob', 'bob-phone', 'ios', bobToken, String(N)], { encoding: 'utf8' });
@@ -157,17 +166,29 @@ async function main() {
       const m = meter({ atriumd: srv.proc.pid, ...(squid?.pid ? { squid: squid.pid } : {}) });
       const t0 = Date.now();
       await answer(clients[0], chat(clients[0], 'wake up'));
-      const burstRows = () => apns.received.length - base - 1;
-      await until(() => burstRows() >= N, TIMEOUT_MS, `${N} notifications (${label})`);
+      // The first arrival of each (a repeat carries the same apns-id).
+      const firstAt = new Map();
+      let seen = base, dups = 0;
+      const gaps = [];
+      await until(() => {
+        for (; seen < apns.received.length; seen++) {
+          const x = apns.received[seen];
+          if (!/^b\d+$/.test(x.headers['apns-collapse-id'])) continue;
+          if (firstAt.has(x.apnsId)) { dups++; gaps.push(x.at - firstAt.get(x.apnsId)); }
+          else firstAt.set(x.apnsId, x.at);
+        }
+        return firstAt.size >= N;
+      }, TIMEOUT_MS, `${N} notifications (${label})`);
       const cpu = m();
       if (perf) { perf.kill('SIGINT'); await new Promise((res) => perf.once('exit', res)); }
-      const at = apns.received.slice(base).filter((x) => /^b\d+$/.test(x.headers['apns-collapse-id'])).map((x) => x.at);
+      const at = [...firstAt.values()];
+      const m1 = await metrics();
       const first = Math.min(...at), last = Math.max(...at);
       const lat = at.map((a) => a - committed);
       const res = {
         label, n: at.length, rate: at.length / ((last - t0) / 1000), rateSteady: (at.length - 1) / ((last - first) / 1000),
         p50: pct(lat, 50), p99: pct(lat, 99), wakeToFirst: first - t0, commitMs: committed - created,
-        streams: apns.maxStreamsSeen, cpu,
+        streams: apns.maxStreamsSeen, conns: apns.connections - conns0, open: apns.sessions.size, resets: (apns.resets ?? 0) - resets0, dups, dupGapP50: pct(gaps, 50), lost: m1.lost - m0.lost, retried: m1.retried - m0.retried, cpu,
       };
       apns.maxStreamsSeen = Math.max(streams0, apns.maxStreamsSeen);
       log(JSON.stringify(res));
@@ -209,13 +230,15 @@ async function main() {
     results.burst.push(await burst('direct'));
     results.paced.push(await paced('direct'));
 
-    squid = await startSquid({});
-    try { squid.pid = Number(fs.readFileSync(path.join(squid.dir, 'squid.pid'), 'utf8').trim()); } catch { squid.pid = 0; }
-    await patch({ 'mobile.push_use_proxy': true, 'proxy.enabled': true, 'proxy.host': '127.0.0.1', 'proxy.port': squid.port });
-    const w2 = await answer(clients[0], chat(clients[0], 'warm-up via squid'));
-    await until(() => arrivalOf(`m${w2}`, 0), 10000, 'the warm-up push via squid');
-    results.burst.push(await burst('squid'));
-    results.paced.push(await paced('squid'));
+    if (WITH_SQUID) {
+      squid = await startSquid({});
+      try { squid.pid = Number(fs.readFileSync(path.join(squid.dir, 'squid.pid'), 'utf8').trim()); } catch { squid.pid = 0; }
+      await patch({ 'mobile.push_use_proxy': true, 'proxy.enabled': true, 'proxy.host': '127.0.0.1', 'proxy.port': squid.port });
+      const w2 = await answer(clients[0], chat(clients[0], 'warm-up via squid'));
+      await until(() => arrivalOf(`m${w2}`, 0), 10000, 'the warm-up push via squid');
+      results.burst.push(await burst('squid'));
+      results.paced.push(await paced('squid'));
+    }
     const streamsUsed = Math.max(...results.burst.map((b) => b.streams));
 
     // The peer: h2load, the same request, one connection, as many streams as the sender used.
@@ -259,19 +282,20 @@ async function main() {
 
     // squid writes a tunnel's line when it closes: stop atriumd first.
     await srv.stop();
+    if (process.env.PUSH_ATRIUMD_LOG) fs.writeFileSync(process.env.PUSH_ATRIUMD_LOG, srv.output());
     srv = null;
-    const alog = await squid.settleAccessLog(400, 5000);
+    const alog = squid ? await squid.settleAccessLog(400, 5000) : '';
     const tunnels = alog.split('\n').filter((l) => l.includes(`CONNECT 127.0.0.1:${apns.port}`)).length;
 
     const hb = h2[0];
-    const d = results.burst[0], s = results.burst[1];
+    const d = results.burst[0], s = results.burst[1] ?? results.burst[0];
     const ver = (() => { try { return execFileSync(H2LOAD, ['--version'], { encoding: 'utf8' }).trim(); } catch { return '?'; } })();
     const sq = (() => { try { return execFileSync(squid ? '/usr/sbin/squid' : 'true', ['-v'], { encoding: 'utf8' }).split('\n')[0]; } catch { return '?'; } })();
     const f0 = (x) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '?');
     const lines = [];
     lines.push(`- load: burst of ${N.toLocaleString('en-US')} notifications in the outbox (one transaction, ${d.commitMs} ms), sender woken by a chat; paced: ${RATE} chats/s for ${SECONDS} s from ${clients.length} connections to a user whose phone has a push token and no client connected`);
     lines.push(`- peer: ${ver}, \`h2load -n ${N} -c 1 -m <streams>\`, the headers (the same provider token) and the ${JSON.stringify(sample.body).length}-byte body atriumd sent, to the same stand-in; ${sq}; squid saw ${tunnels} CONNECT tunnel(s) to the stand-in`);
-    lines.push(`- streams open at once at the stand-in: ${d.streams} (direct), ${s.streams} (squid)`);
+    lines.push(`- streams open at once at the stand-in: ${d.streams} (direct), ${s.streams} (squid); sent twice: ${d.dups} (direct), ${s.dups} (squid); streams lost (no answer, sent again): ${d.lost}, ${s.lost}; retried: ${d.retried}, ${s.retried}; connections opened during the burst: ${d.conns}, ${s.conns}; streams reset: ${d.resets}, ${s.resets}`);
     lines.push('');
     lines.push('| measurement | direct | through squid | h2load (direct) |');
     lines.push('|---|---:|---:|---:|');
@@ -279,7 +303,7 @@ async function main() {
     lines.push(`| ratio to h2load (goal ≥ 0.8) | ${(d.rate / hb.rate).toFixed(2)} | ${(s.rate / hb.rate).toFixed(2)} | 1 |`);
     lines.push(`| burst: enqueue → arrival p50 / p99 | ${f0(d.p50)} / ${f0(d.p99)} ms | ${f0(s.p50)} / ${f0(s.p99)} ms | mean ${hb.mean}, max ${hb.max} per request |`);
     lines.push(`| burst: wake → first arrival | ${d.wakeToFirst} ms | ${s.wakeToFirst} ms | |`);
-    const P = results.paced;
+    const P = results.paced.length > 1 ? results.paced : [results.paced[0], results.paced[0]];
     lines.push(`| paced ${RATE}/s: chat.send → arrival p50 / p99 / max | ${f0(P[0].p50)} / ${f0(P[0].p99)} / ${f0(P[0].max)} ms | ${f0(P[1].p50)} / ${f0(P[1].p99)} / ${f0(P[1].max)} ms | |`);
     const cpuRow = (c) => `atriumd ${pc(c.atriumd)}${c.squid !== undefined ? `, squid ${pc(c.squid)}` : ''}, stand-in ${pc(c.standin)}, others ${pc(c.others)}`;
     lines.push(`| burst: CPU (of one core) | ${cpuRow(d.cpu)} | ${cpuRow(s.cpu)} | stand-in ${pc(hb.cpu.standin)}, h2load + others ${pc(hb.cpu.others)} |`);

@@ -227,7 +227,10 @@ export async function startApns(opts) {
       // Streams open at once: how far the client multiplexes (the benchmark reads it).
       st.openStreams = (st.openStreams ?? 0) + 1;
       if (st.openStreams > st.maxStreamsSeen) st.maxStreamsSeen = st.openStreams;
-      stream.on('close', () => { st.openStreams--; });
+      stream.on('close', () => {
+        st.openStreams--;
+        if (stream.rstCode) st.resets = (st.resets ?? 0) + 1;
+      });
       onStream(stream, h);
     });
   }
