@@ -91,6 +91,7 @@ async function main() {
   const tls = await makeTlsFiles();
   const apnsKey = makeApnsKey();
   const apns = await startApns({ cert: tls.cert, key: tls.key, keyId: KEY_ID, teamId: TEAM_ID, topic: TOPIC, publicKey: apnsKey.publicKey });
+  log(`APNs stand-in at ${apns.url}`);
   let srv, squid;
   const clients = [];
   const cleanup = async () => {
