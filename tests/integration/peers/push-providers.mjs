@@ -125,7 +125,8 @@ export async function startApns(opts) {
     st.answers.push({ status, reason });
     if (stream.destroyed || stream.closed) return;
     const headers = { ':status': status, 'content-type': 'application/json', ...extra };
-    if (status === 200) { stream.respond(headers); stream.end(); return; }
+    // Apple's 200 has no body: its HEADERS frame ends the stream.
+    if (status === 200) { stream.respond(headers, { endStream: true }); return; }
     const body = { reason };
     if (extra.timestamp) { body.timestamp = extra.timestamp; delete headers.timestamp; }
     stream.respond(headers);
