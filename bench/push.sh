@@ -14,8 +14,12 @@
 #                         the paced load: chats per second and for how long
 #   PUSH_TIMEOUT=120      bound of every single wait (s)
 #   PUSH_H2LOAD_STREAMS   h2load's -m (default: the streams the sender had open at once)
+#   PUSH_SQUID=0          direct only (quicker, to try a change)
 #   PUSH_PERF=FILE        perf record -g of atriumd during the direct burst
+#   PUSH_ATRIUMD_LOG=FILE keep atriumd's output
 #   BENCH_NO_RECORD=1     print only
+# The figures depend heavily on what else the machine runs: compare the
+# same-run ratio, not absolute rates.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=bench/lib.sh
