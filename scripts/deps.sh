@@ -17,7 +17,8 @@ test_pkgs=(clang libclang-rt-14-dev nodejs npm sqlite3 curl openssl
   postgresql   # the store-pg unit test runs a throwaway server (scripts/with-postgres.sh)
   baresip dnsmasq-base sipsak  # federation: the partner's user, its SRV records, PUBLISH
   kamailio kamailio-presence-modules kamailio-tls-modules kamailio-sqlite-modules) # its presence server
-bench_pkgs=(wrk nginx-light curl)
+bench_pkgs=(wrk nginx-light curl
+  nodejs openssl squid nghttp2-client)  # bench/push.sh: the stand-in, squid, h2load
 
 case "${1:-build}" in
   build) want=("${build_pkgs[@]}") ;;

@@ -12,9 +12,14 @@
  *       every earlier one to TO delivered, as a client's chat.received does
  *   store-tool DIR journal USER PEER AGE_SECONDS                a call entry
  *   store-tool DIR users PREFIX COUNT                            prints
- *       "<name>@<domain> <client token>" per user PREFIX1..PREFIXCOUNT */
+ *       "<name>@<domain> <client token>" per user PREFIX1..PREFIXCOUNT
+ *   store-tool DIR push USER DEVICE PLATFORM TOKEN COUNT          prints the
+ *       enqueue time (Unix ms): COUNT notifications for USER's DEVICE in
+ *       the push outbox in one transaction, as a burst of chats would
+ *       leave them (the push benchmark's backlog) */
 #include <errno.h>
 #include <inttypes.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +35,8 @@
 static int usage(void) {
   fprintf(stderr, "usage: store-tool DIR message FROM TO AGE_SECONDS DELIVERED TEXT [COUNT]\n"
                   "       store-tool DIR journal USER PEER AGE_SECONDS\n"
-                  "       store-tool DIR users PREFIX COUNT\n");
+                  "       store-tool DIR users PREFIX COUNT\n"
+                  "       store-tool DIR push USER DEVICE PLATFORM TOKEN COUNT\n");
   return 2;
 }
 
@@ -130,6 +136,39 @@ static int users_txn(store_txn_t *t, void *vctx) {
   return 0;
 }
 
+typedef struct push_ctx {
+  const char *user, *device, *platform, *token;
+  int64_t count, now_ms;
+} push_ctx_t;
+
+static int push_txn(store_txn_t *t, void *vctx) {
+  push_ctx_t *c = vctx;
+  store_user_t u;
+  int r = store_user_get(t, c->user, &u);
+  if (r < 0) return r;
+  for (int64_t i = 0; i < c->count; i++) {
+    /* What the chat hook writes at the id_only level; the ids are unique,
+     * as each row's APNs id must be. */
+    unsigned char b[16];
+    randombytes_buf(b, sizeof b);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    char apns_id[37], collapse[32];
+    snprintf(apns_id, sizeof apns_id,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
+    snprintf(collapse, sizeof collapse, "b%" PRId64, i);
+    store_push_t p = {.user_id = u.id, .device_id = c->device, .platform = c->platform,
+                      .push_token = c->token, .kind = "message", .ref_id = i + 1,
+                      .peer_id = 0, .payload = "{\"kind\":\"message\"}", .apns_id = apns_id,
+                      .collapse_id = collapse, .push_type = "alert", .priority = 10,
+                      .created_ms = c->now_ms, .expires_ms = c->now_ms + 24LL * 3600 * 1000};
+    if ((r = store_push_enqueue(t, &p)) < 0) return r;
+  }
+  return 0;
+}
+
 int main(int argc, char **argv) {
   if (argc < 3) return usage();
   store_t *store;
@@ -167,6 +206,11 @@ int main(int argc, char **argv) {
         printf("%s%" PRId64 "@%s %s\n", c.prefix, i, c.domain, tokens[i - c.from]);
     }
     free(tokens);
+  } else if (!strcmp(cmd, "push") && argc == 8) {
+    push_ctx_t c = {.user = argv[3], .device = argv[4], .platform = argv[5], .token = argv[6],
+                    .count = number(argv[7]), .now_ms = time_now_ms()};
+    r = store_run_txn(store, "store-tool: push", push_txn, &c);
+    if (r == 0) printf("%" PRId64 "\n", c.now_ms);
   } else {
     store_close(store);
     return usage();

@@ -446,20 +446,12 @@ static int apply_txn(store_txn_t *t, void *vctx) {
   return 0;
 }
 
-static void apply_outcomes(void) {
-  if (!S.done) return;
-  apply_ctx_t a = {.list = S.done, .now = push_wall_ms()};
-  S.done = NULL;
-  int r = store_run_txn(S.store, "push outcomes", apply_txn, &a);
-  if (r < 0)
-    /* The leases run out and the rows are sent again: at least once. */
-    set_error("The outcomes of push notifications could not be written (%s); they are sent "
-              "again when their lease ends.",
-              store_last_error(S.store));
-  while (a.list) {
-    job_t *j = a.list;
-    a.list = j->next;
-    if (r >= 0) {
+/* After the outcomes' transaction: the counters, and the jobs freed. */
+static void count_outcomes(job_t *list, bool written) {
+  while (list) {
+    job_t *j = list;
+    list = j->next;
+    if (written) {
       pthread_mutex_lock(&S.lock);
       if (j->outcome == OUT_SENT) S.counters.sent[j->provider]++;
       if (j->outcome == OUT_RETRY) S.counters.retried++;
@@ -929,40 +921,61 @@ static void on_claimed(const store_push_t *p, void *vctx) {
   c->n++;
 }
 
-typedef struct claim_txn {
-  claim_ctx_t *c;
-  int64_t now;
-  int64_t limit;
-} claim_txn_t;
-
-static int claim_txn(store_txn_t *t, void *vctx) {
-  claim_txn_t *ct = vctx;
-  return store_push_claim(t, ct->now, ct->now + LEASE_MS, S.owner, ct->limit, on_claimed, ct->c);
+static void free_jobs(job_t **list) {
+  while (*list) {
+    job_t *j = *list;
+    *list = j->next;
+    job_free(j);
+  }
 }
 
-/* Leases what is due; true when the batch was full (more may be due). */
-static bool claim_and_send(void) {
+/* One transaction a round: the outcomes of what finished, then the next
+ * batch leased. Every commit waits for an fsync, and the sender drives no
+ * transfer meanwhile: one commit a round instead of two. */
+typedef struct round_txn {
+  apply_ctx_t apply;
+  bool claim;
+  int64_t limit;
+  claim_ctx_t c;
+} round_txn_t;
+
+static int round_txn(store_txn_t *t, void *vctx) {
+  round_txn_t *rt = vctx;
+  /* A retried attempt leases again from the start. */
+  free_jobs(&rt->c.list);
+  rt->c.n = 0;
+  int r = apply_txn(t, &rt->apply);
+  if (r < 0 || !rt->claim) return r;
+  return store_push_claim(t, rt->apply.now, rt->apply.now + LEASE_MS, S.owner, rt->limit,
+                          on_claimed, &rt->c);
+}
+
+/* Writes the outcomes waiting in S.done and, with claim, leases what is due
+ * and sends it; true when the lease took a full batch (more may be due). */
+static bool run_round(bool claim) {
   size_t room = INFLIGHT_MAX - S.inflight;
-  if (room == 0) return false;
   if (room > CLAIM_BATCH) room = CLAIM_BATCH;
-  claim_ctx_t c = {0};
-  claim_txn_t ct = {.c = &c, .now = push_wall_ms(), .limit = (int64_t)room};
-  int r = store_run_txn(S.store, "push claim", claim_txn, &ct);
+  if (room == 0) claim = false;
+  if (!claim && !S.done) return false;
+  round_txn_t rt = {.apply = {.list = S.done, .now = push_wall_ms()}, .claim = claim,
+                    .limit = (int64_t)room};
+  S.done = NULL;
+  int r = store_run_txn(S.store, claim ? "push round" : "push outcomes", round_txn, &rt);
+  count_outcomes(rt.apply.list, r >= 0);
   if (r < 0) {
-    /* Rolled back: nothing was leased. */
-    while (c.list) {
-      job_t *j = c.list;
-      c.list = j->next;
-      job_free(j);
-    }
-    set_error("The push outbox cannot be read: %s.", store_last_error(S.store));
+    /* Rolled back: nothing was leased, and the outcomes' leases run out, so
+     * those rows are sent again: at least once. */
+    free_jobs(&rt.c.list);
+    set_error("The push outbox cannot be written: %s; notifications sent meanwhile are sent "
+              "again when their lease ends.",
+              store_last_error(S.store));
     return false;
   }
   /* Oldest first: the list was built newest first. */
   job_t *rev = NULL;
-  while (c.list) {
-    job_t *j = c.list;
-    c.list = j->next;
+  while (rt.c.list) {
+    job_t *j = rt.c.list;
+    rt.c.list = j->next;
     j->next = rev;
     rev = j;
   }
@@ -972,7 +985,7 @@ static bool claim_and_send(void) {
     j->next = NULL;
     dispatch(j);
   }
-  return c.n == room;
+  return claim && rt.c.n == room;
 }
 
 typedef struct purge_txn {
@@ -987,6 +1000,9 @@ static int purge_txn(store_txn_t *t, void *vctx) {
 static void *run(void *arg) {
   (void)arg;
   int64_t next_claim = 0;
+  /* The last lease took a full batch: more is due, and every slot that
+   * frees is filled in the next round instead of at the next poll. */
+  bool backlog = false;
   while (!atomic_load(&S.stop)) {
     int64_t now = push_wall_ms();
     settings_snapshot_t *snap = settings_acquire();
@@ -994,28 +1010,30 @@ static void *run(void *arg) {
     if (snap) refresh_config(snap);
     settings_release(snap);
     bool woken = atomic_exchange(&S.woken, false);
-    bool more = false;
-    if (enabled && (woken || now >= next_claim)) {
-      more = claim_and_send();
-      next_claim = now + IDLE_POLL_MS;
-    }
-    apply_outcomes();
     int running = 0;
     curl_multi_perform(S.multi, &running);
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(S.multi, &left)))
       if (msg->msg == CURLMSG_DONE) on_done(msg->easy_handle, msg->data.result);
-    apply_outcomes();
+    bool room = S.inflight < INFLIGHT_MAX;
+    bool claim = enabled && room && (woken || now >= next_claim || backlog);
+    /* Woken with every slot taken: what is due goes out as slots free. */
+    if (enabled && woken && !room) backlog = true;
+    bool full = run_round(claim);
+    if (claim) {
+      backlog = full;
+      next_claim = now + IDLE_POLL_MS;
+    }
+    if (!enabled) backlog = false;
+    /* What dispatch decided at once (expired, circuit open) is written now. */
+    run_round(false);
     if (now >= S.next_purge_ms) {
       purge_txn_t pt = {.before = now - PURGE_AGE_MS};
       store_run_txn(S.store, "push purge", purge_txn, &pt);
       S.next_purge_ms = now + PURGE_INTERVAL_MS;
     }
-    if (more && S.inflight < INFLIGHT_MAX) {
-      atomic_store(&S.woken, true);
-      continue;
-    }
+    if (full && S.inflight < INFLIGHT_MAX) continue;
     int wait = (int)(next_claim - push_wall_ms());
     if (wait < 1) wait = 1;
     if (wait > IDLE_POLL_MS) wait = IDLE_POLL_MS;
@@ -1083,7 +1101,7 @@ void push_sender_stop(void) {
     job_free(j);
   }
   S.inflight = 0;
-  apply_outcomes();
+  run_round(false);
   release_txn_t rt = {0};
   store_run_txn(S.store, "push release", release_txn, &rt);
   curl_multi_cleanup(S.multi);

@@ -125,7 +125,8 @@ export async function startApns(opts) {
     st.answers.push({ status, reason });
     if (stream.destroyed || stream.closed) return;
     const headers = { ':status': status, 'content-type': 'application/json', ...extra };
-    if (status === 200) { stream.respond(headers); stream.end(); return; }
+    // Apple's 200 has no body: its HEADERS frame ends the stream.
+    if (status === 200) { stream.respond(headers, { endStream: true }); return; }
     const body = { reason };
     if (extra.timestamp) { body.timestamp = extra.timestamp; delete headers.timestamp; }
     stream.respond(headers);
@@ -222,7 +223,17 @@ export async function startApns(opts) {
       s.on('close', () => st.sessions.delete(s));
       s.on('error', () => {});
     });
-    server.on('stream', (stream, h) => { stream.on('error', () => {}); onStream(stream, h); });
+    server.on('stream', (stream, h) => {
+      stream.on('error', () => {});
+      // Streams open at once: how far the client multiplexes (the benchmark reads it).
+      st.openStreams = (st.openStreams ?? 0) + 1;
+      if (st.openStreams > st.maxStreamsSeen) st.maxStreamsSeen = st.openStreams;
+      stream.on('close', () => {
+        st.openStreams--;
+        if (stream.rstCode) st.resets = (st.resets ?? 0) + 1;
+      });
+      onStream(stream, h);
+    });
   }
   server.on('error', () => {});
   const port = await listen(server, opts.port);
