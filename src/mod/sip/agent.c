@@ -50,6 +50,14 @@
 #define OUT_RETRY_MAX 5       /* attempts of one outgoing request before it is given up */
 #define MESSAGE_TRIES 3       /* a MESSAGE is sent at most this often */
 #define RATE_PER_SECOND 50    /* new requests per partner domain and second */
+#define SEND_QUEUE 1000       /* messages waiting for one connection's socket (sofia's most) */
+/* NOTIFYs awaiting their answer at once, all watchers together. A presence
+ * change makes one NOTIFY per watcher; handed to sofia all at once, what the
+ * socket did not take would wait in the connection's queue (at most
+ * SEND_QUEUE) and the rest fail. The others wait here, in order, and are
+ * sent as answers come: a watcher whose turn comes late gets the presence
+ * of that moment. */
+#define NOTIFY_WINDOW 500
 #define ADDRESS_MAX RT_ADDRESS_MAX
 
 /* ---- jobs from other threads ------------------------------------------------------------- */
@@ -89,6 +97,8 @@ typedef struct in_sub {
   nta_outgoing_t *orq; /* the NOTIFY in flight (one at a time: CSeq order) */
   bool again;          /* the presence changed while one was in flight */
   bool ending;         /* the final NOTIFY is (or is to be) sent */
+  bool queued;         /* waiting for a place in the NOTIFY window */
+  struct in_sub *nq_prev, *nq_next;
   char reason[24];
 } in_sub_t;
 
@@ -185,6 +195,8 @@ static struct {
   su_timer_t *tick;
   fed_settings_t cur;
   in_sub_t *ins;
+  in_sub_t *nq_head, *nq_tail; /* waiting for the NOTIFY window */
+  int notifies_in_flight;
   out_sub_t *outs;
   out_msg_t *omsgs;
   in_msg_t *imsgs;
@@ -463,9 +475,28 @@ static rt_state_t state_of(pidf_availability_t a) {
 }
 
 static void send_notify(in_sub_t *s);
+static void notify_pump(void);
+
+static void nq_remove(in_sub_t *s) {
+  if (!s->queued) return;
+  if (s->nq_prev)
+    s->nq_prev->nq_next = s->nq_next;
+  else
+    A.nq_head = s->nq_next;
+  if (s->nq_next)
+    s->nq_next->nq_prev = s->nq_prev;
+  else
+    A.nq_tail = s->nq_prev;
+  s->nq_prev = s->nq_next = NULL;
+  s->queued = false;
+}
 
 static void in_sub_free(in_sub_t *s) {
-  if (s->orq) nta_outgoing_destroy(s->orq);
+  nq_remove(s);
+  if (s->orq) {
+    nta_outgoing_destroy(s->orq);
+    A.notifies_in_flight--;
+  }
   if (s->leg) nta_leg_destroy(s->leg);
   free(s);
 }
@@ -484,6 +515,8 @@ static int on_notify_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, si
   if (status < 200) return 0;
   nta_outgoing_destroy(orq);
   s->orq = NULL;
+  A.notifies_in_flight--;
+  notify_pump();
   if (status >= 300) COUNT(notify_failed);
   /* 481: the watcher forgot the subscription; a final answer of another
    * kind after a final NOTIFY is the end as well. */
@@ -503,9 +536,29 @@ static int on_notify_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, si
   return 0;
 }
 
+/* Sends what waits for the window while there is room. */
+static void notify_pump(void) {
+  while (A.nq_head && A.notifies_in_flight < NOTIFY_WINDOW) {
+    in_sub_t *s = A.nq_head;
+    nq_remove(s);
+    send_notify(s);
+  }
+}
+
 static void send_notify(in_sub_t *s) {
   if (s->orq) {
     s->again = true;
+    return;
+  }
+  if (s->queued) return; /* its turn comes; it sends the state of then */
+  if (A.notifies_in_flight >= NOTIFY_WINDOW) {
+    s->queued = true;
+    s->nq_prev = A.nq_tail;
+    if (A.nq_tail)
+      A.nq_tail->nq_next = s;
+    else
+      A.nq_head = s;
+    A.nq_tail = s;
     return;
   }
   char state[96];
@@ -538,6 +591,7 @@ static void send_notify(in_sub_t *s) {
       TAG_IF(body, SIPTAG_PAYLOAD_STR(body)), TAG_END());
   free(body);
   if (s->orq) {
+    A.notifies_in_flight++;
     COUNT(notify_sent);
   } else {
     COUNT(notify_failed);
@@ -1447,10 +1501,16 @@ static void *agent_main(void *arg) {
     /* TLS version 0: sofia's default (1) is TLSv1.0 only; 0 lets OpenSSL
      * negotiate, and its security level refuses what is older than 1.2.
      * VERIFY_ALL: a peer without a certificate from our CAs is refused in
-     * both directions (the names are checked per request, RFC 5922). */
+     * both directions (the names are checked per request, RFC 5922).
+     * QUEUESIZE: a presence change sends one NOTIFY per watcher at once,
+     * most of them over the one connection to the partner's server; what
+     * the socket does not take waits in that connection's queue, and with
+     * sofia's default of 64 places the rest failed (and a NOTIFY failing
+     * with 503 ends the watcher's subscription). The queue is allocated
+     * only once a connection has to queue. */
     A.agent = nta_agent_create(A.root, URL_STRING_MAKE(A.listen_url), NULL, NULL,
                                NTATAG_UA(1), NTATAG_SERVER_RPORT(1),
-                               NTATAG_MAX_PROCEEDING(1000),
+                               NTATAG_MAX_PROCEEDING(1000), TPTAG_QUEUESIZE(SEND_QUEUE),
                                TPTAG_CERTIFICATE(A.tls_dir), TPTAG_TLS_VERSION(0),
                                TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_ALL),
                                TPTAG_TLS_VERIFY_DEPTH(4), TPTAG_TLS_VERIFY_DATE(1), TAG_END());
@@ -1480,9 +1540,11 @@ static void *agent_main(void *arg) {
 
   /* Shutting down: the dialogs go with the agent (a partner's refresh then
    * gets 481 and it subscribes again, RFC 6665). */
+  A.nq_head = A.nq_tail = NULL; /* the whole queue goes: no unlinking one by one */
   while (A.ins) {
     in_sub_t *s = A.ins;
     A.ins = s->next;
+    s->queued = false;
     in_sub_free(s);
   }
   while (A.outs) {
