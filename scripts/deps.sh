@@ -17,7 +17,9 @@ test_pkgs=(clang libclang-rt-14-dev nodejs npm sqlite3 curl openssl
   postgresql   # the store-pg unit test runs a throwaway server (scripts/with-postgres.sh)
   baresip dnsmasq-base sipsak  # federation: the partner's user, its SRV records, PUBLISH
   kamailio kamailio-presence-modules kamailio-tls-modules kamailio-sqlite-modules) # its presence server
-bench_pkgs=(wrk nginx-light curl)
+bench_pkgs=(wrk nginx-light curl
+  nodejs openssl sqlite3 dnsmasq-base  # bench/federation.sh: generator, test CA, partners' SRV
+  kamailio kamailio-presence-modules kamailio-tls-modules kamailio-sqlite-modules) # its peer
 
 case "${1:-build}" in
   build) want=("${build_pkgs[@]}") ;;
