@@ -75,13 +75,15 @@ function machineTicks() {
   const f = fs.readFileSync('/proc/stat', 'latin1').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   return { busy: f[0] + f[1] + f[2] + f[5] + f[6] + f[7], all: f.reduce((a, b) => a + b, 0) };
 }
-const serverPids = args['server-pid'] ? descendants(Number(args['server-pid'])) : [];
+// Read again at every start: kamailio forks its workers after it listens.
+const serverPidsNow = () => (args['server-pid'] ? descendants(Number(args['server-pid'])) : []);
 function cpuStart() {
-  return { t: performance.now(), server: ticksOf(serverPids), gen: process.cpuUsage(), m: machineTicks() };
+  const pids = serverPidsNow();
+  return { t: performance.now(), pids, server: ticksOf(pids), gen: process.cpuUsage(), m: machineTicks() };
 }
 function cpuEnd(s) {
   const ms = performance.now() - s.t;
-  const server = (ticksOf(serverPids) - s.server) * TICK_MS;
+  const server = (ticksOf(s.pids) - s.server) * TICK_MS;
   const g = process.cpuUsage(s.gen);
   const gen = (g.user + g.system) / 1000;
   const m = machineTicks();
