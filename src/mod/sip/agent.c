@@ -621,37 +621,76 @@ static bool event_is_presence(sip_t const *sip) {
          strcasecmp(sip->sip_event->o_type, "presence") == 0;
 }
 
-/* The stored consent of `user` about `watcher`: "active", "pending" or "". */
-typedef struct consent_find {
-  const char *watcher;
-  char state[24];
-} consent_find_t;
+/* The stored consents of one user, read at once: watchers (lower case) ->
+ * CONSENT_ALLOWED or CONSENT_PENDING. Looking each SUBSCRIBE's watcher up
+ * in the store listed all the user's subscriptions every time: a user
+ * watched from 10,000 addresses cost 10,000 rows per SUBSCRIBE, and the
+ * subscriptions of a partner's server came in at a few per second. Kept
+ * CONSENT_TTL seconds (an import through the admin API is seen after that),
+ * dropped at once when the user decides (JOB_CONSENT). */
+#define CONSENT_TTL 2
+#define CONSENT_ALLOWED ((void *)(uintptr_t)1)
+#define CONSENT_PENDING ((void *)(uintptr_t)2)
+static struct {
+  char user[65];
+  map_t *watchers;
+  time_t loaded;
+} consents;
+
+static void consent_forget(void) {
+  map_free(consents.watchers);
+  consents.watchers = NULL;
+  consents.user[0] = '\0';
+}
+
+static void lower_copy(const char *in, char *out, size_t len) {
+  snprintf(out, len, "%s", in);
+  for (char *c = out; *c; c++)
+    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+}
 
 static void consent_row(const store_federation_row_t *row, void *ctx) {
-  consent_find_t *c = ctx;
-  if (row->remote && strcasecmp(row->remote, c->watcher) == 0 && row->state)
-    snprintf(c->state, sizeof c->state, "%s", row->state);
+  (void)ctx;
+  if (!row->remote || !row->state) return;
+  char key[ADDRESS_MAX + 1];
+  lower_copy(row->remote, key, sizeof key);
+  map_put_str(consents.watchers, key,
+              strcmp(row->state, "pending") == 0 ? CONSENT_PENDING : CONSENT_ALLOWED);
 }
 
 static bool consent_of(const char *user, const char *watcher) {
-  consent_find_t c = {.watcher = watcher};
   store_txn_t *t;
-  if (store_read_begin(A.store, "federation: consent", &t) != 0) return false;
   int64_t gen = 0;
   char dom[256];
-  store_domain_current(t, &gen, dom, sizeof dom);
-  int64_t total;
-  store_subscription_list(t, user, NULL, gen, 0, 100000, &total, consent_row, &c);
-  store_read_end(t);
-  if (c.state[0]) return strcmp(c.state, "pending") != 0;
+  time_t now = time(NULL);
+  if (!consents.watchers || strcmp(consents.user, user) != 0 || now - consents.loaded >= CONSENT_TTL) {
+    consent_forget();
+    if (!(consents.watchers = map_new())) return false;
+    if (store_read_begin(A.store, "federation: consent", &t) != 0) {
+      consent_forget();
+      return false;
+    }
+    store_domain_current(t, &gen, dom, sizeof dom);
+    int64_t total;
+    store_subscription_list(t, user, NULL, gen, 0, 100000, &total, consent_row, NULL);
+    store_read_end(t);
+    snprintf(consents.user, sizeof consents.user, "%s", user);
+    consents.loaded = now;
+  }
+  char key[ADDRESS_MAX + 1];
+  lower_copy(watcher, key, sizeof key);
+  void *v = map_get_str(consents.watchers, key);
+  if (v) return v == CONSENT_ALLOWED;
   /* First time: remembered as pending until the user decides. */
   if (store_begin(A.store, "federation: watcher", &t) == 0) {
+    store_domain_current(t, &gen, dom, sizeof dom);
     int r = store_subscription_insert(t, user, watcher, "pending", gen);
     if (r == 0 || r == -EEXIST)
       store_commit(t);
     else
       store_rollback(t);
   }
+  map_put_str(consents.watchers, key, CONSENT_PENDING);
   return false;
 }
 
@@ -1469,6 +1508,7 @@ static void run_job(job_t *j) {
   case JOB_RECEIVED: received(j->id, j->status); break;
   case JOB_RESOLVED: dns_answered(j); break;
   case JOB_CONSENT:
+    consent_forget();
     for (in_sub_t *s = A.ins; s; s = s->next)
       if (!s->ending && strcmp(s->user, j->a) == 0 && strcasecmp(s->watcher, j->b) == 0) {
         if (j->flag) {
@@ -1566,6 +1606,7 @@ static void *agent_main(void *arg) {
 
   /* Shutting down: the dialogs go with the agent (a partner's refresh then
    * gets 481 and it subscribes again, RFC 6665). */
+  consent_forget();
   A.nq_head = A.nq_tail = NULL; /* the whole queue goes: no unlinking one by one */
   while (A.ins) {
     in_sub_t *s = A.ins;
