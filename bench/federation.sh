@@ -33,7 +33,6 @@
 #   FED_SUBSCRIBE_TIMEOUT=300  bound of subscribing every watcher (s)
 #   FED_PEERS="kamailio atrium recreate"   what runs
 #   FED_NICE=-15           priority of everything started here (0: unchanged)
-#   FED_KICK_MS=0          diagnosis: CRLF keep-alives to atriumd every N ms
 #   FED_OUT=DIR            keep the JSON reports and the servers' logs in DIR
 #   BENCH_NO_RECORD=1      print only, do not append to docs/benchmarks.md
 set -euo pipefail
@@ -266,7 +265,7 @@ run_atrium() {
   node "$here/fedload.mjs" --scenario fanout --peer atrium "${gen_tls[@]}" --target "$OURS:$sip_port" \
     --atrium-url "$url" --client-token "$ctoken" --admin-token "$token" --to alice@atrium.test --watchers "$watchers" \
     --domains "$domains" --fan-domain fan.test --conns "$conns" --changes "$changes" --timeout "$timeout" \
-    --subscribe-timeout "$sub_timeout" --kick-ms "${FED_KICK_MS:-0}" --server-pid "$atrium_pid" --max-time 900 >"$tmp/atrium-fanout.json" || echo "fed: atrium fan-out failed (see above)" >&2
+    --subscribe-timeout "$sub_timeout" --server-pid "$atrium_pid" --max-time 900 >"$tmp/atrium-fanout.json" || echo "fed: atrium fan-out failed (see above)" >&2
   reports+=("$tmp/atrium-fanout.json")
   [ -z "${FED_OUT:-}" ] || { mkdir -p "$FED_OUT"; cp "$tmp/atriumd.log" "$FED_OUT/atriumd-fanout.log"; }
   curl -sS --max-time 10 -H "Authorization: Bearer $token" "$url/api/v1/federation/status" >"$tmp/atrium-fanout-status.json" || true
@@ -325,7 +324,7 @@ lines.push(`### ${when}`, '');
 lines.push(`- machine: ${machine}; other work ran on it meanwhile (the "others" CPU); ${niced}`);
 lines.push(`- versions: atrium (commit ${commit}, build \`${build}\`), kamailio ${kamV || '—'}, generator bench/fedload.mjs on node ${nodeV}`);
 const w = a?.r ?? k?.r;
-if (w) lines.push(`- fan-out: ${n(w.watchers)} watchers from ${w.domains} partner domains over ${w.conns} TLS connections, ${nChanges} presence changes per server`);
+if (w) lines.push(`- fan-out: ${n(w.watchers)} watchers from ${w.domains} partner domains over ${w.conns} TLS connections, ${nChanges} presence change${nChanges === "1" ? "" : "s"} per server`);
 if (k || a) {
 lines.push('');
 lines.push('| measurement | kamailio | Atrium | ratio |', '|---|---:|---:|---:|');

@@ -222,11 +222,7 @@ async function fanout() {
   };
 
   contactListener = await listen(0, onMessage);
-  // Diagnosis only (--kick-ms): a CRLF keep-alive (RFC 5626) on every
-  // connection now and then.
-  const kick = num('kick-ms', 0) ? setInterval(() => {
-    for (const s of [...contactListener.socks, ...socks]) s.write('\r\n\r\n');
-  }, num('kick-ms', 0)) : null;
+
   const socks = [];
   for (let c = 0; c < conns; c++) socks.push(await connect(thost, Number(tport), onMessage));
 
@@ -352,7 +348,6 @@ async function fanout() {
   }
   report.close();
   delete report.close;
-  if (kick) clearInterval(kick);
   for (const s of socks) s.destroy();
   contactListener.close();
   return report;
