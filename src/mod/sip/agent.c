@@ -954,6 +954,13 @@ static int dns_target(const char *domain, fed_target_t *out, char *err, size_t e
   return -EAGAIN;
 }
 
+/* Whether DNS is being asked about `domain`. */
+static bool dns_pending(const char *domain) {
+  for (dns_entry_t *e = A.dns; e; e = e->next)
+    if (strcasecmp(e->domain, domain) == 0) return e->pending;
+  return false;
+}
+
 static void out_sub_send(out_sub_t *o, int expires);
 static void out_msg_send(out_msg_t *m);
 
@@ -1386,7 +1393,9 @@ static void recreate_some(void) {
       free(r);
       continue;
     }
-    if (!rate_ok(d)) { /* the next second */
+    /* While DNS is asked, the ones made wait and all go when it answers:
+     * no more for that partner until then. */
+    if (dns_pending(d) || !rate_ok(d)) { /* the next second */
       p = &r->next;
       continue;
     }
