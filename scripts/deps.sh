@@ -18,7 +18,9 @@ test_pkgs=(clang libclang-rt-14-dev nodejs npm sqlite3 curl openssl
   baresip dnsmasq-base sipsak  # federation: the partner's user, its SRV records, PUBLISH
   kamailio kamailio-presence-modules kamailio-tls-modules kamailio-sqlite-modules) # its presence server
 bench_pkgs=(wrk nginx-light curl
-  nodejs openssl squid nghttp2-client)  # bench/push.sh: the stand-in, squid, h2load
+  nodejs openssl squid nghttp2-client  # bench/push.sh: the stand-in, squid, h2load
+  sqlite3 dnsmasq-base  # bench/federation.sh: (with nodejs, openssl) generator, test CA, partners' SRV
+  kamailio kamailio-presence-modules kamailio-tls-modules kamailio-sqlite-modules) # its peer
 
 case "${1:-build}" in
   build) want=("${build_pkgs[@]}") ;;

@@ -50,6 +50,14 @@
 #define OUT_RETRY_MAX 5       /* attempts of one outgoing request before it is given up */
 #define MESSAGE_TRIES 3       /* a MESSAGE is sent at most this often */
 #define RATE_PER_SECOND 50    /* new requests per partner domain and second */
+#define SEND_QUEUE 1000       /* messages waiting for one connection's socket (sofia's most) */
+/* NOTIFYs awaiting their answer at once, all watchers together. A presence
+ * change makes one NOTIFY per watcher; handed to sofia all at once, what the
+ * socket did not take would wait in the connection's queue (at most
+ * SEND_QUEUE) and the rest fail. The others wait here, in order, and are
+ * sent as answers come: a watcher whose turn comes late gets the presence
+ * of that moment. */
+#define NOTIFY_WINDOW 500
 #define ADDRESS_MAX RT_ADDRESS_MAX
 
 /* ---- jobs from other threads ------------------------------------------------------------- */
@@ -89,6 +97,8 @@ typedef struct in_sub {
   nta_outgoing_t *orq; /* the NOTIFY in flight (one at a time: CSeq order) */
   bool again;          /* the presence changed while one was in flight */
   bool ending;         /* the final NOTIFY is (or is to be) sent */
+  bool queued;         /* waiting for a place in the NOTIFY window */
+  struct in_sub *nq_prev, *nq_next;
   char reason[24];
 } in_sub_t;
 
@@ -185,6 +195,8 @@ static struct {
   su_timer_t *tick;
   fed_settings_t cur;
   in_sub_t *ins;
+  in_sub_t *nq_head, *nq_tail; /* waiting for the NOTIFY window */
+  int notifies_in_flight;
   out_sub_t *outs;
   out_msg_t *omsgs;
   in_msg_t *imsgs;
@@ -463,9 +475,28 @@ static rt_state_t state_of(pidf_availability_t a) {
 }
 
 static void send_notify(in_sub_t *s);
+static void notify_pump(void);
+
+static void nq_remove(in_sub_t *s) {
+  if (!s->queued) return;
+  if (s->nq_prev)
+    s->nq_prev->nq_next = s->nq_next;
+  else
+    A.nq_head = s->nq_next;
+  if (s->nq_next)
+    s->nq_next->nq_prev = s->nq_prev;
+  else
+    A.nq_tail = s->nq_prev;
+  s->nq_prev = s->nq_next = NULL;
+  s->queued = false;
+}
 
 static void in_sub_free(in_sub_t *s) {
-  if (s->orq) nta_outgoing_destroy(s->orq);
+  nq_remove(s);
+  if (s->orq) {
+    nta_outgoing_destroy(s->orq);
+    A.notifies_in_flight--;
+  }
   if (s->leg) nta_leg_destroy(s->leg);
   free(s);
 }
@@ -484,6 +515,8 @@ static int on_notify_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, si
   if (status < 200) return 0;
   nta_outgoing_destroy(orq);
   s->orq = NULL;
+  A.notifies_in_flight--;
+  notify_pump();
   if (status >= 300) COUNT(notify_failed);
   /* 481: the watcher forgot the subscription; a final answer of another
    * kind after a final NOTIFY is the end as well. */
@@ -503,9 +536,29 @@ static int on_notify_answer(nta_outgoing_magic_t *magic, nta_outgoing_t *orq, si
   return 0;
 }
 
+/* Sends what waits for the window while there is room. */
+static void notify_pump(void) {
+  while (A.nq_head && A.notifies_in_flight < NOTIFY_WINDOW) {
+    in_sub_t *s = A.nq_head;
+    nq_remove(s);
+    send_notify(s);
+  }
+}
+
 static void send_notify(in_sub_t *s) {
   if (s->orq) {
     s->again = true;
+    return;
+  }
+  if (s->queued) return; /* its turn comes; it sends the state of then */
+  if (A.notifies_in_flight >= NOTIFY_WINDOW) {
+    s->queued = true;
+    s->nq_prev = A.nq_tail;
+    if (A.nq_tail)
+      A.nq_tail->nq_next = s;
+    else
+      A.nq_head = s;
+    A.nq_tail = s;
     return;
   }
   char state[96];
@@ -538,6 +591,7 @@ static void send_notify(in_sub_t *s) {
       TAG_IF(body, SIPTAG_PAYLOAD_STR(body)), TAG_END());
   free(body);
   if (s->orq) {
+    A.notifies_in_flight++;
     COUNT(notify_sent);
   } else {
     COUNT(notify_failed);
@@ -567,37 +621,76 @@ static bool event_is_presence(sip_t const *sip) {
          strcasecmp(sip->sip_event->o_type, "presence") == 0;
 }
 
-/* The stored consent of `user` about `watcher`: "active", "pending" or "". */
-typedef struct consent_find {
-  const char *watcher;
-  char state[24];
-} consent_find_t;
+/* The stored consents of one user, read at once: watchers (lower case) ->
+ * CONSENT_ALLOWED or CONSENT_PENDING. Looking each SUBSCRIBE's watcher up
+ * in the store listed all the user's subscriptions every time: a user
+ * watched from 10,000 addresses cost 10,000 rows per SUBSCRIBE, and the
+ * subscriptions of a partner's server came in at a few per second. Kept
+ * CONSENT_TTL seconds (an import through the admin API is seen after that),
+ * dropped at once when the user decides (JOB_CONSENT). */
+#define CONSENT_TTL 2
+#define CONSENT_ALLOWED ((void *)(uintptr_t)1)
+#define CONSENT_PENDING ((void *)(uintptr_t)2)
+static struct {
+  char user[65];
+  map_t *watchers;
+  time_t loaded;
+} consents;
+
+static void consent_forget(void) {
+  map_free(consents.watchers);
+  consents.watchers = NULL;
+  consents.user[0] = '\0';
+}
+
+static void lower_copy(const char *in, char *out, size_t len) {
+  snprintf(out, len, "%s", in);
+  for (char *c = out; *c; c++)
+    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+}
 
 static void consent_row(const store_federation_row_t *row, void *ctx) {
-  consent_find_t *c = ctx;
-  if (row->remote && strcasecmp(row->remote, c->watcher) == 0 && row->state)
-    snprintf(c->state, sizeof c->state, "%s", row->state);
+  (void)ctx;
+  if (!row->remote || !row->state) return;
+  char key[ADDRESS_MAX + 1];
+  lower_copy(row->remote, key, sizeof key);
+  map_put_str(consents.watchers, key,
+              strcmp(row->state, "pending") == 0 ? CONSENT_PENDING : CONSENT_ALLOWED);
 }
 
 static bool consent_of(const char *user, const char *watcher) {
-  consent_find_t c = {.watcher = watcher};
   store_txn_t *t;
-  if (store_read_begin(A.store, "federation: consent", &t) != 0) return false;
   int64_t gen = 0;
   char dom[256];
-  store_domain_current(t, &gen, dom, sizeof dom);
-  int64_t total;
-  store_subscription_list(t, user, NULL, gen, 0, 100000, &total, consent_row, &c);
-  store_read_end(t);
-  if (c.state[0]) return strcmp(c.state, "pending") != 0;
+  time_t now = time(NULL);
+  if (!consents.watchers || strcmp(consents.user, user) != 0 || now - consents.loaded >= CONSENT_TTL) {
+    consent_forget();
+    if (!(consents.watchers = map_new())) return false;
+    if (store_read_begin(A.store, "federation: consent", &t) != 0) {
+      consent_forget();
+      return false;
+    }
+    store_domain_current(t, &gen, dom, sizeof dom);
+    int64_t total;
+    store_subscription_list(t, user, NULL, gen, 0, 100000, &total, consent_row, NULL);
+    store_read_end(t);
+    snprintf(consents.user, sizeof consents.user, "%s", user);
+    consents.loaded = now;
+  }
+  char key[ADDRESS_MAX + 1];
+  lower_copy(watcher, key, sizeof key);
+  void *v = map_get_str(consents.watchers, key);
+  if (v) return v == CONSENT_ALLOWED;
   /* First time: remembered as pending until the user decides. */
   if (store_begin(A.store, "federation: watcher", &t) == 0) {
+    store_domain_current(t, &gen, dom, sizeof dom);
     int r = store_subscription_insert(t, user, watcher, "pending", gen);
     if (r == 0 || r == -EEXIST)
       store_commit(t);
     else
       store_rollback(t);
   }
+  map_put_str(consents.watchers, key, CONSENT_PENDING);
   return false;
 }
 
@@ -859,6 +952,13 @@ static int dns_target(const char *domain, fed_target_t *out, char *err, size_t e
   }
   e->pending = true;
   return -EAGAIN;
+}
+
+/* Whether DNS is being asked about `domain`. */
+static bool dns_pending(const char *domain) {
+  for (dns_entry_t *e = A.dns; e; e = e->next)
+    if (strcasecmp(e->domain, domain) == 0) return e->pending;
+  return false;
 }
 
 static void out_sub_send(out_sub_t *o, int expires);
@@ -1253,16 +1353,39 @@ static void recreate_load(void) {
   map_free(c.raw);
 }
 
-/* Up to RECREATE_PER_TICK per partner domain and second, so that a large
- * directory does not flood one partner. */
+/* The key of an outgoing subscription in recreate_some's index:
+ * "address from", both lower case (they are compared case-insensitively). */
+static void out_key(const char *address, const char *from, char *out, size_t len) {
+  snprintf(out, len, "%s %s", address, from);
+  for (char *c = out; *c; c++)
+    if (*c >= 'A' && *c <= 'Z') *c = (char)(*c + 32);
+}
+
+/* Up to RATE_PER_SECOND per partner domain and second, so that a large
+ * directory does not flood one partner. The pass ends with its second (the
+ * rates count per second: a pass running into the next one would start
+ * counting again and send a partner more). The subscriptions there are
+ * indexed once per pass: looking each up in the list made 100,000
+ * re-created subscriptions cost minutes of this thread. */
 static void recreate_some(void) {
   if (!A.recreate || !A.cur.enabled) return;
   store_txn_t *t = NULL;
   int64_t gen = 0;
   char dom[256];
-  if (store_begin(A.store, "federation: re-created", &t) != 0) return;
+  map_t *index = map_new();
+  if (!index) return;
+  char key[2 * ADDRESS_MAX + 2];
+  for (out_sub_t *o = A.outs; o; o = o->next) {
+    out_key(o->address, o->from, key, sizeof key);
+    map_put_str(index, key, o);
+  }
+  if (store_begin(A.store, "federation: re-created", &t) != 0) {
+    map_free(index);
+    return;
+  }
   store_domain_current(t, &gen, dom, sizeof dom);
-  for (recreate_t **p = &A.recreate; *p;) {
+  time_t second = time(NULL);
+  for (recreate_t **p = &A.recreate; *p && time(NULL) == second;) {
     recreate_t *r = *p;
     const char *d = domain_of(r->remote);
     if (!partner_allowed(d)) { /* not to be sent at all */
@@ -1270,14 +1393,17 @@ static void recreate_some(void) {
       free(r);
       continue;
     }
-    if (!rate_ok(d)) { /* the next second */
+    /* While DNS is asked, the ones made wait and all go when it answers:
+     * no more for that partner until then. */
+    if (dns_pending(d) || !rate_ok(d)) { /* the next second */
       p = &r->next;
       continue;
     }
     *p = r->next;
     char from[ADDRESS_MAX + 1];
     snprintf(from, sizeof from, "%s@%s", r->user, A.cur.domain);
-    out_sub_t *o = out_find(r->remote, from);
+    out_key(r->remote, from, key, sizeof key);
+    out_sub_t *o = map_get_str(index, key);
     if (!o && (o = calloc(1, sizeof *o))) {
       snprintf(o->address, sizeof o->address, "%s", r->remote);
       snprintf(o->from, sizeof o->from, "%s", from);
@@ -1285,6 +1411,7 @@ static void recreate_some(void) {
       o->wanted = true;
       o->next = A.outs;
       A.outs = o;
+      map_put_str(index, key, o);
       out_sub_send(o, SUB_EXPIRES_DEFAULT);
       COUNT(recreated);
     }
@@ -1292,6 +1419,7 @@ static void recreate_some(void) {
     free(r);
   }
   store_commit(t);
+  map_free(index);
 }
 
 static void switch_on(void) {
@@ -1389,6 +1517,7 @@ static void run_job(job_t *j) {
   case JOB_RECEIVED: received(j->id, j->status); break;
   case JOB_RESOLVED: dns_answered(j); break;
   case JOB_CONSENT:
+    consent_forget();
     for (in_sub_t *s = A.ins; s; s = s->next)
       if (!s->ending && strcmp(s->user, j->a) == 0 && strcasecmp(s->watcher, j->b) == 0) {
         if (j->flag) {
@@ -1447,10 +1576,16 @@ static void *agent_main(void *arg) {
     /* TLS version 0: sofia's default (1) is TLSv1.0 only; 0 lets OpenSSL
      * negotiate, and its security level refuses what is older than 1.2.
      * VERIFY_ALL: a peer without a certificate from our CAs is refused in
-     * both directions (the names are checked per request, RFC 5922). */
+     * both directions (the names are checked per request, RFC 5922).
+     * QUEUESIZE: a presence change sends one NOTIFY per watcher at once,
+     * most of them over the one connection to the partner's server; what
+     * the socket does not take waits in that connection's queue, and with
+     * sofia's default of 64 places the rest failed (and a NOTIFY failing
+     * with 503 ends the watcher's subscription). The queue is allocated
+     * only once a connection has to queue. */
     A.agent = nta_agent_create(A.root, URL_STRING_MAKE(A.listen_url), NULL, NULL,
                                NTATAG_UA(1), NTATAG_SERVER_RPORT(1),
-                               NTATAG_MAX_PROCEEDING(1000),
+                               NTATAG_MAX_PROCEEDING(1000), TPTAG_QUEUESIZE(SEND_QUEUE),
                                TPTAG_CERTIFICATE(A.tls_dir), TPTAG_TLS_VERSION(0),
                                TPTAG_TLS_VERIFY_POLICY(TPTLS_VERIFY_ALL),
                                TPTAG_TLS_VERIFY_DEPTH(4), TPTAG_TLS_VERIFY_DATE(1), TAG_END());
@@ -1480,9 +1615,12 @@ static void *agent_main(void *arg) {
 
   /* Shutting down: the dialogs go with the agent (a partner's refresh then
    * gets 481 and it subscribes again, RFC 6665). */
+  consent_forget();
+  A.nq_head = A.nq_tail = NULL; /* the whole queue goes: no unlinking one by one */
   while (A.ins) {
     in_sub_t *s = A.ins;
     A.ins = s->next;
+    s->queued = false;
     in_sub_free(s);
   }
   while (A.outs) {
