@@ -13,6 +13,7 @@ import { clientLogin, rtConnect } from './rt-client.mjs';
 import { makeTlsFiles } from './peers/tls-files.mjs';
 import { makeApnsKey, makeServiceAccount, startApns, startFcm, startGateway } from './peers/push-providers.mjs';
 import { squidAvailable, startSquid } from './peers/squid.mjs';
+import { launchBrowser, loginUi } from './browser.mjs';
 
 const PW = 'push-test-pass-1';
 const KEY_ID = 'ABC123DEFG';
@@ -408,6 +409,36 @@ describe('push notifications', { timeout: 300000 }, () => {
     const cs = await ctl(srv, ['push', 'status'], { token: admin });
     assert.equal(cs.code, 0, show(cs));
     assert.match(cs.stdout, /sent/);
+  });
+
+  test('the Test push button under Mobile App shows every hop and the failing one', async () => {
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.page();
+      await loginUi(page, srv);
+      await page.locator('#push-test-button').scrollIntoViewIfNeeded();
+      await page.selectOption('#push-test-provider', 'apns');
+      await page.click('#push-test-button');
+      await page.locator('#push-test-result.ok').waitFor({ timeout: 30000 });
+      assert.match(await page.textContent('#push-test-message'), /Push notifications to APNs work/);
+      const stages = await page.locator('#push-test-result li').evaluateAll((l) => l.map((x) => x.dataset.stage));
+      assert.deepEqual(stages, ['config', 'connect', 'tls', 'alpn', 'token', 'answer']);
+      // The saved key id APNs does not know: the token hop fails, with the API's sentence.
+      await patch({ 'mobile.apns_key_id': 'ZZZ999ZZZ9' });
+      await page.click('#push-test-button');
+      await page.locator('#push-test-result.error').waitFor({ timeout: 30000 });
+      assert.match(await page.textContent('#push-test-message'), /InvalidProviderToken.*mobile\.apns_key_id/);
+      assert.equal(await page.locator('#push-test-result li.error').getAttribute('data-stage'), 'token');
+      // A token with a space is refused by the server; the page says why.
+      await page.fill('#push-test-token', 'a b');
+      await page.click('#push-test-button');
+      await page.waitForFunction(() => /could not run/.test(document.getElementById('push-test-message')?.textContent ?? ''));
+      assert.match(await page.textContent('#push-test-message'), /token: Must be a device's push token/);
+      assert.deepEqual(browser.errors, []);
+    } finally {
+      await patch({ 'mobile.apns_key_id': KEY_ID });
+      await browser.close();
+    }
   });
 
   test('gateway mode: the Matrix push gateway gets the devices; a rejected pushkey is pruned', async () => {

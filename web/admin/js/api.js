@@ -64,6 +64,7 @@ export const settings = {
 export const audit = (offset, limit) => call('GET', `/audit?offset=${offset}&limit=${limit}`);
 export const domainChange = (domain, dryRun) => call('POST', '/domain/change', { body: { domain, dry_run: dryRun }, timeoutMs: 120000 });
 export const proxyTest = (values) => call('POST', '/proxy/test', { body: values, timeoutMs: 90000 });
+export const pushTest = (body) => call('POST', '/push/test', { body, timeoutMs: 90000 });
 export const federationTest = (domain) => call('POST', '/federation/test', { body: { domain }, timeoutMs: 60000 });
 export const reverseProxy = () => call('GET', '/reverse-proxy');
 /** The nginx configuration as text (r.text); errors are problem documents (r.json). */

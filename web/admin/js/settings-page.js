@@ -9,6 +9,7 @@ import { createDomainDialog } from './domain-dialog.js';
 import { bindPlural, bindText, setSchema } from './i18n.js';
 import { createPrivacy } from './privacy.js';
 import { createFederationTest } from './federation-test.js';
+import { createPushTest } from './push-test.js';
 import { createProxyTest } from './proxy-test.js';
 import { SECTION_FEATURES, createReverseProxy } from './reverse-proxy.js';
 
@@ -125,6 +126,7 @@ export function createSettingsPage() {
       }
       if (id === 'proxy') fs.append(createProxyTest(proxyValues).element);
       if (id === 'federation') fs.append(createFederationTest().element);
+      if (id === 'mobile') fs.append(createPushTest().element);
       if (SECTION_FEATURES[id]) fs.append(reverseProxy.box(id));
       if (id === 'meeting') fs.append(privacy.element);
       if (id === 'server') fs.append(reverseProxy.overview());
