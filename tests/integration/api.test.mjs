@@ -120,7 +120,7 @@ describe('GET settings and schema', () => {
       const s = doc.settings[key];
       assert.ok(s, `key ${key} missing from GET /api/v1/settings`);
       assert.ok('value' in s, `${key}: no value`);
-      assert.ok(['default', 'store', 'env'].includes(s.source), `${key}: source ${s.source}`);
+      assert.ok(['default', 'install', 'store', 'env'].includes(s.source), `${key}: source ${s.source}`);
     }
     for (const key of SECRET_KEYS) {
       assert.deepEqual(doc.settings[key].value, { set: false }, key);
@@ -136,6 +136,9 @@ describe('GET settings and schema', () => {
     const s = (await getSettings()).json.settings;
     const fresh = Object.keys(CONTRACT_KEYS).filter((k) => !['server.public_url', 'domain.name'].includes(k));
     for (const k of fresh) assert.equal(s[k].source, 'default', `${k} source`);
+    // Fixed at first start, not following: the source says so.
+    assert.equal(s['server.public_url'].source, 'install');
+    assert.equal(s['domain.name'].source, 'install');
     assert.equal(s['federation.enabled'].value, false);
     assert.equal(s['login.allow_automatic'].value, true);
     assert.equal(s['login.publish_address'].value, false);

@@ -123,7 +123,7 @@ describe('get', () => {
     const r = await run(['get']);
     assert.equal(r.code, 0, show(r));
     for (const key of Object.keys(CONTRACT_KEYS)) {
-      const re = new RegExp(`^${key.replace(/\./g, '\\.')} = .*  \\((default|store|env)\\)$`, 'm');
+      const re = new RegExp(`^${key.replace(/\./g, '\\.')} = .*  \\((default|install|store|env)\\)$`, 'm');
       assert.match(r.stdout, re, `${key} missing:\n${r.stdout}`);
     }
     // Secrets are only "(set)" / "(not set)"; blank-means-default shows the effective value.

@@ -4,6 +4,9 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { startServer, ctl } from './harness.mjs';
 
 let srv;
@@ -287,4 +290,74 @@ test('atriumctl reverse-proxy list and nginx', async () => {
   r = await ctl(srv, ['reverse-proxy', 'frobnicate'], { token });
   assert.equal(r.code, 2);
   await patch({ 'meeting.enabled': false });
+});
+
+// The install default of server.public_url names atriumd's own host and
+// port: it is reported as fixed at first start, warned about once atriumd
+// listens elsewhere, and never becomes a port nginx is told to listen on.
+test('server.public_url: an install default that says so and warns when the port moves', async () => {
+  const dd = await fsp.mkdtemp(path.join(os.tmpdir(), 'atrium-install-url-'));
+  let s1, s2;
+  try {
+    s1 = await startServer({ dataDir: dd });
+    let t = await s1.login();
+    let g = await s1.api('GET', '/api/v1/settings', { token: t });
+    const e = g.json.settings['server.public_url'];
+    assert.equal(e.source, 'install');
+    assert.match(e.value, new RegExp(`^http://[^/]+:${s1.port}$`));
+    assert.equal(e.warnings, undefined, 'matches the listen address');
+
+    // nginx: not atriumd's port, the standard one, with a comment.
+    let r = await s1.api('GET', '/api/v1/reverse-proxy/nginx', { token: t });
+    assert.equal(r.status, 200, r.text);
+    assert.doesNotMatch(r.text, new RegExp(`listen (\\[::\\]:)?${s1.port}\\b`));
+    assert.match(r.text, /listen 80;/);
+    assert.match(r.text, new RegExp(`names port ${s1.port}, which is atriumd's own: nginx listens on 80`));
+    // --listen overrides, except onto atriumd's own address and port.
+    r = await s1.api('GET', '/api/v1/reverse-proxy/nginx?listen=127.0.0.1:8444&tls=off', { token: t });
+    assert.match(r.text, /listen 127\.0\.0\.1:8444;/);
+    for (const own of [`127.0.0.1:${s1.port}`, `${s1.port}`, `0.0.0.0:${s1.port}`]) {
+      r = await s1.api('GET', `/api/v1/reverse-proxy/nginx?listen=${encodeURIComponent(own)}&tls=off`, { token: t });
+      assert.equal(r.status, 400, own);
+      assert.match(r.json.detail, /atriumd's own address and port/, own);
+    }
+    let c = await ctl(s1, ['reverse-proxy', 'nginx', '--listen', `127.0.0.1:${s1.port}`, '--tls', 'off'], { token: t });
+    assert.equal(c.code, 1, c.stderr);
+    assert.match(c.stderr, /atriumd's own address and port/);
+    // TLS URL on atriumd's port: 443 ssl.
+    r = await s1.api('PATCH', '/api/v1/settings', { token: t, body: { 'um.url': `https://127.0.0.1:${s1.port}/um/` } });
+    assert.equal(r.status, 200, r.text);
+    r = await s1.api('GET', '/api/v1/reverse-proxy/nginx', { token: t });
+    assert.match(r.text, /listen 443 ssl;/);
+    await s1.stop();
+    s1 = null;
+
+    // The same store on another port: the install default stays and warns.
+    s2 = await startServer({ dataDir: dd });
+    t = await s2.login();
+    g = await s2.api('GET', '/api/v1/settings', { token: t });
+    const e2 = g.json.settings['server.public_url'];
+    assert.equal(e2.value, e.value, 'fixed at first start');
+    assert.equal(e2.source, 'install');
+    assert.equal(e2.warnings?.[0]?.code, 'install-default-stale', JSON.stringify(e2));
+    assert.match(e2.warnings[0].message, new RegExp(`now listens at http://[^ ]+:${s2.port}`));
+    const st = await s2.api('GET', '/api/v1/status', { token: t });
+    assert.ok(st.json.warnings.some((w) => w.key === 'server.public_url'), st.text);
+    // Setting it removes the warning; the source is then the store.
+    r = await s2.api('PATCH', '/api/v1/settings', { token: t, body: { 'server.public_url': `http://127.0.0.1:${s2.port}` } });
+    assert.equal(r.status, 200, r.text);
+    g = await s2.api('GET', '/api/v1/settings', { token: t });
+    assert.equal(g.json.settings['server.public_url'].source, 'store');
+    assert.equal(g.json.settings['server.public_url'].warnings, undefined);
+    // Null removes the stored value: the install default is back, with its warning.
+    r = await s2.api('PATCH', '/api/v1/settings', { token: t, body: { 'server.public_url': null } });
+    assert.equal(r.status, 200, r.text);
+    g = await s2.api('GET', '/api/v1/settings', { token: t });
+    assert.equal(g.json.settings['server.public_url'].source, 'install');
+    assert.equal(g.json.settings['server.public_url'].warnings?.[0]?.code, 'install-default-stale');
+  } finally {
+    await s1?.stop();
+    await s2?.stop();
+    await fsp.rm(dd, { recursive: true, force: true });
+  }
 });

@@ -311,6 +311,7 @@ export const ui = {
   'field.changed': '(geändert)',
   'field.locked': 'Durch die Umgebungsvariable {env} festgelegt: hier nur lesbar. Entfernen Sie die Variable aus der Umgebung des Servers, um diese Einstellung auf dieser Seite zu verwalten.',
   'field.warning': 'Warnung:',
+  'field.install': 'Beim ersten Start aus Hostname und Port dieses Servers festgelegt; folgt späteren Änderungen nicht. Tragen Sie die Adresse ein, unter der Benutzer den Server erreichen.',
   'secret.set': '(gesetzt)',
   'secret.unset': 'nicht gesetzt',
   'secret.state_set': 'Ein Passwort ist gespeichert. Geben Sie ein neues ein, um es zu ersetzen.',

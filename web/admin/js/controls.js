@@ -42,9 +42,14 @@ function showWarnings(list, el) {
 
 function showLock(def, entry, el) {
   const locked = entry?.source === 'env';
-  el.hidden = !locked;
+  // An install default does not follow the server: the admin should know.
+  const install = entry?.source === 'install';
+  el.hidden = !locked && !install;
+  el.dataset.source = entry?.source ?? '';
   if (locked) {
     el.replaceChildren(bindText(h('span'), 'field.locked', { env: def.env ?? 'ATRIUM_…' }));
+  } else if (install) {
+    el.replaceChildren(bindText(h('span'), 'field.install'));
   }
   return locked;
 }

@@ -118,6 +118,7 @@ const en = {
   'field.changed': '(changed)',
   'field.locked': 'Set by the environment variable {env}: read-only here. Remove the variable from the server’s environment to manage this setting on this page.',
   'field.warning': 'Warning:',
+  'field.install': 'Fixed at the first start from this server’s host name and port; it does not follow later changes. Set it to the address users reach.',
   'secret.set': '(set)',
   'secret.unset': 'not set',
   'secret.state_set': 'A password is stored. Type a new one to replace it.',
