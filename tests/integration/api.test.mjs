@@ -376,6 +376,20 @@ describe('validate', () => {
     assert.equal((await getSettings()).text, before.text);
   });
 
+  test('text that is not a URL is called not a URL, not a space to encode', async () => {
+    for (const key of ['um.url', 'server.public_url', 'ad.uri']) {
+      const r = await srv.api('POST', '/api/v1/settings/validate', { token, body: { [key]: 'not a url' } });
+      assert.deepEqual(problemKeys(r, 422, assert), [key]);
+      const m = r.json.errors[0].message;
+      assert.match(m, /^Is not an absolute URL; it must start with /, `${key}: ${m}`);
+      assert.match(m, key === 'ad.uri' ? /such as ldaps:\/\/dc\.example\.com/ : /such as https:\/\/atrium\.example\.com\//);
+      assert.doesNotMatch(m, /%20|space/);
+    }
+    // A URL with a space in its path is still told how to encode it.
+    const r = await srv.api('POST', '/api/v1/settings/validate', { token, body: { 'um.url': 'https://a.example.com/a b' } });
+    assert.match(r.json.errors[0].message, /Contains a space; encode it as %20/);
+  });
+
   test('a PATCH that draws a warning is applied and the warning is reported', async () => {
     const r = await patch({ 'meeting.url': 'http://meet.example.com/webmeeting/' });
     assert.equal(r.status, 200, r.text);
