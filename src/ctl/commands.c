@@ -192,7 +192,7 @@ static int cmd_login(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
   if (code != CTL_EXIT_OK)
     return code;
   code = ctl_connect(ctx, CTL_AUTH_NONE);
-  json_t *body = code == CTL_EXIT_OK ? json_pack("{s:s, s:s}", "user", user, "password", password)
+  json_t *body = code == CTL_EXIT_OK ? json_pack("{s:s, s:s}", "login", user, "password", password)
                                      : NULL;
   ctl_secret_free(password);
   if (code != CTL_EXIT_OK)

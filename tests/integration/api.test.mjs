@@ -72,6 +72,46 @@ describe('login', () => {
     assert.equal(g.status, 200);
   });
 
+  test('the body takes login (user is its old name); expires_at is RFC 3339', async () => {
+    const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
+    let r = await srv.api('POST', '/api/v1/session', { body: { login: 'admin', password: srv.adminPassword } });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.json.expires_at, rfc3339);
+    assert.ok(Date.parse(r.json.expires_at) > Date.now());
+    assert.equal(r.json.login, 'admin');
+    // The old names, for one release: the same values.
+    assert.equal(r.json.expires, r.json.expires_at);
+    assert.equal(r.json.user, 'admin');
+    const g = await srv.api('GET', '/api/v1/session', { token: r.json.token });
+    assert.equal(g.json.login, 'admin');
+    assert.match(g.json.expires_at, rfc3339);
+    r = await srv.api('POST', '/api/v1/session', { body: { user: 'admin', password: srv.adminPassword } });
+    assert.equal(r.status, 200, 'user still works');
+    r = await srv.api('POST', '/api/v1/session', { body: { login: 'admin', user: 'admin', password: srv.adminPassword } });
+    assert.equal(r.status, 200, 'both, the same');
+    r = await srv.api('POST', '/api/v1/session', { body: { login: 'admin', user: 'other', password: srv.adminPassword } });
+    assert.equal(r.status, 422);
+    assert.equal(r.json.errors[0].key, 'user');
+    r = await srv.api('POST', '/api/v1/session', { body: { password: srv.adminPassword } });
+    assert.equal(r.status, 422);
+    assert.equal(r.json.errors[0].key, 'login');
+    assert.match(r.json.detail, /"login" and "password"/);
+  });
+
+  test('the client login answers expires_at in RFC 3339 too', async () => {
+    const name = `exp${Date.now() % 100000}`;
+    const c = await srv.api('POST', '/api/v1/users', { token, body: { name, password: 'Client-Passw0rd-1' } });
+    assert.equal(c.status, 201, c.text);
+    const r = await srv.api('POST', '/client/v1/login', { body: { login: c.json.login, password: 'Client-Passw0rd-1' } });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.json.expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    // The old epoch seconds, for one release: the same moment.
+    assert.equal(typeof r.json.expires, 'number');
+    assert.equal(Date.parse(r.json.expires_at), r.json.expires * 1000);
+    assert.ok(Date.parse(r.json.expires_at) > Date.now() + 29 * 86400e3, '30 days');
+    await srv.api('DELETE', `/api/v1/users/${name}`, { token });
+  });
+
   test('a wrong password is a 401 problem document', async () => {
     const r = await srv.api('POST', '/api/v1/session', { body: { user: 'admin', password: 'wrong-password-x' } });
     problemKeys(r, 401, assert);

@@ -48,7 +48,7 @@ export function problemText(r) {
 
 export const session = {
   get: () => call('GET', '/session', { expect401: true }),
-  login: (user, password) => call('POST', '/session', { body: { user, password }, expect401: true }),
+  login: (login, password) => call('POST', '/session', { body: { login, password }, expect401: true }),
   logout: () => call('DELETE', '/session', { expect401: true }),
 };
 
