@@ -7,7 +7,8 @@ import http from 'node:http';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, ctl } from './harness.mjs';
+import fs from 'node:fs';
+import { startServer, ctl, REPO } from './harness.mjs';
 
 let srv;
 let token;
@@ -360,4 +361,57 @@ test('server.public_url: an install default that says so and warns when the port
     await s2?.stop();
     await fsp.rm(dd, { recursive: true, force: true });
   }
+});
+
+test('/docs/: the index lists every guide, the admin-page guide too, and every link on every page resolves', async () => {
+  await patch({ 'server.public_url': srv.url, 'docs.url': '' });
+  const index = await srv.api('GET', '/docs/');
+  assert.equal(index.status, 200);
+  assert.match(index.text, /<a href="admin-page\.html">/);
+  const pages = new Set(['index.html']);
+  const queue = ['index.html'];
+  const broken = [];
+  while (queue.length && pages.size < 200) {
+    const p = queue.shift();
+    const r = await srv.api('GET', `/docs/${p}`);
+    if (r.status !== 200) { broken.push(`${p}: ${r.status}`); continue; }
+    const ids = new Set([...r.text.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]));
+    for (const [, href] of r.text.matchAll(/<a href="([^"]+)"/g)) {
+      if (/^[a-z]+:/.test(href)) continue;
+      const [file, frag] = href.split('#');
+      const target = file ? new URL(file, `http://x/docs/${p}`).pathname.slice('/docs/'.length) : p;
+      if (frag && !file && !ids.has(frag)) broken.push(`${p}: #${frag}`);
+      if (file && !pages.has(target)) { pages.add(target); queue.push(target); }
+    }
+  }
+  assert.deepEqual(broken, []);
+  assert.ok(pages.has('admin-page.html') && pages.has('cli.html'), [...pages].join(' '));
+  // The admin page's screenshots are not served: their labels stay as text.
+  const admin = await srv.api('GET', '/docs/admin-page.html');
+  assert.doesNotMatch(admin.text, /href="screenshots\//);
+});
+
+test('every relative link in docs/ and README.md points at a file in the repository', () => {
+  const files = ['README.md'];
+  const walk = (d) => {
+    for (const n of fs.readdirSync(path.join(REPO, d))) {
+      const rel = path.join(d, n);
+      if (fs.statSync(path.join(REPO, rel)).isDirectory()) walk(rel);
+      else if (n.endsWith('.md')) files.push(rel);
+    }
+  };
+  walk('docs');
+  const broken = [];
+  for (const f of files) {
+    // Fenced code is not a link.
+    const text = fs.readFileSync(path.join(REPO, f), 'utf8').replace(/```[\s\S]*?```/g, '');
+    for (const [, url] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(url) || url.startsWith('#')) continue;
+      const target = path.normalize(path.join(path.dirname(f), url.split('#')[0]));
+      if (!fs.existsSync(path.join(REPO, target))) broken.push(`${f}: ${url}`);
+    }
+    // A path in code that names a file outside the repository misleads as much as a link.
+    for (const [, p] of text.matchAll(/`((?:shared|spec)\/[^`\s]+\.md)`/g)) broken.push(`${f}: \`${p}\``);
+  }
+  assert.deepEqual(broken, []);
 });
