@@ -58,7 +58,12 @@ export const settings = {
   patch: (changes, version) => call('PATCH', '/settings', { body: changes, headers: { 'If-Match': `"${version}"` } }),
 };
 
-export const audit = (offset, limit) => call('GET', `/audit?offset=${offset}&limit=${limit}`);
+/** filters: {actor, key, action, since, until}, each optional (RFC 3339 times). */
+export const audit = (offset, limit, filters = {}) => {
+  const q = new URLSearchParams({ offset, limit });
+  for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
+  return call('GET', `/audit?${q}`);
+};
 export const domainChange = (domain, dryRun) => call('POST', '/domain/change', { body: { domain, dry_run: dryRun }, timeoutMs: 120000 });
 export const proxyTest = (values) => call('POST', '/proxy/test', { body: values, timeoutMs: 90000 });
 export const federationTest = (domain) => call('POST', '/federation/test', { body: { domain }, timeoutMs: 60000 });
