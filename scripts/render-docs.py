@@ -8,7 +8,8 @@ blank. A FILE.md under DIR becomes FILE.html (and index.html lists them);
 any other FILE (the pages' stylesheet and scripts, share/pages/) is taken as
 it is, under its base name. The renderer knows the Markdown the docs use and nothing more:
 headings, paragraphs, lists, fenced code, pipe tables, block quotes, and
-inline code, emphasis and links (a link to X.md becomes X.html). Every piece
+inline code, emphasis and links (a link to X.md becomes X.html; a relative
+link to a file that is not served, such as a screenshot, keeps only its label). Every piece
 of text is HTML-escaped; link targets other than relative paths, http(s) and
 mailto are dropped. The pages carry no script and a stylesheet of their own
 (pages.css), so the server's Content-Security-Policy (default-src 'self')
@@ -23,6 +24,14 @@ import sys
 INLINE = re.compile(r'`([^`]+)`|\*\*([^*]+)\*\*|\[([^\]]+)\]\(([^)\s]+)\)|\*([^*\s][^*]*)\*')
 
 
+# What the pages can link to: the rendered pages and assets (paths under
+# /docs/), and the directory of the page being rendered. A relative link to
+# anything else (README.md, a screenshot, source) would answer 404 at /docs/:
+# its label stays, as text.
+SERVED = set()
+PAGE_DIR = ['']
+
+
 def link_target(url):
     if re.match(r'^(https?:|mailto:)', url):
         return url
@@ -31,6 +40,10 @@ def link_target(url):
     path, frag = (url.split('#', 1) + [''])[:2]
     if path.endswith('.md'):
         path = path[:-3] + '.html'
+    if path and SERVED:
+        served = os.path.normpath(os.path.join(PAGE_DIR[0], path)).replace(os.sep, '/')
+        if served not in SERVED:
+            return None
     return path + ('#' + frag if frag else '')
 
 
@@ -183,6 +196,12 @@ def main():
     args = ap.parse_args()
     base = os.path.realpath(args.base)
     rows, assets = [], []
+    for f in args.files:
+        if f.endswith('.md'):
+            SERVED.add(os.path.relpath(os.path.realpath(f), base).replace(os.sep, '/')[:-3] + '.html')
+        else:
+            SERVED.add(os.path.basename(f))
+    SERVED.add('index.html')
     types = {'.css': 'text/css; charset=utf-8', '.js': 'text/javascript; charset=utf-8'}
     for f in args.files:
         if not f.endswith('.md'):
@@ -195,6 +214,7 @@ def main():
         rel = os.path.relpath(os.path.realpath(f), base).replace(os.sep, '/')
         if rel.startswith('..') or not rel.endswith('.md'):
             sys.exit('render-docs: %s is not a .md file under %s' % (f, base))
+        PAGE_DIR[0] = os.path.dirname(rel)
         with open(f, encoding='utf-8') as fh:
             title, body = render(fh.read())
         title = title or rel[:-3]

@@ -896,7 +896,11 @@ void catalogue_write_markdown(FILE *f) {
         "Generated from the catalogue table (`src/conf/catalogue.c`) by "
         "`atriumd --settings-reference`; a test fails when this file and the table differ.\n\n"
         "Every setting can be overridden by an environment variable (shown below) unless noted; "
-        "the API then reports `\"source\": \"env\"` and refuses to change it.\n",
+        "the API then reports `\"source\": \"env\"` and refuses to change it. A default "
+        "\"fixed at first start\" is made from that start's host name and port (or atlas.xml) "
+        "and kept: the API reports `\"source\": \"install\"` until a value is stored, and "
+        "warns when atriumd no longer listens where it says. `null` in a PATCH removes a "
+        "stored value.\n",
         f);
   for (size_t s = 0; s < catalogue_section_count; s++) {
     fprintf(f, "\n## %s\n\n| key | type | default | environment | description |\n"

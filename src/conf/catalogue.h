@@ -28,6 +28,7 @@ typedef enum setting_source {
   SETTING_SOURCE_DEFAULT,
   SETTING_SOURCE_STORE,
   SETTING_SOURCE_ENV,
+  SETTING_SOURCE_INSTALL, /* not stored: the install default fixed at first start */
 } setting_source_t;
 
 enum setting_flags {

@@ -40,6 +40,7 @@ static struct {
   json_t *stored;           /* key -> value as in the store, secrets in plain text */
   json_t *env;              /* key -> value from ATRIUM_<KEY> */
   json_t *install_defaults; /* key -> value fixed at first start */
+  json_t *install_stale;    /* key -> why that value no longer matches this start */
   json_t *load_warnings;    /* key -> message about an unusable stored value */
   const settings_owner_t *owners[MAX_OWNERS];
   size_t owner_count;
@@ -147,6 +148,7 @@ static const char *const source_names[] = {
     [SETTING_SOURCE_DEFAULT] = "default",
     [SETTING_SOURCE_STORE] = "store",
     [SETTING_SOURCE_ENV] = "env",
+    [SETTING_SOURCE_INSTALL] = "install",
 };
 
 /* settings_warn_fn: wctx is the snapshot's warnings object. */
@@ -192,15 +194,21 @@ static settings_snapshot_t *snapshot_build(const json_t *stored, const json_t *e
       snap->value[i] = json_incref(v);
     } else {
       snap->source[i] = SETTING_SOURCE_DEFAULT;
-      if (def->flags & SETTING_F_INSTALL_DEFAULT)
+      if (def->flags & SETTING_F_INSTALL_DEFAULT) {
+        /* Fixed at first start from that start's host name and port: the
+         * admin must be able to tell it from a default that follows. */
+        snap->source[i] = SETTING_SOURCE_INSTALL;
         snap->value[i] = json_incref(json_object_get(S.install_defaults, def->key));
-      else if (def->default_json)
+      } else if (def->default_json)
         snap->value[i] = json_loads(def->default_json, JSON_DECODE_ANY, NULL);
       /* else: secrets stay NULL (unset); computed defaults come below. */
     }
     const char *why = json_string_value(json_object_get(S.load_warnings, def->key));
     if (why && snap->source[i] != SETTING_SOURCE_ENV)
       snapshot_warn(snap->warnings, def->key, "stored-value-ignored", "%s", why);
+    const char *stale = json_string_value(json_object_get(S.install_stale, def->key));
+    if (stale && snap->source[i] == SETTING_SOURCE_INSTALL)
+      snapshot_warn(snap->warnings, def->key, "install-default-stale", "%s", stale);
   }
 
   /* Effective values: blank-means-default resolved against the base URL or
@@ -959,25 +967,10 @@ static int meta_write(store_txn_t *t, void *ctx) {
   return store_meta_put(t, w->name, w->value);
 }
 
-static int install_default(const char *key, const char *candidate, const char *fallback,
-                           json_t **value, char *err, size_t errlen) {
-  char meta[128];
-  snprintf(meta, sizeof meta, "install.%s", key);
-  char *text = NULL;
-  store_txn_t *t;
-  int r = store_read_begin(S.store, "read the install defaults", &t);
-  if (r == 0) {
-    r = store_meta_get(t, meta, &text);
-    store_read_end(t);
-  }
-  if (r == 0) {
-    *value = json_string(text);
-    free(text);
-    return *value ? 0 : -ENOMEM;
-  }
-  if (r != -ENOENT)
-    return init_fail(err, errlen, "Cannot read the settings store: %s.", store_last_error(S.store));
-  const setting_def_t *def = &catalogue[row_of(key)];
+/* The value this start would fix: the candidate, or the fallback when the
+ * candidate does not pass the row's check. New reference or NULL. */
+static json_t *install_candidate(const setting_def_t *def, const char *candidate,
+                                 const char *fallback) {
   json_t *raw = json_string(candidate && *candidate ? candidate : fallback), *norm = NULL;
   validate_error_t verr;
   if (catalogue_check(def, raw, &norm, &verr) < 0) {
@@ -986,6 +979,44 @@ static int install_default(const char *key, const char *candidate, const char *f
     if (catalogue_check(def, raw, &norm, &verr) < 0) norm = NULL;
   }
   json_decref(raw);
+  return norm;
+}
+
+/* `follows`: the value is derived from where atriumd listens, so a fixed
+ * value that this start would not make again is worth a warning. */
+static int install_default(const char *key, const char *candidate, const char *fallback,
+                           bool follows, json_t **value, char *err, size_t errlen) {
+  char meta[128];
+  snprintf(meta, sizeof meta, "install.%s", key);
+  char *text = NULL;
+  store_txn_t *t;
+  const setting_def_t *def = &catalogue[row_of(key)];
+  int r = store_read_begin(S.store, "read the install defaults", &t);
+  if (r == 0) {
+    r = store_meta_get(t, meta, &text);
+    store_read_end(t);
+  }
+  if (r == 0) {
+    *value = json_string(text);
+    json_t *now = follows ? install_candidate(def, candidate, fallback) : NULL;
+    json_t *alt = follows ? install_candidate(def, fallback, fallback) : NULL;
+    if (now && alt && !json_equal(now, *value) && !json_equal(alt, *value)) {
+      char why[1024];
+      snprintf(why, sizeof why,
+               "%s was fixed at first start; atriumd now listens at %s (atlas.xml <Listen>, "
+               "the host name), so links, the mobile configuration and the default URLs "
+               "point at the old address. Set %s to the URL users reach.",
+               text, json_string_value(now), key);
+      json_object_set_new(S.install_stale, key, json_string(why));
+    }
+    json_decref(now);
+    json_decref(alt);
+    free(text);
+    return *value ? 0 : -ENOMEM;
+  }
+  if (r != -ENOENT)
+    return init_fail(err, errlen, "Cannot read the settings store: %s.", store_last_error(S.store));
+  json_t *norm = install_candidate(def, candidate, fallback);
   if (!norm) return init_fail(err, errlen, "Cannot make a default for %s.", key);
   meta_write_t w = {.name = meta, .value = json_string_value(norm)};
   r = store_run_txn(S.store, "fix an install default", meta_write, &w);
@@ -1006,7 +1037,7 @@ static int load_install_defaults(const atlas_config_t *atlas, char *err, size_t 
   snprintf(url, sizeof url, "%s://%s:%d", tls ? "https" : "http", host, port);
   snprintf(fallback, sizeof fallback, "%s://localhost:%d", tls ? "https" : "http", port);
   json_t *v = NULL;
-  int r = install_default("server.public_url", url, fallback, &v, err, errlen);
+  int r = install_default("server.public_url", url, fallback, true, &v, err, errlen);
   if (r < 0) return r;
   json_object_set_new(S.install_defaults, "server.public_url", v);
 
@@ -1022,8 +1053,9 @@ static int load_install_defaults(const atlas_config_t *atlas, char *err, size_t 
   }
   char domain[256];
   machine_domain(domain, sizeof domain);
-  r = install_default("domain.name", atlas->domain[0] ? atlas->domain : domain, "example.local", &v,
-                      err, errlen);
+  r = install_default("domain.name", atlas->domain[0] ? atlas->domain : domain, "example.local",
+                      false,
+                      &v, err, errlen);
   if (r < 0) return r;
   json_object_set_new(S.install_defaults, "domain.name", v);
   return 0;
@@ -1099,8 +1131,9 @@ int settings_init(store_t *store, const secret_key_t *key, const atlas_config_t 
   S.stored = json_object();
   S.env = json_object();
   S.install_defaults = json_object();
+  S.install_stale = json_object();
   S.load_warnings = json_object();
-  if (!S.stored || !S.env || !S.install_defaults || !S.load_warnings)
+  if (!S.stored || !S.env || !S.install_defaults || !S.install_stale || !S.load_warnings)
     return init_fail(err, errlen, "Out of memory.");
 
   int r = load_install_defaults(atlas, err, errlen);
@@ -1153,8 +1186,9 @@ void settings_shutdown(void) {
   json_decref(S.stored);
   json_decref(S.env);
   json_decref(S.install_defaults);
+  json_decref(S.install_stale);
   json_decref(S.load_warnings);
-  S.stored = S.env = S.install_defaults = S.load_warnings = NULL;
+  S.stored = S.env = S.install_defaults = S.install_stale = S.load_warnings = NULL;
   S.owner_count = 0;
   S.store = NULL;
   pthread_mutex_unlock(&S.change_lock);

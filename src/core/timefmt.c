@@ -17,6 +17,13 @@ void time_rfc3339_ms(int64_t ms, char out[TIMEFMT_LEN]) {
   snprintf(out + n, TIMEFMT_LEN - n, ".%03dZ", (int)(ms % 1000));
 }
 
+void time_rfc3339_s(int64_t secs, char out[TIMEFMT_LEN]) {
+  time_t t = (time_t)secs;
+  struct tm tm;
+  if (!gmtime_r(&t, &tm) || strftime(out, TIMEFMT_LEN, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+    snprintf(out, TIMEFMT_LEN, "1970-01-01T00:00:00Z");
+}
+
 bool time_parse_rfc3339(const char *s, int64_t *ms) {
   int y, mo, d, h, mi, sec, n = 0;
   if (sscanf(s, "%4d-%2d-%2d%*1[Tt ]%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6 ||

@@ -10,6 +10,8 @@
 /* Unix milliseconds, wall clock. */
 int64_t time_now_ms(void);
 void time_rfc3339_ms(int64_t ms, char out[TIMEFMT_LEN]);
+/* Whole seconds, UTC ("2026-12-01T10:00:00Z"): expiry times. */
+void time_rfc3339_s(int64_t secs, char out[TIMEFMT_LEN]);
 /* The same in the server's time zone (TZ), with its offset
  * ("2026-12-01T11:00:03.417+01:00"): what a person reads. */
 void time_rfc3339_local_ms(int64_t ms, char out[TIMEFMT_LEN]);

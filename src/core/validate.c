@@ -736,12 +736,38 @@ static int url_build(strbuf_t *sb, const UriUriA *uri, const validate_url_rule_t
   return r;
 }
 
+/* Text that starts (after blanks) with RFC 3986's scheme ":" is meant as a
+ * URL; anything else ("not a url", "example.com/x") is not one at all, and
+ * saying so helps more than naming its first odd character. */
+static bool starts_with_scheme(const char *in) {
+  while (*in == ' ' || is_control((unsigned char)*in))
+    in++;
+  if (!is_alpha(*in))
+    return false;
+  while (is_alpha(*in) || is_digit(*in) || *in == '+' || *in == '-' || *in == '.')
+    in++;
+  return *in == ':';
+}
+
+static int not_a_url(const validate_url_rule_t *rule, validate_error_t *err) {
+  char allowed[64];
+  scheme_list(rule->schemes, allowed, sizeof allowed);
+  const char *example = (rule->schemes & URL_SCHEME_HTTPS)  ? "https://atrium.example.com/"
+                        : (rule->schemes & URL_SCHEME_HTTP)  ? "http://atrium.example.com/"
+                        : (rule->schemes & URL_SCHEME_LDAPS) ? "ldaps://dc.example.com"
+                                                             : "ldap://dc.example.com";
+  return validate_fail(err, "Is not an absolute URL; it must start with %s, such as %s.",
+                       allowed, example);
+}
+
 int validate_url(const char *in, const validate_url_rule_t *rule, char **out,
                  validate_error_t *err) {
   size_t len;
   int r = url_size(in, "Is empty; enter a URL such as https://host.example.com/.", &len, err);
   if (r < 0)
     return r;
+  if (!starts_with_scheme(in))
+    return not_a_url(rule, err);
   bool ascii;
   if ((r = url_chars(in, len, &ascii, err)) < 0)
     return r;

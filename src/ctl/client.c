@@ -303,10 +303,37 @@ static const char *json_text(const json_t *obj, const char *name) {
   return s && s[0] ? s : NULL;
 }
 
+/* The server's sentences name the API call that helps; at the command line
+ * the command that makes it is the help. */
+static const struct {
+  const char *api, *cli;
+} cli_words[] = {
+    {"GET /api/v1/users lists them", "'atriumctl users list' lists them"},
+    {"GET /api/v1/admins (atriumctl admin list) lists them", "'atriumctl admin list' lists them"},
+    {"GET /api/v1/settings/schema lists them", "'atriumctl schema' lists them"},
+    {"see GET /api/v1/settings/schema", "see 'atriumctl schema'"},
+};
+
+/* `in` with the API calls of cli_words replaced, into buf. */
+static const char *for_cli(const char *in, char *buf, size_t len) {
+  if (!in) return NULL;
+  snprintf(buf, len, "%s", in);
+  for (size_t i = 0; i < sizeof cli_words / sizeof cli_words[0]; i++) {
+    char *at = strstr(buf, cli_words[i].api);
+    if (!at) continue;
+    char tail[1024];
+    snprintf(tail, sizeof tail, "%s", at + strlen(cli_words[i].api));
+    snprintf(at, len - (size_t)(at - buf), "%s%s", cli_words[i].cli, tail);
+  }
+  return buf;
+}
+
 void ctl_print_problem(const ctl_response_t *resp) {
   json_t *doc = ctl_response_json(resp);
+  char dbuf[1024], mbuf[1024];
   const char *title = json_is_object(doc) ? json_text(doc, "title") : NULL;
-  const char *detail = json_is_object(doc) ? json_text(doc, "detail") : NULL;
+  const char *detail =
+      for_cli(json_is_object(doc) ? json_text(doc, "detail") : NULL, dbuf, sizeof dbuf);
   if (!title && !detail) {
     fprintf(stderr, "error: the server answered %ld %s%s%s\n", resp->status,
             reason_phrase(resp->status), resp->content_type ? " with " : "",
@@ -322,7 +349,7 @@ void ctl_print_problem(const ctl_response_t *resp) {
   json_t *e;
   json_array_foreach(json_object_get(doc, "errors"), i, e) {
     const char *key = json_text(e, "key");
-    const char *message = json_text(e, "message");
+    const char *message = for_cli(json_text(e, "message"), mbuf, sizeof mbuf);
     const char *field = json_text(e, "field");
     /* A message the sentence above already says is not said twice. */
     if (message && detail && strstr(detail, message)) continue;

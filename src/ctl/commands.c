@@ -192,7 +192,7 @@ static int cmd_login(ctl_ctx_t *ctx, const ctl_command_t *cmd, int argc, char **
   if (code != CTL_EXIT_OK)
     return code;
   code = ctl_connect(ctx, CTL_AUTH_NONE);
-  json_t *body = code == CTL_EXIT_OK ? json_pack("{s:s, s:s}", "user", user, "password", password)
+  json_t *body = code == CTL_EXIT_OK ? json_pack("{s:s, s:s}", "login", user, "password", password)
                                      : NULL;
   ctl_secret_free(password);
   if (code != CTL_EXIT_OK)
@@ -398,6 +398,11 @@ int ctl_settings_body(ctl_ctx_t *ctx, const ctl_command_t *cmd, int count, char 
   json_decref(schema);
   if (r == -EINVAL)
     return ctl_usage(cmd, "%s", err);
+  if (r == -EDOM) {
+    /* An invalid value, as the server would refuse it: nothing is sent. */
+    fprintf(stderr, "error: Nothing was changed: a value is invalid.\n  %s\n", err);
+    return CTL_EXIT_REFUSED;
+  }
   if (r < 0) {
     fprintf(stderr, "error: %s\n", err[0] ? err : strerror(-r));
     return r == -ENOMEM ? CTL_EXIT_SERVER : CTL_EXIT_USAGE;

@@ -279,8 +279,16 @@ static int convert_value(const json_t *row, const char *key, const char *text, b
 
   if (strcmp(type, "bool") == 0) {
     bool b;
-    /* Anything else goes as typed, so that the server's sentence explains it. */
-    *out = parse_bool(text, &b) ? json_boolean(b) : json_string(text);
+    /* The server's sentence speaks of JSON booleans, which the command line
+     * has none of: say what atriumctl takes instead. */
+    if (!parse_bool(text, &b)) {
+      snprintf(err, errlen,
+               "%s: '%.64s' is not a yes/no value; atriumctl takes true/false, yes/no, on/off "
+               "or 1/0.",
+               key, text);
+      return -EDOM;
+    }
+    *out = json_boolean(b);
   } else if (strcmp(type, "int") == 0 || strcmp(type, "port") == 0) {
     json_int_t v;
     *out = parse_integer(text, &v) ? json_integer(v) : json_string(text);

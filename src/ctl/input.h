@@ -28,6 +28,7 @@ void ctl_secret_free(char *secret);
  * `schema` (GET /settings/schema; unknown keys are sent as strings so that the
  * server names them). "KEY=-" reads a secret from stdin (or the terminal),
  * "KEY=@FILE" reads a list as JSON from a file. Returns 0, or -EINVAL (usage:
- * err holds a sentence), or another negative errno (err filled too). */
+ * err holds a sentence), -EDOM for a bool value atriumctl cannot read
+ * (err: "key: sentence"), or another negative errno (err filled too). */
 int ctl_build_settings_body(const json_t *schema, char *const *pairs, int count, json_t **body,
                             char *err, size_t errlen);

@@ -173,7 +173,7 @@ describe('admin page in chromium', () => {
   test('sections in the schema order, each a fieldset with a legend; every key has its labelled control', async () => {
     const ids = await page.$$eval('#settings-form fieldset.section', (fs) => fs.map((f) => f.dataset.section));
     assert.deepEqual(ids, schema.sections.map((s) => s.id));
-    const legends = await page.$$eval('#settings-form fieldset.section > legend', (l) => l.map((x) => x.textContent));
+    const legends = await page.$$eval('#settings-form fieldset.section > legend h2', (l) => l.map((x) => x.textContent));
     assert.deepEqual(legends, schema.sections.map((s) => s.title));
     for (const def of schema.settings) {
       const row = page.locator(`#field-${def.key.replace(/[^A-Za-z0-9]+/g, '-')}`);
@@ -619,7 +619,7 @@ describe('admin page in chromium', () => {
     await page.selectOption('#lang-select', 'de');
     assert.equal(await page.textContent('#settings-heading'), 'Systemeinstellungen');
     assert.equal(await page.textContent('#field-proxy-host .label-text'), 'Proxy-Host');
-    assert.equal(await page.textContent('#sec-proxy legend'), 'Proxy-Einstellungen');
+    assert.equal(await page.textContent('#sec-proxy legend h2'), 'Proxy-Einstellungen');
     assert.equal(await page.textContent('#save-button'), 'Speichern');
     assert.equal(await page.getAttribute('html', 'lang'), 'de');
     await page.reload();

@@ -72,6 +72,46 @@ describe('login', () => {
     assert.equal(g.status, 200);
   });
 
+  test('the body takes login (user is its old name); expires_at is RFC 3339', async () => {
+    const rfc3339 = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/;
+    let r = await srv.api('POST', '/api/v1/session', { body: { login: 'admin', password: srv.adminPassword } });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.json.expires_at, rfc3339);
+    assert.ok(Date.parse(r.json.expires_at) > Date.now());
+    assert.equal(r.json.login, 'admin');
+    // The old names, for one release: the same values.
+    assert.equal(r.json.expires, r.json.expires_at);
+    assert.equal(r.json.user, 'admin');
+    const g = await srv.api('GET', '/api/v1/session', { token: r.json.token });
+    assert.equal(g.json.login, 'admin');
+    assert.match(g.json.expires_at, rfc3339);
+    r = await srv.api('POST', '/api/v1/session', { body: { user: 'admin', password: srv.adminPassword } });
+    assert.equal(r.status, 200, 'user still works');
+    r = await srv.api('POST', '/api/v1/session', { body: { login: 'admin', user: 'admin', password: srv.adminPassword } });
+    assert.equal(r.status, 200, 'both, the same');
+    r = await srv.api('POST', '/api/v1/session', { body: { login: 'admin', user: 'other', password: srv.adminPassword } });
+    assert.equal(r.status, 422);
+    assert.equal(r.json.errors[0].key, 'user');
+    r = await srv.api('POST', '/api/v1/session', { body: { password: srv.adminPassword } });
+    assert.equal(r.status, 422);
+    assert.equal(r.json.errors[0].key, 'login');
+    assert.match(r.json.detail, /"login" and "password"/);
+  });
+
+  test('the client login answers expires_at in RFC 3339 too', async () => {
+    const name = `exp${Date.now() % 100000}`;
+    const c = await srv.api('POST', '/api/v1/users', { token, body: { name, password: 'Client-Passw0rd-1' } });
+    assert.equal(c.status, 201, c.text);
+    const r = await srv.api('POST', '/client/v1/login', { body: { login: c.json.login, password: 'Client-Passw0rd-1' } });
+    assert.equal(r.status, 200, r.text);
+    assert.match(r.json.expires_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    // The old epoch seconds, for one release: the same moment.
+    assert.equal(typeof r.json.expires, 'number');
+    assert.equal(Date.parse(r.json.expires_at), r.json.expires * 1000);
+    assert.ok(Date.parse(r.json.expires_at) > Date.now() + 29 * 86400e3, '30 days');
+    await srv.api('DELETE', `/api/v1/users/${name}`, { token });
+  });
+
   test('a wrong password is a 401 problem document', async () => {
     const r = await srv.api('POST', '/api/v1/session', { body: { user: 'admin', password: 'wrong-password-x' } });
     problemKeys(r, 401, assert);
@@ -120,7 +160,7 @@ describe('GET settings and schema', () => {
       const s = doc.settings[key];
       assert.ok(s, `key ${key} missing from GET /api/v1/settings`);
       assert.ok('value' in s, `${key}: no value`);
-      assert.ok(['default', 'store', 'env'].includes(s.source), `${key}: source ${s.source}`);
+      assert.ok(['default', 'install', 'store', 'env'].includes(s.source), `${key}: source ${s.source}`);
     }
     for (const key of SECRET_KEYS) {
       assert.deepEqual(doc.settings[key].value, { set: false }, key);
@@ -136,6 +176,9 @@ describe('GET settings and schema', () => {
     const s = (await getSettings()).json.settings;
     const fresh = Object.keys(CONTRACT_KEYS).filter((k) => !['server.public_url', 'domain.name'].includes(k));
     for (const k of fresh) assert.equal(s[k].source, 'default', `${k} source`);
+    // Fixed at first start, not following: the source says so.
+    assert.equal(s['server.public_url'].source, 'install');
+    assert.equal(s['domain.name'].source, 'install');
     assert.equal(s['federation.enabled'].value, false);
     assert.equal(s['login.allow_automatic'].value, true);
     assert.equal(s['login.publish_address'].value, false);
@@ -371,6 +414,20 @@ describe('validate', () => {
     const r = await srv.api('POST', '/api/v1/settings/validate', { token, body: { 'proxy.port': 0 } });
     assert.deepEqual(problemKeys(r, 422, assert), ['proxy.port']);
     assert.equal((await getSettings()).text, before.text);
+  });
+
+  test('text that is not a URL is called not a URL, not a space to encode', async () => {
+    for (const key of ['um.url', 'server.public_url', 'ad.uri']) {
+      const r = await srv.api('POST', '/api/v1/settings/validate', { token, body: { [key]: 'not a url' } });
+      assert.deepEqual(problemKeys(r, 422, assert), [key]);
+      const m = r.json.errors[0].message;
+      assert.match(m, /^Is not an absolute URL; it must start with /, `${key}: ${m}`);
+      assert.match(m, key === 'ad.uri' ? /such as ldaps:\/\/dc\.example\.com/ : /such as https:\/\/atrium\.example\.com\//);
+      assert.doesNotMatch(m, /%20|space/);
+    }
+    // A URL with a space in its path is still told how to encode it.
+    const r = await srv.api('POST', '/api/v1/settings/validate', { token, body: { 'um.url': 'https://a.example.com/a b' } });
+    assert.match(r.json.errors[0].message, /Contains a space; encode it as %20/);
   });
 
   test('a PATCH that draws a warning is applied and the warning is reported', async () => {

@@ -123,7 +123,7 @@ describe('get', () => {
     const r = await run(['get']);
     assert.equal(r.code, 0, show(r));
     for (const key of Object.keys(CONTRACT_KEYS)) {
-      const re = new RegExp(`^${key.replace(/\./g, '\\.')} = .*  \\((default|store|env)\\)$`, 'm');
+      const re = new RegExp(`^${key.replace(/\./g, '\\.')} = .*  \\((default|install|store|env)\\)$`, 'm');
       assert.match(r.stdout, re, `${key} missing:\n${r.stdout}`);
     }
     // Secrets are only "(set)" / "(not set)"; blank-means-default shows the effective value.
@@ -194,11 +194,24 @@ describe('set', () => {
     assert.deepEqual(await settings(), before);
   });
 
-  test('a value of the wrong kind is sent as typed, so the server explains it', async () => {
+  test('a yes/no value atriumctl cannot read: what the CLI takes, not JSON', async () => {
     const before = await settings();
     const r = await run(['set', 'proxy.enabled=maybe']);
     assert.equal(r.code, 1, show(r));
-    assert.match(r.stderr, /^ {2}proxy\.enabled: .+/m);
+    assert.match(r.stderr, /^ {2}proxy\.enabled: 'maybe' is not a yes\/no value; atriumctl takes true\/false, yes\/no, on\/off or 1\/0\.$/m);
+    assert.doesNotMatch(r.stderr, /JSON|string/);
+    assert.deepEqual(await settings(), before);
+    for (const v of ['Yes', 'off', '1', 'FALSE']) {
+      const ok = await run(['validate', `proxy.enabled=${v}`]);
+      assert.equal(ok.code, 0, show(ok));
+    }
+  });
+
+  test('a value of the wrong kind is sent as typed, so the server explains it', async () => {
+    const before = await settings();
+    const r = await run(['set', 'proxy.port=abc']);
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, /^ {2}proxy\.port: .+/m);
     assert.deepEqual(await settings(), before);
   });
 
@@ -206,6 +219,16 @@ describe('set', () => {
     const r = await run(['set', 'no.such.key=1']);
     assert.equal(r.code, 1, show(r));
     assert.match(r.stderr, /no\.such\.key/);
+    // The command that lists them, not the API call.
+    assert.match(r.stderr, /'atriumctl schema' lists them/);
+    assert.doesNotMatch(r.stderr, /GET \/api/);
+  });
+
+  test('a URL that is not one is called not a URL', async () => {
+    const r = await run(['set', 'um.url=not a url']);
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, /um\.url: Is not an absolute URL; it must start with http:\/\/ or https:\/\/, such as https:\/\/atrium\.example\.com\/\./);
+    assert.doesNotMatch(r.stderr, /%20/);
   });
 
   test('domain.name is changed only by its operation: exit 5', async () => {
@@ -370,6 +393,17 @@ describe('exit codes', () => {
     });
     assert.equal(r.code, 3, show(r));
     assert.match(r.stderr, /^error: cannot reach/m);
+  });
+
+  test('users delete of no such user: exit 1, pointing at users list', async () => {
+    const r = await run(['users', 'delete', 'nosuch']);
+    assert.equal(r.code, 1, show(r));
+    assert.match(r.stderr, /'atriumctl users list' lists them/);
+    assert.doesNotMatch(r.stderr, /GET \/api\/v1\/users/);
+    // The API itself still names its own call.
+    const a = await srv.api('DELETE', '/api/v1/users/nosuch', { token });
+    assert.equal(a.status, 404);
+    assert.match(a.json.detail, /GET \/api\/v1\/users lists them/);
   });
 
   test('no token: 4; a bad token: 4', async () => {

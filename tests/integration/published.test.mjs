@@ -4,7 +4,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { startServer, ctl } from './harness.mjs';
+import fsp from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import fs from 'node:fs';
+import { startServer, ctl, REPO } from './harness.mjs';
 
 let srv;
 let token;
@@ -287,4 +291,127 @@ test('atriumctl reverse-proxy list and nginx', async () => {
   r = await ctl(srv, ['reverse-proxy', 'frobnicate'], { token });
   assert.equal(r.code, 2);
   await patch({ 'meeting.enabled': false });
+});
+
+// The install default of server.public_url names atriumd's own host and
+// port: it is reported as fixed at first start, warned about once atriumd
+// listens elsewhere, and never becomes a port nginx is told to listen on.
+test('server.public_url: an install default that says so and warns when the port moves', async () => {
+  const dd = await fsp.mkdtemp(path.join(os.tmpdir(), 'atrium-install-url-'));
+  let s1, s2;
+  try {
+    s1 = await startServer({ dataDir: dd });
+    let t = await s1.login();
+    let g = await s1.api('GET', '/api/v1/settings', { token: t });
+    const e = g.json.settings['server.public_url'];
+    assert.equal(e.source, 'install');
+    assert.match(e.value, new RegExp(`^http://[^/]+:${s1.port}$`));
+    assert.equal(e.warnings, undefined, 'matches the listen address');
+
+    // nginx: not atriumd's port, the standard one, with a comment.
+    let r = await s1.api('GET', '/api/v1/reverse-proxy/nginx', { token: t });
+    assert.equal(r.status, 200, r.text);
+    assert.doesNotMatch(r.text, new RegExp(`listen (\\[::\\]:)?${s1.port}\\b`));
+    assert.match(r.text, /listen 80;/);
+    assert.match(r.text, new RegExp(`names port ${s1.port}, which is atriumd's own: nginx listens on 80`));
+    // --listen overrides, except onto atriumd's own address and port.
+    r = await s1.api('GET', '/api/v1/reverse-proxy/nginx?listen=127.0.0.1:8444&tls=off', { token: t });
+    assert.match(r.text, /listen 127\.0\.0\.1:8444;/);
+    for (const own of [`127.0.0.1:${s1.port}`, `${s1.port}`, `0.0.0.0:${s1.port}`]) {
+      r = await s1.api('GET', `/api/v1/reverse-proxy/nginx?listen=${encodeURIComponent(own)}&tls=off`, { token: t });
+      assert.equal(r.status, 400, own);
+      assert.match(r.json.detail, /atriumd's own address and port/, own);
+    }
+    let c = await ctl(s1, ['reverse-proxy', 'nginx', '--listen', `127.0.0.1:${s1.port}`, '--tls', 'off'], { token: t });
+    assert.equal(c.code, 1, c.stderr);
+    assert.match(c.stderr, /atriumd's own address and port/);
+    // TLS URL on atriumd's port: 443 ssl.
+    r = await s1.api('PATCH', '/api/v1/settings', { token: t, body: { 'um.url': `https://127.0.0.1:${s1.port}/um/` } });
+    assert.equal(r.status, 200, r.text);
+    r = await s1.api('GET', '/api/v1/reverse-proxy/nginx', { token: t });
+    assert.match(r.text, /listen 443 ssl;/);
+    await s1.stop();
+    s1 = null;
+
+    // The same store on another port: the install default stays and warns.
+    s2 = await startServer({ dataDir: dd });
+    t = await s2.login();
+    g = await s2.api('GET', '/api/v1/settings', { token: t });
+    const e2 = g.json.settings['server.public_url'];
+    assert.equal(e2.value, e.value, 'fixed at first start');
+    assert.equal(e2.source, 'install');
+    assert.equal(e2.warnings?.[0]?.code, 'install-default-stale', JSON.stringify(e2));
+    assert.match(e2.warnings[0].message, new RegExp(`now listens at http://[^ ]+:${s2.port}`));
+    const st = await s2.api('GET', '/api/v1/status', { token: t });
+    assert.ok(st.json.warnings.some((w) => w.key === 'server.public_url'), st.text);
+    // Setting it removes the warning; the source is then the store.
+    r = await s2.api('PATCH', '/api/v1/settings', { token: t, body: { 'server.public_url': `http://127.0.0.1:${s2.port}` } });
+    assert.equal(r.status, 200, r.text);
+    g = await s2.api('GET', '/api/v1/settings', { token: t });
+    assert.equal(g.json.settings['server.public_url'].source, 'store');
+    assert.equal(g.json.settings['server.public_url'].warnings, undefined);
+    // Null removes the stored value: the install default is back, with its warning.
+    r = await s2.api('PATCH', '/api/v1/settings', { token: t, body: { 'server.public_url': null } });
+    assert.equal(r.status, 200, r.text);
+    g = await s2.api('GET', '/api/v1/settings', { token: t });
+    assert.equal(g.json.settings['server.public_url'].source, 'install');
+    assert.equal(g.json.settings['server.public_url'].warnings?.[0]?.code, 'install-default-stale');
+  } finally {
+    await s1?.stop();
+    await s2?.stop();
+    await fsp.rm(dd, { recursive: true, force: true });
+  }
+});
+
+test('/docs/: the index lists every guide, the admin-page guide too, and every link on every page resolves', async () => {
+  await patch({ 'server.public_url': srv.url, 'docs.url': '' });
+  const index = await srv.api('GET', '/docs/');
+  assert.equal(index.status, 200);
+  assert.match(index.text, /<a href="admin-page\.html">/);
+  const pages = new Set(['index.html']);
+  const queue = ['index.html'];
+  const broken = [];
+  while (queue.length && pages.size < 200) {
+    const p = queue.shift();
+    const r = await srv.api('GET', `/docs/${p}`);
+    if (r.status !== 200) { broken.push(`${p}: ${r.status}`); continue; }
+    const ids = new Set([...r.text.matchAll(/ id="([^"]+)"/g)].map((m) => m[1]));
+    for (const [, href] of r.text.matchAll(/<a href="([^"]+)"/g)) {
+      if (/^[a-z]+:/.test(href)) continue;
+      const [file, frag] = href.split('#');
+      const target = file ? new URL(file, `http://x/docs/${p}`).pathname.slice('/docs/'.length) : p;
+      if (frag && !file && !ids.has(frag)) broken.push(`${p}: #${frag}`);
+      if (file && !pages.has(target)) { pages.add(target); queue.push(target); }
+    }
+  }
+  assert.deepEqual(broken, []);
+  assert.ok(pages.has('admin-page.html') && pages.has('cli.html'), [...pages].join(' '));
+  // The admin page's screenshots are not served: their labels stay as text.
+  const admin = await srv.api('GET', '/docs/admin-page.html');
+  assert.doesNotMatch(admin.text, /href="screenshots\//);
+});
+
+test('every relative link in docs/ and README.md points at a file in the repository', () => {
+  const files = ['README.md'];
+  const walk = (d) => {
+    for (const n of fs.readdirSync(path.join(REPO, d))) {
+      const rel = path.join(d, n);
+      if (fs.statSync(path.join(REPO, rel)).isDirectory()) walk(rel);
+      else if (n.endsWith('.md')) files.push(rel);
+    }
+  };
+  walk('docs');
+  const broken = [];
+  for (const f of files) {
+    // Fenced code is not a link.
+    const text = fs.readFileSync(path.join(REPO, f), 'utf8').replace(/```[\s\S]*?```/g, '');
+    for (const [, url] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (/^[a-z]+:/.test(url) || url.startsWith('#')) continue;
+      const target = path.normalize(path.join(path.dirname(f), url.split('#')[0]));
+      if (!fs.existsSync(path.join(REPO, target))) broken.push(`${f}: ${url}`);
+    }
+    // A path in code that names a file outside the repository misleads as much as a link.
+    for (const [, p] of text.matchAll(/`((?:shared|spec)\/[^`\s]+\.md)`/g)) broken.push(`${f}: \`${p}\``);
+  }
+  assert.deepEqual(broken, []);
 });

@@ -170,7 +170,9 @@ void fixture_sanity_walk(bool skip_computed) {
     fixture_assert_eq(outcome_status(&out), 200);
     settings_outcome_clear(&out);
     snap = settings_acquire();
-    fixture_assert_eq(settings_source(snap, def->key), SETTING_SOURCE_DEFAULT);
+    fixture_assert_eq(settings_source(snap, def->key), (def->flags & SETTING_F_INSTALL_DEFAULT)
+                                                           ? SETTING_SOURCE_INSTALL
+                                                           : SETTING_SOURCE_DEFAULT);
     settings_release(snap);
     json_decref(body);
     json_decref(v);

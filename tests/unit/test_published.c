@@ -108,7 +108,11 @@ static void test_entries_follow_settings(void **state) {
   assert_int_equal(published_nginx(snap, &up, &opts, &conf), 0);
   assert_non_null(strstr(conf, "listen 7443 ssl;"));
   assert_non_null(strstr(conf, "listen 443 ssl;"));
-  assert_non_null(strstr(conf, "listen 8080;")); /* http meeting: no ssl */
+  /* The http meeting names atriumd's own port: nginx cannot take it, so the
+   * block listens on 80 (no ssl) and says why. */
+  assert_null(strstr(conf, "listen 8080;"));
+  assert_non_null(strstr(conf, "listen 80;"));
+  assert_non_null(strstr(conf, "names port 8080, which is atriumd's own: nginx listens on 80"));
   assert_non_null(strstr(conf, "location = /m/ws {"));
   assert_non_null(strstr(conf, "proxy_set_header Upgrade $http_upgrade;"));
   assert_non_null(
@@ -120,6 +124,16 @@ static void test_entries_follow_settings(void **state) {
   opts.tls = true;
   assert_int_equal(published_nginx(snap, &up, &opts, &conf), 0);
   assert_non_null(strstr(conf, "listen [::1]:8081 ssl;"));
+  free(conf);
+  /* atriumd's own address and port, spelled three ways, is refused. */
+  static const char *const own[] = {"8080", "127.0.0.1:8080", "0.0.0.0:8080"};
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+    opts.listen = own[i];
+    assert_int_equal(published_nginx(snap, &up, &opts, &conf), -EADDRINUSE);
+    assert_null(conf);
+  }
+  opts.listen = "127.0.0.2:8080"; /* another loopback address: nginx can bind it */
+  assert_int_equal(published_nginx(snap, &up, &opts, &conf), 0);
   free(conf);
   static const char *const bad[] = {"", "host:80", "1.2.3.4:0", "1.2.3.4:65536", "[::1]80",
                                     "80 ssl", "1.2.3.4:80;", "[zz]:80"};

@@ -229,6 +229,11 @@ static const url_case_t url_bad[] = {
     {"https://:443/", &web, "no host"},
     {"h.example.com/x", &web, "must start with http:// or https://"},
     {"//h.example.com/x", &web, "not an absolute URL"},
+    /* Not a URL at all: say that, not what its first odd character is. */
+    {"not a url", &web,
+     "Is not an absolute URL; it must start with http:// or https://, such as "
+     "https://atrium.example.com/."},
+    {"dc.example.com", &ldap, "must start with ldap:// or ldaps://, such as ldaps://"},
     {"https://user@h.example.com/", &web, "user information"},
     {"https://user:pw@h.example.com/", &web, "user information"},
     {"https://:pw@h.example.com/", &web, "user information"},

@@ -32,22 +32,40 @@ static const char *required_string(const json_t *body, const char *name, const c
   return NULL;
 }
 
+/* The account name: "login", as the client login spells it, or "user", its
+ * old name here, kept for one release. NULL (and an error) when missing or
+ * when both are given and differ. */
+static const char *login_name(const json_t *body, json_t *errors) {
+  const json_t *l = json_object_get(body, "login"), *u = json_object_get(body, "user");
+  const char *login = json_is_string(l) && json_string_length(l) ? json_string_value(l) : NULL;
+  const char *user = json_is_string(u) && json_string_length(u) ? json_string_value(u) : NULL;
+  if (login && user && strcmp(login, user) != 0) {
+    json_array_append_new(errors, json_pack("{s:s, s:s}", "key", "user", "message",
+                                            "Differs from login: send login only (user is its "
+                                            "old name)."));
+    return NULL;
+  }
+  if (login || user) return login ? login : user;
+  json_array_append_new(errors, json_pack("{s:s, s:s}", "key", "login", "message",
+                                          "login is required: the admin account name."));
+  return NULL;
+}
+
 enum MHD_Result admin_session_login(http_request_t *req) {
   const json_t *body = http_body_json(req);
   if (!json_is_object(body))
     return http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed", "Request body not an object",
                               "The request body must be a JSON object: "
-                              "{\"user\": \"admin\", \"password\": \"...\"}.",
+                              "{\"login\": \"admin\", \"password\": \"...\"}.",
                               NULL);
   json_t *errors = json_array();
   if (!errors) return http_reply_oom(req);
-  const char *user = required_string(body, "user", "user is required: the admin account name.",
-                                     errors);
+  const char *user = login_name(body, errors);
   const char *password = required_string(body, "password", "password is required.", errors);
   if (!user || !password) {
     enum MHD_Result r = http_reply_problem(
         req, MHD_HTTP_UNPROCESSABLE_CONTENT, "validation", "Missing credentials",
-        "Send both \"user\" and \"password\" as non-empty strings.", errors);
+        "Send both \"login\" and \"password\" as non-empty strings.", errors);
     json_decref(errors);
     return r;
   }
@@ -102,8 +120,11 @@ enum MHD_Result admin_session_login(http_request_t *req) {
   store_audit_entry_t login = {.action = "admin.login", .actor = s.admin, .key = s.admin,
                                .address = http_client_address(req)};
   (void)admin_audit_record(http_store(req), &login);
-  json_t *reply = json_pack("{s:s, s:s, s:s, s:s}", "token", s.token, "csrf", s.csrf, "expires",
-                            expires, "user", s.admin);
+  /* "expires_at" is the name the client login shares; "expires" (the
+   * same time) and "user" (the same name as "login") stay for one release. */
+  json_t *reply = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s}", "token", s.token, "csrf", s.csrf,
+                            "expires_at", expires, "expires", expires, "login", s.admin, "user",
+                            s.admin);
   auth_session_clear(&s);
   return http_reply_json(req, MHD_HTTP_OK, reply);
 }
@@ -113,7 +134,8 @@ enum MHD_Result admin_session_get(http_request_t *req) {
   char expires[32];
   format_time(who->expires, expires, sizeof expires);
   return http_reply_json(req, MHD_HTTP_OK,
-                         json_pack("{s:s, s:s, s:s}", "user", who->admin, "csrf", who->csrf,
+                         json_pack("{s:s, s:s, s:s, s:s, s:s}", "login", who->admin, "user",
+                                   who->admin, "csrf", who->csrf, "expires_at", expires,
                                    "expires", expires));
 }
 

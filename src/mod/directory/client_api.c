@@ -11,6 +11,7 @@
 #include "mod/directory/internal.h"
 #include "mod/directory/directory.h"
 #include "core/log.h"
+#include "core/timefmt.h"
 #include "core/throttle.h"
 
 #define CLIENT_THROTTLE_REALM "client"
@@ -52,6 +53,13 @@ static enum MHD_Result reply_field(http_request_t *req, const char *key, const c
                                          "Invalid login request", message, errors);
   json_decref(errors);
   return r;
+}
+
+json_t *directory_login_reply(const char *token, const char *login, int64_t expires) {
+  char at[TIMEFMT_LEN];
+  time_rfc3339_s(expires, at);
+  return json_pack("{s:s, s:s, s:s, s:I}", "token", token, "login", login, "expires_at", at,
+                   "expires", (json_int_t)expires);
 }
 
 enum MHD_Result directory_client_login(http_request_t *req) {
@@ -100,8 +108,7 @@ enum MHD_Result directory_client_login(http_request_t *req) {
 
   enum MHD_Result ret;
   if (r == 0) {
-    json_t *doc = json_pack("{s:s, s:s, s:I}", "token", out.token, "login", out.login, "expires",
-                            (json_int_t)out.expires);
+    json_t *doc = directory_login_reply(out.token, out.login, out.expires);
     ret = http_reply_json(req, MHD_HTTP_OK, doc);
   } else if (r == -ESTALE) {
     char detail[900];

@@ -222,6 +222,12 @@ int directory_login(store_t *store, const char *login, const char *password, con
                     directory_login_t *out, problem_t *err);
 void directory_login_clear(directory_login_t *l);
 
+/* The answer of every client login (password, automatic): {"token",
+ * "login", "expires_at": RFC 3339, "expires": unix seconds}. "expires" is
+ * the old spelling, kept for one release (the admin login's "expires" is
+ * RFC 3339; "expires_at" is the one name both share). New reference. */
+json_t *directory_login_reply(const char *token, const char *login, int64_t expires);
+
 /* Integrated Windows login (issue 7): a desktop token for the user `name`
  * (the local part), whom the caller has authenticated by Kerberos and found
  * with directory_find_by_windows_account. No password; unaffected by domain

@@ -79,7 +79,7 @@ static size_t range_len(const UriTextRangeA *r) {
 }
 
 /* Splits a validated absolute URL into the entry's scheme, host, port, path. */
-static int split_url(const char *url, published_entry_t *e) {
+int published_split_url(const char *url, published_entry_t *e) {
   UriUriA uri;
   const char *errpos = NULL;
   if (uriParseSingleUriA(&uri, url, &errpos) != URI_SUCCESS) return -EINVAL;
@@ -145,7 +145,7 @@ int published_entries(const settings_snapshot_t *snap, published_entry_t *out, s
     e->internal_path = f->internal_path;
     e->websocket = f->websocket;
     if (snprintf(e->url, sizeof e->url, "%s", url) >= (int)sizeof e->url) return -EINVAL;
-    if (split_url(url, e) != 0) return -EINVAL;
+    if (published_split_url(url, e) != 0) return -EINVAL;
     n++;
   }
   return (int)n;
@@ -189,16 +189,23 @@ int published_upstream_add_node(published_upstream_t *up, const char *name, cons
 }
 
 
-/* Entries that share scheme, host and port are one server block of the proxy. */
-static bool same_server(const published_entry_t *a, const published_entry_t *b, bool by_host) {
+static int nginx_port(const published_entry_t *h, const published_upstream_t *up);
+
+/* Entries that share scheme, host and port are one server block of the
+ * proxy. With `up`, the port is the one nginx listens on (nginx_port). */
+static bool same_server(const published_entry_t *a, const published_entry_t *b, bool by_host,
+                        const published_upstream_t *up) {
   if (strcmp(a->host, b->host) != 0) return false;
-  return by_host || (a->port == b->port && strcmp(a->scheme, b->scheme) == 0);
+  int pa = up ? nginx_port(a, up) : a->port, pb = up ? nginx_port(b, up) : b->port;
+  return by_host || (pa == pb && strcmp(a->scheme, b->scheme) == 0);
 }
 
 /* Two features on one server and one path cannot both be forwarded. */
-static int conflict_with(const published_entry_t *e, size_t n, size_t i, bool by_host) {
+static int conflict_with(const published_entry_t *e, size_t n, size_t i, bool by_host,
+                         const published_upstream_t *up) {
   for (size_t j = 0; j < i; j++)
-    if (same_server(&e[j], &e[i], by_host) && strcmp(e[j].path, e[i].path) == 0) return (int)j;
+    if (same_server(&e[j], &e[i], by_host, up) && strcmp(e[j].path, e[i].path) == 0)
+      return (int)j;
   return -1;
 }
 
@@ -232,18 +239,18 @@ json_t *published_reverse_proxy_json(const settings_snapshot_t *snap,
                             "websocket", e[i].websocket, "websocket_path",
                             e[i].websocket ? json_string(ws) : json_null());
     ok = row && json_array_append_new(entries, row) == 0;
-    int c = conflict_with(e, (size_t)n, (size_t)i, false);
+    int c = conflict_with(e, (size_t)n, (size_t)i, false, NULL);
     if (ok && c >= 0)
       ok = json_array_append_new(
                conflicts, json_pack("{s:s, s:s, s:s}", "url", e[i].url, "features", e[c].feature,
                                     "also", e[i].feature)) == 0;
     size_t s;
     for (s = 0; s < (size_t)i; s++)
-      if (same_server(&e[s], &e[i], false)) break;
+      if (same_server(&e[s], &e[i], false, NULL)) break;
     if (ok && s == (size_t)i) {
       json_t *paths = json_array();
       for (int j = i; paths && j < n; j++)
-        if (same_server(&e[i], &e[j], false)) json_array_append_new(paths, json_string(e[j].path));
+        if (same_server(&e[i], &e[j], false, NULL)) json_array_append_new(paths, json_string(e[j].path));
       ok = paths && json_array_append_new(servers,
                                           json_pack("{s:s, s:s, s:i, s:o}", "scheme",
                                                     e[i].scheme, "host", e[i].host, "port",
@@ -356,20 +363,42 @@ static void emit_proxy_headers(text_t *t, const char *indent) {
        indent, indent, indent, indent, indent);
 }
 
+/* The port a server block listens on. A URL that names atriumd's own port
+ * points at atriumd itself (the install default of server.public_url does,
+ * until the admin sets the public address): nginx cannot bind that port
+ * while atriumd holds it, so the block takes the scheme's standard port. */
+static int nginx_port(const published_entry_t *h, const published_upstream_t *up) {
+  if (h->port != up->port) return h->port;
+  int std = strcmp(h->scheme, "https") == 0 ? 443 : 80;
+  if (std != up->port) return std;
+  /* atriumd itself holds the standard port: the next free-looking one. */
+  return std == 443 ? 8443 : 8081;
+}
+
 static void emit_server(text_t *t, const published_entry_t *e, size_t n, size_t first,
                         const published_upstream_t *up, const published_nginx_opts_t *opts) {
   bool by_host = opts->listen != NULL;
   const published_entry_t *h = &e[first];
   bool tls = opts->listen ? opts->tls : strcmp(h->scheme, "https") == 0;
+  int port = nginx_port(h, up);
   emit(t, "\n# %s%s%s\n", opts->listen ? "" : h->scheme, opts->listen ? h->host : "://",
        opts->listen ? "" : h->host);
-  if (!opts->listen && h->port_explicit) emit(t, "#   port %d, as the URL names it\n", h->port);
+  if (!opts->listen && port != h->port)
+    emit(t,
+         "#   The URL names port %d, which is atriumd's own: nginx listens on %d%s instead.\n"
+         "#   Set %s to the address users reach (for example %s://%s/) so that links match.\n",
+         h->port, port, tls ? " (TLS)" : " (plain HTTP)", h->setting, h->scheme, h->host);
+  else if (!opts->listen && h->port_explicit)
+    emit(t, "#   port %d, as the URL names it\n", h->port);
+  else if (!opts->listen)
+    emit(t, "#   port %d, the standard port for %s%s\n", port, h->scheme,
+         tls ? " (TLS)" : "");
   emit(t, "server {\n");
   if (opts->listen) {
     emit(t, "    listen %s%s;\n", opts->listen, tls ? " ssl" : "");
   } else {
-    emit(t, "    listen %d%s;\n", h->port, tls ? " ssl" : "");
-    emit(t, "    listen [::]:%d%s;\n", h->port, tls ? " ssl" : "");
+    emit(t, "    listen %d%s;\n", port, tls ? " ssl" : "");
+    emit(t, "    listen [::]:%d%s;\n", port, tls ? " ssl" : "");
   }
   /* Bracketed IPv6 hosts are matched by nginx with the brackets. */
   emit(t, "    server_name %s;\n", h->host);
@@ -389,8 +418,8 @@ static void emit_server(text_t *t, const published_entry_t *e, size_t n, size_t 
   proxy_base(up, true, meeting_base, sizeof meeting_base);
   for (size_t i = first; i < n; i++) {
     bool meeting = strcmp(e[i].feature, "meeting") == 0;
-    if (!same_server(h, &e[i], by_host)) continue;
-    int c = conflict_with(e, n, i, by_host);
+    if (!same_server(h, &e[i], by_host, up)) continue;
+    int c = conflict_with(e, n, i, by_host, up);
     const char *cm = c >= 0 ? "    # " : "    ";
     emit(t, "\n    # %s (%s)\n", e[i].title, e[i].setting);
     if (c >= 0)
@@ -422,10 +451,22 @@ static void emit_server(text_t *t, const published_entry_t *e, size_t n, size_t 
   emit(t, "}\n");
 }
 
+bool published_listen_is_upstream(const char *listen, const published_upstream_t *up) {
+  const char *sep = listen[0] == '[' ? strchr(listen, ']') : strchr(listen, ':');
+  const char *port = sep ? (listen[0] == '[' ? sep + 2 : sep + 1) : listen;
+  if (atoi(port) != up->port) return false;
+  if (!sep || up->wildcard) return true; /* nginx's "PORT" is every address */
+  char addr[72];
+  snprintf(addr, sizeof addr, "%.*s", (int)(sep - listen + (listen[0] == '[')), listen);
+  return strcmp(addr, up->host) == 0 || strcmp(addr, "0.0.0.0") == 0 ||
+         strcmp(addr, "[::]") == 0;
+}
+
 int published_nginx(const settings_snapshot_t *snap, const published_upstream_t *up,
                     const published_nginx_opts_t *opts, char **out) {
   *out = NULL;
   if (opts->listen && !valid_listen(opts->listen)) return -EINVAL;
+  if (opts->listen && published_listen_is_upstream(opts->listen, up)) return -EADDRINUSE;
   published_entry_t *e = calloc(PUBLISHED_MAX_ENTRIES, sizeof *e);
   if (!e) return -ENOMEM;
   int n = published_entries(snap, e, PUBLISHED_MAX_ENTRIES);
@@ -456,7 +497,7 @@ int published_nginx(const settings_snapshot_t *snap, const published_upstream_t 
   for (int i = 0; i < n; i++) {
     int s;
     for (s = 0; s < i; s++)
-      if (same_server(&e[s], &e[i], opts->listen != NULL)) break;
+      if (same_server(&e[s], &e[i], opts->listen != NULL, up)) break;
     if (s == i) emit_server(&t, e, (size_t)n, (size_t)i, up, opts);
   }
   free(e);

@@ -87,17 +87,28 @@ bool published_docs_builtin(const settings_snapshot_t *snap);
 json_t *published_reverse_proxy_json(const settings_snapshot_t *snap,
                                      const published_upstream_t *up);
 
+/* Splits a validated absolute URL into e's scheme, host, port, port_explicit
+ * and path; -EINVAL when it does not parse. */
+int published_split_url(const char *url, published_entry_t *e);
+
 typedef struct published_nginx_opts {
-  /* NULL: each server block listens where its URLs say (443 ssl, the port
-   * named in the URL). Otherwise every block listens here ("127.0.0.1:8443"):
-   * for testing, or behind a TLS terminator. */
+  /* NULL: each server block listens where its URLs say (443 ssl, 80, the
+   * port named in the URL), never on atriumd's own port: a URL naming that
+   * port gets the scheme's standard port and a comment saying so. Otherwise
+   * every block listens here ("127.0.0.1:8443"): for testing, or behind a
+   * TLS terminator. */
   const char *listen;
   bool tls; /* with listen: speak TLS there (false: plain HTTP) */
 } published_nginx_opts_t;
 
+/* true when nginx listening at `listen` (already valid) would take
+ * atriumd's own address and port. */
+bool published_listen_is_upstream(const char *listen, const published_upstream_t *up);
+
 /* A ready nginx configuration: one server block per external host and port.
  * *out is malloc'd text. -EINVAL for a listen value that is not
- * "address:port" / "[v6]:port" / "port", -ENOMEM. */
+ * "address:port" / "[v6]:port" / "port", -EADDRINUSE for a listen value
+ * that is atriumd's own address and port, -ENOMEM. */
 int published_nginx(const settings_snapshot_t *snap, const published_upstream_t *up,
                     const published_nginx_opts_t *opts, char **out);
 

@@ -132,6 +132,20 @@ enum MHD_Result published_nginx_api(http_request_t *req) {
     json_decref(errors);
     return ret;
   }
+  if (r == -EADDRINUSE) {
+    char detail[400];
+    snprintf(detail, sizeof detail,
+             "listen %.80s is atriumd's own address and port: nginx cannot bind it while "
+             "atriumd runs there. Leave listen out (nginx then listens on 443 with TLS, or 80) "
+             "or give another port.",
+             opts.listen);
+    json_t *errors = json_pack("[{s:s, s:s}]", "key", "listen", "message",
+                               "is atriumd's own address and port");
+    enum MHD_Result ret = http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "bad-parameter",
+                                             "Bad parameter", detail, errors);
+    json_decref(errors);
+    return ret;
+  }
   if (r != 0) return http_reply_oom(req);
   return http_reply_buffer(req, MHD_HTTP_OK, "text/plain; charset=utf-8", text, strlen(text),
                            release_free, text);

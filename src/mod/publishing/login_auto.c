@@ -77,8 +77,7 @@ static enum MHD_Result login_user(http_request_t *req, const char *principal) {
   } else {
     log_info("automatic login of %s as %s", principal, login.login);
     ret = http_reply_json(req, MHD_HTTP_OK,
-                          json_pack("{s:s, s:s, s:I}", "token", login.token, "login",
-                                    login.login, "expires", (json_int_t)login.expires));
+                          directory_login_reply(login.token, login.login, login.expires));
   }
   directory_login_clear(&login);
   problem_clear(&derr);

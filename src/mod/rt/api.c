@@ -262,13 +262,6 @@ static bool client_name_ok(const char *s) {
   return true;
 }
 
-static void rfc3339_secs(int64_t secs, char out[32]) {
-  time_t t = (time_t)secs;
-  struct tm tm;
-  gmtime_r(&t, &tm);
-  strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* POST /client/v1/ws-ticket {"client"?}: browsers cannot set a header on a
  * WebSocket, so they trade their token for a single-use ticket. */
 enum MHD_Result rt_api_ticket(http_request_t *req) {
@@ -300,8 +293,8 @@ enum MHD_Result rt_api_ticket(http_request_t *req) {
                               "Too many connections are being opened at once; try again.", NULL);
   }
   if (r < 0) return http_reply_oom(req);
-  char when[32];
-  rfc3339_secs(expires, when);
+  char when[TIMEFMT_LEN];
+  time_rfc3339_s(expires, when);
   json_t *out = json_pack("{s:s, s:s}", "ticket", ticket, "expires", when);
   sodium_memzero(ticket, strlen(ticket));
   free(ticket);

@@ -51,7 +51,7 @@ export function problemText(r) {
 
 export const session = {
   get: () => call('GET', '/session', { expect401: true }),
-  login: (user, password) => call('POST', '/session', { body: { user, password }, expect401: true }),
+  login: (login, password) => call('POST', '/session', { body: { login, password }, expect401: true }),
   logout: () => call('DELETE', '/session', { expect401: true }),
 };
 
@@ -61,7 +61,12 @@ export const settings = {
   patch: (changes, version) => call('PATCH', '/settings', { body: changes, headers: { 'If-Match': `"${version}"` } }),
 };
 
-export const audit = (offset, limit) => call('GET', `/audit?offset=${offset}&limit=${limit}`);
+/** filters: {actor, key, action, since, until}, each optional (RFC 3339 times). */
+export const audit = (offset, limit, filters = {}) => {
+  const q = new URLSearchParams({ offset, limit });
+  for (const [k, v] of Object.entries(filters)) if (v) q.set(k, v);
+  return call('GET', `/audit?${q}`);
+};
 export const domainChange = (domain, dryRun) => call('POST', '/domain/change', { body: { domain, dry_run: dryRun }, timeoutMs: 120000 });
 export const proxyTest = (values) => call('POST', '/proxy/test', { body: values, timeoutMs: 90000 });
 export const pushTest = (body) => call('POST', '/push/test', { body, timeoutMs: 90000 });

@@ -28,7 +28,9 @@ function frame(def, inputId, { group = false } = {}) {
   const lock = h('p', { class: 'lock', id: `${inputId}-lock`, hidden: true });
   const warnings = h('ul', { class: 'warnings', id: `${inputId}-warnings`, hidden: true });
   const error = h('p', { class: 'error', id: `${inputId}-error`, hidden: true });
-  return { row, label, mark, help, lock, warnings, error };
+  // Shown while the value is stored: stages null, which removes it on Save.
+  const reset = h('button', { type: 'button', class: 'secondary small reset-default', id: `${inputId}-reset`, hidden: true });
+  return { row, label, mark, help, lock, warnings, error, reset };
 }
 
 function showWarnings(list, el) {
@@ -42,9 +44,14 @@ function showWarnings(list, el) {
 
 function showLock(def, entry, el) {
   const locked = entry?.source === 'env';
-  el.hidden = !locked;
+  // An install default does not follow the server: the admin should know.
+  const install = entry?.source === 'install';
+  el.hidden = !locked && !install;
+  el.dataset.source = entry?.source ?? '';
   if (locked) {
     el.replaceChildren(bindText(h('span'), 'field.locked', { env: def.env ?? 'ATRIUM_…' }));
+  } else if (install) {
+    el.replaceChildren(bindText(h('span'), 'field.install'));
   }
   return locked;
 }
@@ -52,26 +59,57 @@ function showLock(def, entry, el) {
 /** Shared behaviour; kind supplies read/write of the actual widget. */
 function makeControl(def, parts, kind, onChange) {
   let baseline;
+  let entryNow;
+  let source = 'default';
   let locked = false;
+  let resetting = false; // null staged: the stored value goes on Save
+  const resettable = () => !locked && !def.operation_only && def.type !== 'secret' && source === 'store';
+  const paintReset = () => {
+    parts.reset.hidden = !resettable();
+    bindText(parts.reset, resetting ? 'field.reset_undo' : 'field.reset');
+    bindAttr(parts.reset, 'aria-label', resetting ? 'field.reset_undo_label' : 'field.reset_label',
+      { label: () => t(`@label:${def.key}`) });
+  };
   const c = {
     key: def.key,
     def,
     row: parts.row,
     get locked() { return locked; },
-    value: () => kind.read(),
-    dirty: () => !locked && !def.operation_only && kind.dirty(baseline),
+    get resetting() { return resetting; },
+    value: () => (resetting ? null : kind.read()),
+    dirty: () => !locked && !def.operation_only && (resetting || kind.dirty(baseline, source)),
     setEntry(entry) {
       baseline = entry?.value;
+      entryNow = entry;
+      source = entry?.source ?? 'default';
+      resetting = false;
       locked = showLock(def, entry, parts.lock);
       kind.write(entry, locked);
       showWarnings(entry?.warnings, parts.warnings);
+      paintReset();
       c.clearErrors();
       c.refresh();
+    },
+    /** Stages null (or takes it back): the field shows the default meanwhile. */
+    toggleReset() {
+      if (!resettable()) return;
+      resetting = !resetting;
+      if (resetting) {
+        kind.write({ value: def.default ?? (def.type === 'list' ? [] : null), source: 'default',
+          effective: entryNow?.effective }, false);
+      } else {
+        kind.write(entryNow, false);
+      }
+      paintReset();
+      c.clearErrors();
+      c.refresh();
+      onChange(c);
     },
     refresh() {
       const d = c.dirty();
       parts.mark.hidden = !d;
       parts.row.classList.toggle('changed', d);
+      parts.row.classList.toggle('resetting', resetting);
       kind.describe?.();
     },
     showErrors(errors) {
@@ -93,7 +131,15 @@ function makeControl(def, parts, kind, onChange) {
     },
     focus: () => kind.focus(),
   };
-  kind.changed = () => { c.refresh(); onChange(c); };
+  // An edit after "Reset to default" means the typed value, not the default.
+  kind.changed = () => {
+    if (resetting) { resetting = false; paintReset(); }
+    c.refresh();
+    onChange(c);
+  };
+  parts.reset.addEventListener('click', () => c.toggleReset());
+  // Right of the value it resets (beside the label where the value is a group).
+  (kind.resetAnchor ?? parts.label).after(parts.reset);
   return c;
 }
 
@@ -132,15 +178,22 @@ function numberControl(def, onChange) {
     class: 'num',
   });
   parts.row.append(parts.label, input, parts.error, parts.warnings, parts.lock, parts.help);
+  // A cleared field means "back to the default": null, which the API takes.
   const read = () => {
     const s = input.value.trim();
+    if (s === '') return null;
     return /^-?\d+$/.test(s) ? Number(s) : s;
   };
   const kind = {
     ...simpleInput(def, parts, input),
     read,
+    resetAnchor: input,
     write: (entry, locked) => { input.value = entry?.value ?? ''; input.readOnly = locked; },
-    dirty: (base) => String(read()) !== String(base ?? ''),
+    dirty: (base, source) => {
+      const v = read();
+      if (v === null) return source === 'store'; // cleared: a stored value goes
+      return String(v) !== String(base ?? '');
+    },
   };
   input.addEventListener('input', () => kind.changed());
   return makeControl(def, parts, kind, onChange);
@@ -158,6 +211,7 @@ function textControl(def, onChange) {
   const kind = {
     ...simpleInput(def, parts, input),
     input,
+    resetAnchor: input,
     read: () => input.value.trim(),
     write: (entry, locked) => {
       input.value = entry?.value ?? '';
@@ -183,6 +237,7 @@ function enumControl(def, onChange) {
   parts.row.append(parts.label, select, parts.error, parts.warnings, parts.lock, parts.help);
   const kind = {
     ...simpleInput(def, parts, select),
+    resetAnchor: select,
     read: () => select.value,
     write: (entry, locked) => { select.value = entry?.value ?? def.default ?? ''; select.disabled = locked; },
     dirty: (base) => select.value !== base,

@@ -36,7 +36,7 @@ export function createLoginView({ onLoggedIn }) {
     if (r.status === 200 && r.json?.csrf) {
       password.value = '';
       api.setCsrf(r.json.csrf);
-      await onLoggedIn({ user: user.value.trim(), expires: r.json.expires });
+      await onLoggedIn({ user: r.json.login ?? user.value.trim(), expires: r.json.expires_at ?? r.json.expires });
       return;
     }
     const detail = r.status === 0 ? api.problemText(r) : api.problemText(r);

@@ -73,7 +73,7 @@ function watchExpiry(expires) {
   const wait = Math.min(Math.max(at - Date.now() + 1000, 1000), 2 ** 31 - 1);
   expiryTimer = setTimeout(async () => {
     const r = await api.session.get();
-    if (r.status === 200) { api.setCsrf(r.json.csrf); watchExpiry(r.json.expires); }
+    if (r.status === 200) { api.setCsrf(r.json.csrf); watchExpiry(r.json.expires_at ?? r.json.expires); }
     else if (r.status === 401) showLogin('login.expired');
   }, wait);
 }
@@ -135,7 +135,7 @@ retranslate(document);
 const r = await api.session.get();
 if (r.status === 200 && r.json?.csrf) {
   api.setCsrf(r.json.csrf);
-  await startApp({ user: r.json.user, expires: r.json.expires });
+  await startApp({ user: r.json.login ?? r.json.user, expires: r.json.expires_at ?? r.json.expires });
 } else {
   showLogin(null);
 }

@@ -5,7 +5,10 @@ import * as api from './api.js';
 import { h } from './dom.js';
 import { bindText } from './i18n.js';
 
-export function createProxyTest(currentValues) {
+// onFieldErrors(errors) puts the server's per-key messages beside their
+// fields as well (an invalid port is fixed there, not in the result box);
+// it gets [] when a test starts.
+export function createProxyTest(currentValues, onFieldErrors = () => {}) {
   const button = bindText(h('button', { type: 'button', class: 'secondary', id: 'proxy-test-button',
     'aria-describedby': 'proxy-test-hint' }), 'proxy.test');
   const hint = bindText(h('p', { class: 'help', id: 'proxy-test-hint' }), 'proxy.test_hint');
@@ -23,6 +26,7 @@ export function createProxyTest(currentValues) {
     button.setAttribute('aria-busy', 'true');
     result.className = 'test-result busy';
     result.replaceChildren(bindText(h('span'), 'proxy.test_busy'));
+    onFieldErrors([]);
     const r = await api.proxyTest(currentValues());
     busy = false;
     button.disabled = false;
@@ -44,6 +48,7 @@ export function createProxyTest(currentValues) {
       const detail = [api.problemText(r), ...(r.json?.errors ?? []).map((e) => `${e.key}: ${e.message}`)].join(' ');
       result.replaceChildren(bindText(h('p', { class: 'test-message', id: 'proxy-test-message' }),
         'proxy.test_error', { detail }));
+      onFieldErrors(r.json?.errors ?? []);
     }
   });
   return { element };

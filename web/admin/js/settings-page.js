@@ -6,12 +6,37 @@ import * as api from './api.js';
 import { createControl } from './controls.js';
 import { h, slug } from './dom.js';
 import { createDomainDialog } from './domain-dialog.js';
-import { bindPlural, bindText, setSchema } from './i18n.js';
+import { bindAttr, bindPlural, bindText, setSchema, t } from './i18n.js';
 import { createPrivacy } from './privacy.js';
 import { createFederationTest } from './federation-test.js';
 import { createPushTest } from './push-test.js';
 import { createProxyTest } from './proxy-test.js';
 import { SECTION_FEATURES, createReverseProxy } from './reverse-proxy.js';
+
+// A help link per section: its guide in the documentation atriumd serves at
+// /docs/ (docs/ of the repository, rendered at build time). Relative to the
+// admin page, so a reverse proxy's path prefix is kept.
+const DOCS_BASE = '../docs/';
+
+const SECTION_GUIDES = {
+  domain: 'directory.html#the-domain-change',
+  login: 'operations/kerberos.html',
+  mobile: 'operations/push.html',
+  um: 'operations/reverse-proxy.html',
+  meeting: 'meeting.html',
+  qos: 'operations/qos.html',
+  docs: 'settings.html#online-documentation',
+  proxy: 'operations/proxy.html',
+  server: 'operations/reverse-proxy.html',
+  federation: 'operations/federation.html',
+  ad: 'operations/active-directory.html',
+  license: 'settings.html#license-server',
+};
+
+/** The guide of a section; the settings reference for a section without one. */
+function guideOf(section) {
+  return DOCS_BASE + (SECTION_GUIDES[section] ?? `settings.html`);
+}
 
 export function createSettingsPage() {
   const controls = new Map();
@@ -21,6 +46,9 @@ export function createSettingsPage() {
 
   const heading = bindText(h('h1', { id: 'settings-heading', tabindex: '-1' }), 'settings.heading');
   const intro = bindText(h('p', { class: 'intro' }), 'settings.intro');
+  // A new tab: unsaved changes stay where they are.
+  const pageGuide = bindText(h('a', { class: 'help-link', id: 'settings-guide', href: `${DOCS_BASE}admin-page.html`,
+    target: '_blank', rel: 'noopener' }), 'help.page');
   const loading = bindText(h('p', { class: 'loading', role: 'status' }), 'settings.loading');
   const tocList = h('ul');
   const toc = h('nav', { class: 'toc', 'aria-labelledby': 'toc-heading' },
@@ -40,7 +68,7 @@ export function createSettingsPage() {
   const form = h('form', { id: 'settings-form', novalidate: true, 'aria-labelledby': 'settings-heading' },
     sections, actionbar);
   const element = h('section', { class: 'view settings-view', id: 'view-settings' },
-    h('div', { class: 'page-head' }, heading, intro), loading,
+    h('div', { class: 'page-head' }, heading, intro, h('p', { class: 'page-guide' }, pageGuide)), loading,
     h('div', { class: 'settings-layout' }, toc, form));
 
   const domainDialog = createDomainDialog({ onApplied: () => reload('dialog') });
@@ -112,7 +140,10 @@ export function createSettingsPage() {
       bySection.get(def.section).push(def);
     }
     for (const [id, defs] of bySection) {
-      const legend = h('legend', {}, bindText(h('h2', {}), `@section:${id}`));
+      const help = bindText(h('a', { class: 'help-link', id: `help-${slug(id)}`, href: guideOf(id),
+        target: '_blank', rel: 'noopener' }), 'help.section');
+      bindAttr(help, 'aria-label', 'help.section_label', { section: () => t(`@section:${id}`) });
+      const legend = h('legend', {}, h('div', { class: 'legend-line' }, bindText(h('h2', {}), `@section:${id}`), help));
       const fs = h('fieldset', { class: 'section', id: `sec-${slug(id)}`, 'data-section': id }, legend);
       for (const def of defs) {
         const c = createControl(def, () => {
@@ -124,7 +155,7 @@ export function createSettingsPage() {
         fs.append(c.row);
         if (def.key === 'domain.name') domainPart = makeDomainPart(c);
       }
-      if (id === 'proxy') fs.append(createProxyTest(proxyValues).element);
+      if (id === 'proxy') fs.append(createProxyTest(proxyValues, proxyFieldErrors).element);
       if (id === 'federation') fs.append(createFederationTest().element);
       if (id === 'mobile') fs.append(createPushTest().element);
       if (SECTION_FEATURES[id]) fs.append(reverseProxy.box(id));
@@ -197,7 +228,13 @@ export function createSettingsPage() {
 
   function hideStale() { stale.hidden = true; }
 
-  function showErrors(errors) {
+  /** "Test connection" errors beside their proxy fields; nothing is focused. */
+  function proxyFieldErrors(errors) {
+    for (const c of controls.values()) if (c.key.startsWith('proxy.')) c.clearErrors();
+    placeErrors(errors);
+  }
+
+  function placeErrors(errors) {
     const byKey = new Map();
     const loose = [];
     for (const e of errors ?? []) {
@@ -209,6 +246,11 @@ export function createSettingsPage() {
       }
     }
     for (const [key, list] of byKey) controls.get(key).showErrors(list);
+    return { byKey, loose };
+  }
+
+  function showErrors(errors) {
+    const { byKey, loose } = placeErrors(errors);
     // Focus the first invalid field in page order.
     const first = [...controls.values()].find((c) => byKey.has(c.key));
     first?.focus();

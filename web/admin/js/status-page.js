@@ -27,8 +27,13 @@ function badge(state) {
 }
 
 function table(id, columns, rows, captionKey) {
+  // On a phone each row is a card (admin.css, table.cards): every value
+  // under its column's name, which a narrow column would break inside words.
+  for (const tr of rows) {
+    [...tr.children].forEach((td, i) => { if (columns[i]) td.dataset.label = t(`status.col.${columns[i]}`); });
+  }
   return h('div', { class: 'table-scroll' },
-    h('table', { class: 'audit status-table', id },
+    h('table', { class: 'audit status-table cards', id },
       h('caption', { class: 'visually-hidden' }, t(captionKey)),
       h('thead', {}, h('tr', {}, ...columns.map((c) => h('th', { scope: 'col', class: `col-${c}` }, t(`status.col.${c}`))))),
       h('tbody', {}, ...rows)));

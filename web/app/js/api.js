@@ -33,7 +33,7 @@ export function wsUrl(ticket) {
 
 // ---- the stored login ---------------------------------------------------------------
 
-/** {token, login, expires} or null. */
+/** {token, login, expires (RFC 3339)} or null. */
 export function storedSession() {
   try {
     const s = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? 'null');

@@ -43,7 +43,7 @@ export function createLoginView({ onLoggedIn }) {
 
   async function done(r) {
     password.value = '';
-    const s = { token: r.json.token, login: r.json.login, expires: r.json.expires };
+    const s = { token: r.json.token, login: r.json.login, expires: r.json.expires_at };
     api.storeSession(s);
     await onLoggedIn(s);
   }
