@@ -51,7 +51,18 @@ function stats(xs) {
  * from sending the PATCH (before the commit) and from its answer (after the
  * commit) until every node's /healthz shows the new version. The commit lies
  * between the two; the first is the bound the goals are judged by. */
+async function counters(nodes, token) {
+  const out = {};
+  for (const n of nodes) {
+    const r = await call(n.url, 'GET', '/metrics', { token });
+    const get = (name) => Number((r.text.match(new RegExp(`^${name}\\{[^}]*\\} (\\d+)`, 'm')) || [])[1] ?? NaN);
+    out[n.name] = { notifications: get('atrium_settings_notifications_total'), polls_behind: get('atrium_settings_polls_behind_total') };
+  }
+  return out;
+}
+
 async function propagate(nodes, token, count) {
+  const c0 = await counters(nodes, token);
   const fromSend = [], fromAnswer = [], patch = [], perNode = Object.fromEntries(nodes.map((n) => [n.name, []]));
   const deadline = Date.now() + 600000;
   for (let i = 0; i < count; i++) {
@@ -76,8 +87,16 @@ async function propagate(nodes, token, count) {
     for (const [name, t] of seen) perNode[name].push(t - t0);
   }
   const hs = await Promise.all(nodes.map(health));
+  const c1 = await counters(nodes, token);
+  const over = (ms) => fromSend.filter((x) => x >= ms).length;
   return {
     changes: count,
+    over_ms: { 50: over(50), 100: over(100), 250: over(250), 500: over(500) },
+    /* Per node: notifications heard, and heartbeats that found a version
+     * the notification had not brought yet. */
+    counters: Object.fromEntries(nodes.map((n) => [n.name, {
+      notifications: c1[n.name].notifications - c0[n.name].notifications,
+      polls_behind: c1[n.name].polls_behind - c0[n.name].polls_behind }])),
     from_send: stats(fromSend),
     from_answer: stats(fromAnswer),
     patch: stats(patch),

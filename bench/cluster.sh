@@ -148,6 +148,7 @@ others_pct() { # CPU of the whole machine over $1 seconds, in % of one core
   awk -v a="$a" -v b="$b" -v s="$1" 'BEGIN { split(a, x); split(b, y); printf "%.0f", (y[1] - x[1]) / s }'
 }
 idle_load="$(others_pct 2)"
+load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
 summary=()
 
 # ---- 1. propagation -------------------------------------------------------------
@@ -163,6 +164,11 @@ if [[ "$skip" != *" propagate "* ]]; then
   summary+=("| propagation, $changes changes, PATCH sent → applied on all 3 (p50 / p99 / max ms) | $prop_send | p99 < 250, max < 1000: $prop_ok |")
   summary+=("| propagation, PATCH answered → applied on all 3 | $prop_ans | |")
   summary+=("| the PATCH itself (commit included) | $prop_patch | same hash on every node after: $same |")
+  slow_changes="$(node -e 'const r = JSON.parse(require("fs").readFileSync(0, "utf8")); const o = r.over_ms;
+    const c = Object.entries(r.counters).map(([n, v]) => `${n} ${v.notifications}/${v.polls_behind}`).join(", ");
+    const q = Object.entries(r.per_node_from_send).map(([n, v]) => `${n} ${v.p99_ms.toFixed(0)}`).join(", ");
+    console.log(`${o[100]} / ${o[250]} / ${o[500]} | p99 per node (ms): ${q}; notifications heard / versions found by the 500 ms poll first: ${c}`);' <"$p")"
+  summary+=("| changes slower than 100 / 250 / 500 ms (from send) | $slow_changes |")
 fi
 
 # ---- 2. GET /api/v1/settings, 1 node against 3 ----------------------------------
@@ -251,7 +257,7 @@ atrium_v="$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$build/meson-info/intro
 buildtype="$(sed -n 's/.*"name": *"buildtype", *"value": *"\([^"]*\)".*/\1/p' "$build/meson-info/intro-buildoptions.json" 2>/dev/null | head -n1)"
 block="### $when
 
-- machine: $(nproc) CPUs, $cpu, Linux $(uname -r); the whole machine used ${idle_load} % of a core in the 2 s before the run (other work on it)
+- machine: $(nproc) CPUs, $cpu, Linux $(uname -r); the whole machine used ${idle_load} % of a core in the 2 s before the run (other work on it); load average $load_before before, $(cut -d' ' -f1-3 /proc/loadavg) after; nice $(nice)
 - versions: atrium ${atrium_v:-?} (commit $commit, build \`$(basename "$build")\`${buildtype:+, $buildtype}), PostgreSQL $pg_v (Unix socket, fsync on), $(wrk -v 2>&1 | head -n1 | awk '{print "wrk", $2}')
 - three nodes on 127.0.0.1 ($a_threads HTTP threads each), one database; every load generator on the same 2 CPUs
 
