@@ -94,6 +94,7 @@ struct pgb {
   bool busy[PG_POOL_SIZE];
   int64_t away_until_ms; /* monotonic; 0: the store answered last time */
   bool probing;          /* one begin is trying the store while away */
+  char away_why[400];    /* the failure that made it away */
   pg_listener_t listener;
 };
 

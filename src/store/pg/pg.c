@@ -672,6 +672,8 @@ static void release(pgb_t *b, pg_conn_t *c) {
 
 /* ---- transactions ---------------------------------------------------------------------- */
 
+#define AWAY_SUFFIX " (not asked again within a second)"
+
 static int64_t mono_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -681,7 +683,7 @@ static int64_t mono_ms(void) {
 /* Whether a begin may ask the store: not while it is away and another one
  * is asking, nor within PG_AWAY_MS of the last failure. *probe: this one
  * asks for all. */
-static bool may_ask(pgb_t *b, bool *probe) {
+static bool may_ask(pgb_t *b, bool *probe, char *why, size_t whylen) {
   *probe = false;
   pthread_mutex_lock(&b->lock);
   bool ok = true;
@@ -691,6 +693,7 @@ static bool may_ask(pgb_t *b, bool *probe) {
     else
       *probe = b->probing = true;
   }
+  if (!ok) snprintf(why, whylen, "%s", b->away_why);
   pthread_mutex_unlock(&b->lock);
   return ok;
 }
@@ -702,6 +705,10 @@ static void asked(pgb_t *b, bool probe, bool answered) {
   } else {
     int64_t until = mono_ms() + PG_AWAY_MS;
     if (until > b->away_until_ms) b->away_until_ms = until;
+    /* Another thread's fail-fast may have written the last error since:
+     * keep the cause it carries, not a copy of a copy. */
+    const char *e = store_last_error(b->store);
+    if (!strstr(e, AWAY_SUFFIX)) snprintf(b->away_why, sizeof b->away_why, "%s", e);
   }
   if (probe) b->probing = false;
   pthread_mutex_unlock(&b->lock);
@@ -712,10 +719,10 @@ static int begin_on(pgb_t *b, bool write, void **out);
 static int pgb_begin(void *db, bool write, void **out) {
   pgb_t *b = db;
   bool probe;
-  if (!may_ask(b, &probe))
-    return store_backend_failed(b->store, -ENOTCONN,
-                                "the PostgreSQL store did not answer a moment ago (%s)",
-                                "trying again within a second");
+  char why[400];
+  /* The cause stays in the message: what callers show says why. */
+  if (!may_ask(b, &probe, why, sizeof why))
+    return store_backend_failed(b->store, -ENOTCONN, "%s" AWAY_SUFFIX, why);
   int64_t t0 = mono_ms();
   int r = begin_on(b, write, out);
   /* Only a slow failure (a timeout: nothing answered) makes the others
