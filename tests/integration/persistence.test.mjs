@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, sleep, auditValue } from './harness.mjs';
+import { TEST_STORE, startServer, sleep, auditValue } from './harness.mjs';
 
 const dirs = [];
 const servers = [];
@@ -146,7 +146,7 @@ describe('kill -9 during a burst of writes', () => {
       const s1 = await start({ dataDir: dd });
       const token = await s1.login();
       const d0 = await get(s1, token);
-      const audit0 = (await s1.api('GET', '/api/v1/audit?offset=0&limit=1', { token })).json.total;
+      const audit0 = (await s1.api('GET', '/api/v1/audit?offset=0&limit=1&key=login.discovery_port', { token })).json.total;
       const v0 = d0.version;
 
       let acked = 0;
@@ -180,8 +180,13 @@ describe('kill -9 during a burst of writes', () => {
       // The daemon recovers its own store (WAL replay) at the next start.
       const s2 = await start({ dataDir: dd });
       const db = path.join(dd, 'atrium.db');
-      const ic0 = await sqlite(db, 'PRAGMA integrity_check');
-      assert.equal(ic0.out, 'ok', `integrity_check after kill -9 and restart: ${ic0.out} ${ic0.err}`);
+      // The file checks are SQLite's; on PostgreSQL (ATRIUM_TEST_STORE) the
+      // server checks its own pages, the values and counts below still hold.
+      const onFile = TEST_STORE === 'sqlite';
+      if (onFile) {
+        const ic0 = await sqlite(db, 'PRAGMA integrity_check');
+        assert.equal(ic0.out, 'ok', `integrity_check after kill -9 and restart: ${ic0.out} ${ic0.err}`);
+      }
       const t2 = await s2.login();
       const d = await get(s2, t2);
       const value = d.settings['login.discovery_port'].value;
@@ -191,7 +196,7 @@ describe('kill -9 during a burst of writes', () => {
       t.diagnostic(`killed after ${delay} ms: ${acked} acknowledged, in flight ${inflight}, value ${value}, version ${v0} -> ${d.version}`);
       assert.ok(d.version >= v0 + acked, `version ${d.version} < ${v0} + ${acked} acknowledged`);
       assert.equal(d.version, v0 + applied, `version ${d.version} with ${applied} changes applied`);
-      const a = await s2.api('GET', '/api/v1/audit?offset=0&limit=1', { token: t2 });
+      const a = await s2.api('GET', '/api/v1/audit?offset=0&limit=1&key=login.discovery_port', { token: t2 });
       assert.equal(a.status, 200, a.text);
       assert.equal(a.json.total - audit0, applied, 'one audit entry per applied change');
       if (applied > 0) {
@@ -203,13 +208,17 @@ describe('kill -9 during a burst of writes', () => {
       assert.equal(w.status, 200, w.text);
       assert.equal(w.json.version, d.version + 1);
 
-      const ic1 = await sqlite(db, 'PRAGMA integrity_check');
-      assert.equal(ic1.out, 'ok', `integrity_check after a further write: ${ic1.out} ${ic1.err}`);
-      const jm = await sqlite(db, 'PRAGMA journal_mode');
-      assert.equal(jm.out, 'wal');
+      if (onFile) {
+        const ic1 = await sqlite(db, 'PRAGMA integrity_check');
+        assert.equal(ic1.out, 'ok', `integrity_check after a further write: ${ic1.out} ${ic1.err}`);
+        const jm = await sqlite(db, 'PRAGMA journal_mode');
+        assert.equal(jm.out, 'wal');
+      }
       assert.equal(await s2.stop(), 0);
-      const ic2 = await sqlite(db, 'PRAGMA integrity_check');
-      assert.equal(ic2.out, 'ok');
+      if (onFile) {
+        const ic2 = await sqlite(db, 'PRAGMA integrity_check');
+        assert.equal(ic2.out, 'ok');
+      }
     });
   }
 });
