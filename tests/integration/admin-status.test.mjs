@@ -30,7 +30,7 @@ const text = (page, sel) => page.locator(sel).innerText();
 
 describe('admin page: the Status page', () => {
   let srv, browser, page, admin;
-  const tool = async (...args) => (await run(STORE_TOOL, [srv.dataDir, ...args.map(String)])).stdout.trim();
+  const tool = async (...args) => (await run(STORE_TOOL, [srv.storeTarget, ...args.map(String)])).stdout.trim();
 
   before(async () => {
     srv = await startServer({ atlas: '<Domain>status.example</Domain>', imDays: 30, journalDays: 60 });

@@ -130,13 +130,14 @@ export async function startServer(opts = {}) {
   const adminPassword = opts.adminPassword ?? DEFAULT_ADMIN_PASSWORD;
   const address = opts.address ?? '127.0.0.1';
   const port = opts.port ?? await freePort();
-  let store = '', storeOfDir = null;
+  let store = '', storeOfDir = null, pgConninfo = null;
   if (TEST_STORE === 'postgresql' && !/<Store\b/.test(opts.atlas ?? '')) {
     // A restart on the same data directory finds the same database.
     const pg = await sharedPostgres();
     let db = opts.dataDir && pgDatabases.get(opts.dataDir);
     if (!db) db = pg.createDb();
-    store = `<Store backend="postgresql" conninfo="${xmlEscape(pg.conninfo(db))}"/>`;
+    pgConninfo = pg.conninfo(db);
+    store = `<Store backend="postgresql" conninfo="${xmlEscape(pgConninfo)}"/>`;
     storeOfDir = db;
   }
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'atrium-it-'));
@@ -176,6 +177,8 @@ export async function startServer(opts = {}) {
 
   const server = {
     url, port, dir, dataDir, atlasPath, adminPassword, proc,
+    /** Where tests/tools/store-tool finds this server's store. */
+    storeTarget: pgConninfo ? `postgresql:${pgConninfo}` : dataDir,
     output: () => out,
     /** atriumd's stdout and stderr arrive through pipes, possibly after the
      * HTTP answer that followed the log line: wait (bounded) for a match. */

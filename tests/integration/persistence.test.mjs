@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startServer, sleep, auditValue } from './harness.mjs';
+import { TEST_STORE, startServer, sleep, auditValue } from './harness.mjs';
 
 const dirs = [];
 const servers = [];
@@ -183,8 +183,13 @@ describe('kill -9 during a burst of writes', () => {
       // The daemon recovers its own store (WAL replay) at the next start.
       const s2 = await start({ dataDir: dd });
       const db = path.join(dd, 'atrium.db');
-      const ic0 = await sqlite(db, 'PRAGMA integrity_check');
-      assert.equal(ic0.out, 'ok', `integrity_check after kill -9 and restart: ${ic0.out} ${ic0.err}`);
+      // The file checks are SQLite's; on PostgreSQL (ATRIUM_TEST_STORE) the
+      // server checks its own pages, the values and counts below still hold.
+      const onFile = TEST_STORE === 'sqlite';
+      if (onFile) {
+        const ic0 = await sqlite(db, 'PRAGMA integrity_check');
+        assert.equal(ic0.out, 'ok', `integrity_check after kill -9 and restart: ${ic0.out} ${ic0.err}`);
+      }
       const t2 = await s2.login();
       const d = await get(s2, t2);
       const value = d.settings['login.discovery_port'].value;
@@ -206,13 +211,17 @@ describe('kill -9 during a burst of writes', () => {
       assert.equal(w.status, 200, w.text);
       assert.equal(w.json.version, d.version + 1);
 
-      const ic1 = await sqlite(db, 'PRAGMA integrity_check');
-      assert.equal(ic1.out, 'ok', `integrity_check after a further write: ${ic1.out} ${ic1.err}`);
-      const jm = await sqlite(db, 'PRAGMA journal_mode');
-      assert.equal(jm.out, 'wal');
+      if (onFile) {
+        const ic1 = await sqlite(db, 'PRAGMA integrity_check');
+        assert.equal(ic1.out, 'ok', `integrity_check after a further write: ${ic1.out} ${ic1.err}`);
+        const jm = await sqlite(db, 'PRAGMA journal_mode');
+        assert.equal(jm.out, 'wal');
+      }
       assert.equal(await s2.stop(), 0);
-      const ic2 = await sqlite(db, 'PRAGMA integrity_check');
-      assert.equal(ic2.out, 'ok');
+      if (onFile) {
+        const ic2 = await sqlite(db, 'PRAGMA integrity_check');
+        assert.equal(ic2.out, 'ok');
+      }
     });
   }
 });

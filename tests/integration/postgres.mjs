@@ -17,14 +17,17 @@ export function havePostgres() {
 
 const asRoot = process.getuid?.() === 0;
 
-function run(cmd, args, opts = {}) {
-  const full = asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+function run(cmd, args, opts = {}, netns = null) {
+  let full = asRoot ? ['runuser', ['-u', 'postgres', '--', cmd, ...args]] : [cmd, args];
+  if (netns) full = ['ip', ['netns', 'exec', netns, full[0], ...full[1]]];
   return spawnSync(full[0], full[1], { encoding: 'utf8', timeout: 60000, ...opts });
 }
 
 /** Starts a server; resolves {dir, conninfo(db), psql(sql, db), createDb(name),
- * restart({mode}), stop()}. */
-export async function startPostgres() {
+ * restart({mode}), stop()}. With {netns, address} the server runs in that
+ * network namespace and also listens on TCP at address, which conninfo
+ * names; psql still uses the Unix socket (a path, not bound to a namespace). */
+export async function startPostgres({ netns = null, address = null } = {}) {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'atrium-pg-'));
   fs.chmodSync(base, 0o700);
   if (asRoot) spawnSync('chown', ['postgres:', base]);
@@ -34,14 +37,15 @@ export async function startPostgres() {
     '--no-locale', '--no-sync'], { cwd: base });
   if (r.status !== 0) throw new Error(`initdb failed: ${r.stderr}`);
   fs.appendFileSync(path.join(data, 'postgresql.conf'), [
-    "listen_addresses = ''", `unix_socket_directories = '${base}'`, 'port = 5432', 'fsync = off',
+    `listen_addresses = '${address ?? ''}'`, `unix_socket_directories = '${base}'`, 'port = 5432', 'fsync = off',
     // A crash (pg_ctl -m immediate) must keep what was committed: the
     // tests restart the server under load. fsync stays off (the OS keeps
     // the written WAL across a server crash).
     'synchronous_commit = on', 'full_page_writes = off', 'shared_buffers = 16MB',
     'max_connections = 100', '',
   ].join('\n'));
-  const pgctl = (args) => run(path.join(PG_BIN, 'pg_ctl'), ['-D', data, '-l', log, '-w', '-t', '30', ...args], { cwd: base });
+  if (address) fs.appendFileSync(path.join(data, 'pg_hba.conf'), 'host all all 0.0.0.0/0 trust\n');
+  const pgctl = (args) => run(path.join(PG_BIN, 'pg_ctl'), ['-D', data, '-l', log, '-w', '-t', '30', ...args], { cwd: base }, netns);
   r = pgctl(['start']);
   if (r.status !== 0) throw new Error(`the PostgreSQL server did not start: ${r.stderr}${fs.existsSync(log) ? fs.readFileSync(log, 'utf8') : ''}`);
   let stopped = false;
@@ -61,7 +65,7 @@ export async function startPostgres() {
   let seq = 0;
   return {
     dir: base,
-    conninfo: (db) => `host=${base} port=5432 dbname=${db} user=postgres`,
+    conninfo: (db) => `host=${address ?? base} port=5432 dbname=${db} user=postgres`,
     psql,
     /** psql without waiting (spawn), for commands timed from the outside. */
     psqlAsync: (sql, db) => new Promise((resolve, reject) => {

@@ -99,7 +99,7 @@ test('a broken or missing atlas.xml: a sentence on the page, one warning, no cra
   const de = await page({}, '?lang=de');
   assert.match(de.text, new RegExp(UNKNOWN_DE));
   const warnings = (await srv.settleOutput()).split('\n')
-    .filter((l) => /warning: privacy policy:/.test(l));
+    .filter((l) => /warning: (node=\S+: )?privacy policy:/.test(l));
   assert.equal(warnings.length, 1, `once per change, not per request:\n${warnings.join('\n')}`);
   const info = await srv.api('GET', '/api/v1/privacy', { token });
   assert.equal(info.json.retention_days, null);
@@ -110,7 +110,7 @@ test('a broken or missing atlas.xml: a sentence on the page, one warning, no cra
   assert.equal(r.status, 200);
   assert.match(r.text, /could not be determined/);
   assert.equal((await srv.settleOutput()).split('\n')
-    .filter((l) => /warning: privacy policy:/.test(l)).length, 2);
+    .filter((l) => /warning: (node=\S+: )?privacy policy:/.test(l)).length, 2);
 
   // Back: the number returns, and the server still serves everything else.
   const xml = '<?xml version="1.0"?><Atlas>'

@@ -17,7 +17,7 @@ const DAY = 86400;
 
 describe('retention', () => {
   let srv, admin, alice, bob;
-  const tool = async (...args) => (await run(STORE_TOOL, [srv.dataDir, ...args.map(String)])).stdout.trim();
+  const tool = async (...args) => (await run(STORE_TOOL, [srv.storeTarget, ...args.map(String)])).stdout.trim();
   const message = (age, delivered, text) => tool('message', 'alice', 'bob', age, delivered ? 1 : 0, text);
   const texts = async () => {
     const r = await srv.api('GET', '/client/v1/messages?with=alice@ret.example&limit=200', { token: bob });

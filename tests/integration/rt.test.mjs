@@ -214,7 +214,7 @@ describe('real-time core', () => {
   test('a long absence: 16 MB of offline messages arrive in order, paced to the client', async () => {
     const run = promisify(execFile);
     const big = 'z'.repeat(16 * 1024 - 8);
-    await run(STORE_TOOL, [srv.dataDir, 'message', 'erin', 'grace', '0', '0', big, '1000']);
+    await run(STORE_TOOL, [srv.storeTarget, 'message', 'erin', 'grace', '0', '0', big, '1000']);
     const c = await connect('grace');
     // The client reads nothing for a while: unpaced, 16 MB would overflow
     // the kernel's buffers and its 1 MiB queue and cut it off.

@@ -4,7 +4,8 @@
  * time this way instead of sleeping), and many users with client tokens at
  * once (the benchmarks' 20,000 logins would otherwise each cost an Argon2
  * hash). The store must exist already (atriumd started on it once); atriumd
- * may be running (SQLite in WAL mode lets both write).
+ * may be running (SQLite in WAL mode lets both write). DIR may also be
+ * "postgresql:CONNINFO", a cluster's database (bench/cluster.sh).
  *
  *   store-tool DIR message FROM TO AGE_SECONDS DELIVERED TEXT [COUNT]
  *       prints the id; with COUNT, COUNT rows "TEXT <i>", the i-th one i
@@ -27,6 +28,7 @@
 
 #include "core/secret.h"
 #include "core/timefmt.h"
+#include "store/pg/pg.h"
 #include "store/sqlite/sqlite.h"
 #include "store/store.h"
 
@@ -174,7 +176,13 @@ int main(int argc, char **argv) {
   store_t *store;
   char err[512];
   store_options_t so = {.data_dir = argv[1]};
-  if (store_open(store_sqlite_backend(), &so, &store, err, sizeof err) != 0) {
+  const store_backend_t *backend = store_sqlite_backend();
+  static const char pg_prefix[] = "postgresql:";
+  if (!strncmp(argv[1], pg_prefix, sizeof pg_prefix - 1)) {
+    so = (store_options_t){.conninfo = argv[1] + sizeof pg_prefix - 1};
+    backend = store_pg_backend();
+  }
+  if (store_open(backend, &so, &store, err, sizeof err) != 0) {
     fprintf(stderr, "store-tool: %s\n", err);
     return 1;
   }

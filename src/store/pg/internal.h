@@ -12,6 +12,24 @@
 #define PG_POOL_SIZE 4          /* connections for transactions */
 #define PG_POOL_WAIT_MS 30000   /* a begin waits this long for a free connection */
 #define PG_CONNECT_TIMEOUT_S 10 /* unless the connection string says otherwise */
+/* A link that drops packets (a failed switch, a cable) gives no error: a
+ * query would wait for TCP to give up, some 15 minutes, holding an HTTP
+ * thread. Sent data unanswered this long ends the connection (also a
+ * connection attempt's SYN), and an idle one is probed: the caller sees the
+ * store away and answers 503 instead. Over TCP only; unless the connection
+ * string says otherwise. */
+#define PG_TCP_USER_TIMEOUT_MS 3000
+#define PG_KEEPALIVE_IDLE_S 5
+#define PG_KEEPALIVE_INTERVAL_S 1
+#define PG_KEEPALIVE_COUNT 3
+/* After the store did not answer in time (not: refused), transactions fail
+ * at once for this long, then one at a time tries again, so that every HTTP
+ * thread does not wait its own timeout on a dead link. */
+#define PG_AWAY_MS 1000
+/* A BEGIN that failed faster than this met a connection the server had
+ * closed while pooled: a new one is tried at once. A slower failure was a
+ * timeout, and a new connection would only wait as long again. */
+#define PG_STALE_FAIL_MS 500
 #define PG_CACHE_MAX 128        /* prepared statements per connection */
 #define PG_PARAMS_MAX 16
 #define PG_LISTEN_MAX 32       /* subscriptions (channel, callback) per store */
@@ -74,6 +92,9 @@ struct pgb {
   pthread_cond_t freed; /* a connection was given back */
   pg_conn_t *conns[PG_POOL_SIZE];
   bool busy[PG_POOL_SIZE];
+  int64_t away_until_ms; /* monotonic; 0: the store answered last time */
+  bool probing;          /* one begin is trying the store while away */
+  char away_why[400];    /* the failure that made it away */
   pg_listener_t listener;
 };
 

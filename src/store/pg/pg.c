@@ -573,14 +573,20 @@ static void quiet(void *arg, const char *message) {
 }
 
 PGconn *pg_connect(const pgb_t *b, const char *application, bool async) {
-  char timeout[16];
+  char timeout[16], user_timeout[16], idle[16], interval[16], count[16];
   snprintf(timeout, sizeof timeout, "%d", PG_CONNECT_TIMEOUT_S);
-  /* Later entries win: the connection string may set its own timeout and
+  snprintf(user_timeout, sizeof user_timeout, "%d", PG_TCP_USER_TIMEOUT_MS);
+  snprintf(idle, sizeof idle, "%d", PG_KEEPALIVE_IDLE_S);
+  snprintf(interval, sizeof interval, "%d", PG_KEEPALIVE_INTERVAL_S);
+  snprintf(count, sizeof count, "%d", PG_KEEPALIVE_COUNT);
+  /* Later entries win: the connection string may set its own timeouts and
    * application name, but the encoding is always UTF-8, which the store's
    * text is. */
-  const char *const keys[] = {"connect_timeout", "fallback_application_name", "dbname",
-                              "client_encoding", NULL};
-  const char *const values[] = {timeout, application, b->conninfo, "UTF8", NULL};
+  const char *const keys[] = {"connect_timeout", "tcp_user_timeout", "keepalives",
+                              "keepalives_idle", "keepalives_interval", "keepalives_count",
+                              "fallback_application_name", "dbname", "client_encoding", NULL};
+  const char *const values[] = {timeout, user_timeout, "1", idle, interval, count,
+                                application, b->conninfo, "UTF8", NULL};
   PGconn *pc = async ? PQconnectStartParams(keys, values, 1) : PQconnectdbParams(keys, values, 1);
   if (pc) PQsetNoticeProcessor(pc, quiet, NULL);
   return pc;
@@ -673,8 +679,66 @@ static void release(pgb_t *b, pg_conn_t *c) {
 
 /* ---- transactions ---------------------------------------------------------------------- */
 
+#define AWAY_SUFFIX " (not asked again within a second)"
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether a begin may ask the store: not while it is away and another one
+ * is asking, nor within PG_AWAY_MS of the last failure. *probe: this one
+ * asks for all. */
+static bool may_ask(pgb_t *b, bool *probe, char *why, size_t whylen) {
+  *probe = false;
+  pthread_mutex_lock(&b->lock);
+  bool ok = true;
+  if (b->away_until_ms) {
+    if (b->probing || mono_ms() < b->away_until_ms)
+      ok = false;
+    else
+      *probe = b->probing = true;
+  }
+  if (!ok) snprintf(why, whylen, "%s", b->away_why);
+  pthread_mutex_unlock(&b->lock);
+  return ok;
+}
+
+static void asked(pgb_t *b, bool probe, bool answered) {
+  pthread_mutex_lock(&b->lock);
+  if (answered) {
+    b->away_until_ms = 0;
+  } else {
+    int64_t until = mono_ms() + PG_AWAY_MS;
+    if (until > b->away_until_ms) b->away_until_ms = until;
+    /* Another thread's fail-fast may have written the last error since:
+     * keep the cause it carries, not a copy of a copy. */
+    const char *e = store_last_error(b->store);
+    if (!strstr(e, AWAY_SUFFIX)) snprintf(b->away_why, sizeof b->away_why, "%s", e);
+  }
+  if (probe) b->probing = false;
+  pthread_mutex_unlock(&b->lock);
+}
+
+static int begin_on(pgb_t *b, bool write, void **out);
+
 static int pgb_begin(void *db, bool write, void **out) {
   pgb_t *b = db;
+  bool probe;
+  char why[400];
+  /* The cause stays in the message: what callers show says why. */
+  if (!may_ask(b, &probe, why, sizeof why))
+    return store_backend_failed(b->store, -ENOTCONN, "%s" AWAY_SUFFIX, why);
+  int64_t t0 = mono_ms();
+  int r = begin_on(b, write, out);
+  /* Only a slow failure (a timeout: nothing answered) makes the others
+   * wait; a refused connection costs nothing to try again. */
+  asked(b, probe, !(r == -ENOTCONN && mono_ms() - t0 >= PG_STALE_FAIL_MS));
+  return r;
+}
+
+static int begin_on(pgb_t *b, bool write, void **out) {
   int slot, r;
   if ((r = acquire(b, &slot)) < 0) return r;
   pg_conn_t *c = b->conns[slot];
@@ -687,6 +751,7 @@ static int pgb_begin(void *db, bool write, void **out) {
   for (int attempt = 0; attempt < 2; attempt++) {
     if (!c->pc && (r = conn_open(b, c)) < 0) break;
     PGresult *res = NULL;
+    int64_t sent = mono_ms();
     if (raw(c->pc, sql, &res) == 0) {
       c->failed = 0;
       *out = c;
@@ -699,7 +764,7 @@ static int pgb_begin(void *db, bool write, void **out) {
     error_text(msg, sizeof msg, res, c->pc);
     PQclear(res);
     drop_conn(c);
-    if (!gone || attempt == 1) {
+    if (!gone || attempt == 1 || mono_ms() - sent >= PG_STALE_FAIL_MS) {
       r = store_backend_failed(b->store, gone ? -ENOTCONN : -EIO, "%s: %s", sql, msg);
       break;
     }
