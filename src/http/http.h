@@ -23,6 +23,7 @@
 
 #include "core/problem.h"
 #include "http/auth.h"
+#include "http/parse.h"
 #include "store/store.h"
 
 #define HTTP_BODY_MAX (256 * 1024)
@@ -121,18 +122,7 @@ typedef void (*http_reply_hook_fn)(http_request_t *req, int fd, int family, uint
 int http_add_reply_hook(http_reply_hook_fn fn);
 void http_clear_reply_hooks(void);
 
-/* ---- parsing helpers (exported for the unit tests) -------------------------- */
-
-/* If-Match: "5", 5, or * (any version). *version = -1 for absent or "*".
- * -EINVAL for anything else (weak tags, lists, garbage). */
-int http_parse_if_match(const char *header, int64_t *version);
-/* A decimal integer in [min, max], digits only (no sign, no spaces, no
- * leading '+'). NULL or absent gives *out = dflt. -EINVAL / -ERANGE. */
-int http_parse_int_param(const char *text, int64_t min, int64_t max, int64_t dflt, int64_t *out);
-/* true for "application/json", optionally with "; charset=utf-8". */
-bool http_content_type_is_json(const char *header);
-/* The token from "Bearer <token>" (scheme case-insensitive), or NULL. */
-const char *http_bearer_token(const char *authorization);
+/* ---- parsing helpers: http/parse.h (pure, fuzzed) -------------------------- */
 
 /* {"type", "title", "status", "detail", "errors"}; errors is copied (an
  * empty array when NULL); a NULL title is the status' reason phrase. New

@@ -215,3 +215,31 @@ describe('revocation of client tokens', () => {
     for (const t of [b, c]) assert.equal((await me(t)).status, 401);
   });
 });
+
+describe('what a request cannot smuggle', () => {
+  test('an undecodable path is a 400 problem, not a 500', async () => {
+    for (const p of ['/admin/%ff%fe', '/api/v1/users/%c0%af', '/app/%1b%5b2J', '/healthz%00x%ff']) {
+      const r = await from(srv, '127.0.12.90', 'GET', p);
+      assert.equal(r.status, 400, `${p}: ${r.text}`);
+      assert.match(r.headers['content-type'], /^application\/problem\+json/);
+      assert.equal(r.json.status, 400);
+      assert.match(r.json.detail, /UTF-8/);
+    }
+    // A path in another script is still just a path.
+    const r = await from(srv, '127.0.12.90', 'GET', '/admin/caf%C3%A9');
+    assert.equal(r.status, 404, r.text);
+  });
+
+  test('terminal escapes in a user name are escaped in the log', async () => {
+    const evil = 'adm\u001b[2J\u001b]0;owned\u0007in';
+    let r = await from(srv, '127.0.12.91', 'POST', ADMIN, { body: { user: evil, password: 'no-such-pass' } });
+    assert.equal(r.status, 401, r.text);
+    r = await from(srv, '127.0.12.91', 'POST', CLIENT, { body: { login: `bob\u001b[31m`, password: 'x-not-it' } });
+    assert.ok([400, 401, 422].includes(r.status), r.text);
+    const out = await srv.waitOutput(/adm\\x1b\[2J\\x1b\]0;owned\\x07in/);
+    assert.match(out, /failed admin login for "adm\\x1b\[2J\\x1b\]0;owned\\x07in"/);
+    // No control character but the newline ever reaches the log.
+    // eslint-disable-next-line no-control-regex
+    assert.doesNotMatch(out, /[\u0000-\u0008\u000b-\u001f\u007f]/);
+  });
+});
