@@ -4,9 +4,12 @@
 // so that "another source" is real.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fsp from 'node:fs/promises';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
 
-import { startServer } from './harness.mjs';
+import { startServer, TEST_STORE } from './harness.mjs';
 
 /** One request from a chosen local address; {status, headers, json, text}. */
 function from(srv, localAddress, method, path, { body, token, headers = {}, timeoutMs = 10000 } = {}) {
@@ -241,5 +244,54 @@ describe('what a request cannot smuggle', () => {
     // No control character but the newline ever reaches the log.
     // eslint-disable-next-line no-control-regex
     assert.doesNotMatch(out, /[\u0000-\u0008\u000b-\u001f\u007f]/);
+  });
+});
+
+describe('permissions of the data directory at start', () => {
+  /** A start on dataDir: the server (stopped again) or the error's text. */
+  async function startOn(dataDir) {
+    try {
+      const s = await startServer({ dataDir, startTimeoutMs: 5000 });
+      await s.stop();
+      return { ok: true, out: s.output() };
+    } catch (e) {
+      return { ok: false, out: String(e.message) };
+    }
+  }
+
+  test('readable by others warns, writable by others is refused', async () => {
+    const top = await fsp.mkdtemp(path.join(os.tmpdir(), 'atrium-perm-'));
+    try {
+      const dataDir = path.join(top, 'data');
+      await fsp.mkdir(dataDir, { mode: 0o700 });
+      let r = await startOn(dataDir);
+      assert.ok(r.ok, r.out);
+      assert.doesNotMatch(r.out, /readable by other users/);
+
+      await fsp.chmod(dataDir, 0o755);
+      r = await startOn(dataDir);
+      assert.ok(r.ok, r.out);
+      assert.match(r.out, /warning: The data directory \S+ is readable by other users \(mode 0755\).*chmod 700/);
+
+      await fsp.chmod(dataDir, 0o777);
+      r = await startOn(dataDir);
+      assert.ok(!r.ok, 'a world-writable data directory must not start');
+      assert.match(r.out, /The data directory \S+ is writable by other users \(mode 0777\).*run: chmod 700/);
+
+      await fsp.chmod(dataDir, 0o700);
+      if (TEST_STORE === 'sqlite') {
+        const db = path.join(dataDir, 'atrium.db');
+        await fsp.chmod(db, 0o644);
+        r = await startOn(dataDir);
+        assert.ok(r.ok, r.out);
+        assert.match(r.out, /The store \S+atrium\.db is readable by other users \(mode 0644\).*chmod 600/);
+        await fsp.chmod(db, 0o666);
+        r = await startOn(dataDir);
+        assert.ok(!r.ok);
+        assert.match(r.out, /The store \S+atrium\.db is writable by other users \(mode 0666\)/);
+      }
+    } finally {
+      await fsp.rm(top, { recursive: true, force: true });
+    }
   });
 });
