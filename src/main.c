@@ -433,6 +433,7 @@ int main(int argc, char **argv) {
       .trusted_proxies = atlas.trusted_proxies,
       .router = up.router,
       .defer_pool = runtime_io_pool(),
+      .cpu_pool = runtime_hash_pool(),
       .connection_limit = (unsigned)runtime_connection_budget(),
       .limits = {.connections = (unsigned)atlas.limit_connections,
                  .per_address = (unsigned)atlas.limit_per_address,

@@ -86,6 +86,7 @@ typedef struct http_job {
   void *ctx;
   void (*free_ctx)(void *ctx);
   atomic_bool done;
+  bool cpu; /* counted in server.cpu_inflight */
 } http_job_t;
 
 static struct {
@@ -93,6 +94,9 @@ static struct {
   store_t *store;
   http_router_t *router;
   workpool_t *defer_pool;
+  workpool_t *cpu_pool;
+  unsigned cpu_max;
+  atomic_uint cpu_inflight;
   int port;
   bool tls;
   atomic_bool stopping;
@@ -683,39 +687,68 @@ static void jobs_add(int delta) {
 static void job_main(void *arg) {
   http_job_t *job = arg;
   job->work(job->ctx);
+  if (job->cpu) atomic_fetch_sub(&server.cpu_inflight, 1);
   atomic_store(&job->done, true);
   /* Resuming makes MHD call on_request again, which sees `done` and replies. */
   MHD_resume_connection(job->conn);
   jobs_add(-1);
 }
 
-enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn reply, void *ctx,
-                           void (*free_ctx)(void *ctx)) {
+static enum MHD_Result reply_busy(http_request_t *req) {
+  http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "2");
+  return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "Server busy",
+                            "The server has too much slow work queued right now; try again "
+                            "in a few seconds.",
+                            NULL);
+}
+
+static enum MHD_Result defer_on(http_request_t *req, workpool_t *pool, bool cpu, http_work_fn work,
+                                http_reply_fn reply, void *ctx, void (*free_ctx)(void *ctx)) {
+  if (cpu && atomic_fetch_add(&server.cpu_inflight, 1) >= server.cpu_max) {
+    atomic_fetch_sub(&server.cpu_inflight, 1);
+    if (free_ctx) free_ctx(ctx);
+    return reply_busy(req);
+  }
   http_job_t *job = calloc(1, sizeof *job);
   if (!job) {
+    if (cpu) atomic_fetch_sub(&server.cpu_inflight, 1);
     if (free_ctx) free_ctx(ctx);
     return http_reply_oom(req);
   }
   *job = (http_job_t){.conn = req->conn, .work = work, .reply = reply, .ctx = ctx,
-                      .free_ctx = free_ctx};
+                      .free_ctx = free_ctx, .cpu = cpu};
   atomic_init(&job->done, false);
   jobs_add(1);
   req->job = job;
   /* Suspend before the job is queued, so that its resume cannot come first. */
   MHD_suspend_connection(req->conn);
-  int r = server.defer_pool ? workpool_submit(server.defer_pool, job_main, job) : -ESHUTDOWN;
+  int r = pool ? workpool_submit(pool, job_main, job) : -ESHUTDOWN;
   if (r != 0) {
     MHD_resume_connection(req->conn);
     jobs_add(-1);
+    if (cpu) atomic_fetch_sub(&server.cpu_inflight, 1);
     req->job = NULL;
     job_free(job);
-    http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");
-    return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "Server busy",
-                              "The server has too much slow work queued right now; try again "
-                              "in a few seconds.",
-                              NULL);
+    return reply_busy(req);
   }
   return MHD_YES;
+}
+
+enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn reply, void *ctx,
+                           void (*free_ctx)(void *ctx)) {
+  return defer_on(req, server.defer_pool, false, work, reply, ctx, free_ctx);
+}
+
+enum MHD_Result http_defer_cpu(http_request_t *req, http_work_fn work, http_reply_fn reply,
+                               void *ctx, void (*free_ctx)(void *ctx)) {
+  /* Without a CPU pool (unit tests, tools) the work runs here. */
+  if (!server.cpu_pool) {
+    work(ctx);
+    enum MHD_Result r = reply(req, ctx);
+    if (free_ctx) free_ctx(ctx);
+    return r;
+  }
+  return defer_on(req, server.cpu_pool, true, work, reply, ctx, free_ctx);
 }
 
 unsigned http_reply_status(const http_request_t *req) { return req->status; }
@@ -880,6 +913,12 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
   server.store = cfg->store;
   server.router = cfg->router;
   server.defer_pool = cfg->defer_pool;
+  server.cpu_pool = cfg->cpu_pool;
+  {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    server.cpu_max = cfg->cpu_max ? cfg->cpu_max : 32 * (unsigned)(ncpu < 1 ? 1 : ncpu);
+  }
+  atomic_store(&server.cpu_inflight, 0);
   atomic_store(&server.stopping, false);
 
   /* Accept "[::1]" as well as "::1". */

@@ -90,6 +90,8 @@ typedef struct http_config {
   const char *trusted_proxies;
   struct http_router *router;    /* every module's routes */
   struct workpool *defer_pool;   /* where http_defer work runs */
+  struct workpool *cpu_pool;     /* where http_defer_cpu work runs */
+  unsigned cpu_max;              /* http_defer_cpu requests at once; 0: 32 per CPU */
   unsigned connection_limit;     /* 0: libmicrohttpd's default */
   http_limits_t limits;
 } http_config_t;
@@ -199,6 +201,12 @@ typedef void (*http_work_fn)(void *ctx);
 typedef enum MHD_Result (*http_reply_fn)(http_request_t *req, void *ctx);
 enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn reply, void *ctx,
                            void (*free_ctx)(void *ctx));
+/* The same for CPU work (password hashing: logins, imports) on
+ * http_config_t.cpu_pool. At most cpu_max such requests are queued or
+ * running at once: beyond, 503 with Retry-After, so that a burst of logins
+ * waits a bounded time instead of queueing without end. */
+enum MHD_Result http_defer_cpu(http_request_t *req, http_work_fn work, http_reply_fn reply,
+                               void *ctx, void (*free_ctx)(void *ctx));
 
 /* ---- replies ---------------------------------------------------------------------- */
 
