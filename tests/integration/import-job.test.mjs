@@ -4,7 +4,10 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startServer, sleep } from './harness.mjs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+
+import { startServer, sleep, ctl, show } from './harness.mjs';
 
 let srv, token;
 
@@ -69,6 +72,21 @@ test('a job that fails imports nothing and names the row', async () => {
   assert.ok(job.errors.some((e) => e.row === 55), JSON.stringify(job));
   assert.match(job.detail, /nothing was imported/);
   assert.equal((await srv.api('GET', '/api/v1/users/half0', { token })).status, 404);
+});
+
+test('atriumctl users import waits for the job and shows its progress', async () => {
+  const file = path.join(srv.dir, 'cli-import.json');
+  await fsp.writeFile(file, JSON.stringify(rows('cli', 55)));
+  let r = await ctl(srv, ['users', 'import', file], { token, timeoutMs: 120000 });
+  assert.equal(r.code, 0, show(r));
+  assert.match(r.stdout, /imported 55 row\(s\) from /);
+  assert.match(r.stderr, /importing .*cli-import\.json: 55 of 55 passwords hashed/);
+  assert.equal((await srv.api('GET', '/api/v1/users/cli54', { token })).status, 200);
+  // The same names again: the job fails, atriumctl says why and exits 1.
+  r = await ctl(srv, ['users', 'import', file], { token, timeoutMs: 120000 });
+  assert.equal(r.code, 1, show(r));
+  assert.match(r.stderr, /error: import failed: .*nothing was imported/);
+  assert.match(r.stderr, /row 1: name: /);
 });
 
 async function healthz() {
