@@ -5,7 +5,6 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #define WORKPOOL_THREADS_MAX 64
@@ -26,7 +25,6 @@ struct workpool {
   size_t queue_max, head, len;
   size_t running;
   bool accepting, stopping;
-  int nice; /* added to each thread's nice value when it starts */
   uint64_t done, refused;
 };
 
@@ -50,17 +48,8 @@ workpool_t *workpool_new(const char *name, unsigned threads, size_t queue_max) {
   return p;
 }
 
-void workpool_set_nice(workpool_t *p, int nice) { p->nice = nice; }
-
 static void *worker(void *arg) {
   workpool_t *p = arg;
-  /* Linux keeps a nice value per thread: this one only. Best effort: a
-   * failure leaves the thread at the process's priority. */
-  if (p->nice) {
-    errno = 0;
-    int cur = getpriority(PRIO_PROCESS, (id_t)gettid());
-    if (errno == 0) (void)setpriority(PRIO_PROCESS, (id_t)gettid(), cur + p->nice);
-  }
   pthread_mutex_lock(&p->lock);
   for (;;) {
     while (p->len == 0 && !p->stopping) pthread_cond_wait(&p->wake, &p->lock);

@@ -20,10 +20,6 @@ typedef void (*workpool_fn)(void *arg);
 /* name: for logs and metrics ("cpu", "blocking"). threads 0: one per CPU. */
 workpool_t *workpool_new(const char *name, unsigned threads, size_t queue_max);
 int workpool_start(workpool_t *p, char *err, size_t errlen);
-/* Before workpool_start: the threads run `nice` steps below the process
- * (Linux per-thread nice), for bulk work that must yield to the server's
- * own threads. */
-void workpool_set_nice(workpool_t *p, int nice);
 /* Queues fn(arg). -EAGAIN when the queue is full, -ESHUTDOWN when the pool
  * is not running; fn is then never called. */
 int workpool_submit(workpool_t *p, workpool_fn fn, void *arg);

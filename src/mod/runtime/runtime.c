@@ -13,11 +13,11 @@
 #define IO_THREADS 4
 #define IO_QUEUE_MAX 256
 /* Password hashing (Argon2id: tens of ms of CPU and 64 MiB each): one core
- * is left to the server's threads, and the hashing threads run at a lower
- * priority, so that a big import or a burst of logins cannot make every
- * other answer wait. The queue is short: beyond it, 503 and Retry-After. */
+ * is left to the server's threads, so that a big import or a burst of
+ * logins cannot make every other answer wait. (A lower priority for these
+ * threads was tried: on a machine busy with other work it starved logins
+ * for seconds.) The queue is short: beyond it, 503 and Retry-After. */
 #define HASH_QUEUE_MAX 256
-#define HASH_NICE 10
 
 static struct {
   loop_t *loop;
@@ -85,10 +85,7 @@ static int start(char *err, size_t errlen) {
   int r = loop_start(R.loop, err, errlen);
   if (r == 0) r = workpool_start(R.cpu, err, errlen);
   if (r == 0) r = workpool_start(R.io, err, errlen);
-  if (r == 0) {
-    workpool_set_nice(R.hash, HASH_NICE);
-    r = workpool_start(R.hash, err, errlen);
-  }
+  if (r == 0) r = workpool_start(R.hash, err, errlen);
   return r;
 }
 
