@@ -768,7 +768,7 @@ int validate_url(const char *in, const validate_url_rule_t *rule, char **out,
 
 /* ---- paths that become nginx locations -------------------------------------- */
 
-#define PROXY_PATH_MAX 200
+#define PROXY_PATH_MAX 1024
 
 static bool proxy_path_char(int c) {
   return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/';

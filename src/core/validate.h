@@ -74,7 +74,7 @@ int validate_url(const char *in, const validate_url_rule_t *rule, char **out, va
 
 /* The path of a URL that becomes an nginx `location` (the published URLs):
  * letters, digits, '-', '.', '_', '~' and '/' only, no empty, "." or ".."
- * segment, at most 200 bytes. nginx matches locations against the decoded,
+ * segment, at most 1024 bytes. nginx matches locations against the decoded,
  * merged path, so a %XX escape, "//" or a dot segment would never match;
  * ';', '{', '}', quotes, '#', '$' and spaces would end or change the
  * directive itself. url is an absolute URL as validate_url returns it;
