@@ -2,8 +2,10 @@
  * settings, starts the feature modules in the order of `modules` and the
  * HTTP server with their routes, and waits for a signal; then stops them in
  * the reverse order. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -78,6 +80,36 @@ static void usage(FILE *f) {
           "Environment: ATRIUM_LOG_LEVEL (error, warning, notice, info, debug),\n"
           "ATRIUM_ADMIN_PASSWORD (password of the admin account created at first start),\n"
           "ATRIUM_<KEY> overrides one setting (ATRIUM_PROXY_HOST for proxy.host).\n");
+}
+
+/* The data directory and the SQLite store hold password hashes, messages
+ * and the encrypted secrets: readable by other users is worth a warning
+ * (an old install, a copied backup), writable by them is refused, since
+ * whoever can write there can replace the store or the key. The secret key
+ * file has its own, stricter check (secret.c). */
+static int check_private(const char *path, const char *what, bool must_exist, char *err,
+                         size_t errlen) {
+  struct stat st;
+  if (lstat(path, &st) != 0 || (S_ISLNK(st.st_mode) && stat(path, &st) != 0)) {
+    int e = errno;
+    if (e == ENOENT && !must_exist) return 0;
+    snprintf(err, errlen, "Cannot check the permissions of %s %s: %s.", what, path, strerror(e));
+    return -e;
+  }
+  unsigned mode = (unsigned)(st.st_mode & 07777);
+  bool dir = S_ISDIR(st.st_mode);
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    snprintf(err, errlen,
+             "%c%s %s is writable by other users (mode %04o), who could replace what atriumd "
+             "stores there; run: chmod %s %s",
+             toupper((unsigned char)what[0]), what + 1, path, mode, dir ? "700" : "600", path);
+    return -EPERM;
+  }
+  if (st.st_mode & (S_IRWXG | S_IRWXO))
+    log_warning("%c%s %s is readable by other users (mode %04o): they can read password hashes "
+                "and messages; run: chmod %s %s",
+                toupper((unsigned char)what[0]), what + 1, path, mode, dir ? "700" : "600", path);
+  return 0;
 }
 
 /* Creates the data directory (not its parents: a missing parent is more
@@ -346,12 +378,16 @@ int main(int argc, char **argv) {
   sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-  if (ensure_data_dir(atlas.data_dir, err, sizeof err) != 0) {
+  const bool pg = strcmp(atlas.store_backend, ATLAS_STORE_POSTGRESQL) == 0;
+  char db_path[PATH_MAX + 16];
+  snprintf(db_path, sizeof db_path, "%s/%s", atlas.data_dir, STORE_SQLITE_FILE_NAME);
+  if (ensure_data_dir(atlas.data_dir, err, sizeof err) != 0 ||
+      check_private(atlas.data_dir, "the data directory", true, err, sizeof err) != 0 ||
+      (!pg && check_private(db_path, "the store", false, err, sizeof err) != 0)) {
     log_err("%s", err);
     return 1;
   }
   store_t *store = NULL;
-  const bool pg = strcmp(atlas.store_backend, ATLAS_STORE_POSTGRESQL) == 0;
   const store_options_t so = {.data_dir = atlas.data_dir,
                               .conninfo = pg ? atlas.store_conninfo : NULL};
   if (store_open(pg ? store_pg_backend() : store_sqlite_backend(), &so, &store, err,
@@ -397,6 +433,7 @@ int main(int argc, char **argv) {
       .trusted_proxies = atlas.trusted_proxies,
       .router = up.router,
       .defer_pool = runtime_io_pool(),
+      .cpu_pool = runtime_hash_pool(),
       .connection_limit = (unsigned)runtime_connection_budget(),
       .limits = {.connections = (unsigned)atlas.limit_connections,
                  .per_address = (unsigned)atlas.limit_per_address,

@@ -14,16 +14,24 @@
 
 /* ---- rules shared by several rows ------------------------------------------ */
 
+/* The published URLs (and the base the defaults are derived from) become
+ * nginx locations: proxy_path. */
 static const validate_url_rule_t url_base = {
     .schemes = URL_SCHEME_HTTP | URL_SCHEME_HTTPS,
     .base = true,
+    .proxy_path = true,
 };
 static const validate_url_rule_t url_web = {
     .schemes = URL_SCHEME_HTTP | URL_SCHEME_HTTPS,
 };
+static const validate_url_rule_t url_published = {
+    .schemes = URL_SCHEME_HTTP | URL_SCHEME_HTTPS,
+    .proxy_path = true,
+};
 static const validate_url_rule_t url_mobile = {
     .schemes = URL_SCHEME_HTTPS,
     .host_fqdn = true,
+    .proxy_path = true,
     .why_https = "the mobile app reaches this URL over the Internet, so the connection must be "
                  "encrypted",
 };
@@ -516,7 +524,7 @@ const setting_def_t catalogue[] = {
         .help = "Web interface where users set up voicemail, fax and SMS. Leave blank for the "
                 "default URL.",
         .type = SETTING_URL,
-        .url_rule = &url_web,
+        .url_rule = &url_published,
         .default_json = "\"\"",
         .flags = SETTING_F_BLANK_DEFAULT,
         .effective_path = "/umsettings/",
@@ -536,7 +544,7 @@ const setting_def_t catalogue[] = {
         .help = "The externally reachable URL of web meetings. Leave blank for the default URL. "
                 "Use https; http is for temporary testing only.",
         .type = SETTING_URL,
-        .url_rule = &url_web,
+        .url_rule = &url_published,
         .default_json = "\"\"",
         .flags = SETTING_F_BLANK_DEFAULT,
         .effective_path = "/webmeeting/",
@@ -742,7 +750,11 @@ static int check_string_value(const setting_def_t *def, const json_t *in, json_t
   switch (def->type) {
   case SETTING_HOST:
   case SETTING_HOST_OR_IP: r = validate_host(s, def->host_flags, &norm, err); break;
-  case SETTING_URL: r = validate_url(s, def->url_rule, &norm, err); break;
+  case SETTING_URL:
+    r = validate_url(s, def->url_rule, &norm, err);
+    if (r == 0 && def->url_rule->proxy_path && (r = validate_proxy_path(norm, def->key, err)) < 0)
+      free(norm);
+    break;
   case SETTING_ENUM:
     for (const char *const *c = def->choices; *c; c++)
       if (strcmp(*c, s) == 0) {
@@ -936,6 +948,7 @@ void catalogue_write_markdown(FILE *f) {
             sep = "/";
           }
         if (r->host_fqdn) fputs(", FQDN host", f);
+        if (r->proxy_path) fputs(", path of a-z A-Z 0-9 - . _ ~ /", f);
         fputs(")", f);
       }
       fputs(" | ", f);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stddef.h>
 
 typedef enum log_level {
   LOG_LEVEL_ERR = 3,
@@ -25,6 +26,12 @@ int log_parse_level(const char *name, log_level_t *out);
  * the logs of a cluster gathered in one place say where each line came
  * from. NULL or "" for none (the default). Set once at start. */
 void log_set_node(const char *name);
+
+/* The one escape of every log line's message (log_msg uses it): newlines
+ * become spaces, other control characters (ESC and the rest of C0, DEL,
+ * C1) and bytes that are no UTF-8 become \xNN. Writes at most cap bytes of
+ * out, cutting at a whole character; returns the bytes written. */
+size_t log_escape(const char *in, size_t len, char *out, size_t cap);
 
 void log_msg(log_level_t level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

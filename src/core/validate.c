@@ -792,6 +792,51 @@ int validate_url(const char *in, const validate_url_rule_t *rule, char **out,
   return r;
 }
 
+/* ---- paths that become nginx locations -------------------------------------- */
+
+#define PROXY_PATH_MAX 1024
+
+static bool proxy_path_char(int c) {
+  return is_alpha(c) || is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/';
+}
+
+int validate_proxy_path(const char *url, const char *field, validate_error_t *err) {
+  const char *p = url ? strstr(url, "://") : NULL;
+  if (!p) return validate_fail(err, "%s is not an absolute URL.", field);
+  p += 3;
+  /* The authority ends at the first '/', '?' or '#' ('[...]' holds none). */
+  p += strcspn(p, "/?#");
+  size_t n = strcspn(p, "?#");
+  static const char rule[] = "it goes into the reverse proxy's nginx configuration as a "
+                             "location, so it may hold only letters a-z and A-Z, digits, '-', "
+                             "'.', '_', '~' and '/'";
+  if (n > PROXY_PATH_MAX)
+    return validate_fail(err, "The path of %s is longer than %d characters; %s.", field,
+                         PROXY_PATH_MAX, rule);
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (!proxy_path_char(c))
+      return validate_fail(err, "The path of %s holds \"%c\" at position %zu; %s.", field, c,
+                           i + 1, rule);
+  }
+  /* Segments between slashes: nginx merges "//" and resolves dot segments
+   * before it matches, so such a location would never be reached. */
+  for (size_t i = 1; i < n;) {
+    size_t j = i;
+    while (j < n && p[j] != '/') j++;
+    size_t seg = j - i;
+    bool last = j == n;
+    if ((seg == 0 && !last) || (seg == 1 && p[i] == '.') ||
+        (seg == 2 && p[i] == '.' && p[i + 1] == '.'))
+      return validate_fail(err,
+                           "The path of %s has an empty, \".\" or \"..\" segment; nginx would "
+                           "never match it as a location: write the path without it.",
+                           field);
+    i = j + 1;
+  }
+  return 0;
+}
+
 /* ---- QoS URLs ------------------------------------------------------------ */
 
 /* RFC 1738, 2.2: alphanumerics, the "safe" and "extra" sets and the reserved

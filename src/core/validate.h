@@ -56,6 +56,7 @@ typedef struct validate_url_rule {
   unsigned schemes;      /* allowed schemes (bitmask of validate_url_scheme) */
   bool host_fqdn;        /* host must be a DNS name of two or more labels, not an IP */
   bool base;             /* a base URL: no query, no fragment; trailing '/' removed */
+  bool proxy_path;       /* the path goes into the reverse proxy's configuration */
   bool no_path;          /* nothing after the authority except an optional "/" (ldap) */
   const char *why_https; /* when only https is allowed: the reason, quoted in the error */
 } validate_url_rule_t;
@@ -70,6 +71,15 @@ typedef struct validate_url_rule {
  * characters (also %00-%1F, %7F), non-ASCII outside the host and more than
  * VALIDATE_URL_MAX bytes are refused. IPv6 hosts keep their brackets. */
 int validate_url(const char *in, const validate_url_rule_t *rule, char **out, validate_error_t *err);
+
+/* The path of a URL that becomes an nginx `location` (the published URLs):
+ * letters, digits, '-', '.', '_', '~' and '/' only, no empty, "." or ".."
+ * segment, at most 1024 bytes. nginx matches locations against the decoded,
+ * merged path, so a %XX escape, "//" or a dot segment would never match;
+ * ';', '{', '}', quotes, '#', '$' and spaces would end or change the
+ * directive itself. url is an absolute URL as validate_url returns it;
+ * field (the setting's key) is named in the sentence. */
+int validate_proxy_path(const char *url, const char *field, validate_error_t *err);
 
 /* The URL of a QoS policy: http or https, '*' allowed as a wildcard anywhere
  * (the port only as a whole: ":*"), otherwise only the characters RFC 1738

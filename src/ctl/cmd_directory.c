@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ctl/client.h"
@@ -27,6 +28,75 @@ static void print_user(const json_t *u) {
   printf("enabled:         %s\n", json_is_true(json_object_get(u, "enabled")) ? "yes" : "no");
   printf("password:        %s\n", json_is_true(json_object_get(u, "has_password")) ? "set"
                                                                                   : "not set");
+}
+
+/* An import the server runs as a job (202): follows GET /api/v1/jobs/{id}
+ * until it is finished, showing the progress on stderr, and ends as the
+ * job did. Bounded: a job that shows no progress for 10 minutes is given
+ * up on here (it goes on at the server). */
+static int follow_job(ctl_ctx_t *ctx, json_t *job, const char *file, json_t **out) {
+  char path[128];
+  snprintf(path, sizeof path, "/api/v1/jobs/%s", str(job, "id"));
+  bool tty = isatty(STDERR_FILENO);
+  long long last_done = -1;
+  time_t last_change = time(NULL), last_line = 0;
+  json_incref(job);
+  for (;;) {
+    const char *state = str(job, "state");
+    long long done = (long long)json_integer_value(json_object_get(job, "done"));
+    long long total = (long long)json_integer_value(json_object_get(job, "total"));
+    time_t now = time(NULL);
+    if (done != last_done) last_change = now;
+    if (!ctx->json && (done != last_done || now - last_line >= 5) &&
+        (tty || now - last_line >= 2 || !strcmp(state, "done") || !strcmp(state, "failed"))) {
+      fprintf(stderr, tty ? "\rimporting %s: %lld of %lld passwords hashed" :
+                            "importing %s: %lld of %lld passwords hashed\n",
+              file, done, total);
+      fflush(stderr);
+      last_line = now;
+    }
+    last_done = done;
+    if (!strcmp(state, "done") || !strcmp(state, "failed")) break;
+    if (now - last_change > 600) {
+      if (tty) fputc('\n', stderr);
+      fprintf(stderr, "error: the import job %s has shown no progress for 10 minutes; see "
+                      "GET %s\n", str(job, "id"), path);
+      json_decref(job);
+      return CTL_EXIT_SERVER;
+    }
+    usleep(500000);
+    json_t *next = NULL;
+    int code = ctl_call(ctx, "GET", path, NULL, 0, NULL, NULL, &next);
+    if (code != CTL_EXIT_OK) {
+      json_decref(job);
+      return code;
+    }
+    json_decref(job);
+    job = next;
+  }
+  if (tty && !ctx->json) fputc('\n', stderr);
+  if (!strcmp(str(job, "state"), "failed")) {
+    if (ctx->json) {
+      ctl_print_json(job);
+    } else {
+      fprintf(stderr, "error: import failed: %s\n", str(job, "detail"));
+      size_t i;
+      json_t *e;
+      json_array_foreach(json_object_get(job, "errors"), i, e) {
+        long long row = (long long)json_integer_value(json_object_get(e, "row"));
+        long long line = (long long)json_integer_value(json_object_get(e, "line"));
+        if (line)
+          fprintf(stderr, "  row %lld (line %lld): %s: %s\n", row, line, str(e, "key"),
+                  str(e, "message"));
+        else
+          fprintf(stderr, "  row %lld: %s: %s\n", row, str(e, "key"), str(e, "message"));
+      }
+    }
+    json_decref(job);
+    return CTL_EXIT_REFUSED;
+  }
+  *out = job;
+  return CTL_EXIT_OK;
 }
 
 /* Reads an import file; CSV is sent as {"csv": text} (the client sends JSON
@@ -57,6 +127,13 @@ static int import_file(ctl_ctx_t *ctx, const char *path, const char *file) {
   }
   free(data);
   if (code != CTL_EXIT_OK) return code;
+  if (json_is_string(json_object_get(doc, "id")) && json_object_get(doc, "state")) {
+    json_t *job = doc;
+    doc = NULL;
+    code = follow_job(ctx, job, file, &doc);
+    json_decref(job);
+    if (code != CTL_EXIT_OK) return code;
+  }
   if (ctx->json)
     ctl_print_json(doc);
   else

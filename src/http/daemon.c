@@ -40,81 +40,6 @@ const char *http_method_name(http_method_t m) {
   return (unsigned)m < HTTP_METHOD_COUNT ? method_names[m] : "OTHER";
 }
 
-/* ---- parsing helpers ------------------------------------------------------------- */
-
-int http_parse_int_param(const char *text, int64_t min, int64_t max, int64_t dflt, int64_t *out) {
-  if (!text) {
-    *out = dflt;
-    return 0;
-  }
-  if (*text == '\0') return -EINVAL;
-  for (const char *p = text; *p; p++)
-    if (*p < '0' || *p > '9') return -EINVAL;
-  errno = 0;
-  char *end;
-  long long v = strtoll(text, &end, 10);
-  if (errno == ERANGE) return -ERANGE;
-  if (*end != '\0') return -EINVAL;
-  if (v < min || v > max) return -ERANGE;
-  *out = v;
-  return 0;
-}
-
-int http_parse_if_match(const char *header, int64_t *version) {
-  *version = -1;
-  if (!header) return 0;
-  while (*header == ' ' || *header == '\t') header++;
-  size_t n = strlen(header);
-  while (n > 0 && (header[n - 1] == ' ' || header[n - 1] == '\t')) n--;
-  if (n == 1 && header[0] == '*') return 0;
-  char digits[24];
-  const char *start = header;
-  /* Bare 5 is accepted as well as "5": atriumctl and curl users write both. */
-  if (n >= 2 && header[0] == '"' && header[n - 1] == '"') {
-    start++;
-    n -= 2;
-  }
-  if (n == 0 || n >= sizeof digits) return -EINVAL;
-  memcpy(digits, start, n);
-  digits[n] = '\0';
-  int64_t v;
-  if (http_parse_int_param(digits, 0, INT64_MAX, 0, &v) != 0) return -EINVAL;
-  *version = v;
-  return 0;
-}
-
-bool http_content_type_is_json(const char *header) {
-  if (!header) return false;
-  while (*header == ' ' || *header == '\t') header++;
-  static const char json[] = "application/json";
-  if (strncasecmp(header, json, sizeof json - 1) != 0) return false;
-  const char *p = header + sizeof json - 1;
-  while (*p == ' ' || *p == '\t') p++;
-  if (*p == '\0') return true;
-  if (*p != ';') return false;
-  /* Only the charset parameter is known, and JSON is UTF-8 (RFC 8259). */
-  p++;
-  while (*p == ' ' || *p == '\t') p++;
-  if (strncasecmp(p, "charset=", 8) != 0) return false;
-  p += 8;
-  bool quoted = *p == '"';
-  if (quoted) p++;
-  if (strncasecmp(p, "utf-8", 5) != 0) return false;
-  p += 5;
-  if (quoted && *p++ != '"') return false;
-  while (*p == ' ' || *p == '\t') p++;
-  return *p == '\0';
-}
-
-const char *http_bearer_token(const char *authorization) {
-  if (!authorization || strncasecmp(authorization, "Bearer", 6) != 0) return NULL;
-  const char *p = authorization + 6;
-  if (*p != ' ' && *p != '\t') return NULL;
-  while (*p == ' ' || *p == '\t') p++;
-  if (*p == '\0') return NULL;
-  return p;
-}
-
 json_t *http_problem_json(unsigned status, const char *slug, const char *title, const char *detail,
                           const json_t *errors) {
   if (!title || !*title) title = MHD_get_reason_phrase_for(status);
@@ -161,6 +86,7 @@ typedef struct http_job {
   void *ctx;
   void (*free_ctx)(void *ctx);
   atomic_bool done;
+  bool cpu; /* counted in server.cpu_inflight */
 } http_job_t;
 
 static struct {
@@ -168,6 +94,9 @@ static struct {
   store_t *store;
   http_router_t *router;
   workpool_t *defer_pool;
+  workpool_t *cpu_pool;
+  unsigned cpu_max;
+  atomic_uint cpu_inflight;
   int port;
   bool tls;
   atomic_bool stopping;
@@ -258,6 +187,11 @@ static bool trusted_text(const char *text) {
   return false;
 }
 
+static bool trusted_hop(const char *address, void *ctx) {
+  (void)ctx;
+  return trusted_text(address);
+}
+
 /* The peer of the TCP connection as text into buf; its family and bytes. */
 static int peer_address(http_request_t *req, char *buf, size_t len, int *family,
                         unsigned char *bin) {
@@ -302,27 +236,8 @@ const char *http_client_address(http_request_t *req) {
   if (peer_address(req, req->client, sizeof req->client, &family, bin) != 0 || !ntrusted ||
       !trusted_match(family, bin))
     return req->client;
-  /* Right to left: each trusted hop vouches for the one before it; the first
-   * untrusted address is the client (anything further left is its claim). */
   const char *xff = http_header(req, "X-Forwarded-For");
-  if (!xff) return req->client;
-  size_t end = strlen(xff);
-  while (end > 0) {
-    size_t start = end;
-    while (start > 0 && xff[start - 1] != ',') start--;
-    size_t a = start, b = end;
-    while (a < b && (xff[a] == ' ' || xff[a] == '\t')) a++;
-    while (b > a && (xff[b - 1] == ' ' || xff[b - 1] == '\t')) b--;
-    char hop[INET6_ADDRSTRLEN];
-    unsigned char hb[16];
-    if (b - a == 0 || b - a >= sizeof hop) break;
-    memcpy(hop, xff + a, b - a);
-    hop[b - a] = '\0';
-    if (inet_pton(AF_INET, hop, hb) != 1 && inet_pton(AF_INET6, hop, hb) != 1) break;
-    snprintf(req->client, sizeof req->client, "%s", hop);
-    if (!trusted_text(hop)) break;
-    end = start > 0 ? start - 1 : 0;
-  }
+  http_forwarded_client(xff, trusted_hop, NULL, req->client, sizeof req->client);
   return req->client;
 }
 
@@ -333,24 +248,13 @@ const char *http_request_scheme(http_request_t *req) {
   return server.tls ? "https" : "http";
 }
 
-/* host[:port] with the characters of DNS names and address literals only, so
- * that the value can go into a URL or a page without further escaping. */
-static bool plain_authority(const char *s) {
-  if (!s || !*s || strlen(s) > 300) return false;
-  for (const char *p = s; *p; p++)
-    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-          *p == '.' || *p == '-' || *p == ':' || *p == '[' || *p == ']'))
-      return false;
-  return true;
-}
-
 const char *http_request_host(http_request_t *req) {
   if (http_via_trusted_proxy(req)) {
     const char *fwd = http_header(req, "X-Forwarded-Host");
-    if (plain_authority(fwd)) return fwd;
+    if (http_plain_authority(fwd)) return fwd;
   }
   const char *host = http_header(req, MHD_HTTP_HEADER_HOST);
-  return plain_authority(host) ? host : NULL;
+  return http_plain_authority(host) ? host : NULL;
 }
 
 /* ---- before-reply hooks ------------------------------------------------------------ */
@@ -397,6 +301,12 @@ static conn_track_t *track_of(struct MHD_Connection *conn) {
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   http_conn_t *c = ci ? ci->socket_context : NULL;
   return c ? &c->track : NULL;
+}
+
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s) {
+  (void)cls;
+  (void)conn;
+  return http_unescape(s);
 }
 
 static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen) {
@@ -618,6 +528,15 @@ static int64_t elapsed_us(const struct timespec *start) {
 /* First call for a request: route, authentication, media type, declared size.
  * Everything a handler must not have to check is answered here. */
 static enum MHD_Result begin_request(http_request_t *req, const char *url) {
+  if (!http_path_acceptable(url, strlen(url))) {
+    /* Nothing of the path goes into the answer or the log: it is what
+     * could not be shown. */
+    req->path = strdup("/");
+    return http_reply_problem(req, MHD_HTTP_BAD_REQUEST, "malformed", "Malformed path",
+                              "The request path, once its %-escapes are decoded, must be UTF-8 "
+                              "text without control characters.",
+                              NULL);
+  }
   unsigned allowed;
   req->route = http_router_match(server.router, req->method, url, &allowed, &req->slot);
   /* Kept for unmatched paths too: a QoS policy may cover their 404. */
@@ -768,39 +687,68 @@ static void jobs_add(int delta) {
 static void job_main(void *arg) {
   http_job_t *job = arg;
   job->work(job->ctx);
+  if (job->cpu) atomic_fetch_sub(&server.cpu_inflight, 1);
   atomic_store(&job->done, true);
   /* Resuming makes MHD call on_request again, which sees `done` and replies. */
   MHD_resume_connection(job->conn);
   jobs_add(-1);
 }
 
-enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn reply, void *ctx,
-                           void (*free_ctx)(void *ctx)) {
+static enum MHD_Result reply_busy(http_request_t *req) {
+  http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "2");
+  return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "Server busy",
+                            "The server has too much slow work queued right now; try again "
+                            "in a few seconds.",
+                            NULL);
+}
+
+static enum MHD_Result defer_on(http_request_t *req, workpool_t *pool, bool cpu, http_work_fn work,
+                                http_reply_fn reply, void *ctx, void (*free_ctx)(void *ctx)) {
+  if (cpu && atomic_fetch_add(&server.cpu_inflight, 1) >= server.cpu_max) {
+    atomic_fetch_sub(&server.cpu_inflight, 1);
+    if (free_ctx) free_ctx(ctx);
+    return reply_busy(req);
+  }
   http_job_t *job = calloc(1, sizeof *job);
   if (!job) {
+    if (cpu) atomic_fetch_sub(&server.cpu_inflight, 1);
     if (free_ctx) free_ctx(ctx);
     return http_reply_oom(req);
   }
   *job = (http_job_t){.conn = req->conn, .work = work, .reply = reply, .ctx = ctx,
-                      .free_ctx = free_ctx};
+                      .free_ctx = free_ctx, .cpu = cpu};
   atomic_init(&job->done, false);
   jobs_add(1);
   req->job = job;
   /* Suspend before the job is queued, so that its resume cannot come first. */
   MHD_suspend_connection(req->conn);
-  int r = server.defer_pool ? workpool_submit(server.defer_pool, job_main, job) : -ESHUTDOWN;
+  int r = pool ? workpool_submit(pool, job_main, job) : -ESHUTDOWN;
   if (r != 0) {
     MHD_resume_connection(req->conn);
     jobs_add(-1);
+    if (cpu) atomic_fetch_sub(&server.cpu_inflight, 1);
     req->job = NULL;
     job_free(job);
-    http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "5");
-    return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "Server busy",
-                              "The server has too much slow work queued right now; try again "
-                              "in a few seconds.",
-                              NULL);
+    return reply_busy(req);
   }
   return MHD_YES;
+}
+
+enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn reply, void *ctx,
+                           void (*free_ctx)(void *ctx)) {
+  return defer_on(req, server.defer_pool, false, work, reply, ctx, free_ctx);
+}
+
+enum MHD_Result http_defer_cpu(http_request_t *req, http_work_fn work, http_reply_fn reply,
+                               void *ctx, void (*free_ctx)(void *ctx)) {
+  /* Without a CPU pool (unit tests, tools) the work runs here. */
+  if (!server.cpu_pool) {
+    work(ctx);
+    enum MHD_Result r = reply(req, ctx);
+    if (free_ctx) free_ctx(ctx);
+    return r;
+  }
+  return defer_on(req, server.cpu_pool, true, work, reply, ctx, free_ctx);
 }
 
 unsigned http_reply_status(const http_request_t *req) { return req->status; }
@@ -965,6 +913,12 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
   server.store = cfg->store;
   server.router = cfg->router;
   server.defer_pool = cfg->defer_pool;
+  server.cpu_pool = cfg->cpu_pool;
+  {
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    server.cpu_max = cfg->cpu_max ? cfg->cpu_max : 32 * (unsigned)(ncpu < 1 ? 1 : ncpu);
+  }
+  atomic_store(&server.cpu_inflight, 0);
   atomic_store(&server.stopping, false);
 
   /* Accept "[::1]" as well as "::1". */
@@ -1046,13 +1000,14 @@ int http_start(const http_config_t *cfg, char *err, size_t errlen) {
     return -ENOMEM;
   }
 
-  struct MHD_OptionItem opts[12];
+  struct MHD_OptionItem opts[13];
   size_t n = 0;
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, (void *)sa};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)threads, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, NULL};
   opts[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 60, NULL};
+  opts[n++] = (struct MHD_OptionItem){MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)on_unescape, NULL};
   /* WebSockets leave the server once upgraded (without TLS), so the limit
    * is about requests in progress; it follows the descriptors the process
    * may open rather than select()'s FD_SETSIZE, which epoll does not need. */

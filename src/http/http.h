@@ -23,6 +23,7 @@
 
 #include "core/problem.h"
 #include "http/auth.h"
+#include "http/parse.h"
 #include "store/store.h"
 
 #define HTTP_BODY_MAX (256 * 1024)
@@ -89,6 +90,8 @@ typedef struct http_config {
   const char *trusted_proxies;
   struct http_router *router;    /* every module's routes */
   struct workpool *defer_pool;   /* where http_defer work runs */
+  struct workpool *cpu_pool;     /* where http_defer_cpu work runs */
+  unsigned cpu_max;              /* http_defer_cpu requests at once; 0: 32 per CPU */
   unsigned connection_limit;     /* 0: libmicrohttpd's default */
   http_limits_t limits;
 } http_config_t;
@@ -121,18 +124,7 @@ typedef void (*http_reply_hook_fn)(http_request_t *req, int fd, int family, uint
 int http_add_reply_hook(http_reply_hook_fn fn);
 void http_clear_reply_hooks(void);
 
-/* ---- parsing helpers (exported for the unit tests) -------------------------- */
-
-/* If-Match: "5", 5, or * (any version). *version = -1 for absent or "*".
- * -EINVAL for anything else (weak tags, lists, garbage). */
-int http_parse_if_match(const char *header, int64_t *version);
-/* A decimal integer in [min, max], digits only (no sign, no spaces, no
- * leading '+'). NULL or absent gives *out = dflt. -EINVAL / -ERANGE. */
-int http_parse_int_param(const char *text, int64_t min, int64_t max, int64_t dflt, int64_t *out);
-/* true for "application/json", optionally with "; charset=utf-8". */
-bool http_content_type_is_json(const char *header);
-/* The token from "Bearer <token>" (scheme case-insensitive), or NULL. */
-const char *http_bearer_token(const char *authorization);
+/* ---- parsing helpers: http/parse.h (pure, fuzzed) -------------------------- */
 
 /* {"type", "title", "status", "detail", "errors"}; errors is copied (an
  * empty array when NULL); a NULL title is the status' reason phrase. New
@@ -209,6 +201,12 @@ typedef void (*http_work_fn)(void *ctx);
 typedef enum MHD_Result (*http_reply_fn)(http_request_t *req, void *ctx);
 enum MHD_Result http_defer(http_request_t *req, http_work_fn work, http_reply_fn reply, void *ctx,
                            void (*free_ctx)(void *ctx));
+/* The same for CPU work (password hashing: logins, imports) on
+ * http_config_t.cpu_pool. At most cpu_max such requests are queued or
+ * running at once: beyond, 503 with Retry-After, so that a burst of logins
+ * waits a bounded time instead of queueing without end. */
+enum MHD_Result http_defer_cpu(http_request_t *req, http_work_fn work, http_reply_fn reply,
+                               void *ctx, void (*free_ctx)(void *ctx));
 
 /* ---- replies ---------------------------------------------------------------------- */
 

@@ -69,6 +69,30 @@ static void run(string_validator_t fn, const char *in, const void *arg) {
   free(out);
 }
 
+/* A published URL: validated, then its path checked for an nginx location.
+ * An accepted path must hold only the allowed characters and no "//", "/./"
+ * or "/../", whatever the URL parser made of the input. */
+static void run_proxy_path(const char *in) {
+  char *out = NULL;
+  validate_error_t err = {.field = ""};
+  if (validate_url(in, &url_rules[2], &out, &err) != 0) return;
+  int rc = validate_proxy_path(out, "um.url", &err);
+  if (rc != 0 && (rc != -EINVAL || err.message[0] == '\0')) abort();
+  if (rc == 0) {
+    const char *p = strstr(out, "://");
+    if (!p) abort();
+    p += 3 + strcspn(p + 3, "/?#");
+    size_t n = strcspn(p, "?#");
+    for (size_t i = 0; i < n; i++)
+      if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/", p[i]))
+        abort();
+    char *path = strndup(p, n);
+    if (path && (strstr(path, "//") || strstr(path, "/./") || strstr(path, "/../"))) abort();
+    free(path);
+  }
+  free(out);
+}
+
 static void run_json(int (*fn)(const json_t *, json_t **, validate_error_t *), const json_t *in) {
   json_t *out = NULL;
   validate_error_t err = {.field = ""};
@@ -102,6 +126,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     run(url_fn, s, &url_rules[i]);
   run(qos_url_fn, s, NULL);
   run(bypass_fn, s, NULL);
+  run_proxy_path(s);
   (void)validate_is_ip_literal(s);
 
   json_t *json = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);

@@ -143,7 +143,7 @@ export async function startServer(opts = {}) {
   const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'atrium-it-'));
   const dataDir = opts.dataDir ?? path.join(dir, 'data');
   if (storeOfDir) pgDatabases.set(dataDir, storeOfDir);
-  await fsp.mkdir(dataDir, { recursive: true });
+  await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
   const atlasPath = path.join(dir, 'atlas.xml');
   const xml = '<?xml version="1.0"?><Atlas>'
     + `<Listen address="${address}" port="${port}"/>`

@@ -256,3 +256,53 @@ test('the production configuration (TLS, ports from the URLs) passes nginx -t', 
     path.join(d2, 'error.log')], { encoding: 'utf8', timeout: 10000 });
   assert.equal(check.status, 0, `nginx -t: ${check.stderr}\n${filled}`);
 });
+
+test('published paths are refused unless safe in an nginx location', async () => {
+  const s = await startServer();
+  try {
+    const t = await s.login();
+    const r = await s.api('PATCH', '/api/v1/settings', { token: t, body: { 'um.url': 'http://um.example.com/a;deny;/' } });
+    assert.equal(r.status, 422, r.text);
+    const e = r.json.errors.find((x) => x.key === 'um.url');
+    assert.ok(e, r.text);
+    assert.match(e.message, /^The path of um\.url holds ";" at position 3; .*nginx.*location.*letters/);
+    for (const [key, url] of [['meeting.url', 'https://meet.example.com/a/../b/'],
+      ['mobile.app_url', 'https://m.example.com/a%20b/'], ['server.public_url', 'https://atrium.example.com/x$y']]) {
+      const q = await s.api('PATCH', '/api/v1/settings', { token: t, body: { [key]: url } });
+      assert.equal(q.status, 422, `${key} ${url}: ${q.text}`);
+      assert.ok(q.json.errors.some((x) => x.key === key && x.message.includes(key)), q.text);
+    }
+  } finally { await s.stop(); }
+});
+
+// Odd but accepted paths: every one must still give a configuration nginx takes.
+const NASTY = [
+  ['https://atrium.example.com/~base.d-ir_', 'http://um.example.com/~user/a..b/', 'https://meet.example.com/.hidden/-/_/',
+    'https://m.example.com/A-Z_a-z.0-9~/', 'https://m.example.com/x/y/z/w/v'],
+  ['https://atrium.example.com', 'http://um.example.com/', 'https://meet.example.com/...x/', 'https://m.example.com:7443/', 'https://m.example.com:7443/~'],
+];
+test('nginx -t accepts the generated block for odd accepted paths', { skip: !haveNginx && 'no nginx' }, async () => {
+  const s = await startServer();
+  try {
+    const t = await s.login();
+    for (const [i, [base, um, meeting, app, webapi]] of NASTY.entries()) {
+      const r = await s.api('PATCH', '/api/v1/settings', {
+        token: t,
+        body: { 'server.public_url': base, 'um.url': um, 'meeting.enabled': true, 'meeting.url': meeting, 'mobile.app_url': app, 'mobile.webapi_url': webapi },
+      });
+      assert.equal(r.status, 200, r.text);
+      const conf = await s.api('GET', '/api/v1/reverse-proxy/nginx?listen=127.0.0.1:1&tls=off', { token: t });
+      assert.equal(conf.status, 200, conf.text);
+      assert.doesNotMatch(conf.text, /left out/);
+      const d = await fsp.mkdtemp(path.join(os.tmpdir(), `atrium-nginx-odd${i}-`));
+      try {
+        await fsp.writeFile(path.join(d, 'atrium.conf'), conf.text);
+        await fsp.writeFile(path.join(d, 'nginx.conf'), nginxMain(d, path.join(d, 'atrium.conf')));
+        const check = spawnSync(NGINX, ['-t', '-p', d, '-c', path.join(d, 'nginx.conf'), '-e', path.join(d, 'error.log')],
+          { encoding: 'utf8', timeout: 10000 });
+        assert.equal(check.status, 0, `nginx -t: ${check.stderr}\n${conf.text}`);
+        for (const p of [new URL(um).pathname, new URL(meeting).pathname]) assert.ok(conf.text.includes(`location ${p.endsWith('/') ? p : p + '/'} {`), `${p}\n${conf.text}`);
+      } finally { await fsp.rm(d, { recursive: true, force: true }); }
+    }
+  } finally { await s.stop(); }
+});

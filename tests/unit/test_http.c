@@ -5,12 +5,15 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
+#include "core/log.h"
 #include "core/metrics.h"
 #include "http/http.h"
 #include "http/router.h"
@@ -310,6 +313,68 @@ static void test_bearer(void **state) {
   assert_null(http_bearer_token("Basic YWRtaW46eA=="));
 }
 
+static void test_path_acceptable(void **state) {
+  static const char *const good[] = {"/", "/admin/", "/api/v1/users/alice", "/m/caf\xc3\xa9",
+                                     "/m/\xe2\x82\xac", "/m/\xf0\x9f\x98\x80", "/a%20b"};
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+    if (!http_path_acceptable(good[i], strlen(good[i]))) fail_msg("path %s refused", good[i]);
+  static const char *const bad[] = {
+      "",                 "admin",          "/admin/\xff\xfe", "/\xc3",          "/\xc0\xaf",
+      "/\xe0\x80\xaf", "/\xed\xa0\x80", "/\xf4\x90\x80\x80", "/a\x1b[31m", "/a\x7f",
+      "/a\tb",           "/a\xc2\x9b",     "/\xf0\x9f\x98",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    if (http_path_acceptable(bad[i], strlen(bad[i]))) fail_msg("path #%zu accepted", i);
+  assert_false(http_path_acceptable(NULL, 0));
+}
+
+static void test_unescape(void **state) {
+  char a[] = "/a%20b%2Fc%zz%4";
+  assert_int_equal(http_unescape(a), strlen("/a b/c%zz%4"));
+  assert_string_equal(a, "/a b/c%zz%4");
+  char b[] = "/healthz%00x";
+  assert_int_equal(http_unescape(b), 10);
+  assert_string_equal(b, "/healthz\x7fx");
+  assert_false(http_path_acceptable(b, strlen(b)));
+}
+
+static bool trust_10(const char *address, void *ctx) {
+  (void)ctx;
+  return strncmp(address, "10.", 3) == 0;
+}
+
+static void test_forwarded_client(void **state) {
+  char out[64];
+  snprintf(out, sizeof out, "10.0.0.1");
+  http_forwarded_client("203.0.113.9, 10.0.0.2", trust_10, NULL, out, sizeof out);
+  assert_string_equal(out, "203.0.113.9");
+  /* A claim left of the first untrusted hop is not believed. */
+  snprintf(out, sizeof out, "10.0.0.1");
+  http_forwarded_client("198.51.100.1, 203.0.113.9", trust_10, NULL, out, sizeof out);
+  assert_string_equal(out, "203.0.113.9");
+  /* Garbage stops the walk at the last good hop. */
+  snprintf(out, sizeof out, "10.0.0.1");
+  http_forwarded_client("203.0.113.9, evil", trust_10, NULL, out, sizeof out);
+  assert_string_equal(out, "10.0.0.1");
+  snprintf(out, sizeof out, "10.0.0.1");
+  http_forwarded_client(",,, ", trust_10, NULL, out, sizeof out);
+  assert_string_equal(out, "10.0.0.1");
+  snprintf(out, sizeof out, "10.0.0.1");
+  http_forwarded_client("2001:db8::1,10.9.9.9", trust_10, NULL, out, sizeof out);
+  assert_string_equal(out, "2001:db8::1");
+}
+
+static void test_log_escape(void **state) {
+  char out[64];
+  static const char in[] = "a\x1b[2Jb\nc\x07\xff\xc2\x9b caf\xc3\xa9";
+  size_t n = log_escape(in, sizeof in - 1, out, sizeof out);
+  out[n] = '\0';
+  assert_string_equal(out, "a\\x1b[2Jb c\\x07\\xff\\xc2\\x9b caf\xc3\xa9");
+  /* Never more than cap bytes, and never half an escape. */
+  n = log_escape("\x1b\x1b\x1b", 3, out, 6);
+  assert_int_equal(n, 4);
+}
+
 static void test_problem_shape(void **state) {
   json_t *p = http_problem_json(404, "not-found", "Not found", "Nothing here.", NULL);
   assert_non_null(p);
@@ -398,6 +463,8 @@ int main(void) {
       cmocka_unit_test(test_method_names),
       cmocka_unit_test(test_if_match),         cmocka_unit_test(test_int_param),
       cmocka_unit_test(test_content_type),     cmocka_unit_test(test_bearer),
+      cmocka_unit_test(test_path_acceptable),  cmocka_unit_test(test_forwarded_client),
+      cmocka_unit_test(test_log_escape),       cmocka_unit_test(test_unescape),
       cmocka_unit_test(test_problem_shape),    cmocka_unit_test(test_metrics_render),
   };
   return cmocka_run_group_tests(tests, build, unbuild);

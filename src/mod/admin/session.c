@@ -2,6 +2,7 @@
  * CSRF token back), logout. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -51,6 +52,32 @@ static const char *login_name(const json_t *body, json_t *errors) {
   return NULL;
 }
 
+/* A login on the CPU pool: what the work needs, copied out of the request,
+ * and what it found. */
+typedef struct login_job {
+  char *user, *password, *address;
+  int rc, retry_after;
+  auth_session_t s;
+} login_job_t;
+
+static void login_job_free(void *ctx) {
+  login_job_t *j = ctx;
+  if (!j) return;
+  if (j->password) explicit_bzero(j->password, strlen(j->password));
+  free(j->user);
+  free(j->password);
+  free(j->address);
+  auth_session_clear(&j->s);
+  free(j);
+}
+
+static void login_job_run(void *ctx) {
+  login_job_t *j = ctx;
+  j->rc = auth_login(j->user, j->password, j->address, &j->s, &j->retry_after);
+}
+
+static enum MHD_Result login_job_reply(http_request_t *req, void *ctx);
+
 enum MHD_Result admin_session_login(http_request_t *req) {
   const json_t *body = http_body_json(req);
   if (!json_is_object(body))
@@ -71,9 +98,23 @@ enum MHD_Result admin_session_login(http_request_t *req) {
   }
   json_decref(errors);
 
-  auth_session_t s = {0};
-  int retry_after = 0;
-  int rc = auth_login(user, password, http_client_address(req), &s, &retry_after);
+  login_job_t *j = calloc(1, sizeof *j);
+  if (!j || !(j->user = strdup(user)) || !(j->password = strdup(password)) ||
+      !(j->address = strdup(http_client_address(req)))) {
+    login_job_free(j);
+    return http_reply_oom(req);
+  }
+  /* Argon2id costs tens of milliseconds of CPU: on the CPU pool, so that
+   * the server's threads keep answering everyone else meanwhile. */
+  return http_defer_cpu(req, login_job_run, login_job_reply, j, login_job_free);
+}
+
+static enum MHD_Result login_job_reply(http_request_t *req, void *ctx) {
+  login_job_t *j = ctx;
+  const char *user = j->user;
+  int rc = j->rc, retry_after = j->retry_after;
+  auth_session_t s = j->s;
+  memset(&j->s, 0, sizeof j->s);
   if (rc == -EACCES) {
     /* The name as typed, cut: a long one is likelier a password typed into
      * the wrong field. Refusals while throttled are not written: they cost

@@ -62,6 +62,41 @@ json_t *directory_login_reply(const char *token, const char *login, int64_t expi
                    "expires", (json_int_t)expires);
 }
 
+/* A client login on the CPU pool: copies of what it needs, and its outcome. */
+typedef struct client_login_job {
+  store_t *store;
+  char *login, *password, *source, *account;
+  json_t *device;
+  int r;
+  bool ended; /* throttle_end called: a job refused before it ran ends it in free */
+  directory_login_t out;
+  problem_t err;
+} client_login_job_t;
+
+static void client_login_job_free(void *ctx) {
+  client_login_job_t *j = ctx;
+  if (!j) return;
+  if (!j->ended)
+    throttle_end(throttle_logins(), CLIENT_THROTTLE_REALM, j->account, j->source, THROTTLE_ERROR,
+                 throttle_now_ms());
+  if (j->password) explicit_bzero(j->password, strlen(j->password));
+  free(j->login);
+  free(j->password);
+  free(j->source);
+  free(j->account);
+  json_decref(j->device);
+  directory_login_clear(&j->out);
+  problem_clear(&j->err);
+  free(j);
+}
+
+static void client_login_job_run(void *ctx) {
+  client_login_job_t *j = ctx;
+  j->r = directory_login(j->store, j->login, j->password, j->device, &j->out, &j->err);
+}
+
+static enum MHD_Result client_login_job_reply(http_request_t *req, void *ctx);
+
 enum MHD_Result directory_client_login(http_request_t *req) {
   const json_t *body = http_body_json(req);
   if (!json_is_object(body))
@@ -94,12 +129,34 @@ enum MHD_Result directory_client_login(http_request_t *req) {
                               "Too many login attempts", detail, NULL);
   }
 
-  problem_t err = {0};
-  directory_login_t out;
-  int r = directory_login(http_store(req), login, password, json_object_get(body, "device"), &out,
-                          &err);
+  client_login_job_t *j = calloc(1, sizeof *j);
+  const json_t *device = json_object_get(body, "device");
+  if (!j || !(j->login = strdup(login)) || !(j->password = strdup(password)) ||
+      !(j->source = strdup(source)) || !(j->account = strdup(account)) ||
+      (device && !(j->device = json_deep_copy(device)))) {
+    if (j) j->ended = true;
+    client_login_job_free(j);
+    throttle_end(thr, CLIENT_THROTTLE_REALM, account, source, THROTTLE_ERROR, throttle_now_ms());
+    return http_reply_oom(req);
+  }
+  j->store = http_store(req);
+  /* Argon2id on the CPU pool: the server's threads keep serving meanwhile. */
+  return http_defer_cpu(req, client_login_job_run, client_login_job_reply, j,
+                        client_login_job_free);
+}
+
+static enum MHD_Result client_login_job_reply(http_request_t *req, void *ctx) {
+  client_login_job_t *j = ctx;
+  int r = j->r;
+  const char *login = j->login, *account = j->account, *source = j->source;
+  throttle_t *thr = throttle_logins();
+  directory_login_t out = j->out;
+  memset(&j->out, 0, sizeof j->out);
+  problem_t err = j->err;
+  memset(&j->err, 0, sizeof j->err);
   /* A right password for a renamed login counts as a success: it proves
    * the password. */
+  j->ended = true;
   throttle_end(thr, CLIENT_THROTTLE_REALM, account, source,
                r == 0 || r == -ESTALE ? THROTTLE_OK
                : r == -EACCES         ? THROTTLE_FAILED

@@ -899,6 +899,7 @@ struct directory_batch {
   import_row_t *rows;
   size_t count, cap;
   size_t dropped; /* invalid rows: the import fails even if their message could not be kept */
+  size_t hashed;  /* rows before this one hold a hash, not a password (users) */
 };
 
 typedef struct import_kind {
@@ -1424,26 +1425,52 @@ static int import_txn(store_txn_t *t, void *vctx) {
   return r;
 }
 
-int directory_import_apply(store_t *store, const directory_actor_t *by, directory_batch_t *b,
+size_t directory_batch_passwords(const directory_batch_t *b) {
+  size_t n = 0;
+  if (b && b->kind == DIRECTORY_IMPORT_USERS)
+    for (size_t i = b->hashed; i < b->count; i++) n += b->rows[i].f[3] != NULL;
+  return n;
+}
+
+int directory_import_hash_step(directory_batch_t *b, bool *more) {
+  *more = false;
+  if (b->kind != DIRECTORY_IMPORT_USERS) return 0;
+  while (b->hashed < b->count && !b->rows[b->hashed].f[3]) b->hashed++;
+  if (b->hashed == b->count) return 0;
+  char **pw = &b->rows[b->hashed].f[3];
+  char *hash = NULL;
+  int r = secret_password_hash(*pw, &hash);
+  explicit_bzero(*pw, strlen(*pw));
+  free(*pw);
+  *pw = hash;
+  b->hashed++;
+  if (r < 0) return r;
+  while (b->hashed < b->count && !b->rows[b->hashed].f[3]) b->hashed++;
+  *more = b->hashed < b->count;
+  return 0;
+}
+
+int directory_import_write(store_t *store, const directory_actor_t *by, directory_batch_t *b,
                            int64_t *imported, problem_t *err) {
   *imported = 0;
-  /* Hashing is the slow part: done before the transaction begins. */
-  if (b->kind == DIRECTORY_IMPORT_USERS) {
-    for (size_t i = 0; i < b->count; i++) {
-      char *pw = b->rows[i].f[3];
-      if (!pw) continue;
-      char *hash = NULL;
-      int r = secret_password_hash(pw, &hash);
-      explicit_bzero(pw, strlen(pw));
-      free(pw);
-      b->rows[i].f[3] = hash;
-      if (r < 0) return r;
-    }
-  }
+  if (b->kind == DIRECTORY_IMPORT_USERS && b->hashed < b->count && directory_batch_passwords(b))
+    return -EINVAL; /* passwords not hashed yet: never written as they are */
   import_txn_t c = {.by = by, .b = b, .err = err};
   int r = store_run_txn(store, "import", import_txn, &c);
   if (r == 0) *imported = (int64_t)b->count;
   return r;
+}
+
+int directory_import_apply(store_t *store, const directory_actor_t *by, directory_batch_t *b,
+                           int64_t *imported, problem_t *err) {
+  *imported = 0;
+  /* Hashing is the slow part: done before the transaction begins. */
+  bool more = true;
+  while (more) {
+    int r = directory_import_hash_step(b, &more);
+    if (r < 0) return r;
+  }
+  return directory_import_write(store, by, b, imported, err);
 }
 
 /* ---- federation data: lists -------------------------------------------------------------------- */

@@ -192,6 +192,13 @@ void directory_batch_free(directory_batch_t *b); /* accepts NULL */
  * or a user that does not exist is an error naming the row. */
 int directory_import_apply(store_t *store, const directory_actor_t *by, directory_batch_t *b,
                            int64_t *imported, problem_t *err);
+/* The same in steps, for an import that runs as a job: passwords still to
+ * hash; hash the next one (*more: others are left); then the transaction,
+ * which refuses (-EINVAL) while a password is unhashed. */
+size_t directory_batch_passwords(const directory_batch_t *b);
+int directory_import_hash_step(directory_batch_t *b, bool *more);
+int directory_import_write(store_t *store, const directory_actor_t *by, directory_batch_t *b,
+                           int64_t *imported, problem_t *err);
 
 /* ---- federation data ------------------------------------------------------------------------ */
 

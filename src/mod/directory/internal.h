@@ -14,6 +14,7 @@ enum MHD_Result directory_users_patch(http_request_t *req);
 enum MHD_Result directory_users_delete(http_request_t *req);
 enum MHD_Result directory_users_sign_out(http_request_t *req);
 enum MHD_Result directory_users_import(http_request_t *req);
+enum MHD_Result directory_jobs_get(http_request_t *req);
 enum MHD_Result directory_subscriptions_list(http_request_t *req);
 enum MHD_Result directory_subscriptions_import(http_request_t *req);
 enum MHD_Result directory_contacts_list(http_request_t *req);

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "mod/directory/directory.h"
 #include "mod/directory/domain_change.h"
+#include "mod/directory/import_job.h"
 #include "mod/directory/internal.h"
 #include "mod/directory/picture.h"
 
@@ -17,6 +18,8 @@ static const http_route_t routes[] = {
      .auth = HTTP_AUTH_ADMIN},
     {.method = HTTP_POST, .path = "/api/v1/users/import", .handler = directory_users_import,
      .auth = HTTP_AUTH_ADMIN, .body = HTTP_BODY_RAW, .max_body = DIRECTORY_IMPORT_BODY_MAX},
+    {.method = HTTP_GET, .path = "/api/v1/jobs/{id}", .handler = directory_jobs_get,
+     .auth = HTTP_AUTH_ADMIN},
     {.method = HTTP_GET, .path = "/api/v1/users/{name}", .handler = directory_users_get,
      .auth = HTTP_AUTH_ADMIN},
     {.method = HTTP_PATCH, .path = "/api/v1/users/{name}", .handler = directory_users_patch,
@@ -97,6 +100,7 @@ static int init(const module_env_t *env, char *err, size_t errlen) {
 }
 
 static void stop(void) {
+  import_jobs_stop();
   directory_listeners_clear();
   directory_shutdown();
 }

@@ -2,10 +2,13 @@
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "mod/directory/import_job.h"
 #include "mod/directory/internal.h"
+#include "mod/runtime/runtime.h"
 #include "mod/directory/directory.h"
 #include "core/log.h"
 
@@ -140,6 +143,39 @@ static int import_format(http_request_t *req, bool *csv) {
   return -1;
 }
 
+/* A small import with passwords: hashed and written on the CPU pool, then
+ * answered like any other. */
+typedef struct import_work {
+  store_t *store;
+  directory_batch_t *batch;
+  const char *what;
+  char admin[128], address[64];
+  int r;
+  int64_t imported;
+  problem_t err;
+} import_work_t;
+
+static void import_work_run(void *ctx) {
+  import_work_t *w = ctx;
+  directory_actor_t by = {.admin = w->admin, .address = w->address};
+  w->r = directory_import_apply(w->store, &by, w->batch, &w->imported, &w->err);
+}
+
+static enum MHD_Result import_work_reply(http_request_t *req, void *ctx) {
+  import_work_t *w = ctx;
+  if (w->r < 0) return directory_reply_error(req, w->r, &w->err, w->what);
+  log_info("imported %lld %s(s)", (long long)w->imported, w->what);
+  return http_reply_json(req, MHD_HTTP_OK,
+                         json_pack("{s:I}", "imported", (json_int_t)w->imported));
+}
+
+static void import_work_free(void *ctx) {
+  import_work_t *w = ctx;
+  directory_batch_free(w->batch);
+  problem_clear(&w->err);
+  free(w);
+}
+
 static enum MHD_Result import(http_request_t *req, directory_import_kind_t kind, const char *what) {
   bool csv;
   if (import_format(req, &csv) < 0)
@@ -156,13 +192,63 @@ static enum MHD_Result import(http_request_t *req, directory_import_kind_t kind,
   problem_t err = {0};
   directory_batch_t *batch = NULL;
   int r = directory_import_parse(kind, data, len, csv, &batch, &err);
-  int64_t imported = 0;
+  if (r < 0) {
+    directory_batch_free(batch);
+    return directory_reply_error(req, r, &err, what);
+  }
   directory_actor_t by = actor_of(req);
-  if (r == 0) r = directory_import_apply(http_store(req), &by, batch, &imported, &err);
+  size_t passwords = directory_batch_passwords(batch);
+  if (passwords >= IMPORT_JOB_MIN_PASSWORDS) {
+    /* Minutes of Argon2id: a job the client follows, not a request held open. */
+    char id[IMPORT_JOB_ID_MAX];
+    r = import_job_start(runtime_hash_pool(), http_store(req), &by, batch, what, id);
+    if (r == -EAGAIN || r == -ESHUTDOWN) {
+      http_add_header(req, MHD_HTTP_HEADER_RETRY_AFTER, "10");
+      return http_reply_problem(req, MHD_HTTP_SERVICE_UNAVAILABLE, "busy", "Too many imports",
+                                "Too many imports are running; try again when one has finished "
+                                "(GET /api/v1/jobs/{id} tells).",
+                                NULL);
+    }
+    if (r < 0) return http_reply_oom(req);
+    char location[64];
+    snprintf(location, sizeof location, "/api/v1/jobs/%s", id);
+    http_add_header(req, MHD_HTTP_HEADER_LOCATION, location);
+    bool found;
+    json_t *job = import_job_json(id, &found);
+    return http_reply_json(req, MHD_HTTP_ACCEPTED, job);
+  }
+  if (passwords > 0) {
+    /* A few hashes: still one answer, but computed on the CPU pool. */
+    import_work_t *w = calloc(1, sizeof *w);
+    if (!w) {
+      directory_batch_free(batch);
+      return http_reply_oom(req);
+    }
+    *w = (import_work_t){.store = http_store(req), .batch = batch, .what = what};
+    snprintf(w->admin, sizeof w->admin, "%s", by.admin ? by.admin : "unknown");
+    snprintf(w->address, sizeof w->address, "%s", by.address ? by.address : "");
+    problem_init(&w->err);
+    return http_defer_cpu(req, import_work_run, import_work_reply, w, import_work_free);
+  }
+  int64_t imported = 0;
+  r = directory_import_apply(http_store(req), &by, batch, &imported, &err);
   directory_batch_free(batch);
   if (r < 0) return directory_reply_error(req, r, &err, what);
   log_info("imported %lld %s(s)", (long long)imported, what);
   return http_reply_json(req, MHD_HTTP_OK, json_pack("{s:I}", "imported", (json_int_t)imported));
+}
+
+/* GET /api/v1/jobs/{id}: an import job's progress and outcome. */
+enum MHD_Result directory_jobs_get(http_request_t *req) {
+  const char *id = strrchr(http_path(req), '/');
+  bool found = false;
+  json_t *job = id && strlen(id + 1) < IMPORT_JOB_ID_MAX ? import_job_json(id + 1, &found) : NULL;
+  if (!found)
+    return http_reply_problem(req, MHD_HTTP_NOT_FOUND, "not-found", "No such job",
+                              "There is no job with that id on this server; jobs are kept for "
+                              "an hour after they finish, and not across a restart.",
+                              NULL);
+  return http_reply_json(req, MHD_HTTP_OK, job);
 }
 
 enum MHD_Result directory_users_import(http_request_t *req) {

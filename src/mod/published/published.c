@@ -419,6 +419,13 @@ static void emit_server(text_t *t, const published_entry_t *e, size_t n, size_t 
   for (size_t i = first; i < n; i++) {
     bool meeting = strcmp(e[i].feature, "meeting") == 0;
     if (!same_server(h, &e[i], by_host, up)) continue;
+    validate_error_t verr;
+    if (validate_proxy_path(e[i].url, e[i].setting, &verr) != 0) {
+      /* A value stored before the rule existed: never written into a
+       * directive, where it could end or add one. */
+      emit(t, "\n    # %s (%s): left out. %s\n", e[i].title, e[i].setting, verr.message);
+      continue;
+    }
     int c = conflict_with(e, n, i, by_host, up);
     const char *cm = c >= 0 ? "    # " : "    ";
     emit(t, "\n    # %s (%s)\n", e[i].title, e[i].setting);

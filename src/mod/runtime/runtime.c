@@ -5,16 +5,23 @@
 #include <stdio.h>
 #include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/log.h"
 
 #define CPU_QUEUE_MAX 4096
 #define IO_THREADS 4
 #define IO_QUEUE_MAX 256
+/* Password hashing (Argon2id: tens of ms of CPU and 64 MiB each): one core
+ * is left to the server's threads, so that a big import or a burst of
+ * logins cannot make every other answer wait. (A lower priority for these
+ * threads was tried: on a machine busy with other work it starved logins
+ * for seconds.) The queue is short: beyond it, 503 and Retry-After. */
+#define HASH_QUEUE_MAX 256
 
 static struct {
   loop_t *loop;
-  workpool_t *cpu, *io;
+  workpool_t *cpu, *io, *hash;
   size_t budget;
   atomic_size_t taken;
 } R;
@@ -22,6 +29,7 @@ static struct {
 loop_t *runtime_loop(void) { return R.loop; }
 workpool_t *runtime_cpu_pool(void) { return R.cpu; }
 workpool_t *runtime_io_pool(void) { return R.io; }
+workpool_t *runtime_hash_pool(void) { return R.hash; }
 size_t runtime_connection_budget(void) { return R.budget; }
 
 bool runtime_connection_take(void) {
@@ -68,13 +76,16 @@ static int start(char *err, size_t errlen) {
   R.loop = loop_new("runtime");
   R.cpu = workpool_new("cpu", 0, CPU_QUEUE_MAX);
   R.io = workpool_new("blocking", IO_THREADS, IO_QUEUE_MAX);
-  if (!R.loop || !R.cpu || !R.io) {
+  long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+  R.hash = workpool_new("hash", ncpu > 1 ? (unsigned)(ncpu - 1) : 1, HASH_QUEUE_MAX);
+  if (!R.loop || !R.cpu || !R.io || !R.hash) {
     snprintf(err, errlen, "Out of memory starting the event loop and worker pools.");
     return -ENOMEM;
   }
   int r = loop_start(R.loop, err, errlen);
   if (r == 0) r = workpool_start(R.cpu, err, errlen);
   if (r == 0) r = workpool_start(R.io, err, errlen);
+  if (r == 0) r = workpool_start(R.hash, err, errlen);
   return r;
 }
 
@@ -82,15 +93,17 @@ static void stop(void) {
   loop_free(R.loop);
   workpool_free(R.cpu);
   workpool_free(R.io);
+  workpool_free(R.hash);
   R.loop = NULL;
-  R.cpu = R.io = NULL;
+  R.cpu = R.io = R.hash = NULL;
 }
 
 static void metrics(FILE *f) {
-  workpool_t *pools[2];
+  workpool_t *pools[3];
   size_t n = 0;
   if (R.cpu) pools[n++] = R.cpu;
   if (R.io) pools[n++] = R.io;
+  if (R.hash) pools[n++] = R.hash;
   workpool_write_metrics(f, pools, n);
   fprintf(f,
           "# HELP atrium_connections Long-lived connections (WebSockets) of every module.\n"

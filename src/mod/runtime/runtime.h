@@ -8,7 +8,9 @@
  *                      thread per core, a bounded queue;
  *   runtime_io_pool()  work that blocks on the network (Test connection):
  *                      a few threads, so that it never occupies the CPU
- *                      pool's.
+ *                      pool's;
+ *   runtime_hash_pool() password hashing (logins, imports): one thread
+ *                      fewer than the machine has cores.
  *
  * It also raises the process's descriptor limit to the hard limit, and
  * says how many long-lived connections that leaves room for. */
@@ -26,6 +28,9 @@ extern const atrium_module_t runtime_module;
 loop_t *runtime_loop(void);
 workpool_t *runtime_cpu_pool(void);
 workpool_t *runtime_io_pool(void);
+/* Password hashing (logins, imports): CPUs - 1 threads (at least one), a
+ * short queue. */
+workpool_t *runtime_hash_pool(void);
 
 /* Descriptors kept free of long-lived connections: the store, the listening
  * sockets, logs, outbound requests and requests in progress. */
