@@ -30,8 +30,8 @@ async function shot(page, name) {
 
 const text = (page, sel) => page.locator(sel).innerText();
 const pad = (i) => String(i).padStart(3, '0');
-const waitText = (page, sel, re) => page.waitForFunction(([s, src]) => new RegExp(src).test(document.querySelector(s)?.textContent ?? ''),
-  [sel, re.source], { timeout: WAIT_MS });
+const waitText = (page, sel, re, timeout = WAIT_MS) => page.waitForFunction(([s, src]) => new RegExp(src).test(document.querySelector(s)?.textContent ?? ''),
+  [sel, re.source], { timeout });
 const row = (page, name) => page.locator(`#users-table tbody tr[data-name="${name}"]`);
 
 async function noHorizontalScroll(page, what) {
@@ -266,6 +266,24 @@ describe('admin page: the Users page', () => {
     }
   });
 
+  test('a big import with passwords runs as the server\'s job, with its progress shown', async () => {
+    // 60 rows with passwords: more than the server hashes while the request
+    // waits, so it answers 202 and the page follows the real job.
+    const rows = Array.from({ length: 60 }, (_, i) => ({ name: `bulk${String(i).padStart(2, '0')}`, password: PW }));
+    await page.click('#users-import');
+    await page.setInputFiles('#users-import-file', { name: 'bulk.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(rows)) });
+    await page.click('#users-import-submit');
+    await page.locator('#users-import-progress:not([hidden])').waitFor({ timeout: 30000 });
+    assert.equal(await page.getAttribute('#users-import-progress', 'max'), '60');
+    assert.match(await text(page, '#users-import-progress-text'), /^\d+ of 60 rows checked and hashed$/);
+    await waitText(page, '#users-import-status', /^Imported 60 users\.$/, 120000);
+    assert.equal(await page.isHidden('#users-import-progress'), true);
+    await page.click('#users-import-close');
+    await waitText(page, '#users-status', /^184 users\.$/);
+    const login = await srv.api('POST', '/client/v1/login', { body: { login: `bulk59@${DOMAIN}`, password: PW } });
+    assert.equal(login.status, 200, 'the imported password works');
+  });
+
   test('details: the devices and client sessions; Sign out everywhere ends them', async () => {
     const desktop = await clientLogin(srv, `alice@${DOMAIN}`, PW);
     const phone = await clientLogin(srv, `alice@${DOMAIN}`, PW, { id: 'phone-1', platform: 'ios' });
@@ -297,19 +315,19 @@ describe('admin page: the Users page', () => {
 
   test('German, and a phone width: cards without horizontal scrolling or words broken', async () => {
     await page.fill('#users-search', '');
-    await waitText(page, '#users-status', /^124 users\.$/);
+    await waitText(page, '#users-status', /^184 users\.$/);
     // Away and back: the page opens without the last action's message.
     await page.click('#nav-status');
     await page.click('#nav-users');
-    await waitText(page, '#users-status', /^124 users\.$/);
+    await waitText(page, '#users-status', /^184 users\.$/);
     assert.equal(await text(page, '#users-notice'), '');
     await page.evaluate(() => window.scrollTo(0, 0));
     await shot(page, 'users');
     await page.selectOption('#lang-select', 'de');
     await waitText(page, '#users-heading', /^Benutzer$/);
     assert.equal(await text(page, '#nav-users'), 'Benutzer');
-    assert.equal(await text(page, '#users-status'), '124 Benutzer.');
-    assert.equal(await text(page, '#users-range'), 'Benutzer 1–50 von 124');
+    assert.equal(await text(page, '#users-status'), '184 Benutzer.');
+    assert.equal(await text(page, '#users-range'), 'Benutzer 1–50 von 184');
     assert.match(await row(page, 'alice').innerText(), /Aktiviert/);
     await row(page, 'alice').locator('button', { hasText: 'Bearbeiten' }).click();
     assert.equal(await text(page, '#user-dialog-title'), 'alice bearbeiten');

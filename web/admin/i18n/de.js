@@ -315,6 +315,7 @@ export const ui = {
   'users.import_empty': 'Die Datei ist leer.',
   'users.import_sending': 'Die Datei wird gesendet…',
   'users.import_running': 'Import läuft…',
+  'users.import_progress': '{done} von {total} Zeilen geprüft, ihre Passwörter gehasht',
   'users.import_no_job': 'der Server hat den Import angenommen, aber nicht gesagt, wo er zu verfolgen ist',
   'users.import_timeout': 'der Import wurde nicht innerhalb einer Stunde fertig',
   'users.import_done.one': '1 Benutzer importiert.',

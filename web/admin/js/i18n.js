@@ -117,6 +117,7 @@ const en = {
   'users.import_empty': 'The file is empty.',
   'users.import_sending': 'Sending the file…',
   'users.import_running': 'Import running…',
+  'users.import_progress': '{done} of {total} rows checked and hashed',
   'users.import_no_job': 'the server accepted the import but did not say where to follow it',
   'users.import_timeout': 'the import did not finish within an hour',
   'users.import_done.one': 'Imported 1 user.',

@@ -47,6 +47,9 @@ export function createImportDialog({ onImported }) {
     'name,display_name,windows_account,password,enabled\nalice,Alice Example,CORP\\alice,,true');
   const submit = bindText(h('button', { type: 'submit', class: 'primary', id: 'users-import-submit' }), 'users.import_submit');
   const status = h('p', { class: 'dialog-status', id: 'users-import-status', role: 'status', 'aria-live': 'polite' });
+  // A job's progress: the passwords hashed so far of all the file's rows.
+  const progress = h('progress', { id: 'users-import-progress', max: 1, value: 0, hidden: true, 'aria-labelledby': 'users-import-status' });
+  const progressText = h('p', { class: 'help', id: 'users-import-progress-text', hidden: true });
   const errorsHeading = h('h3', { id: 'users-import-errors-h', tabindex: '-1', hidden: true });
   const errors = h('ul', { class: 'import-errors', id: 'users-import-errors', 'aria-labelledby': 'users-import-errors-h', hidden: true });
   const close = bindText(h('button', { type: 'button', class: 'secondary', id: 'users-import-close' }), 'users.close');
@@ -54,7 +57,7 @@ export function createImportDialog({ onImported }) {
     h('div', { class: 'field' }, bindText(h('label', { for: 'users-import-file' }), 'users.import_file'), file, help, example),
     h('div', { class: 'buttons' }, submit));
   const element = h('dialog', { id: 'users-import-dialog', class: 'user-dialog wide', 'aria-labelledby': 'users-import-title', 'aria-describedby': 'users-import-intro' },
-    title, intro, form, status, errorsHeading, errors, h('div', { class: 'dialog-actions' }, close));
+    title, intro, form, status, progress, progressText, errorsHeading, errors, h('div', { class: 'dialog-actions' }, close));
 
   let opener = null;
   let busy = false;
@@ -98,6 +101,22 @@ export function createImportDialog({ onImported }) {
     (list.length ? errorsHeading : file).focus();
   }
 
+  function showProgress(job) {
+    const total = Number(job?.total), done = Number(job?.done);
+    const known = Number.isFinite(total) && total > 0 && Number.isFinite(done);
+    progress.hidden = !known;
+    progressText.hidden = !known;
+    if (!known) return;
+    progress.max = total;
+    progress.value = Math.min(done, total);
+    bindText(progressText, 'users.import_progress', { done: Math.min(done, total), total });
+  }
+
+  function hideProgress() {
+    progress.hidden = true;
+    progressText.hidden = true;
+  }
+
   async function poll(url, mine) {
     const until = Date.now() + POLL_MAX_MS;
     while (Date.now() < until) {
@@ -106,6 +125,7 @@ export function createImportDialog({ onImported }) {
       const r = await api.users.job(url);
       if (mine !== run) return null;
       const state = String(r.json?.state ?? r.json?.status ?? '').toLowerCase();
+      showProgress(r.json);
       if (r.status === 202 || (r.status === 200 && RUNNING.has(state))) continue;
       if (r.status === 200 && (state === 'failed' || r.json?.errors?.length)) {
         return { status: 422, json: r.json?.result ?? r.json, headers: r.headers };
@@ -137,6 +157,7 @@ export function createImportDialog({ onImported }) {
     }
     busy = false;
     submit.disabled = false;
+    hideProgress();
     if (!r || mine !== run) return;
     if (r.status === 200) {
       const n = r.json?.imported ?? 0;
