@@ -740,7 +740,8 @@ static int url_build(strbuf_t *sb, const UriUriA *uri, const validate_url_rule_t
  * URL; anything else ("not a url", "example.com/x") is not one at all, and
  * saying so helps more than naming its first odd character. */
 static bool starts_with_scheme(const char *in) {
-  while (*in == ' ' || is_control((unsigned char)*in))
+  /* NUL is a control character too: stop at the end of the text. */
+  while (*in && (*in == ' ' || is_control((unsigned char)*in)))
     in++;
   if (!is_alpha(*in))
     return false;

@@ -234,6 +234,9 @@ static const url_case_t url_bad[] = {
      "Is not an absolute URL; it must start with http:// or https://, such as "
      "https://atrium.example.com/."},
     {"dc.example.com", &ldap, "must start with ldap:// or ldaps://, such as ldaps://"},
+    /* Only control characters: the scan for a scheme stops at the end (ASan
+     * caught it reading past the NUL). */
+    {"\x02", &web, "URL"},
     {"https://user@h.example.com/", &web, "user information"},
     {"https://user:pw@h.example.com/", &web, "user information"},
     {"https://:pw@h.example.com/", &web, "user information"},

@@ -815,17 +815,6 @@ int directory_picture_get(store_t *store, const char *name, bool disabled_too,
   return r;
 }
 
-bool directory_users_permit(const char *principal) {
-  settings_snapshot_t *snap = settings_acquire();
-  const json_t *list = snap ? settings_value(snap, "directory.users_permissions") : NULL;
-  bool yes = false;
-  size_t i;
-  const json_t *v;
-  json_array_foreach(list, i, v) yes = yes || strcmp(json_string_value(v), principal) == 0;
-  if (snap) settings_release(snap);
-  return yes;
-}
-
 static int revoke_txn(store_txn_t *t, void *ctx) { return store_token_delete(t, ctx); }
 
 int directory_token_revoke(store_t *store, const char *token) {

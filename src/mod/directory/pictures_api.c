@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conf/settings.h"
 #include "http/assets.h"
 #include "mod/directory/directory.h"
 #include "mod/directory/internal.h"
@@ -212,4 +213,17 @@ enum MHD_Result directory_users_picture_get(http_request_t *req) {
   char name[DIRECTORY_NAME_MAX * 2 + 2];
   picture_owner(req, name, sizeof name);
   return get_picture(req, name, true); /* the admin sees disabled users' too */
+}
+
+/* Kept beside the picture routes, not in directory.c: it reads the settings
+ * in force, which the directory's store code (fuzzed on its own) does not. */
+bool directory_users_permit(const char *principal) {
+  settings_snapshot_t *snap = settings_acquire();
+  const json_t *list = snap ? settings_value(snap, "directory.users_permissions") : NULL;
+  bool yes = false;
+  size_t i;
+  const json_t *v;
+  json_array_foreach(list, i, v) yes = yes || strcmp(json_string_value(v), principal) == 0;
+  if (snap) settings_release(snap);
+  return yes;
 }
