@@ -4,6 +4,7 @@
 import * as api from './api.js';
 import { h } from './dom.js';
 import { bindText } from './i18n.js';
+import { onTestClick, showTestError } from './test-box.js';
 
 export function createFederationTest() {
   const input = h('input', { type: 'text', id: 'federation-test-domain', autocomplete: 'off',
@@ -14,19 +15,8 @@ export function createFederationTest() {
   const hint = bindText(h('p', { class: 'help', id: 'federation-test-hint' }), 'federation.test_hint');
   const result = h('div', { class: 'test-result', id: 'federation-test-result', role: 'status', 'aria-live': 'polite' });
   const element = h('div', { class: 'proxy-test federation-test' }, label, input, button, hint, result);
-  let busy = false;
-
-  button.addEventListener('click', async () => {
-    if (busy) return;
-    busy = true;
-    button.disabled = true;
-    button.setAttribute('aria-busy', 'true');
-    result.className = 'test-result busy';
-    result.replaceChildren(bindText(h('span'), 'federation.test_busy'));
+  onTestClick(button, result, 'federation.test_busy', async () => {
     const r = await api.federationTest(input.value.trim());
-    busy = false;
-    button.disabled = false;
-    button.removeAttribute('aria-busy');
     if (r.status === 200 && r.json) {
       const ok = !!r.json.ok;
       result.className = `test-result ${ok ? 'ok' : 'error'}`;
@@ -39,9 +29,7 @@ export function createFederationTest() {
       result.replaceChildren(bindText(h('strong', { class: 'test-title' }),
         ok ? 'federation.test_ok' : 'federation.test_failed'), list);
     } else if (r.status !== 401) {
-      result.className = 'test-result error';
-      const detail = [api.problemText(r), ...(r.json?.errors ?? []).map((e) => `${e.key}: ${e.message}`)].join(' ');
-      result.replaceChildren(bindText(h('p', { class: 'test-message' }), 'federation.test_error', { detail }));
+      showTestError(result, r, 'federation.test_error');
     }
   });
   return { element };

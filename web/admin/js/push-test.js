@@ -8,6 +8,7 @@
 import * as api from './api.js';
 import { h } from './dom.js';
 import { bindText } from './i18n.js';
+import { onTestClick, showTestError } from './test-box.js';
 
 export function createPushTest() {
   const provider = h('select', { id: 'push-test-provider' },
@@ -28,22 +29,11 @@ export function createPushTest() {
     h('div', { class: 'push-test-fields' },
       h('div', {}, providerLabel, provider), h('div', {}, tokenLabel, token)),
     button, hint, result);
-  let busy = false;
-
-  button.addEventListener('click', async () => {
-    if (busy) return;
-    busy = true;
-    button.disabled = true;
-    button.setAttribute('aria-busy', 'true');
-    result.className = 'test-result busy';
-    result.replaceChildren(bindText(h('span'), 'push.test_busy'));
+  onTestClick(button, result, 'push.test_busy', async () => {
     const body = {};
     if (provider.value) body.provider = provider.value;
     if (token.value.trim()) body.token = token.value.trim();
     const r = await api.pushTest(body);
-    busy = false;
-    button.disabled = false;
-    button.removeAttribute('aria-busy');
     if (r.status === 200 && r.json) {
       const ok = !!r.json.ok;
       result.className = `test-result ${ok ? 'ok' : 'error'}`;
@@ -54,9 +44,7 @@ export function createPushTest() {
       }
       result.replaceChildren(h('p', { class: 'test-message', id: 'push-test-message' }, r.json.message ?? ''), list);
     } else if (r.status !== 401) {
-      result.className = 'test-result error';
-      const detail = [api.problemText(r), ...(r.json?.errors ?? []).map((e) => `${e.key}: ${e.message}`)].join(' ');
-      result.replaceChildren(bindText(h('p', { class: 'test-message', id: 'push-test-message' }), 'push.test_error', { detail }));
+      showTestError(result, r, 'push.test_error', 'push-test-message');
     }
   });
   return { element };
