@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_pkgs=(gcc make meson ninja-build pkg-config libmicrohttpd-dev libgnutls28-dev libuv1-dev
   libldap2-dev libkrb5-dev libwslay-dev
-  libjansson-dev libsqlite3-dev libsodium-dev libcurl4-gnutls-dev liburiparser-dev
+  libjansson-dev libsqlite3-dev libsodium-dev libcurl4-gnutls-dev libnghttp2-dev liburiparser-dev
   libidn2-dev libxml2-dev libsystemd-dev libpq-dev libturbojpeg0-dev libspng-dev
   libsofia-sip-ua-dev
   libcmocka-dev) # meson setup needs cmocka: tests/unit/meson.build requires it

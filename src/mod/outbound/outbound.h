@@ -186,3 +186,7 @@ void outbound_last_result(outbound_last_t *out);
  * result, the CONNECT and final status, and whether a proxy was used. */
 outbound_stage_t outbound_classify(int curl_code, long connect_status, long status,
                                    bool via_proxy, const char *proxy_error);
+
+/* HTTP/2 resets of already closed streams that libcurl asked for and that
+ * were not sent (h2_closed_reset.c says why); for the push metrics. */
+unsigned long long outbound_h2_resets_cancelled(void);

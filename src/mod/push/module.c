@@ -6,6 +6,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mod/outbound/outbound.h"
 #include "mod/push/internal.h"
 #include "mod/push/push.h"
 
@@ -152,10 +153,14 @@ static void metrics(FILE *f) {
           "(-1: none yet).\n"
           "# TYPE atrium_push_provider_token_age_seconds gauge\n"
           "atrium_push_provider_token_age_seconds{provider=\"apns\"} %" PRId64 "\n"
-          "atrium_push_provider_token_age_seconds{provider=\"fcm\"} %" PRId64 "\n",
+          "atrium_push_provider_token_age_seconds{provider=\"fcm\"} %" PRId64 "\n"
+          "# HELP atrium_http2_closed_stream_resets_cancelled_total Resets of already closed "
+          "HTTP/2 streams that libcurl asked for and that were not sent.\n"
+          "# TYPE atrium_http2_closed_stream_resets_cancelled_total counter\n"
+          "atrium_http2_closed_stream_resets_cancelled_total %llu\n",
           c.retried, c.refused_streams, c.pruned, st.pending,
           st.oldest_pending_ms ? (double)(now - st.oldest_pending_ms) / 1000.0 : 0.0,
-          c.apns_token_age_s, c.fcm_token_age_s);
+          c.apns_token_age_s, c.fcm_token_age_s, outbound_h2_resets_cancelled());
 }
 
 static void status(module_status_t *out) {
