@@ -5,10 +5,11 @@
 // headers, the path and the sizes, and answer with Apple's and Google's
 // reasons, so what is tested is atriumd's protocol code.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
-import { ctl, show, sleep, startServer } from './harness.mjs';
+import { STORE_TOOL, ctl, show, sleep, startServer } from './harness.mjs';
 import { clientLogin, rtConnect } from './rt-client.mjs';
 import { makeTlsFiles } from './peers/tls-files.mjs';
 import { makeApnsKey, makeServiceAccount, startApns, startFcm, startGateway } from './peers/push-providers.mjs';
@@ -321,6 +322,37 @@ describe('push notifications', { timeout: 300000 }, () => {
     }, 20000, 'every notification of the burst');
     assert.equal(apns.goaways, 1);
     assert.ok(apns.connections >= 2, `connections: ${apns.connections}`);
+  });
+
+  test('the streams kept open follow the round trip: a provider 100 ms away gets several hundred, a near one few', async () => {
+    // A backlog written straight into the outbox (what a burst of chats to
+    // phones leaves), the sender woken by one chat. A settings change makes
+    // the sender measure the route again.
+    const token = hexToken();
+    await phone('hank', 'ios', token);
+    const backlog = async (n) => {
+      const base = forToken(apns, token).length;
+      apns.maxStreamsSeen = 0;
+      execFileSync(STORE_TOOL, [srv.dataDir, 'push', 'hank', 'hank-phone', 'ios', token, String(n)], { encoding: 'utf8' });
+      await chat('alice', 'carol', 'wake up');
+      await until(() => forToken(apns, token).length - base >= n, 90000, `${n} notifications`);
+      return apns.maxStreamsSeen;
+    };
+    await patch({ 'mobile.push_content': 'generic' });
+    const near = await backlog(2000);
+    apns.delayMs = 100;
+    try {
+      await patch({ 'mobile.push_content': 'id_only' });
+      const far = await backlog(4000);
+      assert.ok(far >= 300, `streams open at once 100 ms away: ${far} (near: ${near})`);
+      assert.ok(near < far, `near ${near}, far ${far}`);
+      const window = await metric(srv, admin, 'atrium_push_stream_window');
+      assert.ok(window >= 300 && window <= 1000, `window ${window}`);
+    } finally {
+      apns.delayMs = 0;
+    }
+    const m = await metric(srv, admin, 'atrium_http2_closed_stream_resets_cancelled_total');
+    assert.ok(m > 0, `resets of closed streams cancelled: ${m}`);
   });
 
   test('a burst of DeviceTokenNotForTopic stops APNs and warns, without pruning; a new topic resumes', async () => {

@@ -95,6 +95,7 @@ typedef struct push_counters {
   uint64_t retried, refused_streams, pruned, expired;
   int64_t apns_token_age_s; /* -1: none */
   int64_t fcm_token_age_s;
+  uint64_t stream_window; /* streams the sender may keep open now */
 } push_counters_t;
 void push_counters(push_counters_t *out);
 /* Failures by reason: "# TYPE" lines and samples. */

@@ -157,10 +157,14 @@ static void metrics(FILE *f) {
           "# HELP atrium_http2_closed_stream_resets_cancelled_total Resets of already closed "
           "HTTP/2 streams that libcurl asked for and that were not sent.\n"
           "# TYPE atrium_http2_closed_stream_resets_cancelled_total counter\n"
-          "atrium_http2_closed_stream_resets_cancelled_total %llu\n",
+          "atrium_http2_closed_stream_resets_cancelled_total %llu\n"
+          "# HELP atrium_push_stream_window Streams the sender may keep open to a provider "
+          "now (its round trip times its answer rate, 64 to 1000).\n"
+          "# TYPE atrium_push_stream_window gauge\n"
+          "atrium_push_stream_window %" PRIu64 "\n",
           c.retried, c.refused_streams, c.pruned, st.pending,
           st.oldest_pending_ms ? (double)(now - st.oldest_pending_ms) / 1000.0 : 0.0,
-          c.apns_token_age_s, c.fcm_token_age_s, outbound_h2_resets_cancelled());
+          c.apns_token_age_s, c.fcm_token_age_s, outbound_h2_resets_cancelled(), c.stream_window);
 }
 
 static void status(module_status_t *out) {

@@ -10,7 +10,13 @@
  * stream that got no answer because the connection went away (a GOAWAY, a
  * refused stream) is sent again without counting an attempt. Each provider
  * has a circuit breaker: after BREAKER_FAILURES failures in a row nothing is
- * sent to it for a while, doubling up to BREAKER_OPEN_MAX_MS. */
+ * sent to it for a while, doubling up to BREAKER_OPEN_MAX_MS.
+ *
+ * libcurl is driven by its socket interface (curl_multi_socket_action over
+ * an epoll set): curl_multi_poll would hand poll() one entry per transfer,
+ * up to a thousand copies of the same connection, at every wait. Easy
+ * handles are kept for the next notification instead of being made and
+ * freed for each. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -28,7 +36,9 @@
 #include "mod/outbound/outbound.h"
 #include "mod/push/internal.h"
 
-#define INFLIGHT_MAX 1000
+#define INFLIGHT_MAX 1000 /* Apple's stream limit per connection */
+#define WINDOW_MIN 64
+#define WINDOW_MIN_RTT_SPAN_MS 10000
 #define CLAIM_BATCH 500
 #define LEASE_MS 120000
 #define REQUEST_TIMEOUT_MS 30000L
@@ -51,9 +61,16 @@
 #define PURGE_AGE_MS (24LL * 3600 * 1000)
 #define RESPONSE_MAX 16384
 #define REASONS_MAX 48
+#define EASY_POOL_MAX INFLIGHT_MAX
+#define EPOLL_BATCH 64
 
 /* ---- clocks ------------------------------------------------------------------------------- */
 
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 /* ---- a notification on its way ----------------------------------------------------------- */
 
@@ -91,9 +108,12 @@ typedef struct job {
   int64_t prune_before_ms;
 } job_t;
 
+static void easy_release(CURL *h);
+static void window_reset(void);
+
 static void job_free(job_t *j) {
   if (!j) return;
-  if (j->easy) curl_easy_cleanup(j->easy);
+  easy_release(j->easy);
   curl_slist_free_all(j->headers);
   free(j->body);
   free(j->resp);
@@ -120,6 +140,10 @@ typedef struct reason_count {
 static struct {
   store_t *store;
   CURLM *multi;
+  int epoll_fd, wake_fd;
+  int64_t curl_timer_at; /* monotonic ms; -1: none */
+  CURL *easy_pool[EASY_POOL_MAX];
+  size_t easy_pooled;
   pthread_t thread;
   bool started;
   atomic_bool stop;
@@ -153,6 +177,12 @@ static struct {
   int64_t next_purge_ms;
 
   size_t inflight;
+  struct {
+    size_t size;            /* streams the sender may have open now */
+    int64_t second_at;      /* monotonic ms: the start of the second being counted */
+    uint64_t answers;       /* in that second */
+    int64_t min_us, min_prev_us, min_at; /* the shortest answer time, this span and the last */
+  } window;
   job_t *active; /* transfers running */
   job_t *done;   /* outcomes to write */
 
@@ -165,7 +195,7 @@ static struct {
   char error[1024];
   int64_t error_at;
   int64_t apns_token_made_ms, fcm_token_made_ms;
-} S = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} S = {.lock = PTHREAD_MUTEX_INITIALIZER, .epoll_fd = -1, .wake_fd = -1, .curl_timer_at = -1};
 
 static void set_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void set_error(const char *fmt, ...) {
@@ -239,9 +269,140 @@ void push_sender_status(char *warning, size_t wlen, char *error, size_t elen, in
   pthread_mutex_unlock(&S.lock);
 }
 
+static void wake_thread(void) {
+  uint64_t one = 1;
+  if (S.wake_fd >= 0 && write(S.wake_fd, &one, sizeof one) < 0) {
+    /* The counter is full: the thread is due to wake anyway. */
+  }
+}
+
 void push_sender_wake(void) {
   atomic_store(&S.woken, true);
-  if (S.started && S.multi) curl_multi_wakeup(S.multi);
+  if (S.started) wake_thread();
+}
+
+/* ---- libcurl's sockets and timer ---------------------------------------------------------- */
+
+static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  (void)easy;
+  (void)userp;
+  (void)socketp;
+  if (what == CURL_POLL_REMOVE) {
+    epoll_ctl(S.epoll_fd, EPOLL_CTL_DEL, fd, NULL);
+    return 0;
+  }
+  struct epoll_event ev = {.data.fd = fd};
+  if (what & CURL_POLL_IN) ev.events |= EPOLLIN;
+  if (what & CURL_POLL_OUT) ev.events |= EPOLLOUT;
+  if (epoll_ctl(S.epoll_fd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno == ENOENT)
+    epoll_ctl(S.epoll_fd, EPOLL_CTL_ADD, fd, &ev);
+  return 0;
+}
+
+static int on_curl_timer(CURLM *multi, long timeout_ms, void *userp) {
+  (void)multi;
+  (void)userp;
+  S.curl_timer_at = timeout_ms < 0 ? -1 : mono_ms() + timeout_ms;
+  return 0;
+}
+
+/* Waits at most wait_ms for libcurl's sockets, its timer or a wake-up, and
+ * lets libcurl act on what happened. */
+static void drive_curl(int wait_ms) {
+  int64_t now = mono_ms();
+  if (S.curl_timer_at >= 0) {
+    int64_t until = S.curl_timer_at - now;
+    if (until < wait_ms) wait_ms = until < 0 ? 0 : (int)until;
+  }
+  struct epoll_event ev[EPOLL_BATCH];
+  int n = epoll_wait(S.epoll_fd, ev, EPOLL_BATCH, wait_ms);
+  int running = 0;
+  for (int i = 0; i < n; i++) {
+    int fd = ev[i].data.fd;
+    if (fd == S.wake_fd) {
+      uint64_t count;
+      if (read(S.wake_fd, &count, sizeof count) < 0) {
+        /* EAGAIN: another read took it */
+      }
+      continue;
+    }
+    int flags = 0;
+    if (ev[i].events & EPOLLIN) flags |= CURL_CSELECT_IN;
+    if (ev[i].events & EPOLLOUT) flags |= CURL_CSELECT_OUT;
+    if (ev[i].events & (EPOLLERR | EPOLLHUP)) flags |= CURL_CSELECT_ERR;
+    curl_multi_socket_action(S.multi, fd, flags, &running);
+  }
+  if (S.curl_timer_at >= 0 && mono_ms() >= S.curl_timer_at) {
+    S.curl_timer_at = -1;
+    curl_multi_socket_action(S.multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  }
+}
+
+/* ---- the stream window ------------------------------------------------------------------ *
+ * How many streams to keep open: enough to cover the provider's round trip
+ * at the rate it answers (twice rate x the shortest answer time of the last
+ * 10-20 s, plus WINDOW_MIN), at most Apple's 1,000. A distant provider gets
+ * the 1,000 streams its round trip needs; a near one, where more streams
+ * would only queue, gets fewer, and libcurl 7.88, which visits every open
+ * transfer of a connection whenever that connection has something to read,
+ * does far less work for the same rate. */
+
+static void window_reset(void) {
+  memset(&S.window, 0, sizeof S.window);
+  S.window.size = WINDOW_MIN;
+  S.window.min_us = S.window.min_prev_us = -1;
+  pthread_mutex_lock(&S.lock);
+  S.counters.stream_window = S.window.size;
+  pthread_mutex_unlock(&S.lock);
+}
+
+static void window_note_answer(int64_t answer_us) {
+  int64_t now = mono_ms();
+  if (answer_us > 0) {
+    if (S.window.min_us < 0 || answer_us < S.window.min_us) S.window.min_us = answer_us;
+    if (now - S.window.min_at >= WINDOW_MIN_RTT_SPAN_MS) {
+      S.window.min_prev_us = S.window.min_us;
+      S.window.min_us = -1;
+      S.window.min_at = now;
+    }
+  }
+  S.window.answers++;
+  int64_t span = now - S.window.second_at;
+  if (span < 1000) return;
+  double rate = (double)S.window.answers * 1000.0 / (double)span;
+  S.window.answers = 0;
+  S.window.second_at = now;
+  int64_t rtt = S.window.min_us;
+  if (rtt < 0 || (S.window.min_prev_us >= 0 && S.window.min_prev_us < rtt))
+    rtt = S.window.min_prev_us;
+  if (rtt < 0) return;
+  double want = 2.0 * rate * (double)rtt / 1e6 + WINDOW_MIN;
+  S.window.size = want > INFLIGHT_MAX ? INFLIGHT_MAX : (size_t)want;
+  pthread_mutex_lock(&S.lock);
+  S.counters.stream_window = S.window.size;
+  pthread_mutex_unlock(&S.lock);
+}
+
+/* ---- easy handles, kept for the next notification ------------------------------------------ */
+
+static CURL *easy_take(void) {
+  if (S.easy_pooled) return S.easy_pool[--S.easy_pooled];
+  return curl_easy_init();
+}
+
+/* Only for a handle that is in no multi handle. */
+static void easy_release(CURL *h) {
+  if (!h) return;
+  if (S.easy_pooled < EASY_POOL_MAX) {
+    curl_easy_reset(h);
+    S.easy_pool[S.easy_pooled++] = h;
+  } else {
+    curl_easy_cleanup(h);
+  }
+}
+
+static void easy_pool_clear(void) {
+  while (S.easy_pooled) curl_easy_cleanup(S.easy_pool[--S.easy_pooled]);
 }
 
 /* ---- configuration ------------------------------------------------------------------------ */
@@ -311,6 +472,9 @@ static void refresh_config(const settings_snapshot_t *snap) {
   S.apns_stopped = false;
   memset(S.not_for_topic_at, 0, sizeof S.not_for_topic_at);
   memset(S.breaker, 0, sizeof S.breaker);
+  /* The route may have changed (a proxy, another endpoint): its round trip
+   * is measured again. */
+  window_reset();
   set_warning("");
 }
 
@@ -484,7 +648,7 @@ static int add_header(job_t *j, const char *fmt, ...) {
 }
 
 static int start_transfer(job_t *j, const char *url) {
-  j->easy = curl_easy_init();
+  j->easy = easy_take();
   if (!j->easy) return -ENOMEM;
   int r = outbound_easy_setup(j->easy, url, S.proxy_ok ? &S.proxy : NULL, &j->via_proxy);
   if (r < 0) return r;
@@ -613,7 +777,7 @@ static void dispatch(job_t *j) {
     return finish(j, OUT_RETRY_FREE, "out of memory");
   if (start_transfer(j, url) < 0) {
     if (j->easy) {
-      curl_easy_cleanup(j->easy);
+      easy_release(j->easy);
       j->easy = NULL;
     }
     return finish(j, OUT_RETRY, "the request could not be set up");
@@ -850,6 +1014,16 @@ static void on_done(CURL *h, CURLcode rc) {
   curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_getinfo(h, CURLINFO_HTTP_CONNECTCODE, &connect);
   curl_easy_getinfo(h, CURLINFO_HTTP_VERSION, &version);
+  if (status > 0 && !j->token_fetch) {
+    /* From the handle's start to the answer: the provider's round trip and
+     * its work, plus any wait for the connection or a free stream. Only the
+     * shortest of a span counts, and that one did not wait. (libcurl 7.88's
+     * pretransfer and starttransfer times of a multiplexed stream are no
+     * use here: they come microseconds apart.) */
+    curl_off_t total = 0;
+    curl_easy_getinfo(h, CURLINFO_TOTAL_TIME_T, &total);
+    window_note_answer((int64_t)total);
+  }
   if (j->token_fetch) return on_token_answer(j, status, rc);
   if (rc != CURLE_OK) {
     breaker_t *b = &S.breaker[j->provider];
@@ -953,7 +1127,7 @@ static int round_txn(store_txn_t *t, void *vctx) {
 /* Writes the outcomes waiting in S.done and, with claim, leases what is due
  * and sends it; true when the lease took a full batch (more may be due). */
 static bool run_round(bool claim) {
-  size_t room = INFLIGHT_MAX - S.inflight;
+  size_t room = S.inflight < S.window.size ? S.window.size - S.inflight : 0;
   if (room > CLAIM_BATCH) room = CLAIM_BATCH;
   if (room == 0) claim = false;
   if (!claim && !S.done) return false;
@@ -1010,13 +1184,11 @@ static void *run(void *arg) {
     if (snap) refresh_config(snap);
     settings_release(snap);
     bool woken = atomic_exchange(&S.woken, false);
-    int running = 0;
-    curl_multi_perform(S.multi, &running);
     CURLMsg *msg;
     int left;
     while ((msg = curl_multi_info_read(S.multi, &left)))
       if (msg->msg == CURLMSG_DONE) on_done(msg->easy_handle, msg->data.result);
-    bool room = S.inflight < INFLIGHT_MAX;
+    bool room = S.inflight < S.window.size;
     bool claim = enabled && room && (woken || now >= next_claim || backlog);
     /* Woken with every slot taken: what is due goes out as slots free. */
     if (enabled && woken && !room) backlog = true;
@@ -1033,11 +1205,11 @@ static void *run(void *arg) {
       store_run_txn(S.store, "push purge", purge_txn, &pt);
       S.next_purge_ms = now + PURGE_INTERVAL_MS;
     }
-    if (full && S.inflight < INFLIGHT_MAX) continue;
     int wait = (int)(next_claim - push_wall_ms());
     if (wait < 1) wait = 1;
     if (wait > IDLE_POLL_MS) wait = IDLE_POLL_MS;
-    curl_multi_poll(S.multi, NULL, 0, wait, NULL);
+    if (full && S.inflight < S.window.size) wait = 0;
+    drive_curl(wait);
   }
   /* Whatever is in flight keeps its lease; the next start sends it. */
   return NULL;
@@ -1049,6 +1221,12 @@ typedef struct release_txn {
 
 static int release_txn(store_txn_t *t, void *vctx) {
   return store_push_release(t, S.owner, &((release_txn_t *)vctx)->released);
+}
+
+static void close_wait_fds(void) {
+  if (S.epoll_fd >= 0) close(S.epoll_fd);
+  if (S.wake_fd >= 0) close(S.wake_fd);
+  S.epoll_fd = S.wake_fd = -1;
 }
 
 int push_sender_start(store_t *store, char *err, size_t errlen) {
@@ -1073,10 +1251,27 @@ int push_sender_start(store_t *store, char *err, size_t errlen) {
   curl_multi_setopt(S.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
   curl_multi_setopt(S.multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
   curl_multi_setopt(S.multi, CURLMOPT_MAX_CONCURRENT_STREAMS, 1000L);
+  curl_multi_setopt(S.multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+  curl_multi_setopt(S.multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+  S.curl_timer_at = -1;
+  window_reset();
+  S.epoll_fd = epoll_create1(EPOLL_CLOEXEC);
+  S.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  struct epoll_event wev = {.events = EPOLLIN};
+  if (S.wake_fd >= 0) wev.data.fd = S.wake_fd;
+  if (S.epoll_fd < 0 || S.wake_fd < 0 || epoll_ctl(S.epoll_fd, EPOLL_CTL_ADD, S.wake_fd, &wev) < 0) {
+    int e = errno;
+    close_wait_fds();
+    curl_multi_cleanup(S.multi);
+    S.multi = NULL;
+    snprintf(err, errlen, "Cannot make the push sender's event set: %s.", strerror(e));
+    return -e;
+  }
   atomic_store(&S.stop, false);
   atomic_store(&S.woken, true);
   int r = pthread_create(&S.thread, NULL, run, NULL);
   if (r != 0) {
+    close_wait_fds();
     curl_multi_cleanup(S.multi);
     S.multi = NULL;
     snprintf(err, errlen, "Cannot start the push sender thread: %s.", strerror(r));
@@ -1089,7 +1284,7 @@ int push_sender_start(store_t *store, char *err, size_t errlen) {
 void push_sender_stop(void) {
   if (!S.started) return;
   atomic_store(&S.stop, true);
-  curl_multi_wakeup(S.multi);
+  wake_thread();
   pthread_join(S.thread, NULL);
   S.started = false;
   /* The transfers still open are given up, and their leases with them:
@@ -1106,6 +1301,8 @@ void push_sender_stop(void) {
   store_run_txn(S.store, "push release", release_txn, &rt);
   curl_multi_cleanup(S.multi);
   S.multi = NULL;
+  easy_pool_clear();
+  close_wait_fds();
   forget_config();
   S.configured = false;
 }
