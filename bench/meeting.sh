@@ -29,7 +29,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 bench_setup "${1:-build}" atrium-meeting node ip tc
 [ "$(id -u)" = 0 ] || die "network namespaces need root"
-links_mbit=(${MEET_LINKS_MBIT:-2 5 50 0.5})
+read -r -a links_mbit <<<"${MEET_LINKS_MBIT:-2 5 50 0.5}"
 [ "${#links_mbit[@]}" -ge 4 ] || die "MEET_LINKS_MBIT needs at least 4 links (the last joins later)"
 
 tag=$$
