@@ -3,7 +3,7 @@
 # atriumd in a network namespace; viewers each in a namespace of their own
 # behind a `tbf` link of 2, 5 and 50 Mbit/s, and one of 0.5 Mbit/s that
 # joins later; a presenter (node) scrolling a page of text with the capture
-# time in each frame; then 1, 2, 4, 8 unshaped viewers for atriumd's CPU per
+# time in each frame; then 1, 2, 4, 8, 16 unshaped viewers for atriumd's CPU per
 # added viewer. Everything twice, in the same run: as the server is (each
 # tier of a frame encoded once and shared) and with the benchmark's baseline
 # ATRIUM_SCREEN_ENCODE=per-viewer (every viewer's frames encoded for it
@@ -16,7 +16,7 @@
 # Environment:
 #   MEET_W=1280 MEET_H=720 MEET_FPS=30   the presenter's screen and frame rate
 #   MEET_LINKS_MBIT="2 5 50 0.5"         the links; the last joins later
-#   MEET_CPU_VIEWERS="1 2 4 8"           unshaped viewer counts for the CPU figure
+#   MEET_CPU_VIEWERS="1 2 4 8 16"        unshaped viewer counts for the CPU figure
 #   MEET_MODES="shared per-viewer"       what runs
 #   MEET_OUT=FILE                        keep the driver's JSON
 #   MEET_NICE=-15                        priority of everything started here (0: unchanged)

@@ -34,7 +34,7 @@ const ATRIUMD = env.ATRIUMD;
 const NS_SRV = env.MEET_NS_SRV, SRV_IP = env.MEET_SRV_IP, PORT = Number(env.MEET_PORT || 8090);
 const LINKS = env.MEET_LINKS.trim().split(/\s+/).map((s) => { const [mbit, ns, ip] = s.split(':'); return { mbit: Number(mbit), ns, ip, name: `${mbit}M` }; });
 const W = Number(env.MEET_W || 1280), H = Number(env.MEET_H || 720), FPS = Number(env.MEET_FPS || 30);
-const CPU_VIEWERS = (env.MEET_CPU_VIEWERS || '1 2 4 8').trim().split(/\s+/).map(Number);
+const CPU_VIEWERS = (env.MEET_CPU_VIEWERS || '1 2 4 8 16').trim().split(/\s+/).map(Number);
 const MODES = (env.MEET_MODES || 'shared per-viewer').trim().split(/\s+/);
 const TMP = env.MEET_TMP;
 const WARM = 10, WIN = Number(env.MEET_WIN || 12), SETTLE = 4; // s: before window A, each window, after the late viewer joins
