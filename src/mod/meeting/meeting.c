@@ -249,6 +249,10 @@ static int init(const module_env_t *env, char *err, size_t errlen) {
   meeting_api_init(env->store);
   meeting_pictures_init();
   meeting_rooms_init(env->store);
+  if (share_configure())
+    log_warning("Screen sharing encodes every viewer's frames separately "
+                "(ATRIUM_SCREEN_ENCODE=per-viewer): a benchmark's baseline, it costs CPU "
+                "per viewer.");
   return 0;
 }
 

@@ -54,6 +54,18 @@ static struct {
       skipped;
 } C;
 
+/* The benchmark's baseline (bench/meeting.sh, ATRIUM_SCREEN_ENCODE=per-viewer):
+ * every frame a viewer is sent is encoded for that viewer alone, as servers
+ * with an encoder per viewer do, so that the gain of sharing can be
+ * measured against it in the same run. Off otherwise. */
+static bool per_viewer_encode;
+
+bool share_configure(void) {
+  const char *e = getenv("ATRIUM_SCREEN_ENCODE");
+  per_viewer_encode = e && strcmp(e, "per-viewer") == 0;
+  return per_viewer_encode;
+}
+
 void share_counters(share_counters_t *out) {
   out->frames = atomic_load(&C.frames);
   out->regions = atomic_load(&C.regions);
@@ -65,6 +77,15 @@ void share_counters(share_counters_t *out) {
   out->skipped = atomic_load(&C.skipped);
 }
 
+/* A tier of a frame encoded for one viewer (the per-viewer baseline only). */
+typedef struct own_enc {
+  struct own_enc *next;
+  uint64_t viewer;
+  screen_tier_t tier;
+  uint8_t *enc; /* NULL while encoding */
+  size_t enc_len;
+} own_enc_t;
+
 typedef struct frame {
   atomic_int ref;
   uint32_t seq, capture_ms;
@@ -74,6 +95,7 @@ typedef struct frame {
   uint8_t *enc[SCREEN_TIERS];
   size_t enc_len[SCREEN_TIERS];
   bool encoding[SCREEN_TIERS];
+  own_enc_t *own;
 } frame_t;
 
 typedef struct region_msg {
@@ -105,6 +127,7 @@ struct share {
   viewer_t *viewers;
   uv_timer_t timer;
   uint64_t frames, encodes[SCREEN_TIERS];
+  uint64_t next_viewer_id;
   double size[SCREEN_TIERS]; /* encoded bytes, a moving average; 0: not seen */
 };
 
@@ -118,6 +141,7 @@ struct viewer {
   viewer_t *next;
   share_t *s;
   ws_t *ws;
+  uint64_t id;
   char pid[16];
   double cap_bps; /* the QoS policy's rate, 0: none */
   bool own_socket;
@@ -143,6 +167,12 @@ static void share_unref(share_t *s);
 static void frame_unref(frame_t *f) {
   if (!f || atomic_fetch_sub(&f->ref, 1) != 1) return;
   for (int i = 0; i < SCREEN_TIERS; i++) free(f->enc[i]);
+  while (f->own) {
+    own_enc_t *o = f->own;
+    f->own = o->next;
+    free(o->enc);
+    free(o);
+  }
   free(f->rgb);
   free(f);
 }
@@ -154,6 +184,7 @@ typedef struct posted {
   uint64_t generation;
   frame_t *frame;
   int tier;
+  uint64_t viewer; /* per-viewer baseline: whose encode; 0: the shared one */
   uint8_t *enc;
   size_t enc_len;
   int status;
@@ -334,19 +365,46 @@ int share_region(share_t *s, const uint8_t *data, size_t len, int *status, const
 
 /* ---- encoding (CPU pool) -------------------------------------------------------------------------- */
 
+static own_enc_t *own_find(frame_t *f, uint64_t viewer, screen_tier_t tier) {
+  for (own_enc_t *o = f->own; o; o = o->next)
+    if (o->viewer == viewer && o->tier == tier) return o;
+  return NULL;
+}
+
+static void own_drop(frame_t *f, own_enc_t *o) {
+  for (own_enc_t **pp = &f->own; *pp; pp = &(*pp)->next)
+    if (*pp == o) {
+      *pp = o->next;
+      break;
+    }
+  free(o->enc);
+  free(o);
+}
+
 static void on_encoded(void *arg) {
   posted_t *p = arg;
   share_t *s = p->s;
   frame_t *f = p->frame;
-  f->encoding[p->tier] = false;
+  own_enc_t *own = p->viewer ? own_find(f, p->viewer, p->tier) : NULL;
+  if (p->viewer) {
+    if (!p->enc && own) own_drop(f, own); /* the next pump asks again */
+  } else {
+    f->encoding[p->tier] = false;
+  }
   if (p->enc) {
     screen_frame_header(p->enc, p->tier, f->seq, f->capture_ms, f->w, f->h);
-    f->enc[p->tier] = p->enc;
-    f->enc_len[p->tier] = p->enc_len;
+    if (own) {
+      own->enc = p->enc;
+      own->enc_len = p->enc_len;
+    } else if (!p->viewer) {
+      f->enc[p->tier] = p->enc;
+      f->enc_len[p->tier] = p->enc_len;
+    }
     s->encodes[p->tier]++;
     atomic_fetch_add(&C.encodes[p->tier], 1);
     double n = (double)p->enc_len;
     s->size[p->tier] = s->size[p->tier] > 0 ? 0.7 * s->size[p->tier] + 0.3 * n : n;
+    if (p->viewer && !own) free(p->enc);
   }
   if (!s->closed) pump_all(s);
   frame_unref(f);
@@ -373,20 +431,38 @@ static void encode_job(void *arg) {
   }
 }
 
-/* Starts the encode of a tier of f unless it is done or under way. */
-static void want_tier(share_t *s, frame_t *f, screen_tier_t tier) {
-  if (f->enc[tier] || f->encoding[tier]) return;
+/* Starts the encode of a tier of f for v unless it is done or under way:
+ * the one every viewer shares, or in the per-viewer baseline v's own. */
+static void want_tier(share_t *s, frame_t *f, screen_tier_t tier, const viewer_t *v) {
+  own_enc_t *own = NULL;
+  if (per_viewer_encode) {
+    if (own_find(f, v->id, tier)) return;
+    if (!(own = calloc(1, sizeof *own))) return;
+    own->viewer = v->id;
+    own->tier = tier;
+    own->next = f->own;
+    f->own = own;
+  } else if (f->enc[tier] || f->encoding[tier]) {
+    return;
+  }
   posted_t *p = calloc(1, sizeof *p);
-  if (!p) return;
+  if (!p) {
+    if (own) own_drop(f, own);
+    return;
+  }
   p->s = s;
   p->frame = f;
   p->tier = tier;
+  p->viewer = own ? v->id : 0;
   atomic_fetch_add(&f->ref, 1);
   atomic_fetch_add(&s->ref, 1);
-  f->encoding[tier] = true;
+  if (!own) f->encoding[tier] = true;
   if (workpool_submit(s->pool, encode_job, p) < 0) {
     /* The pool is full: the next tick asks again. */
-    f->encoding[tier] = false;
+    if (own)
+      own_drop(f, own);
+    else
+      f->encoding[tier] = false;
     atomic_fetch_sub(&f->ref, 1);
     atomic_fetch_sub(&s->ref, 1);
     free(p);
@@ -455,8 +531,9 @@ static void drop_stale_inflight(viewer_t *v, uint64_t now) {
   v->ninflight = k;
 }
 
-static void send_tier(viewer_t *v, frame_t *f, screen_tier_t tier, uint64_t now) {
-  if (ws_send(v->ws, true, f->enc[tier], f->enc_len[tier]) < 0) return;
+static void send_tier(viewer_t *v, frame_t *f, screen_tier_t tier, const uint8_t *enc,
+                      size_t enc_len, uint64_t now) {
+  if (ws_send(v->ws, true, enc, enc_len) < 0) return;
   if (v->sent_any && f->seq > v->last_seq + 1 && tier != SCREEN_TIER_LOSSLESS) {
     v->skipped += f->seq - v->last_seq - 1;
     atomic_fetch_add(&C.skipped, f->seq - v->last_seq - 1);
@@ -466,14 +543,13 @@ static void send_tier(viewer_t *v, frame_t *f, screen_tier_t tier, uint64_t now)
   if (tier == SCREEN_TIER_LOSSLESS) v->lossless_seq = f->seq;
   v->sent[tier]++;
   atomic_fetch_add(&C.sent[tier], 1);
-  v->inflight[v->ninflight++] = (inflight_t){.seq = f->seq, .bytes = f->enc_len[tier],
-                                             .sent_ms = now};
+  v->inflight[v->ninflight++] = (inflight_t){.seq = f->seq, .bytes = enc_len, .sent_ms = now};
   v->recent[v->nrecent++ % 64] = now;
   /* Paced to the estimate, and at most MAX_FPS. */
   double bps = estimate_bps(v);
   uint64_t gap = 1000 / MAX_FPS;
   if (bps > 0) {
-    uint64_t wire = (uint64_t)((double)f->enc_len[tier] * 8 * 1000 / (bps * 0.95));
+    uint64_t wire = (uint64_t)((double)enc_len * 8 * 1000 / (bps * 0.95));
     if (wire > gap) gap = wire;
   }
   v->next_send_ms = now + gap;
@@ -501,10 +577,19 @@ static void pump(viewer_t *v) {
     return;
   }
   screen_tier_t tier = refresh ? SCREEN_TIER_LOSSLESS : v->tier;
-  if (f->enc[tier])
-    send_tier(v, f, tier, now);
-  else
-    want_tier(s, f, tier);
+  if (per_viewer_encode) {
+    own_enc_t *own = own_find(f, v->id, tier);
+    if (own && own->enc) {
+      send_tier(v, f, tier, own->enc, own->enc_len, now);
+      own_drop(f, own); /* sent (or the socket failed): nobody else may use it */
+    } else {
+      want_tier(s, f, tier, v);
+    }
+  } else if (f->enc[tier]) {
+    send_tier(v, f, tier, f->enc[tier], f->enc_len[tier], now);
+  } else {
+    want_tier(s, f, tier, v);
+  }
 }
 
 static void pump_all(share_t *s) {
@@ -522,6 +607,7 @@ viewer_t *share_viewer_add(share_t *s, ws_t *ws, const char *pid, long max_rate_
   if (!v) return NULL;
   v->s = s;
   v->ws = ws;
+  v->id = ++s->next_viewer_id;
   snprintf(v->pid, sizeof v->pid, "%s", pid);
   v->cap_bps = max_rate_mbps > 0 ? (double)max_rate_mbps * 1e6 : 0;
   v->own_socket = own_socket;

@@ -22,6 +22,11 @@ typedef struct viewer viewer_t;
  * decode): the room tells the presenter. */
 typedef void (*share_error_fn)(void *ctx, int status, const char *code, const char *detail);
 
+/* Reads ATRIUM_SCREEN_ENCODE once, at the module's init: "per-viewer" makes
+ * every viewer's frames its own encodes (the baseline of bench/meeting.sh;
+ * nothing shared, CPU grows with viewers). True when that is on. */
+bool share_configure(void);
+
 share_t *share_new(loop_t *loop, workpool_t *pool, share_error_fn on_error, void *ctx);
 /* Viewers must have been removed. Jobs in flight finish on their own. */
 void share_free(share_t *s);
