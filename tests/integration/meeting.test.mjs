@@ -3,11 +3,12 @@
 // lobby until the host admits them, chat, the host's controls, every kind
 // of bad frame, meeting.enabled off ending a running meeting, the journal.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 
 import { startServer } from './harness.mjs';
 import { clientLogin, rtConnect } from './rt-client.mjs';
-import { meetingConnect, region } from './meeting-client.mjs';
+import { encodePng, meetingConnect, region } from './meeting-client.mjs';
 
 const PW = 'meeting-pass-1';
 const USERS = ['alice', 'bob', 'carol'];
@@ -179,6 +180,12 @@ describe('web meetings', () => {
     await guest.type('participants', 5000, (f) => f.presenter === bob.welcome.you);
     bob.sendBinary(region({ fbW: 64, fbH: 64, x: 60, w: 64, h: 64, image: [1, 2, 3] }));
     assert.match((await bob.error('bad_region')).detail, /outside the screen/);
+    // A valid PNG bigger than 64 KiB (noise does not compress): taken, not refused.
+    const noise = crypto.randomBytes(256 * 256 * 3);
+    const bigPng = encodePng(256, 256, noise);
+    assert.ok(bigPng.length > 64 * 1024, String(bigPng.length));
+    bob.sendBinary(region({ format: 2, fbW: 256, fbH: 256, w: 256, h: 256, image: bigPng }));
+    await assert.rejects(bob.error('bad_image', 1500), /no "error" frame/, 'a valid PNG of more than 64 KiB was refused');
     bob.sendBinary(region({ fbW: 64, fbH: 64, w: 64, h: 64, image: [0xff, 0xd8, 1, 2, 3] }));
     assert.match((await bob.error('bad_image')).detail, /JPEG image is corrupt/);
     bob.sendBinary(region({ format: 2, fbW: 64, fbH: 64, w: 64, h: 64, image: Buffer.from('not a png') }));

@@ -110,9 +110,12 @@ static int decode_png(const screen_region_t *r, uint8_t *fb, unsigned fb_w, char
   struct spng_ihdr ihdr;
   size_t size = 0;
   int e;
-  /* The limits go first: libspng checks them before it allocates. */
+  /* The limits go first: libspng checks them before it allocates. No chunk
+   * can be longer than the region's data; libspng refuses a chunk limit
+   * above the cache limit, so that one is at least as large. */
+  size_t cache_max = r->len > 64 * 1024 ? r->len : 64 * 1024;
   if ((e = spng_set_image_limits(ctx, r->w, r->h)) ||
-      (e = spng_set_chunk_limits(ctx, r->len, 64 * 1024)) ||
+      (e = spng_set_chunk_limits(ctx, r->len, cache_max)) ||
       (e = spng_set_png_buffer(ctx, r->data, r->len)) || (e = spng_get_ihdr(ctx, &ihdr))) {
     snprintf(err, errlen, "The PNG image is corrupt or too large: %s.", spng_strerror(e));
     goto out;
