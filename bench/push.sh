@@ -10,7 +10,7 @@
 # Usage: bench/push.sh [BUILD_DIR]        (default: build)
 # Environment:
 #   PUSH_N=20000          notifications in the burst (and requests of h2load)
-#   PUSH_RATE=200 PUSH_SECONDS=5
+#   PUSH_RATE=1000 PUSH_SECONDS=5
 #                         the paced load: chats per second and for how long
 #   PUSH_TIMEOUT=120      bound of every single wait (s)
 #   PUSH_H2LOAD_STREAMS   h2load's -m (default: the streams the sender had open at once)

@@ -28,7 +28,7 @@ import { startSquid } from '../../tests/integration/peers/squid.mjs';
 
 const env = (k, d) => (process.env[k] !== undefined && process.env[k] !== '' ? process.env[k] : d);
 const N = Number(env('PUSH_N', 20000));
-const RATE = Number(env('PUSH_RATE', 200));        // paced chats per second
+const RATE = Number(env('PUSH_RATE', 1000));       // paced chats per second (the 1,000/s)
 const SECONDS = Number(env('PUSH_SECONDS', 5));    // paced duration
 const TIMEOUT_MS = Number(env('PUSH_TIMEOUT', 120)) * 1000;
 const H2LOAD = env('H2LOAD', 'h2load');
