@@ -79,8 +79,8 @@ const pct = (xs, p) => { if (!xs.length) return NaN; const s = [...xs].sort((a, 
 /** The page's screens, encoded once before the clock runs (PNG, as the
  * tests' presenter sends them): the presenter's own CPU stays out of the
  * machine's budget while it scrolls. Each screen is STRIPS full-width
- * regions: the server refuses a PNG region over 64 KiB (its libspng chunk
- * cache limit), and a whole 1280x720 screen of text is about 200 KiB. */
+ * regions, as the first runs were made (the server then refused a PNG
+ * region over 64 KiB; a whole 1280x720 screen of text is about 200 KiB). */
 const STRIPS = 16;
 
 /** A page of text as a screen shows it: glyphs of strokes (an alphabet of
