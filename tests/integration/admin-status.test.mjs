@@ -158,6 +158,8 @@ describe('admin page: the Status page', () => {
     await page.setViewportSize({ width: 1280, height: 900 });
     // Back to the settings: the status refresh stops with the page.
     await page.click('#nav-settings');
+    // The view switches on the hash change, a task after the click.
+    await page.waitForSelector('#view-status', { state: 'hidden', timeout: 5000 });
     assert.equal(await page.isHidden('#view-status'), true);
     assert.deepEqual(browser.errors, []);
   });
