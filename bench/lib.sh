@@ -82,3 +82,15 @@ bench_login() {
   [ -n "$token" ] || die "login failed: $login"
   printf '%s\n' "$token"
 }
+
+# What a recorded run says about itself: sets when, cpu, atrium_v,
+# buildtype and commit for the run's Markdown header (after bench_setup).
+# shellcheck disable=SC2034 # read by the scripts that source this file
+bench_facts() {
+  when="$(date -u '+%Y-%m-%d %H:%M UTC')"
+  cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1)"
+  atrium_v="$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$build/meson-info/intro-projectinfo.json" 2>/dev/null | head -n1)"
+  buildtype="$(python3 -c 'import json,sys; print(next(o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "buildtype"))' \
+    "$build/meson-info/intro-buildoptions.json" 2>/dev/null || true)"
+  commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+}

@@ -84,12 +84,7 @@ ATRIUMD="$atriumd" MEET_NS_SRV="$ns_srv" MEET_SRV_IP=10.78.0.2 MEET_PORT=8090 ME
   timeout 900 ${prio[@]+"${prio[@]}"} node "$here/meeting/meeting-bench.mjs"
 [ -s "$report" ] || die "the driver wrote no report"
 
-when="$(date -u '+%Y-%m-%d %H:%M UTC')"
-cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1)"
-atrium_v="$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$build/meson-info/intro-projectinfo.json" 2>/dev/null | head -n1)"
-buildtype="$(python3 -c 'import json,sys; print(next(o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "buildtype"))' \
-  "$build/meson-info/intro-buildoptions.json" 2>/dev/null || true)"
-commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+bench_facts
 tj="$(pkg-config --modversion libturbojpeg 2>/dev/null || true)"
 block="$(cat <<EOF
 

@@ -41,12 +41,7 @@ ATRIUMD="$atriumd" ATRIUM_STORE_TOOL="$store_tool" PUSH_REPORT="$report" \
   timeout 900 ${prio[@]+"${prio[@]}"} node "$here/push/push-bench.mjs" >/dev/null
 [ -s "$report" ] || die "the driver wrote no report"
 
-when="$(date -u '+%Y-%m-%d %H:%M UTC')"
-cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n1)"
-atrium_v="$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$build/meson-info/intro-projectinfo.json" 2>/dev/null | head -n1)"
-buildtype="$(python3 -c 'import json,sys; print(next(o["value"] for o in json.load(open(sys.argv[1])) if o["name"] == "buildtype"))' \
-  "$build/meson-info/intro-buildoptions.json" 2>/dev/null || true)"
-commit="$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+bench_facts
 block="$(cat <<EOF
 
 ### $when
