@@ -144,10 +144,21 @@ export function textPage(w, h, seed = 1) {
   return page;
 }
 
-/** The screen at scroll offset `top` of the page, as one full-screen PNG region. */
-export function screenRegion(page, w, pageH, h, top, seq) {
+/** The screen at scroll offset `top` of the page, as one full-screen PNG
+ * region. `pan` also moves it `pan` pixels to the left (each row wraps
+ * around): panned diagonally, no row of a frame is a row of the frame
+ * before, so the server has nothing to reuse and sends whole pictures. */
+export function screenRegion(page, w, pageH, h, top, seq, { pan = 0 } = {}) {
   const rgb = Buffer.alloc(w * h * 3);
   const off = top % (pageH - h);
   page.copy(rgb, 0, off * w * 3, (off + h) * w * 3);
+  const px = ((pan % w) + w) % w;
+  if (px) {
+    for (let y = 0; y < h; y++) {
+      const row = Buffer.from(rgb.subarray(y * w * 3, (y + 1) * w * 3));
+      row.copy(rgb, y * w * 3, px * 3);
+      row.copy(rgb, y * w * 3 + (w - px) * 3, 0, px * 3);
+    }
+  }
   return region({ format: 2, seq, capture: Date.now() % 0x100000000, fbW: w, fbH: h, w, h, image: encodePng(w, h, rgb) });
 }

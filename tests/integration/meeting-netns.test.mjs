@@ -3,6 +3,8 @@
 // presenter and two fast viewers), one through `tbf` at 2 Mbit/s towards a
 // second namespace where the slow viewer runs as a process of its own. This
 // kernel has no netem: the link is a rate and a queue, no added delay.
+// The presenter pans its page diagonally, so every frame is a whole
+// picture (a plain scroll would go as small deltas that fit 2 Mbit/s).
 // Asserts: the slow viewer gets a lower tier and a bounded delay, the fast
 // viewers' tier and frame rate do not change when it joins.
 import assert from 'node:assert/strict';
@@ -103,7 +105,7 @@ describe('a viewer behind a 2 Mbit/s link (tbf in a network namespace)', { skip:
     const sender = (async () => {
       const t0 = Date.now();
       while (scrolling) {
-        presenter.sendBinary(screenRegion(page, W, PAGE_H, H, seq * 6, seq));
+        presenter.sendBinary(screenRegion(page, W, PAGE_H, H, seq * 6, seq, { pan: seq * 5 }));
         sentAt.push(Date.now());
         seq++;
         await sleep(Math.max(0, t0 + (seq * 1000) / FPS - Date.now()));

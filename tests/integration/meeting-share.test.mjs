@@ -1,11 +1,14 @@
 // Screen sharing computed per receiver, against a real atriumd: a presenter
-// scrolls a page of text (full-screen PNG regions, as a browser sends
-// them), three viewers acknowledge what they paint; one of them reads its
-// socket at about 2 Mbit/s. The slow viewer drops to a lower tier and skips
-// frames instead of queueing them, the fast viewers' tier and frame rate do
-// not change when it joins, each tier of a frame is encoded at most once
-// however many watch, and when the scrolling stops every viewer gets the
-// lossless picture.
+// pans a page of text diagonally (full-screen PNG regions, as a browser
+// sends them; no row of a frame is in the frame before, so every frame is
+// a whole picture), three viewers acknowledge what they paint; one of them
+// reads its socket at about 2 Mbit/s. The slow viewer drops to a lower tier
+// and skips frames instead of queueing them, the fast viewers' tier and
+// frame rate do not change when it joins, each tier of a frame is encoded
+// at most once however many watch, and when the panning stops every viewer
+// gets the lossless picture. Then the presenter only scrolls: the frames go
+// as deltas (the moved rows copied, the new strip sent), shared by the
+// viewers, and the slow viewer gets the top tier at the full frame rate.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -60,6 +63,7 @@ describe('screen sharing', () => {
     for (const n of users) tok[n] = await clientLogin(srv, n, 'share-pass-1');
     meeting = (await srv.api('POST', '/client/v1/meetings', { token: tok.presenter, body: { title: 'Share' } })).json;
   });
+  const PAN = 5;
   after(async () => {
     for (const c of open) c.close();
     if (srv) await srv.stop();
@@ -78,7 +82,7 @@ describe('screen sharing', () => {
     const sender = (async () => {
       const t0 = Date.now();
       while (scrolling) {
-        presenter.sendBinary(screenRegion(page, W, PAGE_H, H, seq * 6, seq));
+        presenter.sendBinary(screenRegion(page, W, PAGE_H, H, seq * 6, seq, { pan: seq * PAN }));
         sentAt.push(Date.now());
         seq++;
         const next = t0 + (seq * 1000) / FPS;
@@ -151,6 +155,61 @@ describe('screen sharing', () => {
       assert.equal(last.format, 2);
       assert.equal(last.width, W);
     }
+    for (const c of open.splice(0)) c.close();
+  });
+
+  test('a scrolling page goes as shared deltas; the slow viewer gets the top tier at the full frame rate', { timeout: 60000 }, async (t) => {
+    const m = (await srv.api('POST', '/client/v1/meetings', { token: tok.presenter, body: { title: 'Scroll' } })).json;
+    const join = async (name) => { const c = await meetingConnect(srv, m.id, { token: tok[name] }); open.push(c); return c; };
+    const presenter = await join('presenter');
+    const page = textPage(W, PAGE_H, 3);
+    let seq = 0, scrolling = true;
+    const sentAt = [];
+    const offered = (a, b) => sentAt.filter((x) => x >= a && x < b).length / ((b - a) / 1000);
+    const sender = (async () => {
+      const t0 = Date.now();
+      while (scrolling) {
+        presenter.sendBinary(screenRegion(page, W, PAGE_H, H, seq * 6, seq));
+        sentAt.push(Date.now());
+        seq++;
+        await sleep(Math.max(0, t0 + (seq * 1000) / FPS - Date.now()));
+      }
+    })();
+    const stats = async (c) => { c.send({ type: 'stats' }); return c.type('stats', 5000); };
+    const fast1 = watch(await join('fast1'));
+    const fast2 = watch(await join('fast2'));
+    const slowC = await join('slow');
+    throttle(slowC.ws.sock, 2e6);
+    const slow = watch(slowC);
+    await sleep(4000);
+    const s1 = await stats(presenter);
+    const tA = Date.now();
+    await sleep(5000);
+    const tB = Date.now();
+    const s2 = await stats(presenter);
+    scrolling = false;
+    await sender;
+    await Promise.all([fast1.stop(), fast2.stop(), slow.stop()]);
+    const info = JSON.stringify({ s1, s2 });
+    t.diagnostic(info);
+    assert.ok(offered(tA, tB) >= FPS * 0.5, 'the machine is too busy for this test');
+    for (const v of [fast1, fast2, slow]) {
+      const got = between(v.seen, tA, tB);
+      assert.ok(fps(v.seen, tA, tB) >= offered(tA, tB) * 0.8, `${fps(v.seen, tA, tB)} of ${offered(tA, tB)} fps ${info}`);
+      assert.deepEqual([...new Set(got.map((f) => f.tier))], ['high'], info);
+      // Deltas (format 3), each a small part of a whole picture.
+      assert.ok(got.every((f) => f.format === 3), `formats ${[...new Set(got.map((f) => f.format))]}`);
+      assert.ok(pct(got.map((f) => f.bytes), 0.95) < 20000, `delta sizes p95 ${pct(got.map((f) => f.bytes), 0.95)}`);
+    }
+    const sv = s2.viewers.find((v) => v.id === slowC.welcome.you);
+    assert.ok(sv.deltas_sent > 0 && sv.tier === 'high', info);
+    // The viewers that keep up share one delta a frame.
+    const frames = s2.frames - s1.frames;
+    const deltas = ['high', 'medium', 'low'].reduce((n, k) => n + s2.deltas[k] - s1.deltas[k], 0);
+    const wholes = ['high', 'medium', 'low'].reduce((n, k) => n + s2.encodes[k] - s1.encodes[k], 0);
+    assert.ok(deltas <= frames * 1.2, `${deltas} deltas for ${frames} frames ${info}`);
+    assert.equal(wholes, 0, info);
+    for (const c of open.splice(0)) c.close();
   });
 });
 
@@ -205,7 +264,7 @@ describe('screen sharing under the QoS policy', { skip: captureUnavailable() ?? 
       const page = textPage(W, PAGE_H);
       const v = watch(viewer);
       for (let seq = 0; seq < 30; seq++) {
-        presenter.sendBinary(screenRegion(page, W, PAGE_H, H, seq * 6, seq));
+        presenter.sendBinary(screenRegion(page, W, PAGE_H, H, seq * 6, seq, { pan: seq * 5 }));
         await sleep(1000 / FPS);
       }
       for (let i = 0; i < 100 && v.seen.length < 25; i++) await sleep(50);

@@ -312,6 +312,17 @@ static void metrics(FILE *f) {
         "# TYPE atrium_meeting_frames_sent_total counter\n", f);
   for (int t = 0; t < 4; t++)
     fprintf(f, "atrium_meeting_frames_sent_total{tier=\"%s\"} %" PRIu64 "\n", tiers[t], sc.sent[t]);
+  fputs("# HELP atrium_meeting_delta_encodes_total Delta frames encoded (what moved and changed since a "
+        "viewer's picture), by tier.\n"
+        "# TYPE atrium_meeting_delta_encodes_total counter\n", f);
+  for (int t = 0; t < 3; t++)
+    fprintf(f, "atrium_meeting_delta_encodes_total{tier=\"%s\"} %" PRIu64 "\n", tiers[t],
+            sc.deltas[t]);
+  fprintf(f,
+          "# HELP atrium_meeting_delta_frames_sent_total Screen frames sent to viewers as deltas.\n"
+          "# TYPE atrium_meeting_delta_frames_sent_total counter\n"
+          "atrium_meeting_delta_frames_sent_total %" PRIu64 "\n",
+          sc.deltas_sent);
 }
 
 const atrium_module_t meeting_module = {

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mod/meeting/delta.h"
+
 #define SCREEN_REGION_MAGIC 0x52 /* 'R' */
 #define SCREEN_FRAME_MAGIC 0x46  /* 'F' */
 #define SCREEN_REGION_HEADER 24
@@ -18,7 +20,9 @@
 #define SCREEN_MAX_HEIGHT 2160
 #define SCREEN_REGION_BYTES_MAX (8 * 1024 * 1024)
 
-enum { SCREEN_JPEG = 1, SCREEN_PNG = 2 };
+enum { SCREEN_JPEG = 1, SCREEN_PNG = 2, SCREEN_COPY = 3, SCREEN_DELTA = 3 };
+#define SCREEN_COPY_BODY 4 /* a copy region's body: the source's x, y */
+#define SCREEN_DELTA_HEADER 8 /* base frame, copies, patches */
 enum { SCREEN_LAST = 1 }; /* flags: the last region of a frame */
 
 typedef enum screen_tier {
@@ -38,6 +42,7 @@ typedef struct screen_region {
   uint16_t x, y, w, h;
   const uint8_t *data; /* the image, borrowed from the message */
   size_t len;
+  uint16_t src_x, src_y; /* a copy's source */
 } screen_region_t;
 
 /* Checks a region message: magic, format, the framebuffer's size within
@@ -60,6 +65,13 @@ int screen_region_decode(const screen_region_t *r, uint8_t *fb, unsigned fb_w, u
 int screen_encode(const uint8_t *rgb, unsigned w, unsigned h, screen_tier_t tier, uint8_t **out,
                   size_t *len);
 
-/* Writes the viewer frame header into buf. */
+/* A delta frame of `tier` (high, medium or low) that turns the viewer's
+ * picture of frame base_seq into this one (rgb, w x h), as `plan` says;
+ * the same buffer convention as screen_encode. For the low tier the plan
+ * must have been made with grain 2. 0, -ENOMEM, -EIO, -EINVAL. */
+int screen_encode_delta(const uint8_t *rgb, unsigned w, unsigned h, screen_tier_t tier,
+                        uint32_t base_seq, const delta_plan_t *plan, uint8_t **out, size_t *len);
+
+/* Writes the viewer frame header into buf: a whole picture, or a delta. */
 void screen_frame_header(uint8_t *buf, screen_tier_t tier, uint32_t seq, uint32_t capture_ms,
-                         unsigned w, unsigned h);
+                         unsigned w, unsigned h, bool delta);

@@ -9,6 +9,13 @@
  *                            not encoded yet is encoded once (CPU pool), and
  *                            every viewer of that tier is sent the same bytes
  *
+ * A viewer that holds a picture of an earlier frame at a tier of the same
+ * size is sent a delta instead: what moved (rows, found by their hashes,
+ * delta.h) as copies and what changed as JPEG patches. A delta is encoded
+ * once per base frame, frame and tier, and shared by every viewer with that
+ * base, so viewers that keep up share one encode; when more than half of
+ * the screen changed the whole picture is sent.
+ *
  * A viewer's sender sends only when the viewer's socket has nothing queued
  * and fewer than VIEWER_WINDOW frames wait for their acknowledgement, so a
  * slow viewer skips frames: it always gets the newest, and nothing queues
@@ -46,12 +53,14 @@
 #define UP_DWELL_MS 5000         /* ... and before going up */
 #define UP_HOLD_MS 3000          /* the better tier must stay affordable this long */
 #define NOTSENT_LOWAT (16 * 1024)
+#define START_ACKS 2             /* acknowledgements that place a new viewer's tier at once */
 
-static const double tier_ratio[SCREEN_TIERS] = {1.0, 0.55, 0.22, 2.5};
+static const double tier_ratio[SCREEN_TIERS] = {1.0, 0.64, 0.15, 2.5};
+#define COST_WEIGHT 0.3 /* of the newest frame, in a viewer's bytes a frame */
 
 static struct {
   atomic_uint_fast64_t frames, regions, region_errors, encodes[SCREEN_TIERS], sent[SCREEN_TIERS],
-      skipped;
+      skipped, deltas[SCREEN_TIERS], deltas_sent;
 } C;
 
 /* The benchmark's baseline (bench/meeting.sh, ATRIUM_SCREEN_ENCODE=per-viewer):
@@ -73,7 +82,9 @@ void share_counters(share_counters_t *out) {
   for (int i = 0; i < SCREEN_TIERS; i++) {
     out->encodes[i] = atomic_load(&C.encodes[i]);
     out->sent[i] = atomic_load(&C.sent[i]);
+    out->deltas[i] = atomic_load(&C.deltas[i]);
   }
+  out->deltas_sent = atomic_load(&C.deltas_sent);
   out->skipped = atomic_load(&C.skipped);
 }
 
@@ -86,16 +97,30 @@ typedef struct own_enc {
   size_t enc_len;
 } own_enc_t;
 
+/* A delta of a frame from an earlier one: made once for every viewer that
+ * holds that base at a tier of the same size (per viewer in the baseline). */
+typedef struct delta_enc {
+  struct delta_enc *next;
+  uint32_t base_seq;
+  screen_tier_t tier;
+  uint64_t viewer;
+  bool encoding, whole; /* whole: too much changed, send the whole picture */
+  uint8_t *enc;
+  size_t enc_len;
+} delta_enc_t;
+
 typedef struct frame {
   atomic_int ref;
   uint32_t seq, capture_ms;
   unsigned w, h;
-  uint8_t *rgb; /* immutable once made: the encoders read it */
+  uint8_t *rgb;   /* immutable once made: the encoders read it */
+  uint64_t *hash; /* its rows' hashes in bands (delta.h), made with it */
   /* loop thread only: */
   uint8_t *enc[SCREEN_TIERS];
   size_t enc_len[SCREEN_TIERS];
   bool encoding[SCREEN_TIERS];
   own_enc_t *own;
+  delta_enc_t *deltas;
 } frame_t;
 
 typedef struct region_msg {
@@ -126,7 +151,9 @@ struct share {
   uint64_t last_frame_ms;
   viewer_t *viewers;
   uv_timer_t timer;
-  uint64_t frames, encodes[SCREEN_TIERS];
+  uv_timer_t pace; /* the earliest paced send: a tick would be up to TICK_MS late */
+  uint64_t pace_at;
+  uint64_t frames, encodes[SCREEN_TIERS], deltas[SCREEN_TIERS];
   uint64_t next_viewer_id;
   double size[SCREEN_TIERS]; /* encoded bytes, a moving average; 0: not seen */
 };
@@ -146,6 +173,10 @@ struct viewer {
   double cap_bps; /* the QoS policy's rate, 0: none */
   bool own_socket;
   screen_tier_t tier;
+  frame_t *base;          /* the picture the viewer holds (the last frame sent) ... */
+  screen_tier_t base_tier; /* ... and its tier */
+  double cost;            /* bytes a frame at its tier lately, where a delta was possible; 0: none */
+  uint64_t deltas_sent;
   uint64_t tier_since_ms, better_since_ms;
   uint32_t tier_changes;
   double samples[SAMPLES];
@@ -167,6 +198,13 @@ static void share_unref(share_t *s);
 static void frame_unref(frame_t *f) {
   if (!f || atomic_fetch_sub(&f->ref, 1) != 1) return;
   for (int i = 0; i < SCREEN_TIERS; i++) free(f->enc[i]);
+  while (f->deltas) {
+    delta_enc_t *d = f->deltas;
+    f->deltas = d->next;
+    free(d->enc);
+    free(d);
+  }
+  free(f->hash);
   while (f->own) {
     own_enc_t *o = f->own;
     f->own = o->next;
@@ -183,8 +221,10 @@ typedef struct posted {
   share_t *s;
   uint64_t generation;
   frame_t *frame;
+  frame_t *base; /* a delta's */
   int tier;
   uint64_t viewer; /* per-viewer baseline: whose encode; 0: the shared one */
+  bool whole;
   uint8_t *enc;
   size_t enc_len;
   int status;
@@ -284,8 +324,11 @@ static void decode_job(void *arg) {
     } else if (r.flags & SCREEN_LAST) {
       frame_t *f = calloc(1, sizeof *f);
       size_t bytes = (size_t)s->fb_w * s->fb_h * 3;
-      if (f && (f->rgb = malloc(bytes))) {
+      unsigned bands = delta_bands(s->fb_w, NULL);
+      if (f && (f->rgb = malloc(bytes)) &&
+          (f->hash = malloc((size_t)s->fb_h * bands * sizeof *f->hash))) {
         memcpy(f->rgb, s->fb, bytes);
+        delta_row_hashes(f->rgb, s->fb_w, s->fb_h, f->hash);
         atomic_init(&f->ref, 1);
         f->w = s->fb_w;
         f->h = s->fb_h;
@@ -299,6 +342,7 @@ static void decode_job(void *arg) {
           frame_unref(f);
         }
       } else {
+        if (f) free(f->rgb);
         free(f);
       }
     }
@@ -392,7 +436,7 @@ static void on_encoded(void *arg) {
     f->encoding[p->tier] = false;
   }
   if (p->enc) {
-    screen_frame_header(p->enc, p->tier, f->seq, f->capture_ms, f->w, f->h);
+    screen_frame_header(p->enc, p->tier, f->seq, f->capture_ms, f->w, f->h, false);
     if (own) {
       own->enc = p->enc;
       own->enc_len = p->enc_len;
@@ -469,6 +513,109 @@ static void want_tier(share_t *s, frame_t *f, screen_tier_t tier, const viewer_t
   }
 }
 
+/* ---- deltas (CPU pool) ------------------------------------------------------------------------- */
+
+static delta_enc_t *delta_find(frame_t *f, uint32_t base_seq, screen_tier_t tier, uint64_t viewer) {
+  for (delta_enc_t *d = f->deltas; d; d = d->next)
+    if (d->base_seq == base_seq && d->tier == tier && d->viewer == viewer) return d;
+  return NULL;
+}
+
+static void delta_drop(frame_t *f, delta_enc_t *d) {
+  for (delta_enc_t **pp = &f->deltas; *pp; pp = &(*pp)->next)
+    if (*pp == d) {
+      *pp = d->next;
+      break;
+    }
+  free(d->enc);
+  free(d);
+}
+
+static void on_delta(void *arg) {
+  posted_t *p = arg;
+  share_t *s = p->s;
+  frame_t *f = p->frame;
+  delta_enc_t *d = delta_find(f, p->base->seq, p->tier, p->viewer);
+  if (d) {
+    d->encoding = false;
+    if (p->enc) {
+      screen_frame_header(p->enc, p->tier, f->seq, f->capture_ms, f->w, f->h, true);
+      d->enc = p->enc;
+      d->enc_len = p->enc_len;
+      p->enc = NULL;
+      s->deltas[p->tier]++;
+      atomic_fetch_add(&C.deltas[p->tier], 1);
+    } else if (p->whole) {
+      d->whole = true;
+    } else {
+      delta_drop(f, d); /* it failed: the next pump asks again */
+    }
+  }
+  free(p->enc);
+  if (!s->closed) pump_all(s);
+  frame_unref(p->base);
+  frame_unref(f);
+  share_unref(s);
+  free(p);
+}
+
+static void delta_job(void *arg) {
+  posted_t *p = arg;
+  frame_t *f = p->frame, *b = p->base;
+  delta_plan_t plan;
+  unsigned grain = p->tier == SCREEN_TIER_LOW ? 2 : 1;
+  if (delta_plan(b->hash, f->hash, f->w, f->h, grain, &plan) < 0) {
+    p->enc = NULL;
+  } else if (plan.changed_px * 2 > (uint64_t)f->w * f->h) {
+    p->whole = true;
+  } else if (screen_encode_delta(f->rgb, f->w, f->h, p->tier, b->seq, &plan, &p->enc,
+                                 &p->enc_len) < 0) {
+    p->enc = NULL;
+  }
+  share_t *s = p->s;
+  if (loop_post(s->loop, on_delta, p) < 0) {
+    free(p->enc);
+    frame_unref(b);
+    frame_unref(f);
+    free(p);
+    share_unref(s);
+  }
+}
+
+/* Starts the delta of f from b at `tier` for v (shared unless the baseline
+ * encodes per viewer). */
+static void want_delta(share_t *s, frame_t *f, frame_t *b, screen_tier_t tier, const viewer_t *v) {
+  delta_enc_t *d = calloc(1, sizeof *d);
+  posted_t *p = calloc(1, sizeof *p);
+  if (!d || !p) {
+    free(d);
+    free(p);
+    return;
+  }
+  d->base_seq = b->seq;
+  d->tier = tier;
+  d->viewer = per_viewer_encode ? v->id : 0;
+  d->encoding = true;
+  d->next = f->deltas;
+  f->deltas = d;
+  p->s = s;
+  p->frame = f;
+  p->base = b;
+  p->tier = tier;
+  p->viewer = d->viewer;
+  atomic_fetch_add(&f->ref, 1);
+  atomic_fetch_add(&b->ref, 1);
+  atomic_fetch_add(&s->ref, 1);
+  if (workpool_submit(s->pool, delta_job, p) < 0) {
+    /* The pool is full: the next tick asks again. */
+    delta_drop(f, d);
+    atomic_fetch_sub(&f->ref, 1);
+    atomic_fetch_sub(&b->ref, 1);
+    atomic_fetch_sub(&s->ref, 1);
+    free(p);
+  }
+}
+
 /* ---- each viewer's sender ---------------------------------------------------------------------- */
 
 static double estimate_bps(const viewer_t *v) {
@@ -487,15 +634,37 @@ static double tier_size(const share_t *s, screen_tier_t tier) {
   return 0;
 }
 
+/* Bytes a frame of `tier` costs this viewer: what its frames cost lately
+ * where a delta was possible (scaled from its tier to that one), or else a
+ * whole picture's size. */
+static double frame_cost(const share_t *s, const viewer_t *v, screen_tier_t tier) {
+  if (v->cost <= 0) return tier_size(s, tier);
+  if (tier == v->tier) return v->cost;
+  double from = tier_size(s, v->tier), to = tier_size(s, tier);
+  if (from > 0 && to > 0) return v->cost * to / from;
+  return v->cost * tier_ratio[tier] / tier_ratio[v->tier];
+}
+
+static void set_tier(viewer_t *v, screen_tier_t tier, uint64_t now) {
+  if (v->cost > 0) v->cost = frame_cost(v->s, v, tier);
+  v->tier = tier;
+  v->tier_since_ms = now;
+  v->better_since_ms = 0;
+  v->tier_changes++;
+}
+
 static double affordable_fps(const share_t *s, const viewer_t *v, screen_tier_t tier) {
-  double size = tier_size(s, tier), bps = estimate_bps(v);
+  double size = frame_cost(s, v, tier), bps = estimate_bps(v);
   if (size <= 0 || bps <= 0) return MAX_FPS; /* nothing known yet: start at the top */
   return bps * LINK_USE / (8 * size);
 }
 
 /* After each acknowledgement: down at once when the tier became
  * unaffordable (after a short dwell), up one step only when the better
- * tier stayed affordable for a while and the tier has not changed lately. */
+ * tier stayed affordable for a while and the tier has not changed lately.
+ * A new viewer starts at the low tier, so that a picture arrives within a
+ * second on any link, and its first acknowledgements put it straight at
+ * the tier its link affords. */
 static void choose_tier(viewer_t *v, uint64_t now) {
   share_t *s = v->s;
   screen_tier_t target = SCREEN_TIER_LOW;
@@ -504,21 +673,16 @@ static void choose_tier(viewer_t *v, uint64_t now) {
       target = t;
       break;
     }
-  if (target > v->tier) {
+  if (v->acked <= START_ACKS) {
+    if (target != v->tier) set_tier(v, target, now);
+  } else if (target > v->tier) {
     v->better_since_ms = 0;
-    if (affordable_fps(s, v, v->tier) < FPS_POOR && now - v->tier_since_ms >= DOWN_DWELL_MS) {
-      v->tier = target;
-      v->tier_since_ms = now;
-      v->tier_changes++;
-    }
+    if (affordable_fps(s, v, v->tier) < FPS_POOR && now - v->tier_since_ms >= DOWN_DWELL_MS)
+      set_tier(v, target, now);
   } else if (target < v->tier) {
     if (!v->better_since_ms) v->better_since_ms = now;
-    if (now - v->better_since_ms >= UP_HOLD_MS && now - v->tier_since_ms >= UP_DWELL_MS) {
-      v->tier = v->tier - 1;
-      v->tier_since_ms = now;
-      v->better_since_ms = 0;
-      v->tier_changes++;
-    }
+    if (now - v->better_since_ms >= UP_HOLD_MS && now - v->tier_since_ms >= UP_DWELL_MS)
+      set_tier(v, v->tier - 1, now);
   } else {
     v->better_since_ms = 0;
   }
@@ -531,9 +695,24 @@ static void drop_stale_inflight(viewer_t *v, uint64_t now) {
   v->ninflight = k;
 }
 
+/* counted: a frame where a delta was possible, so what it cost says what
+ * the viewer's frames cost while the picture changes like this. */
 static void send_tier(viewer_t *v, frame_t *f, screen_tier_t tier, const uint8_t *enc,
-                      size_t enc_len, uint64_t now) {
+                      size_t enc_len, uint64_t now, bool delta, bool counted) {
   if (ws_send(v->ws, true, enc, enc_len) < 0) return;
+  if (v->base != f) {
+    frame_unref(v->base);
+    atomic_fetch_add(&f->ref, 1);
+    v->base = f;
+  }
+  v->base_tier = tier;
+  if (delta) {
+    v->deltas_sent++;
+    atomic_fetch_add(&C.deltas_sent, 1);
+  }
+  if (counted && tier == v->tier)
+    v->cost = v->cost > 0 ? (1 - COST_WEIGHT) * v->cost + COST_WEIGHT * (double)enc_len
+                          : (double)enc_len;
   if (v->sent_any && f->seq > v->last_seq + 1 && tier != SCREEN_TIER_LOSSLESS) {
     v->skipped += f->seq - v->last_seq - 1;
     atomic_fetch_add(&C.skipped, f->seq - v->last_seq - 1);
@@ -555,6 +734,20 @@ static void send_tier(viewer_t *v, frame_t *f, screen_tier_t tier, const uint8_t
   v->next_send_ms = now + gap;
 }
 
+static void on_pace(uv_timer_t *t) {
+  share_t *s = t->data;
+  s->pace_at = 0;
+  if (!s->closed && s->viewers && s->latest) pump_all(s);
+}
+
+static void pace_at(share_t *s, uint64_t at, uint64_t now) {
+  if (s->pace_at > now && s->pace_at <= at) return; /* an earlier wake-up is due */
+  s->pace_at = at;
+  uv_timer_start(&s->pace, on_pace, at > now ? at - now : 0, 0);
+}
+
+static bool full_size(screen_tier_t t) { return t != SCREEN_TIER_LOW; }
+
 static void pump(viewer_t *v) {
   share_t *s = v->s;
   frame_t *f = s->latest;
@@ -569,24 +762,44 @@ static void pump(viewer_t *v) {
    * link where one frame takes longer than a frame interval, the second
    * would only wait in the bottleneck's queue, adding its time to the delay. */
   unsigned window = VIEWER_WINDOW;
-  double bps = estimate_bps(v), size = tier_size(s, v->tier);
+  double bps = estimate_bps(v), size = frame_cost(s, v, v->tier);
   if (bps > 0 && size > 0 && size * 8 * 1000 / bps > 1000.0 / MAX_FPS) window = 1;
-  if (v->ninflight >= window || now < v->next_send_ms) return;
+  if (v->ninflight >= window) return;
+  if (now < v->next_send_ms) {
+    pace_at(s, v->next_send_ms, now);
+    return;
+  }
   if (ws_queued(v->ws) > 0) {
     ws_want_writable(v->ws);
     return;
   }
   screen_tier_t tier = refresh ? SCREEN_TIER_LOSSLESS : v->tier;
+  frame_t *b = v->base;
+  bool can_delta = !refresh && b && b != f && b->w == f->w && b->h == f->h &&
+                   full_size(v->base_tier) == full_size(tier);
+  if (can_delta) {
+    delta_enc_t *d = delta_find(f, b->seq, tier, per_viewer_encode ? v->id : 0);
+    if (!d) {
+      want_delta(s, f, b, tier, v);
+      return;
+    }
+    if (d->encoding) return;
+    if (!d->whole) {
+      send_tier(v, f, tier, d->enc, d->enc_len, now, true, true);
+      if (per_viewer_encode) delta_drop(f, d);
+      return;
+    }
+  }
   if (per_viewer_encode) {
     own_enc_t *own = own_find(f, v->id, tier);
     if (own && own->enc) {
-      send_tier(v, f, tier, own->enc, own->enc_len, now);
+      send_tier(v, f, tier, own->enc, own->enc_len, now, false, can_delta);
       own_drop(f, own); /* sent (or the socket failed): nobody else may use it */
     } else {
       want_tier(s, f, tier, v);
     }
   } else if (f->enc[tier]) {
-    send_tier(v, f, tier, f->enc[tier], f->enc_len[tier], now);
+    send_tier(v, f, tier, f->enc[tier], f->enc_len[tier], now, false, can_delta);
   } else {
     want_tier(s, f, tier, v);
   }
@@ -611,7 +824,7 @@ viewer_t *share_viewer_add(share_t *s, ws_t *ws, const char *pid, long max_rate_
   snprintf(v->pid, sizeof v->pid, "%s", pid);
   v->cap_bps = max_rate_mbps > 0 ? (double)max_rate_mbps * 1e6 : 0;
   v->own_socket = own_socket;
-  v->tier = SCREEN_TIER_HIGH;
+  v->tier = SCREEN_TIER_LOW;
   v->tier_since_ms = loop_now_ms(s->loop);
   if (own_socket) {
     /* The kernel keeps little unsent: what waits, waits here, where the
@@ -631,6 +844,7 @@ void share_viewer_remove(share_t *s, viewer_t *v) {
       *pp = v->next;
       break;
     }
+  frame_unref(v->base);
   free(v);
 }
 
@@ -667,7 +881,7 @@ int share_viewer_ack(viewer_t *v, uint32_t frame, uint32_t decode_ms, char *err,
 share_t *share_new(loop_t *loop, workpool_t *pool, share_error_fn on_error, void *ctx) {
   share_t *s = calloc(1, sizeof *s);
   if (!s) return NULL;
-  atomic_init(&s->ref, 2); /* the room's and the timer's */
+  atomic_init(&s->ref, 3); /* the room's and the timers' */
   s->loop = loop;
   s->pool = pool;
   s->on_error = on_error;
@@ -676,6 +890,8 @@ share_t *share_new(loop_t *loop, workpool_t *pool, share_error_fn on_error, void
   uv_timer_init(loop_uv(loop), &s->timer);
   s->timer.data = s;
   uv_timer_start(&s->timer, on_tick, TICK_MS, TICK_MS);
+  uv_timer_init(loop_uv(loop), &s->pace);
+  s->pace.data = s;
   return s;
 }
 
@@ -701,6 +917,7 @@ void share_free(share_t *s) {
   while (s->viewers) share_viewer_remove(s, s->viewers);
   share_reset(s);
   uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+  uv_close((uv_handle_t *)&s->pace, on_timer_closed);
   share_unref(s);
 }
 
@@ -723,6 +940,9 @@ void share_reset(share_t *s) {
     v->sent_any = false;
     v->ninflight = 0;
     v->lossless_seq = 0;
+    frame_unref(v->base);
+    v->base = NULL;
+    v->cost = 0;
   }
 }
 
@@ -738,10 +958,12 @@ static double viewer_fps(const viewer_t *v, uint64_t now) {
 json_t *share_stats(share_t *s) {
   uint64_t now = loop_now_ms(s->loop);
   uint64_t total = 0;
-  json_t *enc = json_object();
+  json_t *enc = json_object(), *deltas = json_object();
   for (int t = 0; t < SCREEN_TIERS; t++) {
     json_object_set_new(enc, screen_tier_name(t), json_integer((json_int_t)s->encodes[t]));
-    total += s->encodes[t];
+    if (t != SCREEN_TIER_LOSSLESS)
+      json_object_set_new(deltas, screen_tier_name(t), json_integer((json_int_t)s->deltas[t]));
+    total += s->encodes[t] + s->deltas[t];
   }
   json_t *viewers = json_array();
   for (viewer_t *v = s->viewers; v; v = v->next) {
@@ -753,6 +975,8 @@ json_t *share_stats(share_t *s) {
                           (json_int_t)(estimate_bps(v) / 1000), "sent", sent, "skipped",
                           (json_int_t)v->skipped, "acked", (json_int_t)v->acked, "tier_changes",
                           (json_int_t)v->tier_changes, "own_socket", v->own_socket);
+    json_object_set_new(j, "deltas_sent", json_integer((json_int_t)v->deltas_sent));
+    json_object_set_new(j, "frame_bytes", json_integer((json_int_t)frame_cost(s, v, v->tier)));
     if (v->own_socket) {
       struct tcp_info ti;
       socklen_t tl = sizeof ti;
@@ -765,7 +989,8 @@ json_t *share_stats(share_t *s) {
     }
     json_array_append_new(viewers, j);
   }
-  return json_pack("{s:I, s:o, s:f, s:I, s:o}", "frames", (json_int_t)s->frames, "encodes", enc,
+  return json_pack("{s:I, s:o, s:o, s:f, s:I, s:o}", "frames", (json_int_t)s->frames, "encodes",
+                   enc, "deltas", deltas,
                    "encodes_per_frame", s->frames ? (double)total / (double)s->frames : 0.0,
                    "latest", (json_int_t)(s->latest ? s->latest->seq : 0), "viewers", viewers);
 }

@@ -56,5 +56,6 @@ json_t *share_stats(share_t *s);
 /* Process-wide counters for /metrics (any thread). */
 typedef struct share_counters {
   uint64_t frames, regions, region_errors, encodes[4], sent[4], skipped;
+  uint64_t deltas[4], deltas_sent; /* delta encodes per tier; delta frames sent */
 } share_counters_t;
 void share_counters(share_counters_t *out);
