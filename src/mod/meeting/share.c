@@ -177,6 +177,7 @@ struct viewer {
   screen_tier_t base_tier; /* ... and its tier */
   double cost;            /* bytes a frame at its tier lately, where a delta was possible; 0: none */
   uint64_t deltas_sent;
+  bool last_whole; /* its last delta changed too much: the whole picture went */
   uint64_t tier_since_ms, better_since_ms;
   uint32_t tier_changes;
   double samples[SAMPLES];
@@ -779,11 +780,16 @@ static void pump(viewer_t *v) {
                    full_size(v->base_tier) == full_size(tier);
   if (can_delta) {
     delta_enc_t *d = delta_find(f, b->seq, tier, per_viewer_encode ? v->id : 0);
+    /* While everything changes, the whole picture is likely needed again:
+     * its encode starts beside the delta's instead of after it. */
+    if ((!d || d->encoding) && v->last_whole && !per_viewer_encode && !f->enc[tier])
+      want_tier(s, f, tier, v);
     if (!d) {
       want_delta(s, f, b, tier, v);
       return;
     }
     if (d->encoding) return;
+    v->last_whole = d->whole;
     if (!d->whole) {
       send_tier(v, f, tier, d->enc, d->enc_len, now, true, true);
       if (per_viewer_encode) delta_drop(f, d);
