@@ -1,9 +1,11 @@
 // "Test connection" under Proxy settings: sends the proxy values currently in
 // the form (saved or not) to POST /api/v1/proxy/test and shows the server's
-// message as it is.
+// message as it is. The busy button and the error box are the other test
+// boxes' (test-box.js).
 import * as api from './api.js';
 import { h } from './dom.js';
 import { bindText } from './i18n.js';
+import { onTestClick, showTestError } from './test-box.js';
 
 // onFieldErrors(errors) puts the server's per-key messages beside their
 // fields as well (an invalid port is fixed there, not in the result box);
@@ -17,20 +19,9 @@ export function createProxyTest(currentValues, onFieldErrors = () => {}) {
   const meta = h('p', { class: 'test-meta', id: 'proxy-test-meta' });
   const result = h('div', { class: 'test-result', id: 'proxy-test-result', role: 'status', 'aria-live': 'polite' });
   const element = h('div', { class: 'proxy-test' }, button, hint, result);
-  let busy = false;
-
-  button.addEventListener('click', async () => {
-    if (busy) return;
-    busy = true;
-    button.disabled = true;
-    button.setAttribute('aria-busy', 'true');
-    result.className = 'test-result busy';
-    result.replaceChildren(bindText(h('span'), 'proxy.test_busy'));
+  onTestClick(button, result, 'proxy.test_busy', async () => {
     onFieldErrors([]);
     const r = await api.proxyTest(currentValues());
-    busy = false;
-    button.disabled = false;
-    button.removeAttribute('aria-busy');
     if (r.status === 200 && r.json) {
       const ok = !!r.json.ok;
       result.className = `test-result ${ok ? 'ok' : 'error'}`;
@@ -44,10 +35,7 @@ export function createProxyTest(currentValues, onFieldErrors = () => {}) {
       bits.forEach((b, i) => meta.append(...(i ? [' · ', b] : [b])));
       result.replaceChildren(heading, message, meta);
     } else if (r.status !== 401) {
-      result.className = 'test-result error';
-      const detail = [api.problemText(r), ...(r.json?.errors ?? []).map((e) => `${e.key}: ${e.message}`)].join(' ');
-      result.replaceChildren(bindText(h('p', { class: 'test-message', id: 'proxy-test-message' }),
-        'proxy.test_error', { detail }));
+      showTestError(result, r, 'proxy.test_error', 'proxy-test-message');
       onFieldErrors(r.json?.errors ?? []);
     }
   });

@@ -1,4 +1,4 @@
-// What the staged test boxes (Test federation, Test push) share: one run at
+// What the test boxes (Test connection, Test federation, Test push) share: one run at
 // a time, the button busy meanwhile, a "testing…" line in the live result,
 // and the sentence for a test that could not run at all.
 import * as api from './api.js';
