@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Benchmark of the web meeting's screen sharing (src/mod/meeting/share.c):
 # atriumd in a network namespace; viewers each in a namespace of their own
-# behind a `tbf` link of 2, 5 and 50 Mbit/s, and one of 0.5 Mbit/s that
-# joins later; a presenter (node) scrolling a page of text with the capture
-# time in each frame; then 1, 2, 4, 8, 16 unshaped viewers for atriumd's CPU per
-# added viewer. Everything twice, in the same run: as the server is (each
+# behind a `tbf` link of 2, 5, 20 and 50 Mbit/s, and one of 0.5 Mbit/s that
+# joins later; a presenter (node) with the capture time in each frame,
+# scrolling a page of text (windows A and B, before and after the late
+# viewer joins), then showing "every frame new" (the page rotated
+# horizontally, nothing a delta frame can reuse; window C); then 1, 2, 4, 8,
+# 16 unshaped viewers of "every frame new" for atriumd's CPU per added
+# viewer. Everything twice, in the same run: as the server is (each
 # tier of a frame encoded once and shared) and with the benchmark's baseline
 # ATRIUM_SCREEN_ENCODE=per-viewer (every viewer's frames encoded for it
 # alone). The driver is bench/meeting/meeting-bench.mjs; what it measures is
@@ -15,7 +18,7 @@
 # Usage: bench/meeting.sh [BUILD_DIR]        (default: build)
 # Environment:
 #   MEET_W=1280 MEET_H=720 MEET_FPS=30   the presenter's screen and frame rate
-#   MEET_LINKS_MBIT="2 5 50 0.5"         the links; the last joins later
+#   MEET_LINKS_MBIT="2 5 20 50 0.5"      the links; the last joins later
 #   MEET_CPU_VIEWERS="1 2 4 8 16"        unshaped viewer counts for the CPU figure
 #   MEET_MODES="shared per-viewer"       what runs
 #   MEET_OUT=FILE                        keep the driver's JSON
@@ -29,7 +32,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 
 bench_setup "${1:-build}" atrium-meeting node ip tc
 [ "$(id -u)" = 0 ] || die "network namespaces need root"
-read -r -a links_mbit <<<"${MEET_LINKS_MBIT:-2 5 50 0.5}"
+read -r -a links_mbit <<<"${MEET_LINKS_MBIT:-2 5 20 50 0.5}"
 [ "${#links_mbit[@]}" -ge 4 ] || die "MEET_LINKS_MBIT needs at least 4 links (the last joins later)"
 
 tag=$$

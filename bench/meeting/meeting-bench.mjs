@@ -6,20 +6,25 @@
 // load. The namespaces and links are bench/meeting.sh's; this file starts
 // the servers, the presenter and the viewers, and writes the report.
 //
-//   links  viewers behind tbf links of 2, 5 and 50 Mbit/s (each a process
-//          in its own namespace) watch a presenter scroll a page of text at
-//          MEET_FPS; window A; then a 0.5 Mbit/s viewer joins; window B.
-//          Per viewer: frames a second, tiers, delay from capture to
-//          receipt (p50/p95, and beyond the frame's own time on the link),
-//          tier changes, link use (frame bytes / link rate).
+//   links  viewers behind tbf links of 2, 5, 20 and 50 Mbit/s (each a
+//          process in its own namespace) watch a presenter at MEET_FPS:
+//          window A while it scrolls a page of text; then a 0.5 Mbit/s
+//          viewer joins; window B, still scrolling; then the presenter
+//          switches to "every frame new" (the page rotated horizontally,
+//          nothing a delta frame can reuse) and, after a few seconds,
+//          window C. Per viewer: frames a second, tiers, delta frames and
+//          whole pictures, mean frame size, delay from capture to receipt
+//          (p50/p95, and beyond the frame's own time on the link), tier
+//          changes, link use (frame bytes / link rate).
 //   cpu    0, then MEET_CPU_VIEWERS unshaped viewers (one process, beside
-//          the presenter): atriumd's CPU (utime + stime of /proc/PID/stat)
-//          over a window, frames delivered, encodes per frame.
+//          the presenter, every frame new): atriumd's CPU (utime + stime of
+//          /proc/PID/stat) over a window, frames delivered, encodes per
+//          frame.
 //
 // Environment (set by bench/meeting.sh): ATRIUMD, MEET_NS_SRV, MEET_SRV_IP,
 // MEET_LINKS ("MBIT:NETNS:SERVER_IP ..."; the first three from the start,
 // the last joining later), MEET_PORT, MEET_TMP, MEET_REPORT; optional
-// MEET_W, MEET_H, MEET_FPS, MEET_CPU_VIEWERS, MEET_MODES, MEET_OUT (JSON).
+// MEET_W, MEET_H, MEET_FPS, MEET_CPU_VIEWERS, MEET_MODES, MEET_OUT (JSON: the contents, each mode's results).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -37,7 +42,15 @@ const W = Number(env.MEET_W || 1280), H = Number(env.MEET_H || 720), FPS = Numbe
 const CPU_VIEWERS = (env.MEET_CPU_VIEWERS || '1 2 4 8 16').trim().split(/\s+/).map(Number);
 const MODES = (env.MEET_MODES || 'shared per-viewer').trim().split(/\s+/);
 const TMP = env.MEET_TMP;
-const WARM = 10, WIN = Number(env.MEET_WIN || 12), SETTLE = 4; // s: before window A, each window, after the late viewer joins
+// s: before window A, each window, after the late viewer joins, after the switch to every frame new
+const WARM = 10, WIN = Number(env.MEET_WIN || 12), SETTLE = 4, SWITCH = 5;
+const WINDOW_CONTENT = { A: 'scroll', B: 'scroll', C: 'new' };
+const CONTENT_NAME = { scroll: 'scroll', new: 'every frame new' };
+const TIERS = ['high', 'medium', 'low', 'lossless'], FULL_SIZE = new Set(['high', 'medium', 'lossless']);
+const FMT_DELTA = 3; // the frame header's byte 2: 1 JPEG, 2 PNG, 3 delta
+// The stats frame's fields this driver reads; any other is printed as it comes.
+const KNOWN_STATS = new Set(['type', 'frames', 'latest', 'encodes', 'encodes_per_frame', 'viewers']);
+const KNOWN_VIEWER = new Set(['id', 'tier', 'fps', 'bandwidth_kbps', 'sent', 'skipped', 'acked', 'tier_changes', 'own_socket', 'tcp_rtt_ms', 'tcp_notsent_bytes']);
 const CPU_SETTLE = 3, CPU_WIN = Number(env.MEET_CPU_WIN || 6);
 const TICK = 100; // clock ticks a second of /proc/PID/stat (sysconf(_SC_CLK_TCK) on Linux)
 const PASS = 'meeting-bench-1';
@@ -133,19 +146,80 @@ function screenPage(w, h, seed = 7) {
   }
   return page;
 }
-function screens() {
-  const step = 8, n = 60, pageH = H * 3, sh = Math.ceil(H / STRIPS);
-  const page = screenPage(W, pageH);
-  const out = [];
-  for (let i = 0; i < n; i++) {
-    const strips = [];
-    for (let y = 0; y < H; y += sh) {
-      const h = Math.min(sh, H - y), top = i * step + y;
-      strips.push({ y, h, png: encodePng(W, h, page.subarray(top * W * 3, (top + h) * W * 3)) });
+/** The two contents, each SCREENS frames the presenter sends in a loop.
+ * scroll: the page scrolled vertically, 8 px a frame (a delta copies the
+ * rows that moved and sends the new strip). new ("every frame new"): the
+ * page's screen in the middle of the scroll rotated horizontally, 8 px
+ * further left each frame, each row's pixels wrapping around, so that no
+ * row of a frame equals any row of the frame before and a delta has nothing
+ * to reuse (like video). That screen, not the first: the first has the bar
+ * and the top margin, less text, and its JPEG is 8 % smaller than the
+ * scroll's median; the middle one's is within 1 %. Rotation leaves a
+ * uniform row as it is, and 410 of its 720 rows are uniform (blank lines,
+ * the gaps between lines and in them), so this content lies on a faint
+ * horizontal shade, every pixel 0 to 15 levels darker across the width
+ * (the text's contrast stays; the JPEG grows by 0.3 %): every row then has
+ * something that moves. */
+const SCREENS = 60, STEP = 8;
+function shade(rgb) {
+  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) {
+    const d = Math.round((15 * x) / W), o = (y * W + x) * 3;
+    for (let k = 0; k < 3; k++) rgb[o + k] = Math.max(0, rgb[o + k] - d);
+  }
+  return rgb;
+}
+function rawScreens(content) {
+  const page = screenPage(W, H * 3), out = [];
+  if (content === 'scroll') {
+    for (let i = 0; i < SCREENS; i++) out.push(page.subarray(i * STEP * W * 3, (i * STEP + H) * W * 3));
+    return out;
+  }
+  const mid = (SCREENS / 2) * STEP, first = shade(Buffer.from(page.subarray(mid * W * 3, (mid + H) * W * 3)));
+  for (let i = 0; i < SCREENS; i++) {
+    const s = ((i * STEP) % W) * 3, f = Buffer.alloc(W * H * 3);
+    for (let y = 0; y < H; y++) {
+      const row = first.subarray(y * W * 3, (y + 1) * W * 3);
+      row.copy(f, y * W * 3, s);
+      row.copy(f, y * W * 3 + row.length - s, 0, s);
     }
-    out.push(strips);
+    out.push(f);
   }
   return out;
+}
+/** What a delta could reuse, over the loop (the last frame is followed by
+ * the first): the share of rows found anywhere in the frame before, and of
+ * row bands (256 px at the same columns, as the server hashes them) found
+ * in any row of the frame before. */
+function reuse(frames) {
+  const BAND = 256, bands = Math.ceil(W / BAND);
+  const key = (f, y, b) => f.subarray((y * W + b * BAND) * 3, (y * W + Math.min(W, (b + 1) * BAND)) * 3).toString('latin1');
+  let rows = 0, bandHits = 0;
+  for (let i = 0; i < frames.length; i++) {
+    const prev = frames[(i + frames.length - 1) % frames.length], cur = frames[i];
+    const prevRows = new Set(), prevBands = Array.from({ length: bands }, () => new Set());
+    for (let y = 0; y < H; y++) {
+      prevRows.add(prev.subarray(y * W * 3, (y + 1) * W * 3).toString('latin1'));
+      for (let b = 0; b < bands; b++) prevBands[b].add(key(prev, y, b));
+    }
+    for (let y = 0; y < H; y++) {
+      if (prevRows.has(cur.subarray(y * W * 3, (y + 1) * W * 3).toString('latin1'))) rows++;
+      for (let b = 0; b < bands; b++) if (prevBands[b].has(key(cur, y, b))) bandHits++;
+    }
+  }
+  return { rows: rows / (frames.length * H), bands: bandHits / (frames.length * H * bands) };
+}
+/** Each frame as STRIPS PNG regions, encoded before the clock runs. */
+function screens(content) {
+  const raw = rawScreens(content), sh = Math.ceil(H / STRIPS);
+  const frames = raw.map((f) => {
+    const strips = [];
+    for (let y = 0; y < H; y += sh) {
+      const h = Math.min(sh, H - y);
+      strips.push({ y, h, png: encodePng(W, h, f.subarray(y * W * 3, (y + h) * W * 3)) });
+    }
+    return strips;
+  });
+  return { frames, reuse: reuse(raw) };
 }
 
 /** A process printing one JSON line per frame; lines are kept as objects. */
@@ -174,7 +248,7 @@ function viewerProc(ns, ip, meeting, seconds, tickets) {
   };
 }
 
-async function runMode(mode, pngs) {
+async function runMode(mode, contents) {
   const dir = path.join(TMP, mode);
   fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
   fs.writeFileSync(path.join(dir, 'atlas.xml'), '<?xml version="1.0"?><Atlas>'
@@ -187,7 +261,7 @@ async function runMode(mode, pngs) {
   const daemon = spawn('ip', ['netns', 'exec', NS_SRV, ATRIUMD, '-c', path.join(dir, 'atlas.xml')], { env: denv, stdio: ['ignore', logf, logf] });
   const daemonExit = new Promise((r) => daemon.once('exit', r));
   const procs = [];
-  let presenter = null, scrolling = false, sender = null;
+  let presenter = null, scrolling = false, sender = null, showing = 'scroll';
   try {
     let up = false;
     for (let i = 0; i < 300 && !up; i++) {
@@ -233,7 +307,8 @@ async function runMode(mode, pngs) {
         // What a browser does when its socket is behind: it skips a frame.
         if (presenter.sock.writableLength > 4 * 1024 * 1024) held++;
         else {
-          const capture = Date.now() % 0x100000000, strips = pngs[seq % pngs.length];
+          const shown = contents[showing].frames;
+          const capture = Date.now() % 0x100000000, strips = shown[seq % shown.length];
           for (const [k, st] of strips.entries())
             presenter.sendBinary(region({ format: 2, last: k === strips.length - 1, seq, capture, fbW: W, fbH: H, y: st.y, w: W, h: st.h, image: st.png }));
           sentAt.push(Date.now());
@@ -244,8 +319,9 @@ async function runMode(mode, pngs) {
     const snap = async () => ({ at: Date.now(), cpu: cpuSeconds(pid), retrans: retrans(), stats: await stats() });
 
     // ---- links ----
+    // A and B scroll; C shows every frame new, SWITCH s after the switch.
     const early = LINKS.slice(0, -1), late = LINKS[LINKS.length - 1];
-    const total = WARM + WIN + SETTLE + WIN + 2;
+    const total = WARM + WIN + SETTLE + WIN + SWITCH + WIN + 2;
     const linkProcs = [];
     for (const [i, l] of early.entries()) linkProcs.push(viewerProc(l.ns, l.ip, meeting, total, [[l.name, await ticket(`link${i}`)]]));
     await sleep(WARM * 1000);
@@ -257,6 +333,11 @@ async function runMode(mode, pngs) {
     const b0 = await snap();
     await sleep(WIN * 1000);
     const b1 = await snap();
+    showing = 'new';
+    await sleep(SWITCH * 1000);
+    const c0 = await snap();
+    await sleep(WIN * 1000);
+    const c1 = await snap();
     procs.push(...linkProcs);
     for (const p of linkProcs) await p.stop();
     const linkLines = linkProcs.flatMap((p) => p.lines);
@@ -264,33 +345,49 @@ async function runMode(mode, pngs) {
     const windowOf = (x, y) => ({
       secs: (y.at - x.at) / 1000, offered: offered(x, y),
       frames: (y.stats.frames - x.stats.frames) / ((y.at - x.at) / 1000),
-      encodesPerFrame: encodesPer(x.stats, y.stats),
+      encodesPerFrame: encodesPer(x.stats, y.stats), deltasPerFrame: deltasPer(x.stats, y.stats),
+      statsExtra: statsExtra(x.stats, y.stats),
       cpu: (y.cpu - x.cpu) / ((y.at - x.at) / 1000),
       retransPerS: (y.retrans - x.retrans) / ((y.at - x.at) / 1000),
     });
-    const links = {
-      A: { ...windowOf(a0, a1), viewers: {} }, B: { ...windowOf(b0, b1), viewers: {} },
-    };
-    for (const [wname, x, y] of [['A', a0, a1], ['B', b0, b1]])
+    const spans = { A: [a0, a1], B: [b0, b1], C: [c0, c1] };
+    const links = {};
+    for (const [wname, [x, y]] of Object.entries(spans)) {
+      links[wname] = { ...windowOf(x, y), content: WINDOW_CONTENT[wname], viewers: {} };
       for (const l of LINKS) {
         const ls = linkLines.filter((f) => f.v === l.name && f.seq !== undefined && f.at >= x.at && f.at < y.at);
         if (!ls.length) continue;
         links[wname].viewers[l.name] = perViewer(ls, l.mbit * 1e6, (y.at - x.at) / 1000);
       }
+    }
     const welcomeOf = Object.fromEntries(linkLines.filter((f) => f.welcome).map((f) => [f.welcome.id ?? f.welcome, f.v]));
-    links.serverTierChanges = Object.fromEntries((b1.stats.viewers || []).map((v) => [welcomeOf[v.id] || v.id, v.tier_changes]));
-    // From the connection's start to the first frame, and the sizes of each tier's frames.
+    links.serverTierChanges = Object.fromEntries((c1.stats.viewers || []).map((v) => [welcomeOf[v.id] || v.id, v.tier_changes]));
+    // What else the server says of each link viewer at the end (fields this
+    // driver does not know yet, and `sent` if it has more than the tiers).
+    links.serverViewerExtra = {};
+    for (const v of c1.stats.viewers || []) {
+      const extra = Object.fromEntries(Object.entries(v).filter(([k]) => !KNOWN_VIEWER.has(k)));
+      if (v.sent && Object.keys(v.sent).some((k) => !TIERS.includes(k))) extra.sent = v.sent;
+      if (Object.keys(extra).length) links.serverViewerExtra[welcomeOf[v.id] || v.id] = extra;
+    }
+    // From the connection's start to the first frame, and the sizes of the
+    // frames of each content, tier and kind (whole picture or delta).
     links.firstFrameMs = {};
     for (const l of LINKS) {
       const mine = linkLines.filter((f) => f.v === l.name);
       const w = mine.find((f) => f.welcome), f1st = mine.find((f) => f.seq !== undefined);
       links.firstFrameMs[l.name] = w && f1st ? f1st.at - w.at : NaN;
     }
-    links.sizes = {};
-    for (const t of ['high', 'medium', 'low', 'lossless']) {
-      const b = linkLines.filter((f) => f.tier === t).map((f) => f.bytes);
-      if (b.length) links.sizes[t] = pct(b, 0.5);
+    links.sizes = { scroll: {}, new: {} };
+    for (const [wname, [x, y]] of Object.entries(spans)) {
+      const sz = links.sizes[WINDOW_CONTENT[wname]];
+      for (const f of linkLines) {
+        if (f.seq === undefined || f.at < x.at || f.at >= y.at) continue;
+        const k = `${f.tier}${f.fmt === FMT_DELTA ? ' delta' : ''}`;
+        (sz[k] ||= []).push(f.bytes);
+      }
     }
+    for (const sz of Object.values(links.sizes)) for (const k of Object.keys(sz)) sz[k] = pct(sz[k], 0.5);
     links.errors = linkProcs.map((p) => p.err).filter(Boolean).join('\n').slice(0, 2000);
 
     // ---- cpu ----
@@ -332,22 +429,47 @@ async function runMode(mode, pngs) {
   }
 }
 
+const sumOf = (o) => Object.values(o).reduce((a, b) => a + (Number(b) || 0), 0);
 function encodesPer(x, y) {
-  const sum = (s) => Object.values(s.encodes).reduce((a, b) => a + b, 0);
   const frames = y.frames - x.frames;
-  return frames > 0 ? (sum(y) - sum(x)) / frames : NaN;
+  return frames > 0 ? (sumOf(y.encodes) - sumOf(x.encodes)) / frames : NaN;
+}
+
+/** Delta encodes per frame, if the server counts them (`deltas`, per tier). */
+function deltasPer(x, y) {
+  const frames = y.frames - x.frames;
+  if (!y.deltas || typeof y.deltas !== 'object' || !(frames > 0)) return NaN;
+  return (sumOf(y.deltas) - sumOf(x.deltas || {})) / frames;
+}
+
+/** The stats fields this driver does not know, over a window: a counter's
+ * change, an object of counters' change per key, anything else as it is at
+ * the end (a ratio such as `x_per_frame` too: its change means nothing). */
+function statsExtra(x, y) {
+  const out = {};
+  for (const [k, v] of Object.entries(y)) {
+    if (KNOWN_STATS.has(k)) continue;
+    if (typeof v === 'number' && typeof x[k] === 'number' && !k.includes('_per_')) out[k] = +(v - x[k]).toFixed(3);
+    else if (v && typeof v === 'object' && !Array.isArray(v) && Object.values(v).every((e) => typeof e === 'number'))
+      out[k] = Object.fromEntries(Object.entries(v).map(([kk, e]) => [kk, +(e - (x[k]?.[kk] ?? 0)).toFixed(3)]));
+    else out[k] = v;
+  }
+  return out;
 }
 
 function perViewer(ls, bps, secs) {
   const moving = ls.filter((f) => f.tier !== 'lossless');
   const tiers = {};
   for (const f of ls) tiers[f.tier] = (tiers[f.tier] || 0) + 1;
+  const deltas = ls.filter((f) => f.fmt === FMT_DELTA).length;
   let changes = 0;
   for (let i = 1; i < moving.length; i++) if (moving[i].tier !== moving[i - 1].tier) changes++;
   const bytes = ls.reduce((s, f) => s + f.bytes, 0);
   const extra = moving.map((f) => f.delay - (f.bytes * 8 * 1000) / bps);
   return {
     fps: moving.length / secs, tiers, changesPer5s: changes / (secs / 5),
+    fpsFull: moving.filter((f) => FULL_SIZE.has(f.tier)).length / secs,
+    deltas, whole: ls.length - deltas, meanBytes: bytes / ls.length,
     delayP50: pct(moving.map((f) => f.delay), 0.5), delayP95: pct(moving.map((f) => f.delay), 0.95),
     extraP50: pct(extra, 0.5), extraP95: pct(extra, 0.95),
     sendMsP50: pct(moving.map((f) => (f.bytes * 8 * 1000) / bps), 0.5),
@@ -370,40 +492,61 @@ function slope(rows) {
   return sxx > 0 ? sxy / sxx : NaN;
 }
 
-function report(results) {
+const verdict = (ok) => (ok === true ? 'met' : ok === false ? '**not met**' : 'not measured');
+const allOk = (xs) => (xs.length && xs.every(Number.isFinite) ? xs : null);
+
+function report(results, info) {
   const L = [];
   const by = Object.fromEntries(results.map((r) => [r.mode, r]));
-  L.push(`- scenario: a presenter scrolls a page of text at ${FPS} frames a second, ${W}×${H}, the whole screen changing every frame (8 px of scroll a frame), sent as ${STRIPS} full-width PNG regions; `
+  const early = LINKS.slice(0, -1), late = LINKS[LINKS.length - 1];
+  const wlabel = (w) => `${w} (${CONTENT_NAME[WINDOW_CONTENT[w]]})`;
+  L.push(`- scenario: a presenter shows ${W}×${H} at ${FPS} frames a second, each frame ${STRIPS} full-width PNG regions, two contents of a page of text: `
+    + `**scroll** (the page scrolled vertically ${STEP} px a frame) and **every frame new** (the page's screen in the middle of the scroll rotated horizontally, ${STEP} px further left each frame, each row wrapping around, on a faint horizontal shade so that no row stays as it was); `
     + `atriumd in a network namespace; each link viewer in its own namespace behind \`tbf\` (rate, 100 ms queue; no added delay: this kernel has no netem); `
-    + `window A ${WIN} s with the ${LINKS.slice(0, -1).map((l) => `${l.mbit}`).join(', ')} Mbit/s viewers after ${WARM} s, then the ${LINKS[LINKS.length - 1].mbit} Mbit/s viewer joins, window B ${WIN} s after ${SETTLE} s more. `
+    + `window A ${WIN} s (scroll) with the ${early.map((l) => `${l.mbit}`).join(', ')} Mbit/s viewers after ${WARM} s, then the ${late.mbit} Mbit/s viewer joins, window B ${WIN} s (scroll) after ${SETTLE} s more, `
+    + `then the presenter switches to every frame new and window C ${WIN} s starts ${SWITCH} s later. `
     + 'Delay: capture (presenter) to receipt of the last byte (viewer), same clock; the viewers acknowledge on receipt with decode_ms 0, so JPEG decode and paint are not in it. '
     + 'Link use: frame bytes received / link rate (WebSocket, TCP and IP headers not counted).');
+  L.push(`- contents (${SCREENS} frames each, sent in a loop): ${Object.entries(info).map(([c, i]) => `${CONTENT_NAME[c]} ${f0(i.pngKiB)} KiB of PNG a frame, `
+    + `rows found anywhere in the frame before ${f1(i.reuse.rows * 100)} %, 256-px row bands found at their columns in the frame before ${f1(i.reuse.bands * 100)} %`).join('; ')}`);
   L.push('');
-  L.push('| mode | window | viewer | fps | tiers (frames) | delay p50 / p95 | p95 beyond send time | frame send time p50 | link use | tier changes / 5 s |');
-  L.push('|---|---|---|---:|---|---:|---:|---:|---:|---:|');
+  L.push('| mode | window | viewer | fps | tiers (frames) | frames delta / whole | mean frame | delay p50 / p95 | p95 beyond send time | frame send time p50 | link use | tier changes / 5 s |');
+  L.push('|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const r of results)
-    for (const w of ['A', 'B'])
+    for (const w of Object.keys(WINDOW_CONTENT))
       for (const [name, v] of Object.entries(r.links[w].viewers))
-        L.push(`| ${r.mode} | ${w} | ${name}bit/s | ${f1(v.fps)} | ${tierStr(v.tiers)} | ${f0(v.delayP50)} / ${f0(v.delayP95)} ms | ${f0(v.extraP95)} ms | ${f0(v.sendMsP50)} ms | ${f0(v.linkUse * 100)} % | ${f2(v.changesPer5s)} |`);
+        L.push(`| ${r.mode} | ${wlabel(w)} | ${name}bit/s | ${f1(v.fps)} | ${tierStr(v.tiers)} | ${v.deltas} / ${v.whole} | ${f1(v.meanBytes / 1024)} KiB | ${f0(v.delayP50)} / ${f0(v.delayP95)} ms | ${f0(v.extraP95)} ms | ${f0(v.sendMsP50)} ms | ${f0(v.linkUse * 100)} % | ${f2(v.changesPer5s)} |`);
   L.push('');
-  L.push('| mode | window | presenter sent fps | server frames/s | encodes per frame | atriumd CPU (of one core) | TCP retransmits/s (server) |');
-  L.push('|---|---|---:|---:|---:|---:|---:|');
+  L.push('| mode | window | presenter sent fps | server frames/s | encodes per frame | delta encodes per frame | atriumd CPU (of one core) | TCP retransmits/s (server) |');
+  L.push('|---|---|---:|---:|---:|---:|---:|---:|');
   for (const r of results)
-    for (const w of ['A', 'B'])
-      L.push(`| ${r.mode} | ${w} | ${f1(r.links[w].offered)} | ${f1(r.links[w].frames)} | ${f2(r.links[w].encodesPerFrame)} | ${f0(r.links[w].cpu * 100)} % | ${f0(r.links[w].retransPerS)} |`);
+    for (const w of Object.keys(WINDOW_CONTENT))
+      L.push(`| ${r.mode} | ${wlabel(w)} | ${f1(r.links[w].offered)} | ${f1(r.links[w].frames)} | ${f2(r.links[w].encodesPerFrame)} | ${f2(r.links[w].deltasPerFrame)} | ${f0(r.links[w].cpu * 100)} % | ${f0(r.links[w].retransPerS)} |`);
   L.push('');
-  for (const r of results)
-    L.push(`- ${r.mode}: frame sizes (median) ${Object.entries(r.links.sizes).map(([t, b]) => `${t} ${f0(b / 1024)} KiB`).join(', ')}; `
+  const sizeStr = (sz) => Object.entries(sz).map(([k, b]) => `${k} ${f1(b / 1024)} KiB`).join(', ') || '–';
+  for (const r of results) {
+    L.push(`- ${r.mode}: frame sizes (median) while scrolling ${sizeStr(r.links.sizes.scroll)}; every frame new ${sizeStr(r.links.sizes.new)}; `
       + `from connecting to the first frame ${Object.entries(r.links.firstFrameMs).map(([n, ms]) => `${n} ${f0(ms)} ms`).join(', ')}`);
+    const extra = Object.keys(WINDOW_CONTENT).filter((w) => Object.keys(r.links[w].statsExtra).length);
+    if (extra.length)
+      L.push(`- ${r.mode}: the stats frame's other fields (change over the window): ${extra.map((w) => `${w} ${JSON.stringify(r.links[w].statsExtra)}`).join('; ')}`);
+    if (Object.keys(r.links.serverViewerExtra).length)
+      L.push(`- ${r.mode}: the stats frame's other fields per viewer (at the end of C): ${JSON.stringify(r.links.serverViewerExtra)}`);
+  }
   L.push('');
-  L.push(`Unshaped viewers (one node process beside the presenter, ${CPU_SETTLE} s to settle, ${CPU_WIN} s measured):`);
+  L.push(`Unshaped viewers, every frame new (one node process beside the presenter, ${CPU_SETTLE} s to settle, ${CPU_WIN} s measured):`);
   L.push('');
   const modes = results.map((r) => r.mode);
-  L.push(`| viewers | ${modes.map((m) => `${m}: CPU / encodes per frame / fps per viewer / Mbit/s per viewer`).join(' | ')} |${modes.length === 2 ? ' CPU ratio |' : ''}`);
+  const withDeltas = results.some((r) => r.cpu.some((c) => Number.isFinite(c.deltasPerFrame)));
+  const cellHead = `CPU / encodes per frame${withDeltas ? ' / delta encodes per frame' : ''} / fps per viewer / Mbit/s per viewer`;
+  L.push(`| viewers | ${modes.map((m) => `${m}: ${cellHead}`).join(' | ')} |${modes.length === 2 ? ' CPU ratio |' : ''}`);
   L.push(`|---:|${modes.map(() => '---:').join('|')}|${modes.length === 2 ? '---:|' : ''}`);
   const rows = results[0].cpu.map((_, i) => i);
   for (const i of rows) {
-    const cells = results.map((r) => { const c = r.cpu[i]; return `${f0(c.cpu * 100)} % / ${f2(c.encodesPerFrame)} / ${f1(c.fpsPerViewer)} / ${f1(c.mbpsPerViewer)}`; });
+    const cells = results.map((r) => {
+      const c = r.cpu[i];
+      return `${f0(c.cpu * 100)} % / ${f2(c.encodesPerFrame)}${withDeltas ? ` / ${f2(c.deltasPerFrame)}` : ''} / ${f1(c.fpsPerViewer)} / ${f1(c.mbpsPerViewer)}`;
+    });
     const ratio = results.length === 2 ? ` ${f2(results[1].cpu[i].cpu / results[0].cpu[i].cpu)} |` : '';
     L.push(`| ${results[0].cpu[i].viewers} | ${cells.join(' | ')} |${ratio}`);
   }
@@ -417,40 +560,70 @@ function report(results) {
       + `presenter frames held back (socket behind): ${r.held}; errors to the presenter: ${JSON.stringify(r.presenterErrors)}; `
       + `tier changes the server counted: ${JSON.stringify(r.links.serverTierChanges)}`);
   }
-  // The goals, from the shared mode (the baseline is the comparison).
+  // The goals, from the shared mode (the baseline is the comparison), each
+  // on the window whose content it is about.
   const s = by.shared;
   if (s) {
-    const A = s.links.A.viewers, B = s.links.B.viewers;
-    const slow = LINKS[0].name, mid = LINKS[1].name, fast = LINKS[2].name;
-    const fpsChange = LINKS.slice(0, -1).map((l) => (A[l.name] && B[l.name] ? `${l.name} ${f1((B[l.name].fps / A[l.name].fps - 1) * 100)} %` : `${l.name} –`)).join(', ');
-    const changes = Math.max(...['A', 'B'].flatMap((w) => Object.values(s.links[w].viewers).map((v) => v.changesPer5s)));
+    const V = (w) => s.links[w].viewers;
+    const slow = early.reduce((m, l) => (l.mbit < m.mbit ? l : m)).name;
+    const mids = early.filter((l) => l.mbit >= 5 && l.mbit < 20), fasts = early.filter((l) => l.mbit >= 20);
     L.push('');
     L.push('Goals (shared mode):');
     L.push('');
-    L.push(`- p95 delay beyond one frame's send time at ${slow}bit/s while scrolling: ${f0(A[slow]?.extraP95)} ms (goal < 150 ms)`);
-    L.push(`- the ${LINKS[LINKS.length - 1].name}bit/s viewer joining changes the others' fps by: ${fpsChange} (goal < 5 %; the presenter's own rate ${f1(s.links.A.offered)} → ${f1(s.links.B.offered)} fps)`);
-    L.push(`- tier changes at constant bandwidth: at most ${f2(changes)} per 5 s (goal ≤ 1)`);
-    L.push(`- link use: ${LINKS.map((l) => `${l.name} ${f0((A[l.name] || B[l.name])?.linkUse * 100)} %`).join(', ')} (goal ≥ 85 % when the content needs it)`);
-    L.push(`- frame rate: ${fast}bit/s ${f1(A[fast]?.fps)} fps (${tierStr(A[fast]?.tiers || {})}; goal ≥ 30 full size at ≥ 20 Mbit/s), ${mid}bit/s ${f1(A[mid]?.fps)} fps (goal ≥ 15)`);
-    L.push(`- CPU per added viewer: ${f1(slope(s.cpu) * 100)} % of a core (goal ≤ 1 %)${by['per-viewer'] ? `; the per-viewer baseline ${f1(slope(by['per-viewer'].cpu) * 100)} %` : ''}`);
+    const d = V('A')[slow]?.extraP95;
+    L.push(`- p95 delay beyond one frame's send time at ${slow}bit/s while scrolling (A): ${f0(d)} ms (goal < 150 ms: ${verdict(Number.isFinite(d) ? d < 150 : undefined)}; `
+      + `for comparison every frame new (C): ${f0(V('C')[slow]?.extraP95)} ms)`);
+    const change = early.map((l) => (V('A')[l.name] && V('B')[l.name] ? (V('B')[l.name].fps / V('A')[l.name].fps - 1) * 100 : NaN));
+    L.push(`- the ${late.name}bit/s viewer joining (A → B) changes the others' fps by: ${early.map((l, i) => `${l.name} ${f1(change[i])} %`).join(', ')} `
+      + `(goal < 5 %: ${verdict(allOk(change) ? change.every((c) => Math.abs(c) < 5) : undefined)}; the presenter's own rate ${f1(s.links.A.offered)} → ${f1(s.links.B.offered)} fps)`);
+    const maxChanges = Object.fromEntries(Object.keys(WINDOW_CONTENT).map((w) => [w, Math.max(...Object.values(V(w)).map((v) => v.changesPer5s))]));
+    L.push(`- tier changes at constant bandwidth, the most of one viewer per 5 s: ${Object.entries(maxChanges).map(([w, c]) => `${w} ${f2(c)}`).join(', ')} `
+      + `(goal ≤ 1: ${verdict(allOk(Object.values(maxChanges)) ? Object.values(maxChanges).every((c) => c <= 1) : undefined)})`);
+    // The content needs a link when its high tier at the presenter's rate would not fit in it.
+    const needBps = (s.links.sizes.new.high ?? NaN) * 8 * s.links.C.offered;
+    const needy = LINKS.filter((l) => V('C')[l.name] && needBps > l.mbit * 1e6);
+    const uses = needy.map((l) => V('C')[l.name].linkUse * 100);
+    L.push(`- link use when the content needs it (every frame new, C; its high tier at ${f1(s.links.C.offered)} fps is ${f1(needBps / 1e6)} Mbit/s): `
+      + `${LINKS.map((l) => `${l.name} ${f1(V('C')[l.name]?.linkUse * 100)} %${needy.includes(l) ? '' : ' (not needed)'}`).join(', ')} `
+      + `(goal ≥ 85 %: ${verdict(allOk(uses) ? uses.every((u) => u >= 85) : undefined)}; while scrolling, A: ${early.map((l) => `${l.name} ${f1(V('A')[l.name]?.linkUse * 100)} %`).join(', ')})`);
+    const full = fasts.flatMap((l) => ['A', 'C'].map((w) => V(w)[l.name]?.fpsFull));
+    L.push(`- full-size frame rate at ≥ 20 Mbit/s: ${fasts.map((l) => `${l.name}bit/s scroll (A) ${f1(V('A')[l.name]?.fpsFull)} fps (${tierStr(V('A')[l.name]?.tiers || {})}), `
+      + `every frame new (C) ${f1(V('C')[l.name]?.fpsFull)} fps (${tierStr(V('C')[l.name]?.tiers || {})})`).join('; ')} `
+      + `(goal ≥ 30: ${verdict(allOk(full) ? full.every((f) => f >= 30) : undefined)})`);
+    const midFps = mids.flatMap((l) => ['A', 'C'].map((w) => V(w)[l.name]?.fps));
+    L.push(`- frame rate at ${mids.map((l) => `${l.name}bit/s`).join(', ') || '5 Mbit/s (no such link)'}: ${mids.map((l) => `scroll (A) ${f1(V('A')[l.name]?.fps)} fps (${tierStr(V('A')[l.name]?.tiers || {})}), `
+      + `every frame new (C) ${f1(V('C')[l.name]?.fps)} fps (${tierStr(V('C')[l.name]?.tiers || {})})`).join('; ')} `
+      + `(goal ≥ 15: ${verdict(allOk(midFps) ? midFps.every((f) => f >= 15) : undefined)})`);
+    const cpuSlope = slope(s.cpu) * 100;
+    L.push(`- CPU per added viewer, every frame new: ${f1(cpuSlope)} % of a core (goal ≤ 1 %: ${verdict(Number.isFinite(cpuSlope) ? cpuSlope <= 1 : undefined)})`
+      + `${by['per-viewer'] ? `; the per-viewer baseline ${f1(slope(by['per-viewer'].cpu) * 100)} %` : ''}`);
   }
   return L.join('\n');
 }
 
 if (env.MEET_SCREEN_PNG) {
-  // To look at what the presenter shows: the first screen, and stop.
-  fs.writeFileSync(env.MEET_SCREEN_PNG, encodePng(W, H, screenPage(W, H * 3).subarray(0, W * H * 3)));
+  // To look at what the presenter shows: each content's second frame, and stop.
+  for (const c of ['scroll', 'new'])
+    fs.writeFileSync(env.MEET_SCREEN_PNG.replace(/(\.png)?$/, `-${c}.png`), encodePng(W, H, rawScreens(c)[1]));
   process.exit(0);
 }
 const t0 = Date.now();
-const pngs = screens();
-const screenBytes = (st) => st.reduce((s, x) => s + x.png.length, 0);
-log(`${pngs.length} screens encoded in ${Date.now() - t0} ms, ${Math.round(pngs.reduce((s, st) => s + screenBytes(st), 0) / pngs.length / 1024)} KiB each, the largest strip ${Math.round(Math.max(...pngs.flat().map((x) => x.png.length)) / 1024)} KiB`);
+const contents = {}, info = {};
+for (const c of ['scroll', 'new']) {
+  contents[c] = screens(c);
+  const bytes = contents[c].frames.map((st) => st.reduce((n, x) => n + x.png.length, 0));
+  info[c] = { pngKiB: bytes.reduce((a, b) => a + b, 0) / bytes.length / 1024, reuse: contents[c].reuse };
+  log(`${c}: ${contents[c].frames.length} screens, ${Math.round(info[c].pngKiB)} KiB each, the largest strip ${Math.round(Math.max(...contents[c].frames.flat().map((x) => x.png.length)) / 1024)} KiB, `
+    + `rows found in the frame before ${(info[c].reuse.rows * 100).toFixed(1)} %, bands ${(info[c].reuse.bands * 100).toFixed(1)} %`);
+}
+// A delta must find nothing to reuse in the needy content, or window C measures less than it claims.
+if (info.new.reuse.rows > 0 || info.new.reuse.bands > 0) throw new Error('"every frame new" has rows the frame before already had');
+log(`contents ready in ${Date.now() - t0} ms`);
 const results = [];
 for (const m of MODES) {
   log('mode', m);
-  results.push(await runMode(m, pngs));
+  results.push(await runMode(m, contents));
 }
-if (env.MEET_OUT) fs.writeFileSync(env.MEET_OUT, JSON.stringify(results, null, 1));
-fs.writeFileSync(env.MEET_REPORT, `${report(results)}\n`);
+if (env.MEET_OUT) fs.writeFileSync(env.MEET_OUT, JSON.stringify({ contents: info, results }, null, 1));
+fs.writeFileSync(env.MEET_REPORT, `${report(results, info)}\n`);
 log(`done in ${Math.round((Date.now() - t0) / 1000)} s`);

@@ -1,9 +1,9 @@
 // Screen-sharing viewers for bench/meeting.sh, as a process of their own
 // (so that one can run in a network namespace behind its link): each
 // connection acknowledges every frame as soon as its last byte arrived and
-// prints one JSON line per frame, {v, seq, tier, bytes, at, delay}; delay
-// is receipt minus the presenter's capture time (one clock: namespaces
-// share it). No decode or paint: the acknowledgement says decode_ms 0.
+// prints one JSON line per frame, {v, seq, tier, fmt, bytes, at, delay};
+// fmt is the header's format (1 JPEG, 2 PNG, 3 delta), delay is receipt
+// minus the presenter's capture time (one clock: namespaces share it). No decode or paint: the acknowledgement says decode_ms 0.
 // The welcome's line has the time the connection was begun.
 // usage: node viewer.mjs HOST PORT MEETING SECONDS NAME=TICKET...
 import { wsConnect } from './ws.mjs';
@@ -20,7 +20,7 @@ for (const nt of named) {
     if (h.length < 16 || h[0] !== 0x46) return;
     const seq = h.readUInt32BE(4), capture = h.readUInt32BE(8);
     ws.send(`{"type":"ack","frame":${seq},"decode_ms":0}`);
-    out.push(`{"v":"${name}","seq":${seq},"tier":"${TIERS[h[1]]}","bytes":${len},"at":${at},"delay":${((at % 0x100000000) - capture + 0x100000000) % 0x100000000}}\n`);
+    out.push(`{"v":"${name}","seq":${seq},"tier":"${TIERS[h[1]]}","fmt":${h[2]},"bytes":${len},"at":${at},"delay":${((at % 0x100000000) - capture + 0x100000000) % 0x100000000}}\n`);
   };
   const onText = (s) => {
     const f = JSON.parse(s);
