@@ -146,9 +146,9 @@ function screenPage(w, h, seed = 7) {
   }
   return page;
 }
-/** The two contents, each SCREENS frames the presenter sends in a loop.
- * scroll: the page scrolled vertically, 8 px a frame (a delta copies the
- * rows that moved and sends the new strip). new ("every frame new"): the
+/** The two contents, frames the presenter sends in a loop.
+ * scroll: the page scrolled vertically, 8 px a frame, SCREENS frames down
+ * and back up (a delta copies the rows that moved and sends the new strip). new ("every frame new"): the
  * page's screen in the middle of the scroll rotated horizontally, 8 px
  * further left each frame, each row's pixels wrapping around, so that no
  * row of a frame equals any row of the frame before and a delta has nothing
@@ -171,7 +171,10 @@ function shade(rgb) {
 function rawScreens(content) {
   const page = screenPage(W, H * 3), out = [];
   if (content === 'scroll') {
+    // Down the page and back up: a loop that jumped back to the top would
+    // be a new page every SCREENS frames, not a scroll.
     for (let i = 0; i < SCREENS; i++) out.push(page.subarray(i * STEP * W * 3, (i * STEP + H) * W * 3));
+    for (let i = SCREENS - 2; i > 0; i--) out.push(out[i]);
     return out;
   }
   const mid = (SCREENS / 2) * STEP, first = shade(Buffer.from(page.subarray(mid * W * 3, (mid + H) * W * 3)));
@@ -405,6 +408,7 @@ async function runMode(mode, contents) {
       await sleep(CPU_WIN * 1000);
       const y = await snap();
       if (p) await p.stop();
+      if (p && (p.err || p.lines.some((f) => f.error))) log(mode, 'cpu viewers', n, p.err.slice(0, 500), JSON.stringify(p.lines.filter((f) => f.error).slice(0, 3)));
       const ls = p ? p.lines.filter((f) => f.seq !== undefined && f.at >= x.at && f.at < y.at) : [];
       const secs = (y.at - x.at) / 1000;
       const tiers = {};
@@ -507,7 +511,7 @@ function report(results, info) {
     + `then the presenter switches to every frame new and window C ${WIN} s starts ${SWITCH} s later. `
     + 'Delay: capture (presenter) to receipt of the last byte (viewer), same clock; the viewers acknowledge on receipt with decode_ms 0, so JPEG decode and paint are not in it. '
     + 'Link use: frame bytes received / link rate (WebSocket, TCP and IP headers not counted).');
-  L.push(`- contents (${SCREENS} frames each, sent in a loop): ${Object.entries(info).map(([c, i]) => `${CONTENT_NAME[c]} ${f0(i.pngKiB)} KiB of PNG a frame, `
+  L.push(`- contents (sent in a loop: scroll ${2 * SCREENS - 2} frames, ${SCREENS} down and back up; every frame new ${SCREENS}): ${Object.entries(info).map(([c, i]) => `${CONTENT_NAME[c]} ${f0(i.pngKiB)} KiB of PNG a frame, `
     + `rows found anywhere in the frame before ${f1(i.reuse.rows * 100)} %, 256-px row bands found at their columns in the frame before ${f1(i.reuse.bands * 100)} %`).join('; ')}`);
   L.push('');
   L.push('| mode | window | viewer | fps | tiers (frames) | frames delta / whole | mean frame | delay p50 / p95 | p95 beyond send time | frame send time p50 | link use | tier changes / 5 s |');

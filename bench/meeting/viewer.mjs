@@ -15,8 +15,7 @@ const flush = () => { if (out.length) process.stdout.write(out.splice(0).join(''
 const conns = [];
 for (const nt of named) {
   const [name, ticket] = nt.split('=');
-  let ws = null;
-  const onBinary = (h, len, at) => {
+  const onBinary = (h, len, at, ws) => {
     if (h.length < 16 || h[0] !== 0x46) return;
     const seq = h.readUInt32BE(4), capture = h.readUInt32BE(8);
     ws.send(`{"type":"ack","frame":${seq},"decode_ms":0}`);
@@ -28,7 +27,7 @@ for (const nt of named) {
     else if (f.type === 'error') out.push(`${JSON.stringify({ v: name, error: f })}\n`);
   };
   const joined = Date.now();
-  ws = await wsConnect({ host, port: Number(port), path: `/webmeeting/ws?meeting=${meeting}&ticket=${ticket}`, onBinary, onText });
+  const ws = await wsConnect({ host, port: Number(port), path: `/webmeeting/ws?meeting=${meeting}&ticket=${ticket}`, onBinary, onText });
   conns.push(ws);
 }
 const tick = setInterval(flush, 200);

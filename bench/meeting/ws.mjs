@@ -31,8 +31,10 @@ export function wsConnect({ host, port, path, keep = 16, onText = () => {}, onBi
       else if (firstLen < keep) { const k = chunk.subarray(0, keep - firstLen); first.push(k); firstLen += k.length; }
       if (got < need) return;
       const at = Date.now();
-      if (opcode === 1) onText(Buffer.concat(text).toString());
-      else if (opcode === 2) onBinary(Buffer.concat(first), need, at);
+      // ws goes along: frames that came with the upgrade's answer arrive
+      // before the caller's await has it.
+      if (opcode === 1) onText(Buffer.concat(text).toString(), ws);
+      else if (opcode === 2) onBinary(Buffer.concat(first), need, at, ws);
       else if (opcode === 9) sock.write(frame(10, Buffer.alloc(0)));
       text = []; first = []; firstLen = 0; hdr = Buffer.alloc(0); inHeader = true;
     };
