@@ -131,36 +131,97 @@ function showRoom() {
   say('');
 }
 
-// ---- viewing: paint the newest frame, then acknowledge it -------------------------------
+// ---- viewing: paint every frame in order, then acknowledge it ---------------------------
 
 const TIERS = ['high', 'medium', 'low', 'lossless'];
+const FORMAT_PNG = 2, FORMAT_DELTA = 3;
+// The picture at its tier's size (half the screen's for low): a delta
+// changes it, so every frame is painted, in order; the server keeps at most
+// two unacknowledged, so the queue stays short.
+const picture = document.createElement('canvas');
+const before = document.createElement('canvas');
+let pictureSeq = -1, pictureHalf = false;
+const queue = [];
 let painting = false;
-let nextFrame = null;
+
+function blob(buf, off, len, type) { return new Blob([new Uint8Array(buf, off, len)], { type }); }
+
+async function applyDelta(buf, d, half) {
+  const base = d.getUint32(16), copies = d.getUint16(20), patches = d.getUint16(22);
+  if (base !== pictureSeq || half !== pictureHalf) return false;
+  const ctx = picture.getContext('2d');
+  let off = 24;
+  if (copies) {
+    // Every copy reads the picture as it was before any copy.
+    before.width = picture.width; before.height = picture.height;
+    before.getContext('2d').drawImage(picture, 0, 0);
+    for (let i = 0; i < copies; i++, off += 12) {
+      const [sx, sy, w, hgt, dx, dy] = [0, 2, 4, 6, 8, 10].map((k) => d.getUint16(off + k));
+      ctx.drawImage(before, sx, sy, w, hgt, dx, dy, w, hgt);
+    }
+  }
+  const bitmaps = [];
+  for (let i = 0; i < patches; i++) {
+    const x = d.getUint16(off), y = d.getUint16(off + 2), n = d.getUint32(off + 8);
+    off += 12;
+    if (off + n > buf.byteLength) return false;
+    bitmaps.push([x, y, createImageBitmap(blob(buf, off, n, 'image/jpeg'))]);
+    off += n;
+  }
+  for (const [x, y, p] of bitmaps) {
+    const bmp = await p;
+    ctx.drawImage(bmp, x, y);
+    bmp.close();
+  }
+  return true;
+}
 
 async function paint(buf) {
   const d = new DataView(buf);
+  const tier = d.getUint8(1), format = d.getUint8(2);
   const seq = d.getUint32(4), w = d.getUint16(12), hgt = d.getUint16(14);
+  const half = TIERS[tier] === 'low';
   const t0 = performance.now();
-  const bmp = await createImageBitmap(new Blob([buf.slice(16)], { type: d.getUint8(2) === 2 ? 'image/png' : 'image/jpeg' }));
   const c = view.canvas;
-  if (c.width !== w || c.height !== hgt) { c.width = w; c.height = hgt; }
-  // The low tier is half size: drawn at the screen's size.
-  c.getContext('2d').drawImage(bmp, 0, 0, w, hgt);
-  bmp.close();
-  c.dataset.frames = String(Number(c.dataset.frames) + 1);
-  c.dataset.seq = String(seq);
-  c.dataset.tier = TIERS[d.getUint8(1)] ?? '?';
-  c.dataset.capture = String(d.getUint32(8));
+  let painted = true;
+  try {
+    if (format === FORMAT_DELTA) {
+      painted = await applyDelta(buf, d, half);
+    } else {
+      const bmp = await createImageBitmap(blob(buf, 16, buf.byteLength - 16, format === FORMAT_PNG ? 'image/png' : 'image/jpeg'));
+      picture.width = bmp.width; picture.height = bmp.height;
+      picture.getContext('2d').drawImage(bmp, 0, 0);
+      bmp.close();
+      pictureHalf = half;
+    }
+  } catch { painted = false; }
+  if (painted) {
+    pictureSeq = seq;
+    if (c.width !== w || c.height !== hgt) { c.width = w; c.height = hgt; }
+    // The low tier is half size: drawn at the screen's size.
+    c.getContext('2d').drawImage(picture, 0, 0, w, hgt);
+    c.dataset.frames = String(Number(c.dataset.frames) + 1);
+    if (format === FORMAT_DELTA) c.dataset.deltas = String(Number(c.dataset.deltas || 0) + 1);
+    c.dataset.seq = String(seq);
+    c.dataset.tier = TIERS[tier] ?? '?';
+    c.dataset.format = String(format);
+    c.dataset.capture = String(d.getUint32(8));
+  } else {
+    // Not the picture it applies to, or it does not decode: the picture
+    // stays as it was until the next whole one (at the latest the lossless
+    // refresh); the acknowledgement still goes, so the server's window moves.
+    c.dataset.badDeltas = String(Number(c.dataset.badDeltas || 0) + 1);
+  }
   sendJson({ type: 'ack', frame: seq, decode_ms: Math.round(performance.now() - t0) });
 }
 
 async function onFrame(buf) {
-  if (painting) { nextFrame = buf; return; } // only the newest waits
+  queue.push(buf);
+  if (painting) return;
   painting = true;
   try {
-    await paint(buf);
-    while (nextFrame) { const b = nextFrame; nextFrame = null; await paint(b); }
-  } catch { /* a frame that does not decode is skipped */ } finally { painting = false; }
+    while (queue.length) await paint(queue.shift());
+  } finally { painting = false; }
 }
 
 // ---- presenting: changed regions of the captured screen -------------------------------------
@@ -168,13 +229,52 @@ async function onFrame(buf) {
 const CAPTURE_FPS = 15, TILE = 32, MAX_W = 1920, MAX_H = 1080;
 let capture = null;
 
-function regionMessage(fbW, fbH, x, y, w, hgt, seq, image) {
+function regionMessage(fbW, fbH, x, y, w, hgt, seq, image, { format = 1, last = true } = {}) {
   const head = new DataView(new ArrayBuffer(24));
-  head.setUint8(0, 0x52); head.setUint8(1, 1); head.setUint8(2, 1);
+  head.setUint8(0, 0x52); head.setUint8(1, format); head.setUint8(2, last ? 1 : 0);
   head.setUint32(4, seq); head.setUint32(8, Date.now() % 0x100000000);
   head.setUint16(12, fbW); head.setUint16(14, fbH);
   head.setUint16(16, x); head.setUint16(18, y); head.setUint16(20, w); head.setUint16(22, hgt);
   return new Blob([head.buffer, image]);
+}
+
+function rowHashes(px, w, hgt) {
+  const out = new Uint32Array(hgt);
+  for (let y = 0; y < hgt; y++) {
+    let hash = 0x811c9dc5;
+    for (let i = y * w, end = i + w; i < end; i++) hash = Math.imul(hash ^ px[i], 0x01000193);
+    out[y] = hash;
+  }
+  return out;
+}
+
+/** A vertical scroll from prev to cur: {from, to, rows} (rows to..to+rows
+ * of cur are prev's from..from+rows), or null. Found from the rows unique
+ * in prev, by the offset most of the changed rows agree on. */
+function findScroll(prevHash, curHash) {
+  const hgt = curHash.length, where = new Map();
+  for (let y = 0; y < hgt; y++) where.set(prevHash[y], where.has(prevHash[y]) ? -1 : y);
+  const votes = new Map();
+  let best = 0, bestVotes = 0;
+  for (let y = 0; y < hgt; y++) {
+    if (curHash[y] === prevHash[y]) continue;
+    const from = where.get(curHash[y]);
+    if (from === undefined || from < 0 || from === y) continue;
+    const n = (votes.get(from - y) ?? 0) + 1;
+    votes.set(from - y, n);
+    if (n > bestVotes) { bestVotes = n; best = from - y; }
+  }
+  if (bestVotes < 8) return null;
+  // The longest run of rows that are prev's rows `best` away.
+  let run = null;
+  for (let y = 0; y < hgt;) {
+    const ok = (k) => k + best >= 0 && k + best < hgt && curHash[k] === prevHash[k + best];
+    if (!ok(y)) { y++; continue; }
+    const a = y;
+    while (y < hgt && ok(y)) y++;
+    if (!run || y - a > run.rows) run = { from: a + best, to: a, rows: y - a };
+  }
+  return run && run.rows >= 16 ? run : null;
 }
 
 async function startShare() {
@@ -187,7 +287,7 @@ async function startShare() {
   const work = document.createElement('canvas');
   const ctx = work.getContext('2d', { willReadFrequently: true });
   const crop = document.createElement('canvas');
-  let prev = null, seq = 0, busy = false;
+  let prev = null, prevHash = null, seq = 0, busy = false;
   const timer = setInterval(async () => {
     if (busy || !ws || ws.readyState !== 1 || ws.bufferedAmount > 2e6 || !video.videoWidth) return;
     busy = true;
@@ -197,24 +297,51 @@ async function startShare() {
       if (work.width !== w || work.height !== hgt) { work.width = w; work.height = hgt; prev = null; }
       ctx.drawImage(video, 0, 0, w, hgt);
       const cur = new Uint32Array(ctx.getImageData(0, 0, w, hgt).data.buffer);
-      // The bounding box of the tiles that changed since the last frame sent.
-      let x0 = w, y0 = hgt, x1 = 0, y1 = 0;
-      if (!prev) { x0 = 0; y0 = 0; x1 = w; y1 = hgt; } else {
-        for (let ty = 0; ty < hgt; ty += TILE) for (let tx = 0; tx < w; tx += TILE) {
-          let changed = false;
-          for (let y = ty; y < Math.min(ty + TILE, hgt) && !changed; y++) {
-            const row = y * w;
-            for (let x = tx; x < Math.min(tx + TILE, w); x++) if (cur[row + x] !== prev[row + x]) { changed = true; break; }
+      const curHash = rowHashes(cur, w, hgt);
+      // A scroll goes as a copy of rows the server has; what still differs
+      // after it goes as an image.
+      const scroll = prev ? findScroll(prevHash, curHash) : null;
+      if (scroll) prev.copyWithin(scroll.to * w, scroll.from * w, (scroll.from + scroll.rows) * w);
+      // What changed since the last frame sent: for each run of tile rows
+      // with a changed tile, the box of its changed tiles (a clock in the
+      // corner and a scrolled-in strip at the bottom are two small boxes,
+      // not one the size of the screen).
+      const boxes = [];
+      if (!prev) boxes.push({ x0: 0, y0: 0, x1: w, y1: hgt }); else {
+        let box = null;
+        for (let ty = 0; ty < hgt; ty += TILE) {
+          let rx0 = w, rx1 = 0;
+          for (let tx = 0; tx < w; tx += TILE) {
+            let changed = false;
+            for (let y = ty; y < Math.min(ty + TILE, hgt) && !changed; y++) {
+              const row = y * w;
+              for (let x = tx; x < Math.min(tx + TILE, w); x++) if (cur[row + x] !== prev[row + x]) { changed = true; break; }
+            }
+            if (changed) { rx0 = Math.min(rx0, tx); rx1 = Math.max(rx1, Math.min(tx + TILE, w)); }
           }
-          if (changed) { x0 = Math.min(x0, tx); y0 = Math.min(y0, ty); x1 = Math.max(x1, Math.min(tx + TILE, w)); y1 = Math.max(y1, Math.min(ty + TILE, hgt)); }
+          if (rx1 > rx0) {
+            if (!box) { box = { x0: rx0, y0: ty, x1: rx1, y1: 0 }; boxes.push(box); }
+            box.x0 = Math.min(box.x0, rx0); box.x1 = Math.max(box.x1, rx1); box.y1 = Math.min(ty + TILE, hgt);
+          } else box = null;
         }
       }
       prev = cur;
-      if (x1 <= x0 || y1 <= y0) return; // nothing moved: the server sends the lossless picture
-      crop.width = x1 - x0; crop.height = y1 - y0;
-      crop.getContext('2d').drawImage(work, x0, y0, crop.width, crop.height, 0, 0, crop.width, crop.height);
-      const jpeg = await new Promise((r) => crop.toBlob(r, 'image/jpeg', 0.92));
-      ws.send(regionMessage(w, hgt, x0, y0, crop.width, crop.height, seq++, jpeg));
+      prevHash = curHash;
+      if (scroll) {
+        const src = new DataView(new ArrayBuffer(4));
+        src.setUint16(0, 0); src.setUint16(2, scroll.from);
+        ws.send(regionMessage(w, hgt, 0, scroll.to, w, scroll.rows, seq, src.buffer, { format: 3, last: !boxes.length }));
+        view.share.dataset.copies = String(Number(view.share.dataset.copies || 0) + 1);
+      }
+      if (!boxes.length) { if (scroll) view.share.dataset.sent = String(++seq); return; } // nothing moved: the server sends the lossless picture
+      for (let i = 0; i < boxes.length; i++) {
+        const b = boxes[i];
+        crop.width = b.x1 - b.x0; crop.height = b.y1 - b.y0;
+        crop.getContext('2d').drawImage(work, b.x0, b.y0, crop.width, crop.height, 0, 0, crop.width, crop.height);
+        const jpeg = await new Promise((r) => crop.toBlob(r, 'image/jpeg', 0.92));
+        ws.send(regionMessage(w, hgt, b.x0, b.y0, crop.width, crop.height, seq, jpeg, { last: i === boxes.length - 1 }));
+      }
+      seq++;
       view.share.dataset.sent = String(seq);
     } finally { busy = false; }
   }, 1000 / CAPTURE_FPS);
