@@ -9,8 +9,12 @@ import { chromium } from 'playwright-core';
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const WAIT_MS = 10000;
 
+// The meeting tests run a presenter and viewers as pages side by side:
+// a page behind another must keep its timers and animation frames.
 const ARGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-  '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  '--disable-background-timer-throttling', '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows'];
 
 /** Starts chromium with an empty profile; close() removes the profile. */
 export async function launchBrowser({ locale = 'en-US', viewport = { width: 1280, height: 900 } } = {}) {

@@ -142,13 +142,13 @@ describe('web meeting in the browser', () => {
     assert.ok(ink.light > 100000 && ink.dark > 1000, JSON.stringify(ink));
     probe.send({ type: 'stats' });
     const stats = await probe.type('stats', 5000);
-    assert.ok(stats.frames >= 5, JSON.stringify(stats));
+    assert.ok(stats.frames >= 20, JSON.stringify(stats));
     assert.ok(stats.encodes.high <= stats.frames);
     // The scroll went as copies from the presenter and as deltas to the
     // viewer, all of which it could paint.
     const copies = Number(await presenter.locator('#share').getAttribute('data-copies'));
     assert.ok(copies > 0, `the presenter sent ${copies} copies`);
-    await viewer.waitForFunction(() => Number(document.getElementById('screen').dataset.deltas) >= 3, null, { timeout: 20000 })
+    await viewer.waitForFunction(() => Number(document.getElementById('screen').dataset.deltas) >= 10, null, { timeout: 20000 })
       .catch(async (e) => { throw new Error(`${e.message}: ${JSON.stringify(await viewer.locator('#screen').evaluate((c) => ({ ...c.dataset })))}`); });
     assert.equal(await viewer.locator('#screen').getAttribute('data-bad-deltas'), null);
     // The picture stops moving: the lossless refresh is painted.
@@ -172,7 +172,7 @@ describe('web meeting in the browser', () => {
       return { format: window.lastLossy.format, same: diff(0), off: diff(4) };
     });
     assert.equal(cmp.format, '3', JSON.stringify(cmp));
-    assert.ok(cmp.same < 2.5 && cmp.off > cmp.same * 3, JSON.stringify(cmp));
+    assert.ok(cmp.same < 6 && cmp.off > cmp.same * 4, JSON.stringify(cmp));
     assert.deepEqual(browser.errors, []);
     await presenter.close();
     await viewer.close();

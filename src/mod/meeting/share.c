@@ -53,6 +53,8 @@
 #define UP_DWELL_MS 5000         /* ... and before going up */
 #define UP_HOLD_MS 3000          /* the better tier must stay affordable this long */
 #define NOTSENT_LOWAT (16 * 1024)
+#define CREDIBLE_BYTES (32 * 1024) /* a frame this large measures a link's rate, not its burst */
+#define CREDIBLE_MS 10
 #define START_ACKS 2             /* acknowledgements that place a new viewer's tier at once */
 
 static const double tier_ratio[SCREEN_TIERS] = {1.0, 0.64, 0.15, 2.5};
@@ -182,6 +184,7 @@ struct viewer {
   uint32_t tier_changes;
   double samples[SAMPLES];
   unsigned nsamples, next_sample;
+  bool samples_credible; /* the samples are from frames that measured the rate */
   inflight_t inflight[VIEWER_WINDOW];
   unsigned ninflight;
   uint64_t last_ack_ms, next_send_ms;
@@ -872,9 +875,19 @@ int share_viewer_ack(viewer_t *v, uint32_t frame, uint32_t decode_ms, char *err,
   uint64_t from = in.sent_ms > v->last_ack_ms ? in.sent_ms : v->last_ack_ms;
   double ms = (double)(now - from) - decode_ms;
   if (ms < 1) ms = 1;
-  v->samples[v->next_sample] = (double)in.bytes * 8 * 1000 / ms;
-  v->next_sample = (v->next_sample + 1) % SAMPLES;
-  if (v->nsamples < SAMPLES) v->nsamples++;
+  /* A small frame passes a shaper's bucket at once and says the link is
+   * as fast as the next hop: it counts only until a large frame, or one
+   * that waited behind another and still took a while, measured the rate. */
+  bool credible = in.bytes >= CREDIBLE_BYTES || (in.sent_ms < v->last_ack_ms && ms >= CREDIBLE_MS);
+  if (credible && !v->samples_credible) {
+    v->nsamples = v->next_sample = 0;
+    v->samples_credible = true;
+  }
+  if (credible || !v->samples_credible) {
+    v->samples[v->next_sample] = (double)in.bytes * 8 * 1000 / ms;
+    v->next_sample = (v->next_sample + 1) % SAMPLES;
+    if (v->nsamples < SAMPLES) v->nsamples++;
+  }
   v->last_ack_ms = now;
   v->acked++;
   choose_tier(v, now);
